@@ -1,0 +1,32 @@
+//! The tenant's rules as plain, synchronous Rust: seats, commit vs overage, customer
+//! restrictions, spend caps, leases and the charge ledger.
+//!
+//! Nothing here does I/O or reads a clock: every operation takes `now` and returns the
+//! records to persist ([`Effects`]); the actor persists them and replies. That keeps
+//! the rules unit-testable and the actor a thin shell.
+mod calendar;
+mod error;
+mod ledger;
+mod pool;
+mod state;
+mod views;
+
+pub use calendar::month_of;
+pub use error::DomainError;
+pub use ledger::{LedgerHead, chain_hash, verify_chain};
+pub use pool::{Limits, Pool};
+pub use state::{
+    BorrowRequest, Effects, Grant, ProvisionRequest, Returned, SettingsPatch, TenantEvent,
+    TenantEventKind, TenantState,
+};
+pub use views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals};
+
+/// Shortest lease a client may ask for.
+pub const MIN_LEASE_SECONDS: u32 = 30;
+/// Longest lease a client may ask for.
+pub const MAX_LEASE_SECONDS: u32 = 86_400;
+/// Lease length when neither the request nor the tenant says otherwise.
+pub const DEFAULT_LEASE_SECONDS: u32 = 3_600;
+
+#[cfg(test)]
+mod tests;

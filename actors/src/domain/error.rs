@@ -1,0 +1,95 @@
+use permetrix_storage::Money;
+use thiserror::Error;
+
+/// A rule said no. Each variant maps to one HTTP status and error code at the edge.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// No pool matches the tool name or product id.
+    #[error(
+        "no tool named '{0}' is provisioned for this tenant; GET /licenses/status lists the tools"
+    )]
+    UnknownTool(String),
+    /// Every seat the active limit allows is taken, and the pool has no overage.
+    #[error(
+        "all {limit} seats of '{tool}' are in use; retry later or borrow with wait_seconds to queue"
+    )]
+    NoSeats {
+        /// Tool name.
+        tool: String,
+        /// The active seat limit.
+        limit: u32,
+    },
+    /// The commit is used up and so is the overage allowance.
+    #[error(
+        "all {limit} seats of '{tool}' are in use, overage included (max_overage {max_overage}); retry later or ask the vendor for more"
+    )]
+    MaxOverageReached {
+        /// Tool name.
+        tool: String,
+        /// The active seat limit.
+        limit: u32,
+        /// The active overage allowance.
+        max_overage: u32,
+    },
+    /// The overage borrow would push month-to-date spend over the customer's cap.
+    #[error(
+        "an overage borrow of '{tool}' costs {price} and would push this month's overage spend ({spent}) above the cap of {cap}; raise or clear the cap with PUT /config/protection"
+    )]
+    SpendCapReached {
+        /// Tool name.
+        tool: String,
+        /// Charge the borrow would book.
+        price: Money,
+        /// Month-to-date overage spend.
+        spent: Money,
+        /// The cap.
+        cap: Money,
+    },
+    /// The user already holds as many seats of the tool as allowed.
+    #[error(
+        "user '{user}' already holds {max} seat(s) of '{tool}', the per-user limit; return one first"
+    )]
+    UserLimitReached {
+        /// Tool name.
+        tool: String,
+        /// User.
+        user: String,
+        /// The limit.
+        max: u32,
+    },
+    /// The borrow id names no active borrow (returned, expired or never issued).
+    #[error("no active borrow has this id; it was returned, expired, or never issued")]
+    UnknownBorrow,
+    /// The package is suspended, revoked, or outside its validity window.
+    #[error(
+        "the license package for '{tool}' is {why}; borrows are refused until the vendor reactivates it"
+    )]
+    PackageInactive {
+        /// Tool name.
+        tool: String,
+        /// Human reason.
+        why: String,
+    },
+    /// A customer restriction above the vendor's limit.
+    #[error(
+        "{field} {requested} exceeds the vendor's limit of {limit} for '{tool}'; customers may only lower limits"
+    )]
+    ExceedsVendorLimit {
+        /// Tool name.
+        tool: String,
+        /// Which limit.
+        field: &'static str,
+        /// Asked for.
+        requested: u32,
+        /// Vendor's limit.
+        limit: u32,
+    },
+    /// The tenant already has a package for this product.
+    #[error(
+        "tenant already has a package for product '{0}'; change it with PATCH /api/vendor/packages/{{package_id}}"
+    )]
+    PackageExists(String),
+    /// The request is well-formed but violates a rule of the domain.
+    #[error("{0}")]
+    Invalid(String),
+}

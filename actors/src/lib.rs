@@ -1,0 +1,2 @@
+//! Tenant actors for permetrix.
+pub mod domain;

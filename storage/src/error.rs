@@ -1,0 +1,48 @@
+use thiserror::Error;
+
+/// Everything that can go wrong below the [`crate::Store`] trait.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The backend failed to read or write; the string says what was being done.
+    #[error("storage I/O failed while {context}: {source}")]
+    Io {
+        /// What the store was doing.
+        context: String,
+        /// The backend error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value could not be decoded.
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
+    /// An insert found the key already present.
+    #[error("{table} '{key}' already exists")]
+    AlreadyExists {
+        /// Table name.
+        table: &'static str,
+        /// The conflicting key.
+        key: String,
+    },
+    /// The flush that should have made a write durable failed; the write is not
+    /// acknowledged.
+    #[error("durable flush failed: {0}")]
+    FlushFailed(String),
+    /// The store is shutting down and accepts no more writes.
+    #[error("the store is shutting down")]
+    ShuttingDown,
+    /// The data directory is not a permetrix store (or of a newer format).
+    #[error("{0}")]
+    Foreign(String),
+}
+
+impl StorageError {
+    pub(crate) fn io(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StorageError::Io {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+}

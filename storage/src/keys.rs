@@ -1,0 +1,67 @@
+//! Key layout of the `tenant_state` tree: `<tenant_id> 0x00 <kind> <id>`.
+//!
+//! Tenant ids never contain 0x00, so one tenant's prefix never matches another's
+//! (`acme\0` vs `acme-2\0`).
+use crate::TenantId;
+
+pub(crate) const PACKAGE: u8 = b'P';
+pub(crate) const LEASE: u8 = b'L';
+pub(crate) const CHARGE: u8 = b'C';
+pub(crate) const SETTINGS: u8 = b'S';
+pub(crate) const RESTRICTION: u8 = b'R';
+pub(crate) const SPEND: u8 = b'M';
+
+/// `<tenant> 0x00`
+pub(crate) fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(tenant.as_str().len() + 24);
+    k.extend_from_slice(tenant.as_str().as_bytes());
+    k.push(0);
+    k
+}
+
+/// `<tenant> 0x00 <kind>`
+pub(crate) fn kind_prefix(tenant: &TenantId, kind: u8) -> Vec<u8> {
+    let mut k = tenant_prefix(tenant);
+    k.push(kind);
+    k
+}
+
+/// `<tenant> 0x00 <kind> <id>`
+pub(crate) fn key(tenant: &TenantId, kind: u8, id: &[u8]) -> Vec<u8> {
+    let mut k = kind_prefix(tenant, kind);
+    k.extend_from_slice(id);
+    k
+}
+
+/// Charges are keyed by big-endian sequence number so that key order is ledger order.
+pub(crate) fn charge(tenant: &TenantId, seq: u64) -> Vec<u8> {
+    key(tenant, CHARGE, &seq.to_be_bytes())
+}
+
+/// Spend counters: `<product_id> 0x00 <month be>`.
+pub(crate) fn spend(tenant: &TenantId, product_id: &str, month: u32) -> Vec<u8> {
+    let mut id = Vec::with_capacity(product_id.len() + 5);
+    id.extend_from_slice(product_id.as_bytes());
+    id.push(0);
+    id.extend_from_slice(&month.to_be_bytes());
+    key(tenant, SPEND, &id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_of_similar_tenants_do_not_overlap() {
+        let a = TenantId::parse("acme").unwrap();
+        let b = TenantId::parse("acme-2").unwrap();
+        assert!(!key(&b, LEASE, b"x").starts_with(&tenant_prefix(&a)));
+    }
+
+    #[test]
+    fn charge_keys_sort_by_sequence() {
+        let t = TenantId::parse("t").unwrap();
+        assert!(charge(&t, 2) < charge(&t, 10));
+        assert!(charge(&t, 255) < charge(&t, 256));
+    }
+}

@@ -1,0 +1,55 @@
+//! Storage for permetrix.
+//!
+//! This crate owns everything that touches the disk and nothing that knows about HTTP
+//! or actors. Its public surface is small:
+//!
+//! - [`Store`] — the backend trait: load one tenant's records, append a batch of one
+//!   tenant's mutations durably, read and write platform records. [`SledStore`] is the
+//!   embedded implementation; a replicated SQL backend can implement the same trait.
+//! - [`records`] — the versioned record types (`serde` + `bincode`, one schema version
+//!   byte in front of every value, see [`codec`]).
+//! - [`Durable`] — the ticket a mutation returns: awaiting it resolves once the write is
+//!   on disk. In strict mode many tenants' writes share one flush + fsync
+//!   ([`group_commit`]); awaiting never blocks the thread that wrote.
+//! - [`Platform`] — typed access to the platform tables (vendors, tenants, API keys,
+//!   package index, metadata).
+//!
+//! # Layout (sled)
+//!
+//! - tree `tenant_state`: every tenant's records under the key prefix
+//!   `<tenant_id> 0x00 <kind byte> <id>`; one tenant's mutations are applied with one
+//!   atomic `apply_batch`. The overage ledger (kind `C`, keyed by a big-endian sequence
+//!   number) is append-only: no code path deletes or rewrites a charge.
+//! - one tree per platform table ([`Table`]).
+//! - tree `meta`: the format marker that identifies a permetrix data directory.
+//!
+//! # Invariants
+//!
+//! - A [`Durable`] resolves `Ok` only after the write it belongs to has been flushed
+//!   and the database file has been `fsync`ed (strict mode). sled's own `flush()` uses
+//!   `sync_file_range` on Linux, which does not flush drive caches or metadata, so the
+//!   flusher calls `sync_all` on the database file itself.
+//! - Restart rebuilds exactly what was acknowledged: [`Store::load_tenant`] returns every
+//!   record of a tenant, and the ledger head needed to continue its hash chain.
+#![warn(missing_docs)]
+
+pub mod codec;
+mod error;
+pub mod group_commit;
+mod ids;
+mod keys;
+mod money;
+mod platform;
+pub mod records;
+mod sled_store;
+mod store;
+mod timestamp;
+
+pub use error::StorageError;
+pub use group_commit::{Durability, Durable, FlushObserver, FlushReport};
+pub use ids::{BorrowId, IdError, KeyId, PackageId, TenantId, VendorId};
+pub use money::{Money, MoneyError};
+pub use platform::Platform;
+pub use sled_store::{SledConfig, SledStore};
+pub use store::{PlatformOp, Store, Table, TenantMutation, TenantRecords};
+pub use timestamp::Timestamp;

@@ -1,0 +1,297 @@
+//! The record types stored by permetrix, current schema version of each.
+//!
+//! Field order is part of the format (bincode is positional): never reorder or
+//! retype a field of a released version. To change a record, add a new struct version,
+//! bump `VERSION`, and decode the old one in [`Record::upgrade`]; keep a fixture of the
+//! old encoding under `storage/tests/fixtures`.
+use crate::codec::Record;
+use crate::{BorrowId, Money, Timestamp};
+use serde::{Deserialize, Serialize};
+
+macro_rules! record {
+    ($ty:ty, $name:literal, version = $version:literal) => {
+        impl Record for $ty {
+            const NAME: &'static str = $name;
+            const VERSION: u8 = $version;
+        }
+    };
+}
+
+/// Whether a platform entity is live or soft-deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lifecycle {
+    /// In service.
+    Active,
+    /// Soft-deleted: kept for audit, refused everywhere.
+    Deleted,
+}
+
+/// A secret encrypted with the server's sealing key (nonce + AEAD ciphertext).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSecret {
+    /// AEAD nonce.
+    pub nonce: Vec<u8>,
+    /// Ciphertext including the authentication tag.
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedSecret(..)")
+    }
+}
+
+/// A vendor of licensed tools.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VendorRecord {
+    /// Vendor id (also the portal user name).
+    pub vendor_id: String,
+    /// Display name.
+    pub vendor_name: String,
+    /// Contact address, if given.
+    pub contact_email: Option<String>,
+    /// Digest of the vendor API key's secret (`pmx_v_<vendor>_<secret>`).
+    pub api_key_digest: [u8; 32],
+    /// The request-signing secret, sealed.
+    pub signing_secret: SealedSecret,
+    /// The previous signing secret and until when it still verifies (rotation overlap).
+    pub previous_signing_secret: Option<(SealedSecret, Timestamp)>,
+    /// argon2id PHC string of the portal password, if one was set.
+    pub password_hash: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Live or soft-deleted.
+    pub lifecycle: Lifecycle,
+}
+record!(VendorRecord, "vendor", version = 1);
+
+/// A tenant (a vendor's customer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    /// Tenant id (its subdomain label).
+    pub tenant_id: String,
+    /// The vendor that created the tenant.
+    pub vendor_id: String,
+    /// Company name.
+    pub company_name: String,
+    /// The customer's own domain, informational.
+    pub domain: Option<String>,
+    /// The vendor's CRM reference.
+    pub crm_id: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Live or soft-deleted.
+    pub lifecycle: Lifecycle,
+}
+record!(TenantRecord, "tenant", version = 1);
+
+/// What a tenant API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// Borrow, return, heartbeat and read status.
+    Borrow,
+    /// Everything `Borrow` may, plus configuration, keys and users.
+    Admin,
+}
+
+/// A tenant API key (`pmx_t_<tenant>_<key_id>_<secret>`); only a digest of the secret
+/// is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// Key id.
+    pub key_id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Human label.
+    pub name: String,
+    /// Permission.
+    pub scope: Scope,
+    /// Digest of the secret part.
+    pub digest: [u8; 32],
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Set when revoked; a revoked key is refused at once.
+    pub revoked_at: Option<Timestamp>,
+    /// Optional expiry.
+    pub expires_at: Option<Timestamp>,
+}
+record!(ApiKeyRecord, "api key", version = 1);
+
+/// Where a package lives (the package itself is tenant state).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageIndexRecord {
+    /// Package id.
+    pub package_id: String,
+    /// Tenant that holds the package.
+    pub tenant_id: String,
+    /// Vendor that provisioned it.
+    pub vendor_id: String,
+}
+record!(PackageIndexRecord, "package index entry", version = 1);
+
+/// The operator token's argon2id hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminTokenRecord {
+    /// PHC string.
+    pub hash: String,
+    /// When it was set.
+    pub set_at: Timestamp,
+}
+record!(AdminTokenRecord, "operator token", version = 1);
+
+/// Marks a directory as a permetrix store and names its format.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormatRecord {
+    /// Always `permetrix`.
+    pub magic: String,
+    /// Store layout version.
+    pub layout: u32,
+    /// When the store was created.
+    pub created_at: Timestamp,
+}
+record!(FormatRecord, "format marker", version = 1);
+
+/// Package state set by the vendor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PackageStatus {
+    /// Borrows allowed (within the validity window).
+    Active,
+    /// Temporarily refused; existing leases run out.
+    Suspended,
+    /// Permanently refused; existing leases run out.
+    Revoked,
+}
+
+/// A license pool provisioned by a vendor to a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageRecord {
+    /// Package id.
+    pub package_id: String,
+    /// Provisioning vendor (whose signing secret signs borrows of this tool).
+    pub vendor_id: String,
+    /// Product id (a borrow may name the tool by id or by name).
+    pub product_id: String,
+    /// Product (tool) name.
+    pub product_name: String,
+    /// Seats in total (`commit_qty + max_overage`).
+    pub total: u32,
+    /// Prepaid seats.
+    pub commit_qty: u32,
+    /// Seats allowed beyond the commit, each borrow of which is charged.
+    pub max_overage: u32,
+    /// Price of the commit block.
+    pub commit_price: Money,
+    /// Charge booked per overage borrow.
+    pub overage_price: Money,
+    /// Vendor's CRM opportunity reference.
+    pub crm_opportunity_id: Option<String>,
+    /// Borrows refused before this instant.
+    pub valid_from: Option<Timestamp>,
+    /// Borrows refused from this instant.
+    pub valid_until: Option<Timestamp>,
+    /// Vendor-set status.
+    pub status: PackageStatus,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+record!(PackageRecord, "package", version = 1);
+
+/// An active borrow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// Borrow id.
+    pub id: BorrowId,
+    /// Product id of the pool it holds a seat of.
+    pub product_id: String,
+    /// Who borrowed.
+    pub user: String,
+    /// When granted.
+    pub borrowed_at: Timestamp,
+    /// When it lapses unless heartbeated.
+    pub lease_expires_at: Timestamp,
+    /// Lease length granted; each heartbeat extends the lease by this much.
+    pub lease_seconds: u32,
+    /// Whether the seat is beyond the commit.
+    pub is_overage: bool,
+}
+record!(LeaseRecord, "lease", version = 1);
+
+/// One booked overage charge. Append-only; `hash` chains it to the previous charge of
+/// the tenant so that either side can detect a rewritten ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeRecord {
+    /// Position in the tenant's ledger, from 1.
+    pub seq: u64,
+    /// Charge id.
+    pub id: String,
+    /// Product id charged.
+    pub product_id: String,
+    /// Product name at booking time.
+    pub product_name: String,
+    /// The borrow that caused it.
+    pub borrow_id: BorrowId,
+    /// Who borrowed.
+    pub user: String,
+    /// Booking time.
+    pub charged_at: Timestamp,
+    /// Amount.
+    pub amount: Money,
+    /// `hash` of the previous charge (zeros for the first).
+    pub prev_hash: [u8; 32],
+    /// SHA-256 over this charge's fields and `prev_hash`.
+    pub hash: [u8; 32],
+}
+record!(ChargeRecord, "overage charge", version = 1);
+
+/// Which request signatures a tenant requires on borrow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignaturePolicy {
+    /// No signature required.
+    Off,
+    /// v1 or v2 signatures accepted.
+    V1,
+    /// Only v2 signatures accepted.
+    V2,
+}
+
+/// Tenant-wide settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsRecord {
+    /// Signature requirement on borrow.
+    pub signature_policy: SignaturePolicy,
+    /// Lease length when a borrow asks for none.
+    pub default_lease_seconds: u32,
+    /// Whether the status endpoints answer requests without credentials.
+    pub anonymous_status: bool,
+}
+record!(SettingsRecord, "tenant settings", version = 1);
+
+/// Customer-set restrictions on one pool (each `None` = the vendor's limit applies).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestrictionRecord {
+    /// Product id.
+    pub product_id: String,
+    /// Lower seat total.
+    pub total: Option<u32>,
+    /// Lower overage allowance.
+    pub max_overage: Option<u32>,
+    /// Monthly overage spend cap.
+    pub max_spend: Option<Money>,
+    /// Seats one user may hold at once.
+    pub max_per_user: Option<u32>,
+}
+record!(RestrictionRecord, "restriction", version = 1);
+
+/// Month-to-date overage spend of one pool, updated in the same write as each charge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendRecord {
+    /// Product id.
+    pub product_id: String,
+    /// UTC month as `yyyy * 100 + mm`.
+    pub month: u32,
+    /// Sum of charges booked this month.
+    pub overage_cost: Money,
+    /// Number of charges booked this month.
+    pub overage_count: u64,
+}
+record!(SpendRecord, "spend counter", version = 1);

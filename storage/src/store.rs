@@ -1,0 +1,198 @@
+use crate::codec::{self, Record};
+use crate::records::{
+    ChargeRecord, LeaseRecord, PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord,
+};
+use crate::{BorrowId, Durability, Durable, StorageError, TenantId};
+
+/// The storage backend. Everything above `storage` talks to this trait, never to sled,
+/// so that a replicated backend (one owner per tenant, fenced by an epoch) can replace
+/// the embedded store without touching the actors.
+pub trait Store: Send + Sync + 'static {
+    /// Reads every record of one tenant: what an actor needs to rebuild its state.
+    fn load_tenant(&self, tenant: &TenantId) -> Result<TenantRecords, StorageError>;
+
+    /// Applies one tenant's mutations atomically. They are visible to readers at once;
+    /// the returned ticket resolves once they are durable.
+    fn append(
+        &self,
+        tenant: &TenantId,
+        mutations: &[TenantMutation],
+    ) -> Result<Durable, StorageError>;
+
+    /// Reads a tenant's ledger in order, starting after sequence number `after_seq`,
+    /// at most `limit` charges.
+    fn charges(
+        &self,
+        tenant: &TenantId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ChargeRecord>, StorageError>;
+
+    /// Reads one platform record.
+    fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Reads every platform record of `table` whose key starts with `prefix`, in key
+    /// order.
+    fn platform_scan(
+        &self,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
+
+    /// Applies platform writes atomically (all or none); an [`PlatformOp::Insert`] on an
+    /// existing key fails the whole batch with [`StorageError::AlreadyExists`].
+    fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError>;
+
+    /// The durability mode writes are acknowledged under.
+    fn durability(&self) -> Durability;
+
+    /// Flushes and syncs everything written so far and stops accepting writes.
+    fn shutdown(&self) -> Result<(), StorageError>;
+}
+
+/// A platform table (one sled tree each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// `vendor_id` → [`crate::records::VendorRecord`].
+    Vendors,
+    /// `tenant_id` → [`crate::records::TenantRecord`].
+    Tenants,
+    /// `vendor_id/tenant_id` → empty: the vendor's customers.
+    VendorTenants,
+    /// `tenant_id/key_id` → [`crate::records::ApiKeyRecord`].
+    ApiKeys,
+    /// `package_id` → [`crate::records::PackageIndexRecord`].
+    Packages,
+    /// Named singletons (operator token hash, …).
+    Meta,
+}
+
+impl Table {
+    /// Every table, in a fixed order.
+    pub const ALL: [Table; 6] = [
+        Table::Vendors,
+        Table::Tenants,
+        Table::VendorTenants,
+        Table::ApiKeys,
+        Table::Packages,
+        Table::Meta,
+    ];
+
+    /// The table's name (sled tree name, error messages).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Vendors => "vendors",
+            Table::Tenants => "tenants",
+            Table::VendorTenants => "vendor_tenants",
+            Table::ApiKeys => "api_keys",
+            Table::Packages => "packages",
+            Table::Meta => "platform_meta",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Table::Vendors => 0,
+            Table::Tenants => 1,
+            Table::VendorTenants => 2,
+            Table::ApiKeys => 3,
+            Table::Packages => 4,
+            Table::Meta => 5,
+        }
+    }
+}
+
+/// One platform write.
+#[derive(Clone, Debug)]
+pub enum PlatformOp {
+    /// Insert or overwrite.
+    Put {
+        /// Table.
+        table: Table,
+        /// Key.
+        key: String,
+        /// Encoded value.
+        value: Vec<u8>,
+    },
+    /// Insert; the batch fails if the key exists.
+    Insert {
+        /// Table.
+        table: Table,
+        /// Key.
+        key: String,
+        /// Encoded value.
+        value: Vec<u8>,
+    },
+    /// Remove (no error if absent).
+    Delete {
+        /// Table.
+        table: Table,
+        /// Key.
+        key: String,
+    },
+}
+
+impl PlatformOp {
+    /// Insert or overwrite `record` under `key`.
+    pub fn put<R: Record>(table: Table, key: impl Into<String>, record: &R) -> Self {
+        PlatformOp::Put {
+            table,
+            key: key.into(),
+            value: codec::encode(record),
+        }
+    }
+
+    /// Insert `record` under `key`, failing if it exists.
+    pub fn insert<R: Record>(table: Table, key: impl Into<String>, record: &R) -> Self {
+        PlatformOp::Insert {
+            table,
+            key: key.into(),
+            value: codec::encode(record),
+        }
+    }
+
+    /// Insert an empty marker (index entries).
+    pub fn mark(table: Table, key: impl Into<String>) -> Self {
+        PlatformOp::Put {
+            table,
+            key: key.into(),
+            value: Vec::new(),
+        }
+    }
+}
+
+/// One change to a tenant's durable state.
+#[derive(Clone, Debug)]
+pub enum TenantMutation {
+    /// Create or replace a package.
+    PutPackage(PackageRecord),
+    /// Record an active borrow (also used to extend its lease).
+    PutLease(LeaseRecord),
+    /// Remove an active borrow (returned or expired).
+    DeleteLease(BorrowId),
+    /// Append a charge to the ledger (never overwrites: the sequence number is new).
+    AppendCharge(ChargeRecord),
+    /// Replace the tenant's settings.
+    PutSettings(SettingsRecord),
+    /// Replace the restriction of one pool.
+    PutRestriction(RestrictionRecord),
+    /// Replace one pool's spend counter for one month.
+    PutSpend(SpendRecord),
+}
+
+/// Everything stored for one tenant, as loaded at activation.
+#[derive(Clone, Debug, Default)]
+pub struct TenantRecords {
+    /// Packages (pools).
+    pub packages: Vec<PackageRecord>,
+    /// Active borrows.
+    pub leases: Vec<LeaseRecord>,
+    /// Settings, if ever changed from the defaults.
+    pub settings: Option<SettingsRecord>,
+    /// Customer restrictions.
+    pub restrictions: Vec<RestrictionRecord>,
+    /// Spend counters (all months).
+    pub spend: Vec<SpendRecord>,
+    /// The last charge in the ledger, to continue the hash chain.
+    pub ledger_head: Option<ChargeRecord>,
+}
