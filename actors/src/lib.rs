@@ -1,2 +1,48 @@
 //! Tenant actors for permetrix.
+//!
+//! One supervised actix actor per tenant owns that tenant's state: pools, active
+//! leases, settings, restrictions, spend counters and the head of its charge ledger.
+//! Nothing else mutates them. The HTTP layer talks to this crate through a
+//! [`Registry`] handle and typed messages ([`messages`]); no actix type leaves the crate.
+//!
+//! # Layout
+//!
+//! - [`domain`] — the rules as plain Rust (no I/O, `now` passed in), unit- and
+//!   property-tested.
+//! - `tenant_actor` — the actor: message in → domain → write → reply once durable.
+//!   Panics are caught at the handler boundary; the supervisor restarts the actor and
+//!   it reloads its state from storage.
+//! - [`registry`] — tenant id → actor address in a `DashMap`; activation on first use,
+//!   per-tenant admission (a semaphore whose permit travels with the message: a full
+//!   mailbox is refused, never queued without bound).
+//! - [`placement`] — which node owns a tenant (always this one today) and which arbiter
+//!   thread hosts it (fixed by hash).
+//! - `fanout` — concurrent snapshots of many tenants with a deadline.
+//!
+//! # Invariants
+//!
+//! - A reply that reports a mutation is sent only after the mutation is durable
+//!   (the store's ticket resolved); the actor keeps serving other messages meanwhile.
+//! - If a write fails, the actor's memory may be ahead of the store, so it restarts and
+//!   reloads: memory never stays ahead of disk.
+//! - Different tenants never share a lock on the borrow path.
+#![warn(missing_docs)]
+
+pub mod clock;
 pub mod domain;
+mod error;
+mod fanout;
+pub mod messages;
+pub mod metrics;
+pub mod placement;
+pub mod registry;
+mod tenant_actor;
+mod view;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::TenantError;
+pub use registry::{MailboxStats, Registry, RegistryConfig};
+pub use view::TenantView;
+
+#[cfg(test)]
+mod tests;

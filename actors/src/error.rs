@@ -1,0 +1,32 @@
+use std::time::Duration;
+
+use permetrix_storage::StorageError;
+use thiserror::Error;
+
+use crate::domain::DomainError;
+
+/// Why a message to a tenant produced no reply of its own.
+#[derive(Debug, Error)]
+pub enum TenantError {
+    /// No live tenant has this id. Nothing was activated.
+    #[error("no tenant with this id")]
+    UnknownTenant,
+    /// A rule refused the operation.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The tenant's mailbox is full; retry after the given delay.
+    #[error("tenant is busy: its mailbox is full; retry in {} s", retry_after.as_secs().max(1))]
+    Overloaded {
+        /// Suggested back-off.
+        retry_after: Duration,
+    },
+    /// The actor is restarting or stopped; the request was not applied.
+    #[error("tenant actor unavailable: {0}")]
+    Unavailable(&'static str),
+    /// The write could not be made durable; the request is not acknowledged.
+    #[error("storage unavailable: {0}")]
+    Storage(#[from] StorageError),
+    /// The tenant did not answer before the deadline.
+    #[error("tenant did not answer within the deadline")]
+    Timeout,
+}

@@ -1,0 +1,274 @@
+//! The messages a tenant actor understands. Each is a verb with a typed reply; its
+//! handler applies a domain operation, persists the effects and replies once they are
+//! durable.
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use permetrix_storage::records::{PackageRecord, SettingsRecord};
+use permetrix_storage::{BorrowId, Store, Timestamp};
+
+use crate::TenantError;
+use crate::domain::{
+    BorrowRequest, Effects, Grant, LeaseView, ProvisionRequest, Returned, SettingsPatch,
+    TenantEvent, TenantSnapshot, TenantState, ToolStatus,
+};
+use crate::tenant_actor::TenantShared;
+
+/// A message to a tenant actor.
+pub trait TenantMessage: Send + 'static {
+    /// The reply on success.
+    type Reply: Send + 'static;
+    /// Label for the message-duration metric.
+    const KIND: &'static str;
+    /// Applies the message to the tenant's state. Runs inside the actor, one message at
+    /// a time; must not block.
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<Self::Reply>;
+}
+
+/// The result of handling a message: ready now, or once a write is durable.
+pub struct Reply<R>(pub(crate) ReplyInner<R>);
+
+pub(crate) enum ReplyInner<R> {
+    Ready(Result<R, TenantError>),
+    Later(Pin<Box<dyn Future<Output = Result<R, TenantError>>>>),
+}
+
+impl<R> Reply<R> {
+    /// A reply available now.
+    pub fn ready(result: Result<R, TenantError>) -> Self {
+        Reply(ReplyInner::Ready(result))
+    }
+
+    /// A reply computed by a future that runs on the actor's arbiter, outside the
+    /// actor's message loop.
+    pub fn later(fut: impl Future<Output = Result<R, TenantError>> + 'static) -> Self {
+        Reply(ReplyInner::Later(Box::pin(fut)))
+    }
+}
+
+impl<R, E: Into<TenantError>> From<Result<R, E>> for Reply<R> {
+    fn from(result: Result<R, E>) -> Self {
+        Reply::ready(result.map_err(Into::into))
+    }
+}
+
+/// What a handler may touch: the state, the time, and the way to persist.
+pub struct TenantCx<'a> {
+    pub(crate) state: &'a mut TenantState,
+    pub(crate) now: Timestamp,
+    pub(crate) store: &'a Arc<dyn Store>,
+    pub(crate) shared: &'a Arc<TenantShared>,
+    /// A write failed: the actor must reload its state from storage.
+    pub(crate) poisoned: bool,
+    /// Settings or pools changed: republish the edge view.
+    pub(crate) view_changed: bool,
+}
+
+impl TenantCx<'_> {
+    /// The tenant's state.
+    pub fn state(&mut self) -> &mut TenantState {
+        self.state
+    }
+
+    /// The time this message is handled at.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The store (reads that are not part of the state, such as the ledger).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.store
+    }
+
+    /// Marks settings or pools as changed, so the edge view is republished.
+    pub fn view_changed(&mut self) {
+        self.view_changed = true;
+    }
+
+    /// Publishes an event now (for events that change no state, such as denials).
+    pub fn publish(&self, event: TenantEvent) {
+        self.shared.publish(event);
+    }
+
+    /// Persists `effects` and replies `reply` once they are durable, without holding
+    /// the mailbox. If the write fails, the state in memory is ahead of the store:
+    /// the actor reloads from storage and the caller gets a storage error.
+    pub fn commit<R: 'static>(&mut self, effects: Effects, reply: R) -> Reply<R> {
+        if effects.mutations.is_empty() {
+            for e in effects.events {
+                self.shared.publish(e);
+            }
+            return Reply::ready(Ok(reply));
+        }
+        match self.store.append(self.shared.tenant(), &effects.mutations) {
+            Err(e) => {
+                tracing::error!(tenant = %self.shared.tenant(), error = %e, "tenant write failed; reloading state");
+                self.poisoned = true;
+                Reply::ready(Err(TenantError::Storage(e)))
+            }
+            Ok(durable) => {
+                let shared = Arc::clone(self.shared);
+                Reply::later(async move {
+                    durable.wait().await?;
+                    for e in effects.events {
+                        shared.publish(e);
+                    }
+                    Ok(reply)
+                })
+            }
+        }
+    }
+}
+
+/// Borrow a seat.
+#[derive(Debug)]
+pub struct Borrow(pub BorrowRequest);
+
+impl TenantMessage for Borrow {
+    type Reply = Grant;
+    const KIND: &'static str = "borrow";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<Grant> {
+        let now = cx.now;
+        match cx.state.borrow(&self.0, now) {
+            Ok((grant, effects)) => cx.commit(effects, grant),
+            Err(e) => {
+                cx.publish(cx.state.denied_event(&self.0, denial_code(&e), now));
+                Reply::ready(Err(e.into()))
+            }
+        }
+    }
+}
+
+/// The error code of a refused borrow (the `reason` of denied events).
+pub fn denial_code(e: &crate::domain::DomainError) -> &'static str {
+    use crate::domain::DomainError as D;
+    match e {
+        D::UnknownTool(_) => "unknown_tool",
+        D::NoSeats { .. } => "no_seats",
+        D::MaxOverageReached { .. } => "max_overage_reached",
+        D::SpendCapReached { .. } => "spend_cap_reached",
+        D::UserLimitReached { .. } => "user_limit_reached",
+        D::UnknownBorrow => "unknown_borrow",
+        D::PackageInactive { .. } => "package_inactive",
+        D::ExceedsVendorLimit { .. } => "exceeds_vendor_limit",
+        D::PackageExists(_) => "package_exists",
+        D::Invalid(_) => "invalid_request",
+    }
+}
+
+/// Return a seat.
+#[derive(Debug)]
+pub struct Return(pub BorrowId);
+
+impl TenantMessage for Return {
+    type Reply = Returned;
+    const KIND: &'static str = "return";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<Returned> {
+        let now = cx.now;
+        match cx.state.return_lease(self.0, now) {
+            Ok((returned, effects)) => cx.commit(effects, returned),
+            Err(e) => Reply::ready(Err(e.into())),
+        }
+    }
+}
+
+/// Extend a lease.
+#[derive(Debug)]
+pub struct Heartbeat(pub BorrowId);
+
+impl TenantMessage for Heartbeat {
+    type Reply = LeaseView;
+    const KIND: &'static str = "heartbeat";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<LeaseView> {
+        let now = cx.now;
+        match cx.state.heartbeat(self.0, now) {
+            Ok((view, effects)) => cx.commit(effects, view),
+            Err(e) => Reply::ready(Err(e.into())),
+        }
+    }
+}
+
+/// Status of one tool (`Some`) or all tools.
+#[derive(Debug)]
+pub struct Status(pub Option<String>);
+
+impl TenantMessage for Status {
+    type Reply = Vec<ToolStatus>;
+    const KIND: &'static str = "status";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<Vec<ToolStatus>> {
+        cx.state.status(self.0.as_deref(), cx.now).into()
+    }
+}
+
+/// Active borrows, newest first, optionally of one user.
+#[derive(Debug)]
+pub struct ListBorrows(pub Option<String>);
+
+impl TenantMessage for ListBorrows {
+    type Reply = Vec<LeaseView>;
+    const KIND: &'static str = "list_borrows";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<Vec<LeaseView>> {
+        Reply::ready(Ok(cx.state.borrows(self.0.as_deref())))
+    }
+}
+
+/// Create a pool from a vendor's package.
+#[derive(Debug)]
+pub struct Provision(pub ProvisionRequest);
+
+impl TenantMessage for Provision {
+    type Reply = PackageRecord;
+    const KIND: &'static str = "provision";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<PackageRecord> {
+        match cx.state.provision(self.0) {
+            Ok((package, effects)) => {
+                cx.view_changed();
+                cx.commit(effects, package)
+            }
+            Err(e) => Reply::ready(Err(e.into())),
+        }
+    }
+}
+
+/// Read settings.
+#[derive(Debug)]
+pub struct GetSettings;
+
+impl TenantMessage for GetSettings {
+    type Reply = SettingsRecord;
+    const KIND: &'static str = "get_settings";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<SettingsRecord> {
+        Reply::ready(Ok(cx.state.settings().clone()))
+    }
+}
+
+/// Change settings.
+#[derive(Debug)]
+pub struct UpdateSettings(pub SettingsPatch);
+
+impl TenantMessage for UpdateSettings {
+    type Reply = SettingsRecord;
+    const KIND: &'static str = "update_settings";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<SettingsRecord> {
+        match cx.state.update_settings(self.0) {
+            Ok((settings, effects)) => {
+                cx.view_changed();
+                cx.commit(effects, settings)
+            }
+            Err(e) => Reply::ready(Err(e.into())),
+        }
+    }
+}
+
+/// Live counts, for fan-out queries.
+#[derive(Debug)]
+pub struct Snapshot;
+
+impl TenantMessage for Snapshot {
+    type Reply = TenantSnapshot;
+    const KIND: &'static str = "snapshot";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<TenantSnapshot> {
+        Reply::ready(Ok(cx.state.snapshot(cx.now)))
+    }
+}

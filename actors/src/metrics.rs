@@ -1,0 +1,40 @@
+//! The actor layer's metric hooks. The HTTP crate implements them with Prometheus;
+//! this crate only calls them, so it stays free of any metrics library.
+use std::sync::Arc;
+use std::time::Duration;
+
+use permetrix_storage::TenantId;
+
+/// Creates the per-tenant metric handles when a tenant is activated, so that the hot
+/// path never looks up labels.
+pub trait ActorMetrics: Send + Sync + 'static {
+    /// Handles for one tenant.
+    fn for_tenant(&self, tenant: &TenantId) -> Arc<dyn TenantMetrics>;
+}
+
+/// One tenant's metric handles.
+pub trait TenantMetrics: Send + Sync + 'static {
+    /// A message of `kind` was handled in `elapsed` (actor time, excluding the wait
+    /// for durability).
+    fn message_handled(&self, kind: &'static str, elapsed: Duration);
+    /// The actor was restarted by its supervisor.
+    fn restarted(&self);
+    /// A message was refused because the mailbox was full.
+    fn rejected(&self);
+}
+
+/// Metrics that go nowhere (tests, tools).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoMetrics;
+
+impl ActorMetrics for NoMetrics {
+    fn for_tenant(&self, _: &TenantId) -> Arc<dyn TenantMetrics> {
+        Arc::new(NoMetrics)
+    }
+}
+
+impl TenantMetrics for NoMetrics {
+    fn message_handled(&self, _: &'static str, _: Duration) {}
+    fn restarted(&self) {}
+    fn rejected(&self) {}
+}
