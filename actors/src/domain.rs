@@ -19,7 +19,7 @@ pub use state::{
     BorrowRequest, Effects, Grant, ProvisionRequest, Returned, SettingsPatch, TenantEvent,
     TenantEventKind, TenantState,
 };
-pub use views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals};
+pub use views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals, rfc3339};
 
 /// Shortest lease a client may ask for.
 pub const MIN_LEASE_SECONDS: u32 = 30;

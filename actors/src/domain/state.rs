@@ -612,5 +612,7 @@ fn tool_status(pool: &Pool, now: Timestamp) -> ToolStatus {
         total_cost: p.commit_price.saturating_add(mtd),
         waiting: 0,
         status: p.status,
+        package_id: p.package_id.clone(),
+        vendor_id: p.vendor_id.clone(),
     }
 }

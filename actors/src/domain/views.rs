@@ -93,6 +93,12 @@ pub struct ToolStatus {
     /// Package status set by the vendor.
     #[serde(serialize_with = "ser_status")]
     pub status: PackageStatus,
+    /// Package id (shown to vendors, not in the tenant's status).
+    #[serde(skip)]
+    pub package_id: String,
+    /// Provisioning vendor (fan-out filters by it).
+    #[serde(skip)]
+    pub vendor_id: String,
 }
 
 /// Live seat counts summed over a tenant's pools.

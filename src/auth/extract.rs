@@ -1,0 +1,270 @@
+//! Request extractors that authenticate and check the host context.
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::{Either, LocalBoxFuture, Ready, ready};
+use permetrix_storage::records::Scope;
+use permetrix_storage::{TenantId, VendorId};
+
+use super::{Principal, identify_key, invalid_key};
+use crate::error::ApiError;
+use crate::host::{HostContext, context_of};
+use crate::state::AppState;
+
+type Fut<T> = Either<Ready<Result<T, ApiError>>, LocalBoxFuture<'static, Result<T, ApiError>>>;
+
+fn now<T>(r: Result<T, ApiError>) -> Fut<T> {
+    Either::Left(ready(r))
+}
+
+fn later<T: 'static>(
+    f: impl std::future::Future<Output = Result<T, ApiError>> + 'static,
+) -> Fut<T> {
+    Either::Right(Box::pin(f))
+}
+
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state is not configured")))
+}
+
+/// The bearer token of a request: `Ok(None)` if there is no `Authorization` header.
+pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some(token.to_owned()))
+}
+
+fn malformed() -> ApiError {
+    ApiError::unauthorized("malformed Authorization header; send 'Authorization: Bearer <key>'")
+}
+
+fn wrong_place() -> ApiError {
+    ApiError::forbidden("this credential is not valid for this host")
+}
+
+/// Refuses an opaque token outside the main host: 403 if it is the operator token
+/// (valid, wrong place), 401 otherwise.
+fn refuse_opaque<T: 'static>(state: web::Data<AppState>, token: String) -> Fut<T> {
+    match state.operator.verify_cached(&token) {
+        Some(true) => now(Err(wrong_place())),
+        Some(false) => now(Err(invalid_key())),
+        None => later(async move {
+            if state.operator.verify(&token).await {
+                Err(wrong_place())
+            } else {
+                Err(invalid_key())
+            }
+        }),
+    }
+}
+
+/// A caller authenticated with a key of the host's tenant. `ADMIN` requires the admin
+/// scope; otherwise any scope may borrow.
+#[derive(Clone, Debug)]
+pub struct TenantAuth<const ADMIN: bool> {
+    /// The tenant (equal to the host's).
+    pub tenant: TenantId,
+    /// Key id.
+    pub key_id: String,
+    /// Key scope.
+    pub scope: Scope,
+    /// The bearer token as sent (signatures cover it).
+    pub token: String,
+}
+
+/// Borrow scope (or admin).
+pub type TenantBorrower = TenantAuth<false>;
+/// Admin scope.
+pub type TenantAdmin = TenantAuth<true>;
+
+fn host_tenant(req: &HttpRequest) -> Result<TenantId, ApiError> {
+    match context_of(req) {
+        HostContext::Tenant(t) => Ok(t),
+        _ => Err(ApiError::not_found(
+            "this endpoint is served on tenant hosts only",
+        )),
+    }
+}
+
+fn tenant_auth<const ADMIN: bool>(
+    req: &HttpRequest,
+    optional: bool,
+) -> Fut<Option<TenantAuth<ADMIN>>> {
+    let (state, tenant, token) = match (app_state(req), host_tenant(req), bearer(req)) {
+        (Ok(s), Ok(t), Ok(tok)) => (s, t, tok),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return now(Err(e)),
+    };
+    let Some(token) = token else {
+        if optional {
+            return now(Ok(None));
+        }
+        return now(Err(match state.registry.exists(&tenant) {
+            Ok(false) => ApiError::unknown_tenant(),
+            Ok(true) => ApiError::unauthorized(
+                "this endpoint needs an API key: send 'Authorization: Bearer <key>'",
+            ),
+            Err(e) => e.into(),
+        }));
+    };
+    match identify_key(&state, &token) {
+        None => refuse_opaque(state, token),
+        Some(Err(e)) => now(Err(e)),
+        Some(Ok(Principal::Tenant {
+            tenant: owner,
+            key_id,
+            scope,
+        })) => {
+            if owner != tenant {
+                return now(Err(wrong_place()));
+            }
+            if ADMIN && scope != Scope::Admin {
+                return now(Err(ApiError::Forbidden {
+                    code: "insufficient_scope",
+                    detail: "this endpoint needs a key with the admin scope".into(),
+                }));
+            }
+            now(Ok(Some(TenantAuth {
+                tenant,
+                key_id,
+                scope,
+                token,
+            })))
+        }
+        Some(Ok(_)) => now(Err(wrong_place())),
+    }
+}
+
+impl<const ADMIN: bool> FromRequest for TenantAuth<ADMIN> {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        match tenant_auth::<ADMIN>(req, false) {
+            Either::Left(r) => now(r.into_inner().and_then(|a| a.ok_or_else(invalid_key))),
+            Either::Right(f) => {
+                later(async move { f.await.and_then(|a| a.ok_or_else(invalid_key)) })
+            }
+        }
+    }
+}
+
+/// A tenant-host caller whose credential is optional (returns, anonymous status): no
+/// `Authorization` header gives `None`; a header that is present must be valid here.
+#[derive(Clone, Debug)]
+pub struct AnyTenantCaller {
+    /// The host's tenant.
+    pub tenant: TenantId,
+    /// The verified key, if one was sent.
+    pub auth: Option<TenantBorrower>,
+}
+
+impl FromRequest for AnyTenantCaller {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let tenant = match host_tenant(req) {
+            Ok(t) => t,
+            Err(e) => return now(Err(e)),
+        };
+        match tenant_auth::<false>(req, true) {
+            Either::Left(r) => now(r.into_inner().map(|auth| AnyTenantCaller { tenant, auth })),
+            Either::Right(f) => {
+                later(async move { f.await.map(|auth| AnyTenantCaller { tenant, auth }) })
+            }
+        }
+    }
+}
+
+/// A vendor authenticated on the vendor host.
+#[derive(Clone, Debug)]
+pub struct VendorAuth {
+    /// The vendor.
+    pub vendor: VendorId,
+}
+
+impl FromRequest for VendorAuth {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if context_of(req) != HostContext::Vendor {
+            return now(Err(ApiError::not_found(
+                "this endpoint is served on the vendor host only",
+            )));
+        }
+        let (state, token) = match (app_state(req), bearer(req)) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) | (_, Err(e)) => return now(Err(e)),
+        };
+        let Some(token) = token else {
+            return now(Err(ApiError::unauthorized(
+                "this endpoint needs the vendor API key: send 'Authorization: Bearer <key>'",
+            )));
+        };
+        match identify_key(&state, &token) {
+            None => refuse_opaque(state, token),
+            Some(Err(e)) => now(Err(e)),
+            Some(Ok(Principal::Vendor(vendor))) => now(Ok(VendorAuth { vendor })),
+            Some(Ok(_)) => now(Err(wrong_place())),
+        }
+    }
+}
+
+/// The operator, on the main host.
+#[derive(Clone, Copy, Debug)]
+pub struct OperatorAuth;
+
+impl FromRequest for OperatorAuth {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if context_of(req) != HostContext::Main {
+            return now(Err(ApiError::not_found(
+                "this endpoint is served on the main host only",
+            )));
+        }
+        let (state, token) = match (app_state(req), bearer(req)) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) | (_, Err(e)) => return now(Err(e)),
+        };
+        let Some(token) = token else {
+            return now(Err(ApiError::unauthorized(
+                "this endpoint needs the operator token: send 'Authorization: Bearer <token>'",
+            )));
+        };
+        match identify_key(&state, &token) {
+            Some(Ok(_)) => return now(Err(wrong_place())),
+            Some(Err(e)) => return now(Err(e)),
+            None => {}
+        }
+        if let Some(ok) = state.operator.verify_cached(&token) {
+            return now(if ok {
+                Ok(OperatorAuth)
+            } else {
+                Err(invalid_token())
+            });
+        }
+        later(async move {
+            if state.operator.verify(&token).await {
+                Ok(OperatorAuth)
+            } else {
+                Err(invalid_token())
+            }
+        })
+    }
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::unauthorized("the operator token is not valid")
+}

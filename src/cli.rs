@@ -1,0 +1,125 @@
+//! The command line: one clap-derive struct per command; doc comments are the help.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use permetrix_storage::Durability;
+
+use crate::server::ServeConfig;
+
+/// permetrix — a multi-tenant floating-license broker.
+#[derive(Debug, Parser)]
+#[command(name = "permetrix", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+}
+
+/// When writes are acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// After flush + fsync (group commit). The default.
+    Strict,
+    /// At once, flushing on an interval; a crash loses up to one interval. Benchmarks only.
+    Relaxed,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `permetrix serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "PERMETRIX_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+    /// Directory of the store (created if missing).
+    #[arg(long, env = "PERMETRIX_DATA_DIR", default_value = "./permetrix-data")]
+    pub data_dir: PathBuf,
+    /// Base domain under which tenants are subdomains (repeatable).
+    #[arg(
+        long = "base-domain",
+        env = "PERMETRIX_BASE_DOMAINS",
+        value_delimiter = ',',
+        default_values_t = ["localhost".to_string(), "permetrix.fly.dev".to_string()]
+    )]
+    pub base_domains: Vec<String>,
+    /// When writes are acknowledged.
+    #[arg(
+        long,
+        env = "PERMETRIX_DURABILITY",
+        value_enum,
+        default_value = "strict"
+    )]
+    pub durability: DurabilityArg,
+    /// Flush period in relaxed mode, in milliseconds.
+    #[arg(long, env = "PERMETRIX_FLUSH_INTERVAL_MS", default_value_t = 100)]
+    pub flush_interval_ms: u64,
+    /// Seed demo data if the store is empty and print its credentials.
+    #[arg(long, env = "PERMETRIX_DEMO")]
+    pub demo: bool,
+    /// Operator token (environment only; if unset, one is generated on first start).
+    #[arg(
+        long,
+        env = "PERMETRIX_ADMIN_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "PERMETRIX_WORKERS")]
+    pub workers: Option<usize>,
+    /// Arbiter threads hosting tenant actors (default: one per core).
+    #[arg(long, env = "PERMETRIX_ARBITERS")]
+    pub arbiters: Option<usize>,
+    /// Messages one tenant may have queued before further requests get 503.
+    #[arg(long, env = "PERMETRIX_MAILBOX_CAPACITY", default_value_t = 1024)]
+    pub mailbox_capacity: usize,
+    /// Storage page cache in MiB.
+    #[arg(long, env = "PERMETRIX_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+    /// Log format.
+    #[arg(long, env = "PERMETRIX_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The server configuration these arguments describe.
+    pub fn config(&self) -> ServeConfig {
+        let mut c = ServeConfig::new(&self.data_dir);
+        c.bind = self.bind;
+        c.base_domains = self.base_domains.clone();
+        c.durability = match self.durability {
+            DurabilityArg::Strict => Durability::Strict,
+            DurabilityArg::Relaxed => Durability::Relaxed {
+                interval: Duration::from_millis(self.flush_interval_ms.max(1)),
+            },
+        };
+        c.admin_token = self.admin_token.clone().filter(|t| !t.is_empty());
+        c.demo = self.demo;
+        if let Some(w) = self.workers {
+            c.workers = w;
+        }
+        if let Some(a) = self.arbiters {
+            c.arbiters = a;
+        }
+        c.mailbox_capacity = self.mailbox_capacity.max(1);
+        c.cache_bytes = self.cache_mb.max(8) * 1024 * 1024;
+        c
+    }
+}

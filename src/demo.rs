@@ -1,0 +1,172 @@
+//! `--demo`: seed an empty store with a vendor, two tenants and five tools, and say how
+//! to use them.
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use permetrix_actors::domain::SettingsPatch;
+use permetrix_actors::messages::UpdateSettings;
+use permetrix_storage::records::{PackageRecord, PackageStatus, Scope, SignaturePolicy};
+use permetrix_storage::{Money, TenantId, VendorId};
+use secrecy::SecretString;
+
+use crate::accounts::{self, NewTenant, NewVendor};
+use crate::auth::now;
+use crate::secrets::random_hex;
+use crate::state::AppState;
+
+/// `(product id, product name, total, commit, max overage, overage price)`.
+pub const TOOLS: [(&str, &str, u32, u32, u32, i64); 5] = [
+    ("ecu-dev-suite", "ECU Development Suite", 20, 5, 15, 500),
+    ("greenhills-multi", "GreenHills Multi IDE", 15, 10, 5, 800),
+    (
+        "autosar-config",
+        "AUTOSAR Configuration Tool",
+        12,
+        8,
+        4,
+        400,
+    ),
+    ("can-analyzer-pro", "CAN Bus Analyzer Pro", 10, 10, 0, 0),
+    ("mbd-studio", "Model-Based Design Studio", 18, 6, 12, 600),
+];
+
+/// What the demo created (secrets shown once).
+pub struct DemoCredentials {
+    /// Vendor id.
+    pub vendor_id: String,
+    /// Vendor portal password.
+    pub vendor_password: String,
+    /// Vendor API key.
+    pub vendor_api_key: String,
+    /// Vendor signing secret.
+    pub signing_secret: String,
+    /// `(tenant id, admin key, borrow key)`.
+    pub tenants: Vec<(String, String, String)>,
+}
+
+/// Seeds demo data if no vendor exists yet; `None` if the store already had data.
+pub async fn seed_if_empty(state: &AppState) -> anyhow::Result<Option<DemoCredentials>> {
+    if !state.platform.vendors()?.is_empty() {
+        return Ok(None);
+    }
+    let vendor_id = VendorId::parse("vector")?;
+    let vendor_password = format!("demo-{}", random_hex::<6>());
+    let vendor = accounts::create_vendor(
+        state,
+        NewVendor {
+            vendor_id: vendor_id.clone(),
+            vendor_name: "Vector Informatik (demo)".into(),
+            contact_email: Some("licensing@vector.example".into()),
+            password: Some(SecretString::from(vendor_password.clone())),
+            signing_secret: None,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("seeding the demo vendor: {e}"))?;
+
+    let mut tenants = Vec::new();
+    for (id, company, policy) in [
+        // acme has signatures off so that plain curl works; globex keeps the default (v1).
+        ("acme", "ACME Automotive", SignaturePolicy::Off),
+        ("globex", "Globex Motors", SignaturePolicy::V1),
+    ] {
+        let tenant_id = TenantId::parse(id)?;
+        let created = accounts::create_tenant(
+            state,
+            &vendor_id,
+            NewTenant {
+                tenant_id: tenant_id.clone(),
+                company_name: company.into(),
+                domain: Some(format!("{id}.example")),
+                crm_id: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding demo tenant {id}: {e}"))?;
+        for (product_id, name, total, commit, overage, price) in TOOLS {
+            let package = PackageRecord {
+                package_id: format!("pkg-{}", random_hex::<8>()),
+                vendor_id: vendor_id.to_string(),
+                product_id: product_id.into(),
+                product_name: name.into(),
+                total,
+                commit_qty: commit,
+                max_overage: overage,
+                commit_price: Money::ZERO,
+                overage_price: Money::from_cents(price * 100),
+                crm_opportunity_id: None,
+                valid_from: None,
+                valid_until: None,
+                status: PackageStatus::Active,
+                created_at: now(state),
+            };
+            accounts::provision(state, &vendor_id, &tenant_id, package)
+                .await
+                .map_err(|e| anyhow::anyhow!("provisioning {name} to {id}: {e}"))?;
+        }
+        state
+            .registry
+            .send(
+                &tenant_id,
+                UpdateSettings(SettingsPatch {
+                    signature_policy: Some(policy),
+                    ..SettingsPatch::default()
+                }),
+            )
+            .await?;
+        let borrow_key =
+            accounts::create_key(state, &tenant_id, "demo build farm".into(), Scope::Borrow)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating a demo key for {id}: {e}"))?;
+        tenants.push((id.to_owned(), created.admin_api_key, borrow_key.api_key));
+    }
+    tracing::info!("seeded demo data: vendor 'vector', tenants acme and globex");
+    Ok(Some(DemoCredentials {
+        vendor_id: vendor.vendor_id,
+        vendor_password,
+        vendor_api_key: vendor.api_key,
+        signing_secret: vendor.signing_secret,
+        tenants,
+    }))
+}
+
+impl DemoCredentials {
+    /// The text printed once at start-up: credentials and copy-paste examples.
+    pub fn banner(&self, addr: SocketAddr) -> String {
+        let base = format!("http://{addr}");
+        let mut s = String::new();
+        let _ = writeln!(s, "Demo data seeded (shown once; keep it):");
+        let _ = writeln!(
+            s,
+            "  vendor         {} (portal password: {})",
+            self.vendor_id, self.vendor_password
+        );
+        let _ = writeln!(s, "  vendor key     {}", self.vendor_api_key);
+        let _ = writeln!(s, "  signing secret {}", self.signing_secret);
+        for (id, admin, borrow) in &self.tenants {
+            let _ = writeln!(s, "  tenant {id:<7} admin key  {admin}");
+            let _ = writeln!(s, "  tenant {id:<7} borrow key {borrow}");
+        }
+        if let Some((id, _, borrow)) = self.tenants.first() {
+            let _ = writeln!(s, "\nTry it (tenant {id}, signatures off):");
+            let _ = writeln!(
+                s,
+                "  curl -s {base}/licenses/status -H 'Host: {id}.localhost' -H 'Authorization: Bearer {borrow}'"
+            );
+            let _ = writeln!(
+                s,
+                "  curl -s {base}/licenses/borrow -H 'Host: {id}.localhost' -H 'Authorization: Bearer {borrow}' \\\n       -H 'Content-Type: application/json' -d '{{\"tool\":\"ECU Development Suite\",\"user\":\"dev1@{id}.example\"}}'"
+            );
+            let _ = writeln!(
+                s,
+                "  curl -s {base}/licenses/return -H 'Host: {id}.localhost' -H 'Content-Type: application/json' -d '{{\"id\":\"<id from the borrow>\"}}'"
+            );
+            let _ = writeln!(
+                s,
+                "  curl -s {base}/api/vendor/customers -H 'Host: vendor.localhost' -H 'Authorization: Bearer {}'",
+                self.vendor_api_key
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,105 @@
+//! Parsing request input at the edge: JSON bodies, path and query values, text fields.
+//! Every failure is a 400 (413 for size) with a sentence that says what to fix.
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{HttpRequest, web};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest JSON body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Parses a JSON body from raw bytes (for handlers that also need the bytes).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| json_error(&e))
+}
+
+fn json_error(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Eof if e.line() == 1 && e.column() == 0 => {
+            return ApiError::BadRequest {
+                code: "invalid_json",
+                detail: "the request body is empty; send a JSON object".into(),
+            };
+        }
+        Category::Syntax | Category::Eof | Category::Io => "is not valid JSON",
+        Category::Data => "does not match the expected fields",
+    };
+    ApiError::BadRequest {
+        code: "invalid_json",
+        detail: format!("the request body {what}: {e}"),
+    }
+}
+
+/// `web::Json` configured to answer with our errors (and to accept clients that send
+/// no `Content-Type`, as some existing ones do).
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY)
+        .content_type_required(false)
+        .error_handler(|err, _req: &HttpRequest| {
+            match err {
+                JsonPayloadError::Overflow { limit }
+                | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                    ApiError::TooLarge { limit }
+                }
+                JsonPayloadError::Deserialize(e) => json_error(&e),
+                other => ApiError::BadRequest {
+                    code: "invalid_json",
+                    detail: format!("the request body could not be read: {other}"),
+                },
+            }
+            .into()
+        })
+}
+
+/// Raw body limit (413 beyond it).
+pub fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(MAX_BODY)
+}
+
+/// Path parameters answer 404 when they do not parse.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _| {
+        ApiError::not_found(format!("the path is not valid: {err}")).into()
+    })
+}
+
+/// Query strings answer 400 when they do not parse.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _| {
+        ApiError::invalid(format!("the query string is not valid: {err}")).into()
+    })
+}
+
+/// A required text field: trimmed of nothing, non-empty, at most `max` characters, no
+/// control characters.
+pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(format!("{field} must not be empty")));
+    }
+    optional_text(field, Some(value), max).map(|v| v.unwrap_or_default())
+}
+
+/// An optional text field (see [`text`]); empty counts as absent.
+pub fn optional_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(format!(
+            "{field} is longer than {max} characters"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(Some(value.to_owned()))
+}

@@ -1,0 +1,19 @@
+//! permetrix — the binary crate: command line, configuration, the HTTP layer (hosts,
+//! credentials, signatures, routes, errors) and server start-up.
+//!
+//! The HTTP layer authenticates, resolves the tenant from the `Host` header, sends a
+//! typed message to the tenant's actor through the [`permetrix_actors::Registry`] and
+//! maps the reply to HTTP. It never touches tenant state itself.
+pub mod accounts;
+pub mod auth;
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod host;
+pub mod input;
+pub mod routes;
+pub mod secrets;
+pub mod server;
+pub mod signature;
+pub mod state;
+pub mod telemetry;

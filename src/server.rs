@@ -1,0 +1,255 @@
+//! Building and running the server.
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use permetrix_actors::metrics::NoMetrics;
+use permetrix_actors::{Registry, RegistryConfig, SystemClock};
+use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store};
+use secrecy::SecretString;
+
+use crate::accounts::FANOUT_DEADLINE;
+use crate::auth::OperatorToken;
+use crate::auth::TokenSetup;
+use crate::demo::{self, DemoCredentials};
+use crate::error::ApiError;
+use crate::host::{self, BaseDomains, HostContext};
+use crate::input;
+use crate::routes;
+use crate::secrets::ServerSecrets;
+use crate::signature::{self, NonceCache};
+use crate::state::{AppState, SigningKeyCache};
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Listen address (port 0 = any free port).
+    pub bind: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Base domains.
+    pub base_domains: Vec<String>,
+    /// Durability mode.
+    pub durability: Durability,
+    /// Operator token from the environment.
+    pub admin_token: Option<String>,
+    /// Seed demo data into an empty store.
+    pub demo: bool,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// Arbiter threads for tenant actors.
+    pub arbiters: usize,
+    /// Per-tenant mailbox capacity.
+    pub mailbox_capacity: usize,
+    /// sled cache in bytes.
+    pub cache_bytes: u64,
+    /// Whether the server installs SIGTERM/SIGINT handlers (off in in-process tests).
+    pub handle_signals: bool,
+}
+
+impl ServeConfig {
+    /// Defaults for a given data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ServeConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: data_dir.into(),
+            base_domains: vec!["localhost".into(), "permetrix.fly.dev".into()],
+            durability: Durability::Strict,
+            admin_token: None,
+            demo: false,
+            workers: cores,
+            arbiters: cores,
+            mailbox_capacity: 1024,
+            cache_bytes: 64 * 1024 * 1024,
+            handle_signals: true,
+        }
+    }
+}
+
+/// What start-up produced that an operator must see once.
+#[derive(Default)]
+pub struct Startup {
+    /// A newly generated operator token.
+    pub generated_admin_token: Option<SecretString>,
+    /// Demo credentials, if demo data was seeded now.
+    pub demo: Option<DemoCredentials>,
+    /// Whether demo data already existed.
+    pub demo_already_present: bool,
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    state: web::Data<AppState>,
+    store: Arc<dyn Store>,
+    /// One-time start-up output.
+    pub startup: Startup,
+}
+
+impl Application {
+    /// Opens the store (recovery completes here, before anything is served), starts the
+    /// actors, seeds demo data if asked, and binds the listener. Must run inside an
+    /// actix `System`.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Application> {
+        let store: Arc<dyn Store> = Arc::new(
+            SledStore::open(SledConfig {
+                path: config.data_dir.clone(),
+                durability: config.durability,
+                cache_capacity: config.cache_bytes,
+                observer: None,
+            })
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
+        );
+        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
+        let platform = Platform::new(Arc::clone(&store));
+        let registry = Registry::start(
+            Arc::clone(&store),
+            Arc::new(SystemClock),
+            Arc::new(NoMetrics),
+            RegistryConfig {
+                arbiters: config.arbiters,
+                mailbox_capacity: config.mailbox_capacity,
+                retry_after: Duration::from_secs(1),
+            },
+        );
+        let (operator, setup) = OperatorToken::init(
+            &platform,
+            config.admin_token.clone().map(SecretString::from),
+        )
+        .await?;
+        let state = web::Data::new(AppState {
+            registry,
+            platform,
+            secrets,
+            operator,
+            bases: BaseDomains::new(config.base_domains.clone()),
+            signing_keys: SigningKeyCache::default(),
+            nonces: NonceCache::new(1_000_000),
+            fanout_deadline: FANOUT_DEADLINE,
+        });
+
+        let mut startup = Startup::default();
+        if let TokenSetup::Generated(token) = setup {
+            startup.generated_admin_token = Some(token);
+        }
+        if config.demo {
+            match demo::seed_if_empty(&state).await? {
+                Some(creds) => startup.demo = Some(creds),
+                None => startup.demo_already_present = true,
+            }
+        }
+
+        let listener = TcpListener::bind(config.bind).with_context(|| {
+            format!(
+                "binding {}; is another server using it? pass --bind",
+                config.bind
+            )
+        })?;
+        let addr = listener.local_addr()?;
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(input::json_config())
+                .app_data(input::payload_config())
+                .app_data(input::path_config())
+                .app_data(input::query_config())
+                .wrap(from_fn(host_context))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .workers(config.workers.max(1))
+        // Existing clients never retry a POST on a closed connection: keep idle
+        // connections open well beyond their 75 s expectation.
+        .keep_alive(Duration::from_secs(120))
+        .client_request_timeout(Duration::from_secs(10))
+        .shutdown_timeout(30)
+        .listen(listener)
+        .context("starting the HTTP server")?;
+        if !config.handle_signals {
+            server = server.disable_signals();
+        }
+        let server = server.run();
+        tracing::info!(
+            durability = ?config.durability,
+            data_dir = %config.data_dir.display(),
+            "listening on {addr}"
+        );
+        spawn_nonce_purge(state.clone());
+        Ok(Application {
+            addr,
+            server,
+            state,
+            store,
+            startup,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Handle to stop the server (tests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Shared state (tests and tools).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until stopped (SIGTERM/SIGINT or the handle), then drains in-flight
+    /// requests, stops the actors and flushes storage.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("HTTP server failed")?;
+        tracing::info!("HTTP server stopped; flushing storage");
+        self.state.registry.shutdown();
+        self.store.shutdown().context("final storage flush")?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+fn spawn_nonce_purge(state: web::Data<AppState>) {
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(signature::PURGE_EVERY);
+        loop {
+            tick.tick().await;
+            state.nonces.purge(state.registry.clock().now().secs());
+        }
+    });
+}
+
+/// Tags each request with its host context; names that can never be served get 404.
+async fn host_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let bases = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.bases.clone())
+        .unwrap_or_else(|| BaseDomains::new(Vec::new()));
+    if let HostContext::Invalid(why) = host::tag(&req, &bases) {
+        let res = actix_web::ResponseError::error_response(&ApiError::NotFound {
+            code: "not_found",
+            detail: why,
+        });
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    next.call(req).await.map(|r| r.map_into_left_body())
+}

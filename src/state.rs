@@ -1,0 +1,107 @@
+//! Shared application state handed to every handler.
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use permetrix_actors::Registry;
+use permetrix_storage::records::Lifecycle;
+use permetrix_storage::{Platform, Timestamp, VendorId};
+use secrecy::SecretSlice;
+
+use crate::auth::OperatorToken;
+use crate::host::BaseDomains;
+use crate::secrets::ServerSecrets;
+use crate::signature::NonceCache;
+
+/// Everything a handler may need.
+pub struct AppState {
+    /// Tenant actors.
+    pub registry: Registry,
+    /// Platform records.
+    pub platform: Platform,
+    /// Sealing key and pepper.
+    pub secrets: Arc<ServerSecrets>,
+    /// Operator token verifier.
+    pub operator: OperatorToken,
+    /// Base domains for host routing and links.
+    pub bases: BaseDomains,
+    /// Unsealed vendor signing secrets.
+    pub signing_keys: SigningKeyCache,
+    /// v2 signature nonces.
+    pub nonces: NonceCache,
+    /// Deadline of fan-out queries.
+    pub fanout_deadline: Duration,
+}
+
+/// A vendor's signing secrets that verify now.
+struct CachedKeys {
+    keys: Arc<Vec<SecretSlice<u8>>>,
+    /// When the set changes by itself (end of a rotation overlap).
+    valid_until: Option<Timestamp>,
+}
+
+/// Unsealed signing secrets, so that a signed borrow costs one HMAC and no decryption.
+#[derive(Default)]
+pub struct SigningKeyCache {
+    map: DashMap<String, CachedKeys>,
+}
+
+impl SigningKeyCache {
+    /// Forgets a vendor's secrets (after a rotation or deletion).
+    pub fn forget(&self, vendor: &str) {
+        self.map.remove(vendor);
+    }
+}
+
+impl AppState {
+    /// The signing secrets of `vendor` that verify now (empty if none).
+    pub fn signing_secrets(&self, vendor: &str) -> Arc<Vec<SecretSlice<u8>>> {
+        let now = self.registry.clock().now();
+        if let Some(hit) = self.signing_keys.map.get(vendor)
+            && hit.valid_until.is_none_or(|until| now < until)
+        {
+            return Arc::clone(&hit.keys);
+        }
+        let loaded = self.load_signing_secrets(vendor, now);
+        let keys = Arc::clone(&loaded.keys);
+        self.signing_keys.map.insert(vendor.to_owned(), loaded);
+        keys
+    }
+
+    fn load_signing_secrets(&self, vendor: &str, now: Timestamp) -> CachedKeys {
+        let record = VendorId::parse(vendor)
+            .ok()
+            .and_then(|id| match self.platform.vendor(&id) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(vendor, error = %e, "reading vendor signing secret failed");
+                    None
+                }
+            })
+            .filter(|r| r.lifecycle == Lifecycle::Active);
+        let Some(record) = record else {
+            return CachedKeys {
+                keys: Arc::new(Vec::new()),
+                valid_until: Some(now),
+            };
+        };
+        let mut keys = Vec::with_capacity(2);
+        let mut valid_until = None;
+        match self.secrets.unseal(&record.signing_secret) {
+            Ok(k) => keys.push(k),
+            Err(e) => tracing::error!(vendor, error = %e, "cannot unseal vendor signing secret"),
+        }
+        if let Some((sealed, until)) = &record.previous_signing_secret
+            && now < *until
+        {
+            if let Ok(k) = self.secrets.unseal(sealed) {
+                keys.push(k);
+            }
+            valid_until = Some(*until);
+        }
+        CachedKeys {
+            keys: Arc::new(keys),
+            valid_until,
+        }
+    }
+}
