@@ -103,3 +103,29 @@ pub fn optional_text(
     }
     Ok(Some(value.to_owned()))
 }
+
+/// The raw request body (up to [`MAX_BODY`]), for handlers that parse JSON themselves
+/// because they also need the exact bytes (signature v2 covers them).
+pub struct RawBody(pub web::Bytes);
+
+impl actix_web::FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            bytes.await.map(RawBody).map_err(|e| {
+                match e.as_error::<actix_web::error::PayloadError>() {
+                    Some(actix_web::error::PayloadError::Overflow) => {
+                        ApiError::TooLarge { limit: MAX_BODY }
+                    }
+                    _ => ApiError::BadRequest {
+                        code: "invalid_body",
+                        detail: format!("the request body could not be read: {e}"),
+                    },
+                }
+            })
+        })
+    }
+}

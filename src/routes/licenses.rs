@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::auth::{AnyTenantCaller, TenantBorrower};
 use crate::error::{ApiError, Result};
-use crate::input::{optional_text, parse_json, text};
+use crate::input::{RawBody, optional_text, parse_json, text};
 use crate::signature::{self, SignatureHeaders, Signed};
 use crate::state::AppState;
 
@@ -42,7 +42,7 @@ async fn borrow(
     state: web::Data<AppState>,
     caller: TenantBorrower,
     req: HttpRequest,
-    body: web::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<HttpResponse> {
     let input: BorrowBody = parse_json(&body)?;
     let tool = text("tool", &input.tool, MAX_NAME)?;
@@ -119,7 +119,7 @@ fn unknown_borrow() -> ApiError {
 async fn return_seat(
     state: web::Data<AppState>,
     caller: AnyTenantCaller,
-    body: web::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<HttpResponse> {
     let input: ReturnBody = parse_json(&body)?;
     let id = BorrowId::parse(input.id.trim()).map_err(|_| unknown_borrow())?;

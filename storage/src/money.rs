@@ -37,7 +37,7 @@ impl Money {
 
     /// Parses a decimal amount (as sent in JSON), rounding to cents.
     pub fn from_decimal(value: f64) -> Result<Self, MoneyError> {
-        if !value.is_finite() || value < 0.0 || value >= 1e13 {
+        if !value.is_finite() || !(0.0..1e13).contains(&value) {
             return Err(MoneyError::Invalid(value.to_string()));
         }
         // Bounded above, so the cast cannot saturate.

@@ -1,1 +1,10 @@
+//! Integration tests: the real server on a free port, with a temporary data directory,
+//! spoken to over HTTP. One test binary; one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod helpers;
 
+mod bootstrap_flow;
+mod concurrency;
+mod input_errors;
+mod isolation;
+mod restart;

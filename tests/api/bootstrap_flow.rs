@@ -1,0 +1,323 @@
+//! The whole bootstrap → provision → borrow → status → return flow.
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn bootstrap_provision_borrow_status_return() {
+    let app = spawn_app().await;
+    let t = bootstrap(&app, "vector", "acme", &ECU).await;
+
+    // Health answers on the main host.
+    app.call("GET", "localhost", "/health", None, None)
+        .await
+        .expect(200);
+
+    // A borrow key for the build farm.
+    let key = app
+        .call(
+            "POST",
+            &t.host,
+            "/api/keys",
+            Some(&t.admin_key),
+            Some(json!({"name": "farm", "scope": "borrow"})),
+        )
+        .await
+        .expect(201);
+    let farm = key["api_key"].as_str().unwrap().to_owned();
+
+    // Five borrows fill the commit, the sixth is overage.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let b = app
+            .call(
+                "POST",
+                &t.host,
+                "/licenses/borrow",
+                Some(&farm),
+                Some(borrow_body(ECU.name, &format!("dev{i}"))),
+            )
+            .await
+            .expect(200);
+        assert_eq!(b["tool"], ECU.name);
+        assert_eq!(b["user"], format!("dev{i}"));
+        assert_eq!(b["is_overage"], i >= 5);
+        assert!(b["borrowed_at"].is_string() && b["lease_expires_at"].is_string());
+        ids.push(b["id"].as_str().unwrap().to_owned());
+    }
+
+    let status = app
+        .call("GET", &t.host, "/licenses/status", Some(&farm), None)
+        .await
+        .expect(200);
+    let s = &status.as_array().unwrap()[0];
+    assert_eq!(s["tool"], ECU.name);
+    assert_eq!(
+        (
+            s["total"].as_u64(),
+            s["borrowed"].as_u64(),
+            s["available"].as_u64()
+        ),
+        (Some(20), Some(6), Some(14))
+    );
+    assert_eq!(
+        (s["in_commit"].as_u64(), s["overage"].as_u64()),
+        (Some(5), Some(1))
+    );
+    assert_eq!(s["current_overage_cost"].as_f64(), Some(500.0));
+
+    // The per-tool status takes the percent-encoded name or the product id.
+    let one = app
+        .call(
+            "GET",
+            &t.host,
+            "/licenses/ECU%20Development%20Suite/status",
+            Some(&farm),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(one["borrowed"], 6);
+    let by_id = app
+        .call(
+            "GET",
+            &t.host,
+            "/licenses/ecu-dev-suite/status",
+            Some(&farm),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(by_id["tool"], ECU.name);
+    let missing = app
+        .call("GET", &t.host, "/licenses/nope/status", Some(&farm), None)
+        .await;
+    assert_eq!(
+        (missing.status.as_u16(), missing.code()),
+        (404, "unknown_tool")
+    );
+
+    // Borrows list, newest first, filterable by user.
+    let all = app
+        .call("GET", &t.host, "/borrows", Some(&farm), None)
+        .await
+        .expect(200);
+    assert_eq!(all.as_array().unwrap().len(), 6);
+    let mine = app
+        .call("GET", &t.host, "/borrows?user=dev3", Some(&farm), None)
+        .await
+        .expect(200);
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["id"], ids[3].as_str());
+
+    // Returns need no credential: the borrow id authorises them.
+    let r = app
+        .call(
+            "POST",
+            &t.host,
+            "/licenses/return",
+            None,
+            Some(json!({"id": ids[0]})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r, json!({"status": "ok", "tool": ECU.name}));
+    let again = app
+        .call(
+            "POST",
+            &t.host,
+            "/licenses/return",
+            None,
+            Some(json!({"id": ids[0]})),
+        )
+        .await;
+    assert_eq!(
+        (again.status.as_u16(), again.code()),
+        (404, "unknown_borrow")
+    );
+
+    // The overage charge stays after the overage seat is returned.
+    app.call(
+        "POST",
+        &t.host,
+        "/licenses/return",
+        Some(&farm),
+        Some(json!({"id": ids[5]})),
+    )
+    .await
+    .expect(200);
+    let s = app
+        .call(
+            "GET",
+            &t.host,
+            "/licenses/ecu-dev-suite/status",
+            Some(&farm),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (s["borrowed"].as_u64(), s["overage"].as_u64()),
+        (Some(4), Some(0))
+    );
+    assert_eq!(s["current_overage_cost"].as_f64(), Some(500.0));
+
+    // The vendor sees live counts.
+    let customers = app
+        .call(
+            "GET",
+            "vendor.localhost",
+            "/api/vendor/customers",
+            Some(&t.vendor_key),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(customers["partial"], false);
+    let c = &customers["customers"][0];
+    assert_eq!(c["tenant_id"], "acme");
+    assert_eq!(c["usage"]["borrowed"], 4);
+    assert_eq!(c["packages"][0]["product_id"], ECU.id);
+
+    // The operator sees vendors, tenants and totals.
+    let vendors = app
+        .call(
+            "GET",
+            "localhost",
+            "/api/admin/vendors",
+            Some(&app.admin_token),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(vendors["vendors"][0]["vendor_id"], "vector");
+    let stats = app
+        .call(
+            "GET",
+            "localhost",
+            "/api/admin/stats",
+            Some(&app.admin_token),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(stats["usage"]["borrowed"], 4);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn replies_are_compact_json_with_a_200_on_borrow() {
+    let app = spawn_app().await;
+    let t = bootstrap(&app, "vector", "acme", &ECU).await;
+    let mut res = app
+        .client
+        .post(app.url("/licenses/borrow"))
+        .insert_header(("Host", t.host.as_str()))
+        .insert_header(("Authorization", format!("Bearer {}", t.admin_key)))
+        // Some existing clients send no content type.
+        .send_body(r#"{"tool":"ecu-dev-suite","user":"u1"}"#)
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(text.starts_with(r#"{"id":""#), "{text}");
+    assert!(!text.contains(": "), "not compact: {text}");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn signatures_are_required_by_default_and_verified() {
+    let app = spawn_app().await;
+    let t = bootstrap(&app, "vector", "acme", &ECU).await;
+    // Back to the default policy.
+    app.call(
+        "PUT",
+        &t.host,
+        "/config/security",
+        Some(&t.admin_key),
+        Some(json!({"signature_policy": "v1"})),
+    )
+    .await
+    .expect(200);
+    let unsigned = app
+        .call(
+            "POST",
+            &t.host,
+            "/licenses/borrow",
+            Some(&t.admin_key),
+            Some(borrow_body(ECU.name, "dev1")),
+        )
+        .await;
+    assert_eq!(
+        (unsigned.status.as_u16(), unsigned.code()),
+        (401, "missing_signature")
+    );
+
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let signed = permetrix::signature::v1_string(ECU.name, "dev1", &ts, &t.admin_key);
+    let sig = permetrix::signature::sign(t.signing_secret.as_bytes(), &signed);
+    let send = |sig: String, vendor: &'static str| {
+        app.client
+            .post(app.url("/licenses/borrow"))
+            .insert_header(("Host", t.host.as_str()))
+            .insert_header(("Authorization", format!("Bearer {}", t.admin_key)))
+            .insert_header(("X-Signature", sig))
+            .insert_header(("X-Timestamp", ts.clone()))
+            .insert_header(("X-Vendor-ID", vendor))
+            .send_json(&borrow_body(ECU.name, "dev1"))
+    };
+    let ok = read(send(sig.clone(), "vector").await.unwrap()).await;
+    assert_eq!(ok.status.as_u16(), 200, "{}", ok.body);
+    let bad = read(
+        send(sig.replace('a', "b").replace('1', "2"), "vector")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((bad.status.as_u16(), bad.code()), (401, "bad_signature"));
+    let wrong = read(send(sig, "somebody-else").await.unwrap()).await;
+    assert_eq!((wrong.status.as_u16(), wrong.code()), (401, "wrong_vendor"));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_imported_signing_secret_verifies_existing_clients() {
+    let app = spawn_app().await;
+    let secret = "vendor-signing-secret-0123456789abcdef";
+    let v = app
+        .call(
+            "POST",
+            "localhost",
+            "/api/admin/vendors",
+            Some(&app.admin_token),
+            Some(json!({"vendor_id": "legacy", "vendor_name": "Legacy", "signing_secret": secret})),
+        )
+        .await
+        .expect(201);
+    assert_eq!(v["signing_secret"], secret);
+    let short = app
+        .call(
+            "POST",
+            "localhost",
+            "/api/admin/vendors",
+            Some(&app.admin_token),
+            Some(json!({"vendor_id": "short", "vendor_name": "S", "signing_secret": "too-short"})),
+        )
+        .await;
+    assert_eq!(short.status.as_u16(), 400);
+    let dup = app
+        .call(
+            "POST",
+            "localhost",
+            "/api/admin/vendors",
+            Some(&app.admin_token),
+            Some(json!({"vendor_id": "legacy", "vendor_name": "Again"})),
+        )
+        .await;
+    assert_eq!(dup.status.as_u16(), 409);
+    app.stop().await;
+}

@@ -1,0 +1,97 @@
+//! Acknowledged borrows survive SIGKILL of the real binary.
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn acknowledged_borrows_survive_sigkill_and_can_be_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "restart-test-operator-token";
+    let first = ServerProcess::start(dir.path(), token, &[]);
+    let app = remote(first.addr, token);
+    let t = bootstrap(&app, "vector", "acme", &ECU).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let b = app
+            .call(
+                "POST",
+                &t.host,
+                "/licenses/borrow",
+                Some(&t.admin_key),
+                Some(borrow_body(ECU.id, &format!("u{i}"))),
+            )
+            .await
+            .expect(200);
+        ids.push(b["id"].as_str().unwrap().to_owned());
+    }
+    app.call(
+        "POST",
+        &t.host,
+        "/licenses/return",
+        None,
+        Some(json!({"id": ids[0]})),
+    )
+    .await
+    .expect(200);
+    first.kill9();
+
+    let second = ServerProcess::start(dir.path(), token, &[]);
+    let app = remote(second.addr, token);
+    let s = app
+        .call(
+            "GET",
+            &t.host,
+            "/licenses/ecu-dev-suite/status",
+            Some(&t.admin_key),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (s["borrowed"].as_u64(), s["overage"].as_u64()),
+        (Some(7), Some(2))
+    );
+    assert_eq!(s["current_overage_cost"].as_f64(), Some(1500.0));
+    let listed = app
+        .call("GET", &t.host, "/borrows", Some(&t.admin_key), None)
+        .await
+        .expect(200);
+    let mut listed: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    let mut expected = ids[1..].to_vec();
+    expected.sort();
+    assert_eq!(listed, expected);
+    // The returned one stays returned; the others can be returned now.
+    let r = app
+        .call(
+            "POST",
+            &t.host,
+            "/licenses/return",
+            None,
+            Some(json!({"id": ids[0]})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 404);
+    for id in &ids[1..] {
+        app.call(
+            "POST",
+            &t.host,
+            "/licenses/return",
+            None,
+            Some(json!({"id": id})),
+        )
+        .await
+        .expect(200);
+    }
+    second.kill9();
+}
+
+/// A client for a server in another process (same helper API as an in-process app).
+fn remote(addr: std::net::SocketAddr, token: &str) -> RemoteApp {
+    RemoteApp::new(addr, token)
+}
