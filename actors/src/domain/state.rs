@@ -121,12 +121,12 @@ pub(crate) fn default_settings() -> SettingsRecord {
 /// Everything one tenant owns, and its rules.
 #[derive(Clone, Debug)]
 pub struct TenantState {
-    tenant: TenantId,
-    settings: SettingsRecord,
+    pub(super) tenant: TenantId,
+    pub(super) settings: SettingsRecord,
     /// Sorted by product name (status order).
-    pools: Vec<Pool>,
-    leases: HashMap<BorrowId, LeaseRecord>,
-    ledger: LedgerHead,
+    pub(super) pools: Vec<Pool>,
+    pub(super) leases: HashMap<BorrowId, LeaseRecord>,
+    pub(super) ledger: LedgerHead,
 }
 
 impl TenantState {
@@ -178,11 +178,11 @@ impl TenantState {
             .sort_by(|a, b| a.package.product_name.cmp(&b.package.product_name));
     }
 
-    fn pool_by_id_mut(&mut self, product_id: &str) -> Option<&mut Pool> {
+    pub(super) fn pool_by_id_mut(&mut self, product_id: &str) -> Option<&mut Pool> {
         self.pools.iter_mut().find(|p| p.product_id() == product_id)
     }
 
-    fn pool_index(&self, tool: &str) -> Result<usize, DomainError> {
+    pub(super) fn pool_index(&self, tool: &str) -> Result<usize, DomainError> {
         self.pools
             .iter()
             .position(|p| p.matches(tool))
@@ -349,7 +349,7 @@ impl TenantState {
         Ok((Returned { lease: view }, effects))
     }
 
-    fn release(
+    pub(super) fn release(
         &mut self,
         id: BorrowId,
         kind: TenantEventKind,
@@ -551,7 +551,7 @@ impl TenantState {
     }
 }
 
-fn event(kind: TenantEventKind, lease: &LeaseView, at: Timestamp) -> TenantEvent {
+pub(super) fn event(kind: TenantEventKind, lease: &LeaseView, at: Timestamp) -> TenantEvent {
     TenantEvent {
         kind,
         id: Some(lease.id),
@@ -563,7 +563,7 @@ fn event(kind: TenantEventKind, lease: &LeaseView, at: Timestamp) -> TenantEvent
     }
 }
 
-fn lease_view(pool: &Pool, l: &LeaseRecord) -> LeaseView {
+pub(super) fn lease_view(pool: &Pool, l: &LeaseRecord) -> LeaseView {
     LeaseView {
         id: l.id,
         tool: pool.name().to_owned(),
@@ -586,7 +586,7 @@ fn lease_view_orphan(l: &LeaseRecord) -> LeaseView {
     }
 }
 
-fn tool_status(pool: &Pool, now: Timestamp) -> ToolStatus {
+pub(super) fn tool_status(pool: &Pool, now: Timestamp) -> ToolStatus {
     let limits = pool.limits();
     let (mtd, _) = pool.month_spend(now);
     let p = pool.package();
