@@ -6,13 +6,21 @@
 //! the rules unit-testable and the actor a thin shell.
 mod calendar;
 mod error;
+mod expiry;
+mod idempotency;
 mod ledger;
+mod limits;
 mod pool;
+mod queue;
 mod state;
 mod views;
 
 pub use calendar::month_of;
 pub use error::DomainError;
+pub use expiry::EXPIRED_MEMORY;
+pub use idempotency::{IdempotencyKey, IdempotencyTicket, KEY_RETENTION, MAX_KEY_LEN};
+pub use queue::{MAX_WAITERS_PER_POOL, QueueEntry, Queued, Served, WaiterId, is_queueable};
+pub use limits::UserLimit;
 pub use ledger::{LedgerHead, chain_hash, verify_chain};
 pub use pool::{Limits, Pool};
 pub use state::{

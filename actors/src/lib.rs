@@ -38,6 +38,7 @@ pub mod placement;
 pub mod registry;
 mod tenant_actor;
 mod view;
+mod waiters;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TenantError;

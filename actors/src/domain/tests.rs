@@ -291,7 +291,7 @@ fn lease_length_is_range_checked() {
 }
 
 /// Replays the mutations a state emitted into records, as the store would.
-fn replay(records: &mut TenantRecords, effects: &Effects) {
+pub(super) fn replay(records: &mut TenantRecords, effects: &Effects) {
     for m in &effects.mutations {
         match m {
             TenantMutation::PutPackage(p) => records.packages.push(p.clone()),
@@ -314,6 +314,15 @@ fn replay(records: &mut TenantRecords, effects: &Effects) {
                     .retain(|x| !(x.product_id == s.product_id && x.month == s.month));
                 records.spend.push(s.clone());
             }
+            TenantMutation::PutIdempotency(r) => {
+                records
+                    .idempotency
+                    .retain(|x| !(x.operation == r.operation && x.key == r.key));
+                records.idempotency.push(r.clone());
+            }
+            TenantMutation::DeleteIdempotency { operation, key } => records
+                .idempotency
+                .retain(|x| !(x.operation == *operation && x.key == *key)),
         }
     }
 }
