@@ -37,4 +37,6 @@ pub const MAX_LEASE_SECONDS: u32 = 86_400;
 pub const DEFAULT_LEASE_SECONDS: u32 = 3_600;
 
 #[cfg(test)]
+mod farm_tests;
+#[cfg(test)]
 mod tests;

@@ -46,4 +46,6 @@ pub use registry::{MailboxStats, Registry, RegistryConfig};
 pub use view::TenantView;
 
 #[cfg(test)]
+mod farm_tests;
+#[cfg(test)]
 mod tests;
