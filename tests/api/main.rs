@@ -7,4 +7,6 @@ mod bootstrap_flow;
 mod concurrency;
 mod input_errors;
 mod isolation;
+mod leases;
+mod queue;
 mod restart;
