@@ -8,5 +8,7 @@ mod concurrency;
 mod input_errors;
 mod isolation;
 mod leases;
+mod leases_idempotency;
+mod leases_limits;
 mod queue;
 mod restart;
