@@ -12,3 +12,4 @@ mod leases_idempotency;
 mod leases_limits;
 mod queue;
 mod restart;
+mod run;
