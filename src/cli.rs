@@ -49,7 +49,12 @@ pub struct RunArgs {
     #[arg(long, env = "PERMETRIX_CONNECT")]
     pub connect: Option<String>,
     /// Seconds between progress lines while queued.
-    #[arg(long, env = "PERMETRIX_PROGRESS_SECONDS", default_value_t = 5, hide = true)]
+    #[arg(
+        long,
+        env = "PERMETRIX_PROGRESS_SECONDS",
+        default_value_t = 5,
+        hide = true
+    )]
     pub progress_seconds: u64,
     /// The command and its arguments (after `--`).
     #[arg(required = true, last = true, num_args = 1..)]

@@ -44,8 +44,12 @@ fn endpoint(args: &RunArgs) -> Result<Endpoint, String> {
         .filter(|k| !k.is_empty())
         .ok_or("set PERMETRIX_API_KEY to a tenant API key (borrow scope) of the tenant")?;
     let signing = match (
-        std::env::var("PERMETRIX_VENDOR_ID").ok().filter(|v| !v.is_empty()),
-        std::env::var("PERMETRIX_SIGNING_SECRET").ok().filter(|v| !v.is_empty()),
+        std::env::var("PERMETRIX_VENDOR_ID")
+            .ok()
+            .filter(|v| !v.is_empty()),
+        std::env::var("PERMETRIX_SIGNING_SECRET")
+            .ok()
+            .filter(|v| !v.is_empty()),
     ) {
         (Some(v), Some(s)) => Some((v, s)),
         (None, None) => None,
@@ -159,12 +163,19 @@ pub async fn run(args: RunArgs) -> u8 {
     ));
 
     // 2. The command, with heartbeats; signals are forwarded to it.
-    let mut child = match Command::new(&args.command[0]).args(&args.command[1..]).spawn() {
+    let mut child = match Command::new(&args.command[0])
+        .args(&args.command[1..])
+        .spawn()
+    {
         Ok(c) => c,
         Err(e) => {
             say(format_args!("cannot start '{}': {e}", args.command[0]));
             give_back(&api, &seat.id).await;
-            return if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+            return if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
         }
     };
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
@@ -206,7 +217,9 @@ fn unreachable_progress<T>() -> T {
 fn interrupted_while_waiting(sig: Signal) -> u8 {
     // Dropping the borrow closes its connection: the broker removes the waiter, and
     // gives back a seat granted in that very moment.
-    say(format_args!("interrupted ({sig}) while waiting; no seat is held"));
+    say(format_args!(
+        "interrupted ({sig}) while waiting; no seat is held"
+    ));
     128u8.saturating_add(sig as u8)
 }
 

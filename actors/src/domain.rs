@@ -19,10 +19,10 @@ pub use calendar::month_of;
 pub use error::DomainError;
 pub use expiry::EXPIRED_MEMORY;
 pub use idempotency::{IdempotencyKey, IdempotencyTicket, KEY_RETENTION, MAX_KEY_LEN};
-pub use queue::{MAX_WAITERS_PER_POOL, QueueEntry, Queued, Served, WaiterId, is_queueable};
-pub use limits::UserLimit;
 pub use ledger::{LedgerHead, chain_hash, verify_chain};
+pub use limits::UserLimit;
 pub use pool::{Limits, Pool};
+pub use queue::{MAX_WAITERS_PER_POOL, QueueEntry, Queued, Served, WaiterId, is_queueable};
 pub use state::{
     BorrowRequest, Effects, Grant, ProvisionRequest, Returned, SettingsPatch, TenantEvent,
     TenantEventKind, TenantState,

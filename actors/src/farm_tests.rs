@@ -11,8 +11,8 @@ use permetrix_storage::{
 
 use crate::domain::{BorrowRequest, DomainError, IdempotencyKey, ProvisionRequest};
 use crate::messages::{
-    BorrowOrQueue, BorrowOutcome, ExpireDue, Heartbeat, Provision, QueueOf, QueuedBorrow,
-    Return, Status,
+    BorrowOrQueue, BorrowOutcome, ExpireDue, Heartbeat, Provision, QueueOf, QueuedBorrow, Return,
+    Status,
 };
 use crate::metrics::NoMetrics;
 use crate::{ManualClock, Registry, RegistryConfig, TenantError};
@@ -100,21 +100,33 @@ fn ask(user: &str, lease: Option<u32>, wait: u64, key: Option<&str>) -> BorrowOr
 
 impl Fixture {
     async fn borrow(&self, user: &str, lease: Option<u32>) -> permetrix_storage::BorrowId {
-        match self.registry.send(&self.tenant, ask(user, lease, 0, None)).await {
+        match self
+            .registry
+            .send(&self.tenant, ask(user, lease, 0, None))
+            .await
+        {
             Ok(BorrowOutcome::Granted(g)) => g.lease.id,
             other => panic!("expected a grant, got {other:?}"),
         }
     }
 
     async fn queue(&self, user: &str, wait: u64, key: Option<&str>) -> QueuedBorrow {
-        match self.registry.send(&self.tenant, ask(user, None, wait, key)).await {
+        match self
+            .registry
+            .send(&self.tenant, ask(user, None, wait, key))
+            .await
+        {
             Ok(BorrowOutcome::Queued(q)) => q,
             other => panic!("expected to queue, got {other:?}"),
         }
     }
 
     async fn status(&self) -> (u32, u32) {
-        let s = self.registry.send(&self.tenant, Status(None)).await.unwrap();
+        let s = self
+            .registry
+            .send(&self.tenant, Status(None))
+            .await
+            .unwrap();
         (s[0].borrowed, s[0].waiting)
     }
 
@@ -160,7 +172,11 @@ async fn heartbeats_keep_a_lease_alive_past_its_first_deadline() {
     f.clock.advance(Duration::from_secs(50));
     let view = f.registry.send(&f.tenant, Heartbeat(id)).await.unwrap();
     assert_eq!(view.lease_expires_at, START.plus(Duration::from_secs(110)));
-    assert_eq!(f.expire_after(30).await, 0, "80 s in: the heartbeat moved the expiry");
+    assert_eq!(
+        f.expire_after(30).await,
+        0,
+        "80 s in: the heartbeat moved the expiry"
+    );
     assert_eq!(f.status().await.0, 1);
     assert_eq!(f.expire_after(30).await, 1, "110 s in: expired");
     let err = f.registry.send(&f.tenant, Heartbeat(id)).await.unwrap_err();
@@ -205,7 +221,11 @@ async fn a_waiter_whose_client_left_is_removed_and_never_granted() {
     let stays = f.queue("stays", 300, None).await;
     assert_eq!(f.status().await, (1, 2));
     drop(gone);
-    assert_eq!(f.status().await, (1, 1), "the departed waiter is not counted");
+    assert_eq!(
+        f.status().await,
+        (1, 1),
+        "the departed waiter is not counted"
+    );
     f.registry.send(&f.tenant, Return(held)).await.unwrap();
     assert_eq!(stays.granted().await.unwrap().lease.user, "stays");
     let leases = f.store.load_tenant(&f.tenant).unwrap().leases;

@@ -90,7 +90,7 @@ impl TenantCx<'_> {
                     effects.mutations.extend(e.mutations);
                     effects.events.extend(e.events);
                     // `serve_waiters` grants only live waiters, so the channel is here.
-                    handoffs.push((tx, grant));
+                    handoffs.push((tx, *grant));
                 }
                 Served::Refused(reason) => {
                     if let Some(tx) = tx {
@@ -158,6 +158,8 @@ fn return_unclaimed(me: Option<&WeakAddr<TenantActor>>, id: permetrix_storage::B
             msg: Return(id),
             permit: None,
         }),
-        None => tracing::warn!(borrow = %id, "a queued grant was not claimed and its tenant stopped; the lease will expire"),
+        None => {
+            tracing::warn!(borrow = %id, "a queued grant was not claimed and its tenant stopped; the lease will expire")
+        }
     }
 }

@@ -149,10 +149,7 @@ impl Api {
             .client
             .request(method, self.url(path))
             .timeout(timeout)
-            .insert_header((
-                "Authorization",
-                format!("Bearer {}", self.endpoint.api_key),
-            ));
+            .insert_header(("Authorization", format!("Bearer {}", self.endpoint.api_key)));
         if let Some(addr) = self.endpoint.connect {
             req = req.address(addr);
         }
@@ -177,7 +174,10 @@ impl Api {
     fn refused(status: StatusCode, body: &Value) -> CallError {
         CallError::Refused {
             status: status.as_u16(),
-            code: body["error"].as_str().unwrap_or("unexpected_status").to_owned(),
+            code: body["error"]
+                .as_str()
+                .unwrap_or("unexpected_status")
+                .to_owned(),
             detail: body["detail"]
                 .as_str()
                 .map_or_else(|| format!("the broker answered {status}"), str::to_owned),
@@ -259,7 +259,13 @@ impl Api {
     pub async fn position(&self, tool: &str, key: &str) -> Option<(u64, u64)> {
         let path = format!("/licenses/{}/queue", encode_segment(tool));
         let (status, v) = self
-            .call(awc::http::Method::GET, &path, None, &[], Duration::from_secs(10))
+            .call(
+                awc::http::Method::GET,
+                &path,
+                None,
+                &[],
+                Duration::from_secs(10),
+            )
             .await
             .ok()?;
         if status != StatusCode::OK {
@@ -279,7 +285,13 @@ impl Api {
     pub async fn heartbeat(&self, id: &str) -> Result<(), CallError> {
         let path = format!("/licenses/{id}/heartbeat");
         match self
-            .call(awc::http::Method::POST, &path, None, &[], Duration::from_secs(15))
+            .call(
+                awc::http::Method::POST,
+                &path,
+                None,
+                &[],
+                Duration::from_secs(15),
+            )
             .await?
         {
             (s, _) if s == StatusCode::OK => Ok(()),

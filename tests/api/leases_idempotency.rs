@@ -39,12 +39,29 @@ async fn a_retried_borrow_gets_the_original_seat_and_never_a_second() {
     assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 1);
 
     // Same key, different request: 422, nothing borrowed.
-    let other = keyed(&app, &t, "/licenses/borrow", "job-4711", borrow_body(ECU.id, "someone-else")).await;
-    assert_eq!((other.status.as_u16(), other.code()), (422, "idempotency_key_reused"));
+    let other = keyed(
+        &app,
+        &t,
+        "/licenses/borrow",
+        "job-4711",
+        borrow_body(ECU.id, "someone-else"),
+    )
+    .await;
+    assert_eq!(
+        (other.status.as_u16(), other.code()),
+        (422, "idempotency_key_reused")
+    );
     assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 1);
 
     // A malformed key is refused before anything happens.
-    let bad = keyed(&app, &t, "/licenses/borrow", "has space", borrow_body(ECU.id, "x")).await;
+    let bad = keyed(
+        &app,
+        &t,
+        "/licenses/borrow",
+        "has space",
+        borrow_body(ECU.id, "x"),
+    )
+    .await;
     assert_eq!(bad.status.as_u16(), 400);
 
     // Returns: with a key the retry answers the original 200; without one it is 404.
@@ -55,7 +72,9 @@ async fn a_retried_borrow_gets_the_original_seat_and_never_a_second() {
     let r2 = keyed(&app, &t, "/licenses/return", "ret-1", ret.clone()).await;
     assert!(replayed(&r2));
     assert_eq!(r2.expect(200), json!({"status": "ok", "tool": ECU.name}));
-    let r3 = app.call("POST", &t.host, "/licenses/return", None, Some(ret)).await;
+    let r3 = app
+        .call("POST", &t.host, "/licenses/return", None, Some(ret))
+        .await;
     assert_eq!(r3.status.as_u16(), 404);
 }
 
@@ -65,24 +84,57 @@ async fn refusals_are_not_remembered_and_keys_are_forgotten_after_a_day() {
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
     let held = c
         .app
-        .call("POST", &t.host, "/licenses/borrow", Some(&t.admin_key), Some(borrow_body("bus", "holder")))
+        .call(
+            "POST",
+            &t.host,
+            "/licenses/borrow",
+            Some(&t.admin_key),
+            Some(borrow_body("bus", "holder")),
+        )
         .await
         .expect(200);
-    let refused = keyed(&c.app, &t, "/licenses/borrow", "k", borrow_body("bus", "dev")).await;
+    let refused = keyed(
+        &c.app,
+        &t,
+        "/licenses/borrow",
+        "k",
+        borrow_body("bus", "dev"),
+    )
+    .await;
     assert_eq!(refused.status.as_u16(), 409);
     c.app
-        .call("POST", &t.host, "/licenses/return", None, Some(json!({"id": held["id"]})))
+        .call(
+            "POST",
+            &t.host,
+            "/licenses/return",
+            None,
+            Some(json!({"id": held["id"]})),
+        )
         .await
         .expect(200);
     // The refusal took nothing, so the retry is a new attempt, and it succeeds.
-    let granted = keyed(&c.app, &t, "/licenses/borrow", "k", borrow_body("bus", "dev")).await;
+    let granted = keyed(
+        &c.app,
+        &t,
+        "/licenses/borrow",
+        "k",
+        borrow_body("bus", "dev"),
+    )
+    .await;
     assert!(!replayed(&granted));
     let granted = granted.expect(200);
 
     // 24 h (and the pruning slack) later the key is gone from memory and storage.
     let report = c.advance("acme", 24 * 3600 + 120).await;
     assert_eq!(report.forgotten_keys, 1);
-    let again = keyed(&c.app, &t, "/licenses/borrow", "k", borrow_body("bus", "dev")).await;
+    let again = keyed(
+        &c.app,
+        &t,
+        "/licenses/borrow",
+        "k",
+        borrow_body("bus", "dev"),
+    )
+    .await;
     assert!(!replayed(&again));
     assert_ne!(again.expect(200)["id"], granted["id"]);
 }
@@ -98,9 +150,15 @@ async fn a_retry_after_a_crash_finds_the_original_borrow() {
     let original = keyed(&app, &t, "/licenses/borrow", "nightly-42", body.clone())
         .await
         .expect(200);
-    app.call("PUT", &t.host, "/config/limits", Some(&t.admin_key), Some(json!({"tool": ECU.id, "max_per_user": 3})))
-        .await
-        .expect(200);
+    app.call(
+        "PUT",
+        &t.host,
+        "/config/limits",
+        Some(&t.admin_key),
+        Some(json!({"tool": ECU.id, "max_per_user": 3})),
+    )
+    .await
+    .expect(200);
     // The response may have been lost: the server dies, the client retries.
     first.kill9();
 
@@ -112,7 +170,13 @@ async fn a_retry_after_a_crash_finds_the_original_borrow() {
     assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 1);
     // The per-user limit survived too.
     let limit = app
-        .call("GET", &t.host, &format!("/config/limits?tool={}", ECU.id), Some(&t.admin_key), None)
+        .call(
+            "GET",
+            &t.host,
+            &format!("/config/limits?tool={}", ECU.id),
+            Some(&t.admin_key),
+            None,
+        )
         .await
         .expect(200);
     assert_eq!(limit["max_per_user"], 3);

@@ -29,11 +29,16 @@ async fn waiting(app: &TestApp, t: &Tenant) -> u64 {
 }
 
 async fn holder(app: &TestApp, t: &Tenant) -> Option<(String, String)> {
-    let list = app.call("GET", &t.host, "/borrows", Some(&t.admin_key), None).await.expect(200);
-    list.as_array()
-        .unwrap()
-        .first()
-        .map(|b| (b["id"].as_str().unwrap().to_owned(), b["user"].as_str().unwrap().to_owned()))
+    let list = app
+        .call("GET", &t.host, "/borrows", Some(&t.admin_key), None)
+        .await
+        .expect(200);
+    list.as_array().unwrap().first().map(|b| {
+        (
+            b["id"].as_str().unwrap().to_owned(),
+            b["user"].as_str().unwrap().to_owned(),
+        )
+    })
 }
 
 fn waiting_borrow(user: &str, wait: u32) -> Value {
@@ -44,7 +49,9 @@ fn waiting_borrow(user: &str, wait: u32) -> Value {
 async fn waiters_get_freed_seats_first_come_first_served() {
     let app = spawn_app().await;
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
-    borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"})).await.expect(200);
+    borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
+        .await
+        .expect(200);
 
     let w1 = borrow_as(&app, &t, waiting_borrow("w1", 120));
     let w2 = async {
@@ -58,7 +65,13 @@ async fn waiters_get_freed_seats_first_come_first_served() {
     let driver = async {
         wait_until("three waiters", || async { waiting(&app, &t).await == 3 }).await;
         let q = app
-            .call("GET", &t.host, "/licenses/bus/queue", Some(&t.admin_key), None)
+            .call(
+                "GET",
+                &t.host,
+                "/licenses/bus/queue",
+                Some(&t.admin_key),
+                None,
+            )
             .await
             .expect(200);
         assert_eq!(q["tool"], "Bus Analyser");
@@ -67,15 +80,29 @@ async fn waiters_get_freed_seats_first_come_first_served() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["position"].as_u64().unwrap(), e["user"].as_str().unwrap().to_owned()))
+            .map(|e| {
+                (
+                    e["position"].as_u64().unwrap(),
+                    e["user"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
-        assert_eq!(order, [(1, "w1".into()), (2, "w2".into()), (3, "w3".into())]);
+        assert_eq!(
+            order,
+            [(1, "w1".into()), (2, "w2".into()), (3, "w3".into())]
+        );
         assert!(q["queue"][0]["since"].is_string());
         for next in ["w1", "w2", "w3"] {
             let (id, _) = holder(&app, &t).await.unwrap();
-            app.call("POST", &t.host, "/licenses/return", None, Some(json!({"id": id})))
-                .await
-                .expect(200);
+            app.call(
+                "POST",
+                &t.host,
+                "/licenses/return",
+                None,
+                Some(json!({"id": id})),
+            )
+            .await
+            .expect(200);
             // The seat went straight to the head of the queue: nobody polled for it.
             wait_until("the next waiter holds the seat", || async {
                 holder(&app, &t).await.is_some_and(|(_, u)| u == next)
@@ -95,7 +122,9 @@ async fn waiters_get_freed_seats_first_come_first_served() {
 async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
     let app = spawn_app().await;
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
-    let held = borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"})).await.expect(200);
+    let held = borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
+        .await
+        .expect(200);
 
     let body = waiting_borrow("impatient", 300).to_string();
     let mut raw = std::net::TcpStream::connect(app.addr).unwrap();
@@ -110,14 +139,26 @@ async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
     )
     .unwrap();
     raw.flush().unwrap();
-    wait_until("the raw client is queued", || async { waiting(&app, &t).await == 1 }).await;
+    wait_until("the raw client is queued", || async {
+        waiting(&app, &t).await == 1
+    })
+    .await;
     drop(raw);
-    wait_until("the departed waiter is removed", || async { waiting(&app, &t).await == 0 }).await;
+    wait_until("the departed waiter is removed", || async {
+        waiting(&app, &t).await == 0
+    })
+    .await;
 
     // The freed seat goes to nobody: the departed waiter got nothing.
-    app.call("POST", &t.host, "/licenses/return", None, Some(json!({"id": held["id"]})))
-        .await
-        .expect(200);
+    app.call(
+        "POST",
+        &t.host,
+        "/licenses/return",
+        None,
+        Some(json!({"id": held["id"]})),
+    )
+    .await
+    .expect(200);
     assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
     assert!(holder(&app, &t).await.is_none());
 }
@@ -126,7 +167,9 @@ async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
 async fn a_wait_that_runs_out_answers_409_with_the_original_reason() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    borrow_as(&c.app, &t, json!({"tool": "bus", "user": "holder"})).await.expect(200);
+    borrow_as(&c.app, &t, json!({"tool": "bus", "user": "holder"}))
+        .await
+        .expect(200);
     // No wait, or a wait of 0: refused at once.
     let r = borrow_as(&c.app, &t, json!({"tool": "bus", "user": "x"})).await;
     assert_eq!((r.status.as_u16(), r.code()), (409, "no_seats"));
@@ -143,7 +186,12 @@ async fn a_wait_that_runs_out_answers_409_with_the_original_reason() {
         c.advance("acme", 1).await;
     };
     let (r, ()) = tokio::join!(waiter, driver);
-    assert_eq!((r.status.as_u16(), r.code()), (409, "no_seats"), "{}", r.body);
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (409, "no_seats"),
+        "{}",
+        r.body
+    );
     assert!(r.body["detail"].as_str().unwrap().contains("in use"));
     assert_eq!(waiting(&c.app, &t).await, 0);
 }
@@ -152,9 +200,13 @@ async fn a_wait_that_runs_out_answers_409_with_the_original_reason() {
 async fn an_expired_lease_hands_its_seat_to_the_waiter() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    borrow_as(&c.app, &t, json!({"tool": "bus", "user": "crashed-agent", "lease_seconds": 30}))
-        .await
-        .expect(200);
+    borrow_as(
+        &c.app,
+        &t,
+        json!({"tool": "bus", "user": "crashed-agent", "lease_seconds": 30}),
+    )
+    .await
+    .expect(200);
     let waiter = borrow_as(&c.app, &t, waiting_borrow("next-job", 300));
     let driver = async {
         wait_until("queued", || async { waiting(&c.app, &t).await == 1 }).await;
@@ -163,5 +215,8 @@ async fn an_expired_lease_hands_its_seat_to_the_waiter() {
     let (r, ()) = tokio::join!(waiter, driver);
     assert_eq!(r.expect(200)["user"], "next-job");
     let s = status_of(&c.app, &t, "bus").await;
-    assert_eq!((s["borrowed"].as_u64(), s["waiting"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (s["borrowed"].as_u64(), s["waiting"].as_u64()),
+        (Some(1), Some(0))
+    );
 }

@@ -89,7 +89,10 @@ impl Wrapper {
                 }
             }
         }
-        panic!("no stderr line with '{text}'; saw:\n{}", self.seen.join("\n"));
+        panic!(
+            "no stderr line with '{text}'; saw:\n{}",
+            self.seen.join("\n")
+        );
     }
 }
 
@@ -120,7 +123,10 @@ async fn the_seat_is_held_while_the_job_runs_and_its_exit_code_passes_through() 
     wait_until("the job started", || exists(&started)).await;
     let s = status_of(&app, &t, "bus").await;
     assert_eq!(s["borrowed"], 1, "the seat is held while the job runs");
-    let borrows = app.call("GET", &t.host, "/borrows", Some(&t.admin_key), None).await.expect(200);
+    let borrows = app
+        .call("GET", &t.host, "/borrows", Some(&t.admin_key), None)
+        .await
+        .expect(200);
     assert_eq!(borrows[0]["user"], "ci-agent");
     std::fs::write(&go, "").unwrap();
     let (status, stderr) = wrapper.finish();
@@ -133,7 +139,9 @@ async fn the_seat_is_held_while_the_job_runs_and_its_exit_code_passes_through() 
 #[actix_web::test]
 async fn no_seat_exits_75_with_the_reason_and_a_queued_job_runs_when_one_frees() {
     let (server, app, t, dir) = setup().await;
-    let held = borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"})).await.expect(200);
+    let held = borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
+        .await
+        .expect(200);
 
     let marker = dir.path().join("never");
     let job = format!("touch {}", marker.display());
@@ -153,9 +161,15 @@ async fn no_seat_exits_75_with_the_reason_and_a_queued_job_runs_when_one_frees()
     );
     queued.expect_line("position 1 of 1");
     assert!(!ran.exists());
-    app.call("POST", &t.host, "/licenses/return", None, Some(json!({"id": held["id"]})))
-        .await
-        .expect(200);
+    app.call(
+        "POST",
+        &t.host,
+        "/licenses/return",
+        None,
+        Some(json!({"id": held["id"]})),
+    )
+    .await
+    .expect(200);
     let (status, stderr) = queued.finish();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(ran.exists());
@@ -198,7 +212,9 @@ async fn an_interrupted_wrapper_forwards_the_signal_and_returns_the_seat() {
 #[actix_web::test]
 async fn a_wrapper_interrupted_while_queued_leaves_the_queue() {
     let (server, app, t, _dir) = setup().await;
-    borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"})).await.expect(200);
+    borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
+        .await
+        .expect(200);
     let mut queued = Wrapper::start(
         &server,
         &t,
@@ -220,14 +236,30 @@ async fn a_wrapper_interrupted_while_queued_leaves_the_queue() {
 #[test]
 fn missing_configuration_is_a_usage_error_that_says_what_to_set() {
     let out = Command::new(env!("CARGO_BIN_EXE_permetrix"))
-        .args(["run", "--server", "http://acme.localhost:1", "--tool", "bus", "--", "true"])
+        .args([
+            "run",
+            "--server",
+            "http://acme.localhost:1",
+            "--tool",
+            "bus",
+            "--",
+            "true",
+        ])
         .env_remove("PERMETRIX_API_KEY")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PERMETRIX_API_KEY"));
     let out = Command::new(env!("CARGO_BIN_EXE_permetrix"))
-        .args(["run", "--server", "acme.localhost", "--tool", "bus", "--", "true"])
+        .args([
+            "run",
+            "--server",
+            "acme.localhost",
+            "--tool",
+            "bus",
+            "--",
+            "true",
+        ])
         .env("PERMETRIX_API_KEY", "pmx_t_x")
         .output()
         .unwrap();

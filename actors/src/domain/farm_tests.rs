@@ -93,7 +93,10 @@ fn the_queue_is_fifo_and_a_freed_seat_goes_to_its_head() {
     }
     assert_eq!(t.status(Some("ecu"), NOW).unwrap()[0].waiting, 3);
     let (_, entries) = t.queue_of("ecu").unwrap();
-    let users: Vec<_> = entries.iter().map(|e| (e.position, e.user.as_str())).collect();
+    let users: Vec<_> = entries
+        .iter()
+        .map(|e| (e.position, e.user.as_str()))
+        .collect();
     assert_eq!(users, [(1, "first"), (2, "second"), (3, "third")]);
     // Nothing free: nobody is served.
     assert!(t.serve_waiters(NOW, |_| true).is_empty());
@@ -110,9 +113,13 @@ fn departed_waiters_are_skipped_and_not_counted() {
     let mut t = tenant_with(1, 0);
     let (held, _) = t.borrow(&req("holder"), NOW).unwrap();
     let refusal = t.borrow(&req("gone"), NOW).unwrap_err();
-    let gone = t.enqueue(req("gone"), refusal, secs(60), None, NOW).unwrap();
+    let gone = t
+        .enqueue(req("gone"), refusal, secs(60), None, NOW)
+        .unwrap();
     let refusal = t.borrow(&req("stays"), NOW).unwrap_err();
-    let stays = t.enqueue(req("stays"), refusal, secs(60), None, NOW).unwrap();
+    let stays = t
+        .enqueue(req("stays"), refusal, secs(60), None, NOW)
+        .unwrap();
     t.retain_waiters(|id| id != gone.id);
     assert_eq!(t.status(Some("ecu"), NOW).unwrap()[0].waiting, 1);
     t.return_lease(held.lease.id, NOW).unwrap();
@@ -126,7 +133,9 @@ fn waiters_time_out_with_their_original_reason_and_only_seat_refusals_queue() {
     t.borrow(&req("holder"), NOW).unwrap();
     let refusal = t.borrow(&req("w"), NOW).unwrap_err();
     assert!(matches!(refusal, DomainError::NoSeats { .. }));
-    let q = t.enqueue(req("w"), refusal.clone(), secs(10), None, NOW).unwrap();
+    let q = t
+        .enqueue(req("w"), refusal.clone(), secs(10), None, NOW)
+        .unwrap();
     assert_eq!(t.next_waiter_deadline(), Some(NOW.plus(secs(10))));
     assert!(t.time_out_waiters(NOW.plus(secs(9))).is_empty());
     let out = t.time_out_waiters(NOW.plus(secs(10)));
@@ -139,7 +148,10 @@ fn waiters_time_out_with_their_original_reason_and_only_seat_refusals_queue() {
         Err(unknown)
     );
     // No wait asked: no queueing.
-    assert!(t.enqueue(req("w"), refusal, Duration::ZERO, None, NOW).is_err());
+    assert!(
+        t.enqueue(req("w"), refusal, Duration::ZERO, None, NOW)
+            .is_err()
+    );
 }
 
 #[test]
@@ -150,14 +162,29 @@ fn a_waiter_that_hits_the_user_limit_is_refused_and_the_next_one_served() {
     let (b1, _) = t.borrow(&req("bob"), NOW).unwrap();
     let ask = BorrowRequest { ..req("bob") };
     let qb = t
-        .enqueue(ask.clone(), DomainError::NoSeats { tool: "ecu tool".into(), limit: 2 }, secs(60), None, NOW)
+        .enqueue(
+            ask.clone(),
+            DomainError::NoSeats {
+                tool: "ecu tool".into(),
+                limit: 2,
+            },
+            secs(60),
+            None,
+            NOW,
+        )
         .unwrap();
     let refusal = t.borrow(&req("carol"), NOW).unwrap_err();
-    let qc = t.enqueue(req("carol"), refusal, secs(60), None, NOW).unwrap();
+    let qc = t
+        .enqueue(req("carol"), refusal, secs(60), None, NOW)
+        .unwrap();
     t.return_lease(a1.lease.id, NOW).unwrap();
     let served = t.serve_waiters(NOW, |_| true);
-    assert!(matches!(&served[0], (id, Served::Refused(DomainError::UserLimitReached { .. })) if *id == qb.id));
-    assert!(matches!(&served[1], (id, Served::Granted(g, _)) if *id == qc.id && g.lease.user == "carol"));
+    assert!(
+        matches!(&served[0], (id, Served::Refused(DomainError::UserLimitReached { .. })) if *id == qb.id)
+    );
+    assert!(
+        matches!(&served[1], (id, Served::Granted(g, _)) if *id == qc.id && g.lease.user == "carol")
+    );
     let _ = b1;
 }
 
@@ -166,8 +193,16 @@ fn an_idempotent_borrow_is_remembered_in_the_same_write_and_replayed() {
     let mut t = tenant_with(2, 0);
     let ticket = IdempotencyTicket::borrow(key("k-1"), &req("a"));
     let (g, e) = t.borrow_idempotent(&req("a"), Some(&ticket), NOW).unwrap();
-    assert!(e.mutations.iter().any(|m| matches!(m, TenantMutation::PutLease(_))));
-    assert!(e.mutations.iter().any(|m| matches!(m, TenantMutation::PutIdempotency(_))));
+    assert!(
+        e.mutations
+            .iter()
+            .any(|m| matches!(m, TenantMutation::PutLease(_)))
+    );
+    assert!(
+        e.mutations
+            .iter()
+            .any(|m| matches!(m, TenantMutation::PutIdempotency(_)))
+    );
     match t.idempotent_outcome(&ticket, NOW.plus(secs(5))).unwrap() {
         Some(IdempotentOutcome::Borrowed { id, .. }) => assert_eq!(id, g.lease.id),
         other => panic!("{other:?}"),
@@ -184,9 +219,14 @@ fn an_idempotent_borrow_is_remembered_in_the_same_write_and_replayed() {
     // After 24 h the key is forgotten (and the deletion persisted).
     let later = NOW.plus(KEY_RETENTION + secs(1));
     assert_eq!(t.idempotent_outcome(&ticket, later), Ok(None));
-    assert!(t.next_key_expiry().is_some_and(|at| at <= later.plus(secs(60))));
+    assert!(
+        t.next_key_expiry()
+            .is_some_and(|at| at <= later.plus(secs(60)))
+    );
     let forgotten = t.forget_old_keys(later);
-    assert!(matches!(&forgotten[..], [TenantMutation::DeleteIdempotency { key, .. }] if key == "k-1"));
+    assert!(
+        matches!(&forgotten[..], [TenantMutation::DeleteIdempotency { key, .. }] if key == "k-1")
+    );
     assert_eq!(t.remembered_keys(), 0);
 }
 
@@ -223,12 +263,20 @@ fn idempotency_keys_are_checked_and_references_do_not_reveal_them() {
 fn per_user_limits_are_set_cleared_and_persisted_as_restrictions() {
     let mut t = tenant_with(5, 0);
     assert!(t.set_max_per_user("ecu", Some(0)).is_err());
-    assert!(matches!(t.set_max_per_user("nope", Some(1)), Err(DomainError::UnknownTool(_))));
+    assert!(matches!(
+        t.set_max_per_user("nope", Some(1)),
+        Err(DomainError::UnknownTool(_))
+    ));
     let (limit, e) = t.set_max_per_user("ecu", Some(1)).unwrap();
     assert_eq!(limit.max_per_user, Some(1));
-    assert!(matches!(&e.mutations[..], [TenantMutation::PutRestriction(r)] if r.max_per_user == Some(1)));
+    assert!(
+        matches!(&e.mutations[..], [TenantMutation::PutRestriction(r)] if r.max_per_user == Some(1))
+    );
     t.borrow(&req("a"), NOW).unwrap();
-    assert!(matches!(t.borrow(&req("a"), NOW), Err(DomainError::UserLimitReached { .. })));
+    assert!(matches!(
+        t.borrow(&req("a"), NOW),
+        Err(DomainError::UserLimitReached { .. })
+    ));
     t.set_max_per_user("ecu", None).unwrap();
     t.borrow(&req("a"), NOW).unwrap();
     assert_eq!(t.user_limits()[0].max_per_user, None);

@@ -115,7 +115,8 @@ impl IdempotencyIndex {
     pub(crate) fn insert(&mut self, record: IdempotencyRecord) {
         let k = (record.operation, record.key.clone());
         if let Some(old) = self.records.remove(&k) {
-            self.by_age.remove(&(old.created_at, old.operation, old.key));
+            self.by_age
+                .remove(&(old.created_at, old.operation, old.key));
         }
         self.by_age
             .insert((record.created_at, record.operation, record.key.clone()));

@@ -111,7 +111,7 @@ pub struct QueueEntry {
 #[derive(Debug)]
 pub enum Served {
     /// It got a seat: persist the effects, then hand it the grant.
-    Granted(Grant, Effects),
+    Granted(Box<Grant>, Effects),
     /// It can no longer be granted for another reason: answer this refusal.
     Refused(DomainError),
 }
@@ -238,11 +238,7 @@ impl TenantState {
         let mut pools: Vec<String> = self.queue.by_pool.keys().cloned().collect();
         pools.sort();
         for product in pools {
-            loop {
-                let Some(head) = self.queue.by_pool.get(&product).and_then(|q| q.front())
-                else {
-                    break;
-                };
+            while let Some(head) = self.queue.by_pool.get(&product).and_then(|q| q.front()) {
                 if !live(head.id) {
                     self.queue.pop_head(&product);
                     continue;
@@ -251,7 +247,7 @@ impl TenantState {
                 match self.borrow_idempotent(&req, ticket.as_ref(), now) {
                     Ok((grant, effects)) => {
                         if let Some(w) = self.queue.pop_head(&product) {
-                            out.push((w.id, Served::Granted(grant, effects)));
+                            out.push((w.id, Served::Granted(Box::new(grant), effects)));
                         }
                     }
                     // Still no seat: the head keeps its place, and nobody behind it

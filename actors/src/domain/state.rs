@@ -8,8 +8,8 @@ use permetrix_storage::{BorrowId, TenantId, TenantMutation, TenantRecords, Times
 use super::expiry::{ExpiredLeases, ExpiryIndex};
 use super::idempotency::IdempotencyIndex;
 use super::ledger::LedgerHead;
-use super::queue::WaitQueues;
 use super::pool::Pool;
+use super::queue::WaitQueues;
 use super::views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals};
 use super::{DEFAULT_LEASE_SECONDS, DomainError, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
 

@@ -89,7 +89,11 @@ impl TenantMessage for BorrowOrQueue {
             match cx.state.idempotent_outcome(t, now) {
                 Err(e) => return Reply::ready(Err(e.into())),
                 Ok(Some(outcome)) => {
-                    return Reply::ready(replayed(outcome).map(BorrowOutcome::Replayed).map_err(Into::into));
+                    return Reply::ready(
+                        replayed(outcome)
+                            .map(BorrowOutcome::Replayed)
+                            .map_err(Into::into),
+                    );
                 }
                 Ok(None) => {}
             }
