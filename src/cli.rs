@@ -22,6 +22,51 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker.
     Serve(ServeArgs),
+    /// Hold a seat while a command runs: borrow (queueing), heartbeat, run, return.
+    /// Exits with the command's code, or 75 if no seat was granted.
+    Run(RunArgs),
+}
+
+/// `permetrix run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The tenant's URL (https://acme.permetrix.fly.dev).
+    #[arg(long, env = "PERMETRIX_SERVER")]
+    pub server: String,
+    /// Tool to borrow (product name or id).
+    #[arg(long, env = "PERMETRIX_TOOL")]
+    pub tool: String,
+    /// Who borrows (default: $USER).
+    #[arg(long, env = "PERMETRIX_USER", default_value_t = default_user())]
+    pub user: String,
+    /// Seconds to wait in the queue for a seat (0-300; 0: fail at once).
+    #[arg(long, env = "PERMETRIX_WAIT", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=300))]
+    pub wait: u32,
+    /// Lease length in seconds (30-86400; default: the tenant's setting).
+    #[arg(long, env = "PERMETRIX_LEASE", value_parser = clap::value_parser!(u32).range(30..=86_400))]
+    pub lease: Option<u32>,
+    /// Connect to HOST:PORT instead of the URL's host, keeping the URL's Host header.
+    #[arg(long, env = "PERMETRIX_CONNECT")]
+    pub connect: Option<String>,
+    /// Seconds between progress lines while queued.
+    #[arg(
+        long,
+        env = "PERMETRIX_PROGRESS_SECONDS",
+        default_value_t = 5,
+        hide = true
+    )]
+    pub progress_seconds: u64,
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, last = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+fn default_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "permetrix-run".into())
 }
 
 /// When writes are acknowledged.

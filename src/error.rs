@@ -155,6 +155,10 @@ fn domain_status(e: &DomainError) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         DomainError::ExceedsVendorLimit { .. } | DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
+        // An expired lease is gone, as API.md says of heartbeats ("404 if the lease is
+        // gone"); the code tells it apart from an id that never existed.
+        DomainError::LeaseExpired { .. } => StatusCode::NOT_FOUND,
+        DomainError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod host;
 pub mod input;
 pub mod routes;
+pub mod run;
 pub mod secrets;
 pub mod server;
 pub mod signature;

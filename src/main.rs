@@ -9,6 +9,10 @@ use secrecy::ExposeSecret;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => {
+            let code = actix_rt::System::new().block_on(permetrix::run::run(args));
+            return ExitCode::from(code);
+        }
         Command::Serve(args) => {
             permetrix::telemetry::init(args.log_format);
             actix_rt::System::new().block_on(serve(args))

@@ -3,6 +3,8 @@ mod admin;
 mod health;
 mod keys;
 mod licenses;
+mod limits;
+mod queue;
 mod tenant_config;
 mod vendor;
 
@@ -20,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .guard(HostGuard::Tenant)
             .configure(licenses::configure)
             .configure(tenant_config::configure)
+            .configure(limits::configure)
             .configure(keys::configure),
     )
     .service(

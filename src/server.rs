@@ -10,7 +10,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use permetrix_actors::metrics::NoMetrics;
-use permetrix_actors::{Registry, RegistryConfig, SystemClock};
+use permetrix_actors::{Clock, Registry, RegistryConfig, SystemClock};
 use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store};
 use secrecy::SecretString;
 
@@ -51,6 +51,19 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     /// Whether the server installs SIGTERM/SIGINT handlers (off in in-process tests).
     pub handle_signals: bool,
+    /// Where the actors read the time (`None`: the system clock). Embedders and
+    /// in-process tests may pass a manual clock to drive lease expiry.
+    pub clock: Option<ClockSource>,
+}
+
+/// A clock handed to the server (see [`ServeConfig::clock`]).
+#[derive(Clone)]
+pub struct ClockSource(pub Arc<dyn Clock>);
+
+impl std::fmt::Debug for ClockSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClockSource(now = {:?})", self.0.now())
+    }
 }
 
 impl ServeConfig {
@@ -69,6 +82,7 @@ impl ServeConfig {
             mailbox_capacity: 1024,
             cache_bytes: 64 * 1024 * 1024,
             handle_signals: true,
+            clock: None,
         }
     }
 }
@@ -110,9 +124,13 @@ impl Application {
         );
         let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
         let platform = Platform::new(Arc::clone(&store));
+        let clock: Arc<dyn Clock> = match &config.clock {
+            Some(ClockSource(c)) => Arc::clone(c),
+            None => Arc::new(SystemClock),
+        };
         let registry = Registry::start(
             Arc::clone(&store),
-            Arc::new(SystemClock),
+            clock,
             Arc::new(NoMetrics),
             RegistryConfig {
                 arbiters: config.arbiters,
@@ -170,6 +188,10 @@ impl Application {
         // Existing clients never retry a POST on a closed connection: keep idle
         // connections open well beyond their 75 s expectation.
         .keep_alive(Duration::from_secs(120))
+        // A client that closes its side while its borrow waits in the queue has gone:
+        // end the request so that its waiter is dropped (half-closing HTTP/1 clients
+        // that still expect an answer are not known among license clients).
+        .h1_allow_half_closed(false)
         .client_request_timeout(Duration::from_secs(10))
         .shutdown_timeout(30)
         .listen(listener)

@@ -6,15 +6,23 @@
 //! the rules unit-testable and the actor a thin shell.
 mod calendar;
 mod error;
+mod expiry;
+mod idempotency;
 mod ledger;
+mod limits;
 mod pool;
+mod queue;
 mod state;
 mod views;
 
 pub use calendar::month_of;
 pub use error::DomainError;
+pub use expiry::EXPIRED_MEMORY;
+pub use idempotency::{IdempotencyKey, IdempotencyTicket, KEY_RETENTION, MAX_KEY_LEN};
 pub use ledger::{LedgerHead, chain_hash, verify_chain};
+pub use limits::UserLimit;
 pub use pool::{Limits, Pool};
+pub use queue::{MAX_WAITERS_PER_POOL, QueueEntry, Queued, Served, WaiterId, is_queueable};
 pub use state::{
     BorrowRequest, Effects, Grant, ProvisionRequest, Returned, SettingsPatch, TenantEvent,
     TenantEventKind, TenantState,
@@ -28,5 +36,7 @@ pub const MAX_LEASE_SECONDS: u32 = 86_400;
 /// Lease length when neither the request nor the tenant says otherwise.
 pub const DEFAULT_LEASE_SECONDS: u32 = 3_600;
 
+#[cfg(test)]
+mod farm_tests;
 #[cfg(test)]
 mod tests;

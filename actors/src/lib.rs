@@ -38,11 +38,14 @@ pub mod placement;
 pub mod registry;
 mod tenant_actor;
 mod view;
+mod waiters;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TenantError;
 pub use registry::{MailboxStats, Registry, RegistryConfig};
 pub use view::TenantView;
 
+#[cfg(test)]
+mod farm_tests;
 #[cfg(test)]
 mod tests;

@@ -63,6 +63,11 @@ pub struct TenantCx<'a> {
     pub(crate) poisoned: bool,
     /// Settings or pools changed: republish the edge view.
     pub(crate) view_changed: bool,
+    /// Reply channels of queued borrows.
+    pub(crate) waiters: &'a mut crate::waiters::WaiterSlots,
+    /// The actor itself (weak: it must not keep itself alive), to give back seats
+    /// granted to waiters that left.
+    pub(crate) me: &'a Option<actix::WeakAddr<crate::tenant_actor::TenantActor>>,
 }
 
 impl TenantCx<'_> {
@@ -154,6 +159,8 @@ pub fn denial_code(e: &crate::domain::DomainError) -> &'static str {
         D::ExceedsVendorLimit { .. } => "exceeds_vendor_limit",
         D::PackageExists(_) => "package_exists",
         D::Invalid(_) => "invalid_request",
+        D::LeaseExpired { .. } => "lease_expired",
+        D::IdempotencyKeyReused => "idempotency_key_reused",
     }
 }
 
@@ -272,3 +279,14 @@ impl TenantMessage for Snapshot {
         Reply::ready(Ok(cx.state.snapshot(cx.now)))
     }
 }
+
+mod leases;
+mod limits;
+mod queue;
+
+pub use leases::{DueReport, ExpireDue};
+pub use limits::{GetUserLimits, SetUserLimit};
+pub use queue::{
+    BorrowOrQueue, BorrowOutcome, QueueListing, QueueOf, QueuedBorrow, ReturnIdempotent,
+    ReturnOutcome,
+};

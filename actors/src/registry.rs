@@ -124,7 +124,10 @@ impl Registry {
                         retry_after: self.0.config.retry_after,
                     }
                 })?;
-            entry.addr.send(Admitted { msg, permit })
+            entry.addr.send(Admitted {
+                msg,
+                permit: Some(permit),
+            })
         };
         request
             .await

@@ -8,17 +8,21 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, ActorContext, Context, Handler, Message, Response, Supervised};
+use actix::{
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, Response, SpawnHandle,
+    Supervised, WeakAddr,
+};
 use arc_swap::ArcSwap;
-use permetrix_storage::{Store, TenantId, VendorId};
+use permetrix_storage::{Store, TenantId, Timestamp, VendorId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::TenantError;
 use crate::clock::Clock;
 use crate::domain::{TenantEvent, TenantState};
-use crate::messages::{ReplyInner, TenantCx, TenantMessage};
+use crate::messages::{ExpireDue, ReplyInner, TenantCx, TenantMessage};
 use crate::metrics::TenantMetrics;
 use crate::view::TenantView;
+use crate::waiters::WaiterSlots;
 
 /// Events buffered per subscriber before a slow one starts losing them.
 const EVENT_BUFFER: usize = 1024;
@@ -83,6 +87,12 @@ pub(crate) struct TenantActor {
     clock: Arc<dyn Clock>,
     /// `None` after a failed reload; every message retries the load.
     state: Option<TenantState>,
+    /// Reply channels of queued borrows.
+    waiters: WaiterSlots,
+    /// This actor's own address, weak (set when started).
+    me: Option<WeakAddr<TenantActor>>,
+    /// The armed due-timer: when it fires, and its handle.
+    timer: Option<(Timestamp, SpawnHandle)>,
 }
 
 impl TenantActor {
@@ -97,6 +107,35 @@ impl TenantActor {
             store,
             clock,
             state: Some(state),
+            waiters: WaiterSlots::default(),
+            me: None,
+            timer: None,
+        }
+    }
+
+    /// Arms the actor's own timer for the next due instant (lease expiry, waiter
+    /// deadline, idempotency keys to forget): when it fires, the actor sends itself
+    /// [`ExpireDue`], the same message tests send after moving a manual clock.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let next = self.state.as_ref().and_then(TenantState::next_due);
+        if next == self.timer.as_ref().map(|(at, _)| *at) {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = next {
+            // tokio timers fire at or after the deadline; one extra millisecond covers
+            // the rounding of `Timestamp` to whole milliseconds.
+            let delay = self.clock.now().until(at) + std::time::Duration::from_millis(1);
+            let handle = ctx.run_later(delay, |act, ctx| {
+                act.timer = None;
+                ctx.notify(Admitted {
+                    msg: ExpireDue,
+                    permit: None,
+                });
+            });
+            self.timer = Some((at, handle));
         }
     }
 
@@ -123,6 +162,8 @@ impl Actor for TenantActor {
         // Admission already bounds the queue; actix's own per-sender capacity must
         // never be the one that parks a sender.
         ctx.set_mailbox_capacity(self.shared.capacity + 1);
+        self.me = Some(ctx.address().downgrade());
+        self.arm_timer(ctx);
     }
 }
 
@@ -130,6 +171,9 @@ impl Supervised for TenantActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::warn!(tenant = %self.shared.tenant(), "tenant actor restarting; reloading state from storage");
         self.shared.metrics.restarted();
+        // The reloaded state has no queue: waiters' requests fail and may be retried.
+        self.waiters.clear();
+        self.timer = None;
         self.reload();
     }
 }
@@ -138,7 +182,9 @@ impl Supervised for TenantActor {
 /// it up.
 pub(crate) struct Admitted<M> {
     pub(crate) msg: M,
-    pub(crate) permit: OwnedSemaphorePermit,
+    /// `None` for messages the actor sends itself (timer, returning unclaimed seats):
+    /// they bypass admission.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
 impl<M: TenantMessage> Message for Admitted<M> {
@@ -162,6 +208,8 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
         let now = self.clock.now();
         let store = &self.store;
         let shared = &self.shared;
+        let waiters = &mut self.waiters;
+        let me = &self.me;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut cx = TenantCx {
                 state,
@@ -170,8 +218,14 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 shared,
                 poisoned: false,
                 view_changed: false,
+                waiters,
+                me,
             };
+            cx.prune_waiters();
             let reply = envelope.msg.handle(&mut cx);
+            if !cx.poisoned {
+                cx.settle_waiters();
+            }
             (reply, cx.poisoned, cx.view_changed)
         }));
         self.shared
@@ -186,6 +240,7 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 } else if view_changed && let Some(state) = &self.state {
                     self.shared.publish_view(state);
                 }
+                self.arm_timer(ctx);
                 match reply.0 {
                     ReplyInner::Ready(result) => Response::reply(result),
                     ReplyInner::Later(fut) => Response::fut(fut),

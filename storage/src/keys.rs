@@ -10,6 +10,7 @@ pub(crate) const CHARGE: u8 = b'C';
 pub(crate) const SETTINGS: u8 = b'S';
 pub(crate) const RESTRICTION: u8 = b'R';
 pub(crate) const SPEND: u8 = b'M';
+pub(crate) const IDEMPOTENCY: u8 = b'I';
 
 /// `<tenant> 0x00`
 pub(crate) fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
@@ -45,6 +46,18 @@ pub(crate) fn spend(tenant: &TenantId, product_id: &str, month: u32) -> Vec<u8> 
     id.push(0);
     id.extend_from_slice(&month.to_be_bytes());
     key(tenant, SPEND, &id)
+}
+
+/// Idempotency keys: `<operation tag> <key>`.
+pub(crate) fn idempotency(
+    tenant: &TenantId,
+    operation: crate::records::IdempotentOperation,
+    key: &str,
+) -> Vec<u8> {
+    let mut id = Vec::with_capacity(key.len() + 1);
+    id.push(operation.tag());
+    id.extend_from_slice(key.as_bytes());
+    self::key(tenant, IDEMPOTENCY, &id)
 }
 
 #[cfg(test)]

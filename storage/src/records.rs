@@ -295,3 +295,67 @@ pub struct SpendRecord {
     pub overage_count: u64,
 }
 record!(SpendRecord, "spend counter", version = 1);
+
+/// Which request an idempotency key was used on (keys of different operations never
+/// collide).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IdempotentOperation {
+    /// `POST /licenses/borrow`.
+    Borrow,
+    /// `POST /licenses/return`.
+    Return,
+}
+
+impl IdempotentOperation {
+    /// One byte for storage keys.
+    pub fn tag(self) -> u8 {
+        match self {
+            IdempotentOperation::Borrow => b'b',
+            IdempotentOperation::Return => b'r',
+        }
+    }
+}
+
+/// What the first request with an idempotency key achieved, replayed to retries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdempotentOutcome {
+    /// A seat was granted (the lease as it was at grant time).
+    Borrowed {
+        /// Borrow id.
+        id: BorrowId,
+        /// Tool (product) name at grant time.
+        tool: String,
+        /// Who borrowed.
+        user: String,
+        /// When granted.
+        borrowed_at: Timestamp,
+        /// Expiry at grant time.
+        lease_expires_at: Timestamp,
+        /// Whether the seat was beyond the commit.
+        is_overage: bool,
+    },
+    /// A seat was returned.
+    Returned {
+        /// Borrow id returned.
+        id: BorrowId,
+        /// Tool (product) name at return time.
+        tool: String,
+    },
+}
+
+/// A remembered `Idempotency-Key`: written in the same atomic batch as the change it
+/// acknowledges, kept for 24 hours.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The client's key, as sent.
+    pub key: String,
+    /// The operation it was used on.
+    pub operation: IdempotentOperation,
+    /// SHA-256 of the request's meaning; a retry must match it.
+    pub fingerprint: [u8; 32],
+    /// When the first request succeeded.
+    pub created_at: Timestamp,
+    /// What it achieved.
+    pub outcome: IdempotentOutcome,
+}
+record!(IdempotencyRecord, "idempotency key", version = 1);

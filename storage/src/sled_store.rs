@@ -252,6 +252,7 @@ impl Store for SledStore {
             restrictions: self.decode_range(keys::kind_prefix(tenant, keys::RESTRICTION))?,
             spend: self.decode_range(keys::kind_prefix(tenant, keys::SPEND))?,
             ledger_head,
+            idempotency: self.decode_range(keys::kind_prefix(tenant, keys::IDEMPOTENCY))?,
         })
     }
 
@@ -288,6 +289,13 @@ impl Store for SledStore {
                     keys::spend(tenant, &s.product_id, s.month),
                     codec::encode(s),
                 ),
+                TenantMutation::PutIdempotency(r) => batch.insert(
+                    keys::idempotency(tenant, r.operation, &r.key),
+                    codec::encode(r),
+                ),
+                TenantMutation::DeleteIdempotency { operation, key } => {
+                    batch.remove(keys::idempotency(tenant, *operation, key))
+                }
             }
         }
         self.tenant_state

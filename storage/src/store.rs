@@ -1,6 +1,7 @@
 use crate::codec::{self, Record};
 use crate::records::{
-    ChargeRecord, LeaseRecord, PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord,
+    ChargeRecord, IdempotencyRecord, IdempotentOperation, LeaseRecord, PackageRecord,
+    RestrictionRecord, SettingsRecord, SpendRecord,
 };
 use crate::{BorrowId, Durability, Durable, StorageError, TenantId};
 
@@ -178,6 +179,15 @@ pub enum TenantMutation {
     PutRestriction(RestrictionRecord),
     /// Replace one pool's spend counter for one month.
     PutSpend(SpendRecord),
+    /// Remember an idempotency key and its outcome.
+    PutIdempotency(IdempotencyRecord),
+    /// Forget an idempotency key (older than its retention).
+    DeleteIdempotency {
+        /// Operation the key was used on.
+        operation: IdempotentOperation,
+        /// The key.
+        key: String,
+    },
 }
 
 /// Everything stored for one tenant, as loaded at activation.
@@ -195,4 +205,6 @@ pub struct TenantRecords {
     pub spend: Vec<SpendRecord>,
     /// The last charge in the ledger, to continue the hash chain.
     pub ledger_head: Option<ChargeRecord>,
+    /// Remembered idempotency keys.
+    pub idempotency: Vec<IdempotencyRecord>,
 }

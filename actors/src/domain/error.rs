@@ -1,4 +1,4 @@
-use permetrix_storage::Money;
+use permetrix_storage::{Money, Timestamp};
 use thiserror::Error;
 
 /// A rule said no. Each variant maps to one HTTP status and error code at the edge.
@@ -92,4 +92,19 @@ pub enum DomainError {
     /// The request is well-formed but violates a rule of the domain.
     #[error("{0}")]
     Invalid(String),
+    /// The borrow id names a lease that expired (no heartbeat or return in time); its
+    /// seat was freed.
+    #[error(
+        "this borrow's lease expired at {} and its seat was freed; heartbeat more often than the lease length, and borrow again",
+        super::rfc3339(*expired_at)
+    )]
+    LeaseExpired {
+        /// When the lease expired.
+        expired_at: Timestamp,
+    },
+    /// An `Idempotency-Key` was used before with a different request.
+    #[error(
+        "this Idempotency-Key was already used with a different request; use a fresh key for a new request"
+    )]
+    IdempotencyKeyReused,
 }

@@ -5,8 +5,11 @@ use permetrix_storage::records::{
 };
 use permetrix_storage::{BorrowId, TenantId, TenantMutation, TenantRecords, Timestamp};
 
+use super::expiry::{ExpiredLeases, ExpiryIndex};
+use super::idempotency::IdempotencyIndex;
 use super::ledger::LedgerHead;
 use super::pool::Pool;
+use super::queue::WaitQueues;
 use super::views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals};
 use super::{DEFAULT_LEASE_SECONDS, DomainError, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
 
@@ -127,6 +130,14 @@ pub struct TenantState {
     pub(super) pools: Vec<Pool>,
     pub(super) leases: HashMap<BorrowId, LeaseRecord>,
     pub(super) ledger: LedgerHead,
+    /// Active leases by expiry (kept in step with `leases`).
+    pub(super) expiry: ExpiryIndex,
+    /// Recently expired leases (memory only).
+    pub(super) expired: ExpiredLeases,
+    /// Borrows waiting for a seat, per pool (memory only: a waiter is an open request).
+    pub(super) queue: WaitQueues,
+    /// Remembered idempotency keys.
+    pub(super) keys: IdempotencyIndex,
 }
 
 impl TenantState {
@@ -138,6 +149,10 @@ impl TenantState {
             pools: Vec::new(),
             leases: HashMap::new(),
             ledger: LedgerHead::default(),
+            expiry: ExpiryIndex::default(),
+            expired: ExpiredLeases::default(),
+            queue: WaitQueues::default(),
+            keys: IdempotencyIndex::default(),
         }
     }
 
@@ -165,7 +180,11 @@ impl TenantState {
             if let Some(pool) = state.pool_by_id_mut(&lease.product_id) {
                 pool.take_seat(&lease.user);
             }
+            state.expiry.insert(lease.lease_expires_at, lease.id);
             state.leases.insert(lease.id, lease);
+        }
+        for record in records.idempotency {
+            state.keys.insert(record);
         }
         if let Some(head) = records.ledger_head {
             state.ledger = LedgerHead::after(&head);
@@ -329,6 +348,7 @@ impl TenantState {
         effects
             .events
             .push(event(TenantEventKind::Borrow, &view, now));
+        self.expiry.insert(lease.lease_expires_at, lease.id);
         self.leases.insert(lease.id, lease);
         Ok((
             Grant {
@@ -355,7 +375,8 @@ impl TenantState {
         kind: TenantEventKind,
         now: Timestamp,
     ) -> Result<(LeaseView, Effects), DomainError> {
-        let lease = self.leases.remove(&id).ok_or(DomainError::UnknownBorrow)?;
+        let lease = self.leases.remove(&id).ok_or_else(|| self.gone(&id))?;
+        self.expiry.remove(lease.lease_expires_at, id);
         let view = match self.pool_by_id_mut(&lease.product_id) {
             Some(pool) => {
                 pool.free_seat(&lease.user);
@@ -376,11 +397,16 @@ impl TenantState {
         id: BorrowId,
         now: Timestamp,
     ) -> Result<(LeaseView, Effects), DomainError> {
-        let lease = self.leases.get_mut(&id).ok_or(DomainError::UnknownBorrow)?;
+        let Some(lease) = self.leases.get_mut(&id) else {
+            return Err(self.gone(&id));
+        };
+        let before = lease.lease_expires_at;
         lease.lease_expires_at = now.plus(std::time::Duration::from_secs(u64::from(
             lease.lease_seconds,
         )));
         let lease = lease.clone();
+        self.expiry.remove(before, id);
+        self.expiry.insert(lease.lease_expires_at, id);
         let view = match self
             .pools
             .iter()
@@ -398,39 +424,20 @@ impl TenantState {
         ))
     }
 
-    /// Frees every lease whose expiry is at or before `now`.
-    pub fn expire(&mut self, now: Timestamp) -> Effects {
-        let due: Vec<BorrowId> = self
-            .leases
-            .values()
-            .filter(|l| l.lease_expires_at <= now)
-            .map(|l| l.id)
-            .collect();
-        let mut effects = Effects::default();
-        for id in due {
-            if let Ok((_, e)) = self.release(id, TenantEventKind::Expire, now) {
-                effects.mutations.extend(e.mutations);
-                effects.events.extend(e.events);
-            }
-        }
-        effects
-    }
-
-    /// The earliest lease expiry, if any lease is active.
-    pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.leases.values().map(|l| l.lease_expires_at).min()
-    }
-
     /// Status of one pool, or of all pools (sorted by tool name).
     pub fn status(
         &self,
         tool: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<ToolStatus>, DomainError> {
-        match tool {
-            Some(t) => Ok(vec![tool_status(self.pool(t)?, now)]),
-            None => Ok(self.pools.iter().map(|p| tool_status(p, now)).collect()),
+        let mut all = match tool {
+            Some(t) => vec![tool_status(self.pool(t)?, now)],
+            None => self.pools.iter().map(|p| tool_status(p, now)).collect(),
+        };
+        for s in &mut all {
+            s.waiting = self.queue.waiting(&s.product_id);
         }
+        Ok(all)
     }
 
     /// Active borrows, newest first, optionally of one user.
@@ -517,7 +524,10 @@ impl TenantState {
 
     /// Live counts for fan-out queries.
     pub fn snapshot(&self, now: Timestamp) -> TenantSnapshot {
-        let tools: Vec<ToolStatus> = self.pools.iter().map(|p| tool_status(p, now)).collect();
+        let mut tools: Vec<ToolStatus> = self.pools.iter().map(|p| tool_status(p, now)).collect();
+        for s in &mut tools {
+            s.waiting = self.queue.waiting(&s.product_id);
+        }
         let usage = tools
             .iter()
             .fold(UsageTotals::default(), |acc, t| UsageTotals {
