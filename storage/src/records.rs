@@ -354,6 +354,8 @@ pub struct MoreRequestRecord {
     pub id: String,
     /// Product id of the pool.
     pub product_id: String,
+    /// Product (tool) name when the request was made.
+    pub product_name: String,
     /// Package the request is about.
     pub package_id: String,
     /// Vendor that answers it.

@@ -647,6 +647,7 @@ mod tests {
         let mut request = MoreRequestRecord {
             id: "acme.01".into(),
             product_id: "ecu".into(),
+            product_name: "ECU".into(),
             package_id: "pkg-ecu".into(),
             vendor_id: "v".into(),
             requested_total: Some(30),

@@ -4,7 +4,12 @@
 mod helpers;
 
 mod bootstrap_flow;
+mod commercial;
+mod commercial_helpers;
+mod commercial_requests;
 mod concurrency;
 mod input_errors;
 mod isolation;
+mod ledger;
 mod restart;
+mod usage;

@@ -81,6 +81,7 @@ impl TenantState {
         let record = MoreRequestRecord {
             id,
             product_id: p.product_id.clone(),
+            product_name: p.product_name.clone(),
             package_id: p.package_id.clone(),
             vendor_id: p.vendor_id.clone(),
             requested_total: req.requested_total,
