@@ -148,7 +148,10 @@ async fn patch_package(
         .filter(|p| p.vendor_id == caller.vendor.as_str())
         .ok_or_else(unknown)?;
     let tenant =
-        accounts::vendor_tenant(&state, &caller.vendor, &index.tenant_id).map_err(|_| unknown())?;
+        accounts::vendor_tenant(&state, &caller.vendor, &index.tenant_id).map_err(|e| match e {
+            ApiError::NotFound { .. } => unknown(),
+            other => other,
+        })?;
     let tenant_id = TenantId::parse(&tenant.tenant_id).map_err(ApiError::internal)?;
     let patch = patch_of(body.into_inner())?;
     let package = state

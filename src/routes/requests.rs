@@ -215,7 +215,10 @@ fn request_tenant(state: &AppState, caller: &VendorAuth, id: &str) -> Result<Ten
         ))
     };
     let (tenant, _) = id.split_once('.').ok_or_else(unknown)?;
-    let record = accounts::vendor_tenant(state, &caller.vendor, tenant).map_err(|_| unknown())?;
+    let record = accounts::vendor_tenant(state, &caller.vendor, tenant).map_err(|e| match e {
+        ApiError::NotFound { .. } => unknown(),
+        other => other,
+    })?;
     TenantId::parse(&record.tenant_id).map_err(|_| unknown())
 }
 

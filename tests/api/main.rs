@@ -6,6 +6,7 @@ mod helpers;
 mod bootstrap_flow;
 mod commercial;
 mod commercial_helpers;
+mod commercial_packages;
 mod commercial_requests;
 mod concurrency;
 mod input_errors;
