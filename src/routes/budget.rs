@@ -31,6 +31,8 @@ async fn get_budget(state: web::Data<AppState>, caller: TenantAdmin) -> Result<H
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct BudgetBody {
     tool: String,
     #[serde(default, deserialize_with = "nullable")]
@@ -79,6 +81,8 @@ async fn put_budget(
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct ProtectionBody {
     tool: String,
     #[serde(default, deserialize_with = "nullable")]

@@ -27,6 +27,8 @@ pub fn configure_vendor(cfg: &mut web::ServiceConfig) {
 const MAX_SEATS: i64 = 1_000_000;
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct PatchBody {
     total: Option<i64>,
     commit_qty: Option<i64>,

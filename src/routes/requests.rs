@@ -115,6 +115,8 @@ fn view(tenant: &TenantId, r: MoreRequestRecord) -> RequestView {
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct RequestBody {
     tool: String,
     requested_total: Option<i64>,
@@ -223,6 +225,8 @@ fn request_tenant(state: &AppState, caller: &VendorAuth, id: &str) -> Result<Ten
 }
 
 #[derive(Default, Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct ApproveBody {
     total: Option<i64>,
     commit_qty: Option<i64>,
@@ -231,6 +235,8 @@ struct ApproveBody {
 }
 
 #[derive(Default, Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct RejectBody {
     note: Option<String>,
 }

@@ -81,6 +81,10 @@ async fn suspended_and_expired_packages_refuse_borrows_while_leases_run_out() {
             "{bad}"
         );
     }
+    // A misspelt field is refused rather than silently ignored.
+    let r = patch(json!({"overage_price": 1.0})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_json"));
+    assert!(r.body["detail"].as_str().unwrap().contains("overage_price"));
 
     // Only the provisioning vendor sees the package; others get the 404 of an unknown id.
     let other = second_vendor(&app, "dspace", "initech", &ECU).await;
