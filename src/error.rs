@@ -146,7 +146,13 @@ impl ApiError {
 
 fn domain_status(e: &DomainError) -> StatusCode {
     match e {
-        DomainError::UnknownTool(_) | DomainError::UnknownBorrow => StatusCode::NOT_FOUND,
+        DomainError::UnknownTool(_)
+        | DomainError::UnknownBorrow
+        | DomainError::UnknownPackage(_)
+        | DomainError::UnknownRequest(_) => StatusCode::NOT_FOUND,
+        DomainError::PackageRevoked(_)
+        | DomainError::RequestDecided { .. }
+        | DomainError::RequestPending { .. } => StatusCode::CONFLICT,
         DomainError::NoSeats { .. }
         | DomainError::MaxOverageReached { .. }
         | DomainError::UserLimitReached { .. }

@@ -1,11 +1,17 @@
 //! HTTP routes, one module per area, mounted per host context.
 mod admin;
+mod budget;
 mod health;
 mod keys;
+mod ledger;
 mod licenses;
 mod limits;
+mod packages;
 mod queue;
+mod reporting;
+mod requests;
 mod tenant_config;
+mod usage;
 mod vendor;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -23,12 +29,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(licenses::configure)
             .configure(tenant_config::configure)
             .configure(limits::configure)
-            .configure(keys::configure),
+            .configure(keys::configure)
+            .configure(budget::configure)
+            .configure(ledger::configure)
+            .configure(usage::configure)
+            .configure(requests::configure),
     )
     .service(
         web::scope("")
             .guard(HostGuard::Vendor)
-            .configure(vendor::configure),
+            .configure(vendor::configure)
+            .configure(packages::configure_vendor)
+            .configure(ledger::configure_vendor)
+            .configure(usage::configure_vendor)
+            .configure(requests::configure_vendor),
     )
     .service(
         web::scope("")

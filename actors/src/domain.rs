@@ -4,15 +4,19 @@
 //! Nothing here does I/O or reads a clock: every operation takes `now` and returns the
 //! records to persist ([`Effects`]); the actor persists them and replies. That keeps
 //! the rules unit-testable and the actor a thin shell.
+mod budget;
 mod calendar;
 mod error;
 mod expiry;
 mod idempotency;
 mod ledger;
 mod limits;
+mod package;
 mod pool;
 mod queue;
+mod requests;
 mod state;
+mod usage;
 mod views;
 
 pub use calendar::month_of;
@@ -29,6 +33,11 @@ pub use state::{
 };
 pub use views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals, rfc3339};
 
+pub use budget::{BudgetLine, Change, RestrictionPatch};
+pub use package::{PackagePatch, SeatLimits, resolve_limits};
+pub use requests::{Decided, Decision, MoreRequest};
+pub use usage::{PoolUsage, UsageHead};
+
 /// Shortest lease a client may ask for.
 pub const MIN_LEASE_SECONDS: u32 = 30;
 /// Longest lease a client may ask for.
@@ -40,3 +49,5 @@ pub const DEFAULT_LEASE_SECONDS: u32 = 3_600;
 mod farm_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_commercial;

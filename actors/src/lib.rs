@@ -18,6 +18,8 @@
 //! - [`placement`] — which node owns a tenant (always this one today) and which arbiter
 //!   thread hosts it (fixed by hash).
 //! - `fanout` — concurrent snapshots of many tenants with a deadline.
+//! - [`reports`] — usage and ledger reports read back from storage, beside the actors
+//!   (a history can be long; it is never held in an actor's memory).
 //!
 //! # Invariants
 //!
@@ -36,6 +38,7 @@ pub mod messages;
 pub mod metrics;
 pub mod placement;
 pub mod registry;
+pub mod reports;
 mod tenant_actor;
 mod view;
 mod waiters;
@@ -49,3 +52,5 @@ pub use view::TenantView;
 mod farm_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_reports;

@@ -15,6 +15,11 @@ use crate::domain::{
 };
 use crate::tenant_actor::TenantShared;
 
+mod commercial;
+pub use commercial::{
+    DecideRequest, GetBudget, GetLedgerHead, RequestMore, Restrict, SetSpendCap, UpdatePackage,
+};
+
 /// A message to a tenant actor.
 pub trait TenantMessage: Send + 'static {
     /// The reply on success.
@@ -161,6 +166,11 @@ pub fn denial_code(e: &crate::domain::DomainError) -> &'static str {
         D::Invalid(_) => "invalid_request",
         D::LeaseExpired { .. } => "lease_expired",
         D::IdempotencyKeyReused => "idempotency_key_reused",
+        D::UnknownPackage(_) => "unknown_package",
+        D::PackageRevoked(_) => "package_revoked",
+        D::UnknownRequest(_) => "unknown_request",
+        D::RequestDecided { .. } => "request_decided",
+        D::RequestPending { .. } => "request_pending",
     }
 }
 

@@ -19,7 +19,9 @@
 //! - tree `tenant_state`: every tenant's records under the key prefix
 //!   `<tenant_id> 0x00 <kind byte> <id>`; one tenant's mutations are applied with one
 //!   atomic `apply_batch`. The overage ledger (kind `C`, keyed by a big-endian sequence
-//!   number) is append-only: no code path deletes or rewrites a charge.
+//!   number) is append-only: no code path deletes or rewrites a charge. So is the usage
+//!   history (kind `U`, keyed by pool, time and sequence number). Requests for more
+//!   seats are kind `Q`.
 //! - one tree per platform table ([`Table`]).
 //! - tree `meta`: the format marker that identifies a permetrix data directory.
 //!
@@ -43,6 +45,8 @@ mod platform;
 pub mod records;
 mod sled_store;
 mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod timestamp;
 
 pub use error::StorageError;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use crate::codec::{self, Record};
 use crate::group_commit::{GroupCommit, SyncTarget};
 use crate::keys;
-use crate::records::{FormatRecord, LeaseRecord};
+use crate::records::{
+    ChargeRecord, FormatRecord, LeaseRecord, MoreRequestRecord, PackageRecord, UsageRecord,
+};
 use crate::store::{PlatformOp, Store, Table, TenantMutation, TenantRecords};
 use crate::{Durability, Durable, FlushObserver, StorageError, TenantId, Timestamp};
 
@@ -118,6 +120,37 @@ impl SledStore {
             commit,
             durability: config.durability,
         })
+    }
+
+    /// The usage event with the highest `seq`: the last one of some pool (events are
+    /// appended with non-decreasing time, so each pool's last key holds its highest seq).
+    fn usage_head(
+        &self,
+        tenant: &TenantId,
+        packages: &[PackageRecord],
+    ) -> Result<Option<UsageRecord>, StorageError> {
+        let mut head: Option<UsageRecord> = None;
+        for p in packages {
+            let last = self
+                .tenant_state
+                .scan_prefix(keys::usage_prefix(tenant, &p.product_id))
+                .next_back()
+                .transpose()
+                .map_err(sled_err(format!("reading the usage head of {tenant}")))?;
+            if let Some((_, v)) = last {
+                let record: UsageRecord = codec::decode(&v)?;
+                if head.as_ref().is_none_or(|h| record.seq > h.seq) {
+                    head = Some(record);
+                }
+            }
+        }
+        Ok(head)
+    }
+
+    /// The raw tenant tree, for the test-only tampering helpers.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn tenant_tree(&self) -> &sled::Tree {
+        &self.tenant_state
     }
 
     fn tree(&self, table: Table) -> &sled::Tree {
@@ -243,8 +276,11 @@ impl Store for SledStore {
             .map(|(_, v)| codec::decode(&v))
             .transpose()?;
         let leases: Vec<LeaseRecord> = self.decode_range(keys::kind_prefix(tenant, keys::LEASE))?;
+        let packages: Vec<PackageRecord> =
+            self.decode_range(keys::kind_prefix(tenant, keys::PACKAGE))?;
+        let usage_head = self.usage_head(tenant, &packages)?;
         Ok(TenantRecords {
-            packages: self.decode_range(keys::kind_prefix(tenant, keys::PACKAGE))?,
+            packages,
             leases,
             settings: self
                 .decode_range(keys::kind_prefix(tenant, keys::SETTINGS))?
@@ -253,6 +289,7 @@ impl Store for SledStore {
             spend: self.decode_range(keys::kind_prefix(tenant, keys::SPEND))?,
             ledger_head,
             idempotency: self.decode_range(keys::kind_prefix(tenant, keys::IDEMPOTENCY))?,
+            usage_head,
         })
     }
 
@@ -296,6 +333,14 @@ impl Store for SledStore {
                 TenantMutation::DeleteIdempotency { operation, key } => {
                     batch.remove(keys::idempotency(tenant, *operation, key))
                 }
+                TenantMutation::AppendUsage(u) => batch.insert(
+                    keys::usage(tenant, &u.product_id, u.at, u.seq),
+                    codec::encode(u),
+                ),
+                TenantMutation::PutMoreRequest(r) => batch.insert(
+                    keys::key(tenant, keys::REQUEST, r.id.as_bytes()),
+                    codec::encode(r),
+                ),
             }
         }
         self.tenant_state
@@ -309,7 +354,7 @@ impl Store for SledStore {
         tenant: &TenantId,
         after_seq: u64,
         limit: usize,
-    ) -> Result<Vec<crate::records::ChargeRecord>, StorageError> {
+    ) -> Result<Vec<ChargeRecord>, StorageError> {
         let start = keys::charge(tenant, after_seq.saturating_add(1));
         let end = keys::kind_prefix(tenant, keys::CHARGE + 1);
         self.tenant_state
@@ -320,6 +365,62 @@ impl Store for SledStore {
                 Ok(codec::decode(&v)?)
             })
             .collect()
+    }
+
+    fn usage_events(
+        &self,
+        tenant: &TenantId,
+        product_id: &str,
+        start: (Timestamp, u64),
+        end: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>, StorageError> {
+        let from = keys::usage(tenant, product_id, start.0, start.1);
+        let until = keys::usage(tenant, product_id, end, 0);
+        if from >= until {
+            return Ok(Vec::new());
+        }
+        self.tenant_state
+            .range(from..until)
+            .take(limit)
+            .map(|item| {
+                let (_, v) = item.map_err(sled_err(format!("reading the usage of {tenant}")))?;
+                Ok(codec::decode(&v)?)
+            })
+            .collect()
+    }
+
+    fn usage_before(
+        &self,
+        tenant: &TenantId,
+        product_id: &str,
+        before: Timestamp,
+    ) -> Result<Option<UsageRecord>, StorageError> {
+        let from = keys::usage_prefix(tenant, product_id);
+        let until = keys::usage(tenant, product_id, before, 0);
+        self.tenant_state
+            .range(from..until)
+            .next_back()
+            .transpose()
+            .map_err(sled_err(format!("reading the usage of {tenant}")))?
+            .map(|(_, v)| codec::decode(&v).map_err(StorageError::from))
+            .transpose()
+    }
+
+    fn more_requests(&self, tenant: &TenantId) -> Result<Vec<MoreRequestRecord>, StorageError> {
+        self.decode_range(keys::kind_prefix(tenant, keys::REQUEST))
+    }
+
+    fn more_request(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<MoreRequestRecord>, StorageError> {
+        self.tenant_state
+            .get(keys::key(tenant, keys::REQUEST, id.as_bytes()))
+            .map_err(sled_err(format!("reading request {id} of {tenant}")))?
+            .map(|v| codec::decode(&v).map_err(StorageError::from))
+            .transpose()
     }
 
     fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -465,6 +566,125 @@ mod tests {
         let charges = store.charges(&acme, 1, 10).unwrap();
         assert_eq!(charges.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![2]);
         assert_eq!(store.load_tenant(&acme2).unwrap().leases.len(), 1);
+    }
+
+    fn usage(seq: u64, product: &str, at_ms: i64, in_use: u32) -> UsageRecord {
+        UsageRecord {
+            seq,
+            at: Timestamp::from_millis(at_ms),
+            product_id: product.into(),
+            kind: UsageKind::Borrow,
+            borrow_id: BorrowId::random(),
+            user: "dev1".into(),
+            is_overage: false,
+            amount: Money::ZERO,
+            in_use,
+        }
+    }
+
+    fn package(product: &str) -> PackageRecord {
+        PackageRecord {
+            package_id: format!("pkg-{product}"),
+            vendor_id: "v".into(),
+            product_id: product.into(),
+            product_name: product.into(),
+            total: 1,
+            commit_qty: 1,
+            max_overage: 0,
+            commit_price: Money::ZERO,
+            overage_price: Money::ZERO,
+            crm_opportunity_id: None,
+            valid_from: None,
+            valid_until: None,
+            status: PackageStatus::Active,
+            created_at: Timestamp::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn usage_history_reads_by_pool_and_time_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = TenantId::parse("acme").unwrap();
+        let events = [
+            usage(1, "ecu", 1_000, 1),
+            usage(2, "ecu-2", 1_000, 1),
+            usage(3, "ecu", 2_000, 2),
+            usage(4, "ecu", 2_000, 1),
+            usage(5, "ecu", 3_000, 0),
+        ];
+        {
+            let store = open(dir.path());
+            let mut muts: Vec<_> = events
+                .iter()
+                .cloned()
+                .map(TenantMutation::AppendUsage)
+                .collect();
+            muts.push(TenantMutation::PutPackage(package("ecu")));
+            muts.push(TenantMutation::PutPackage(package("ecu-2")));
+            store.append(&acme, &muts).unwrap().wait().await.unwrap();
+            store.shutdown().unwrap();
+        }
+        let store = open(dir.path());
+        let seqs = |v: Vec<UsageRecord>| v.iter().map(|u| u.seq).collect::<Vec<_>>();
+        let t = Timestamp::from_millis;
+        // [2000, 3000): both events of 2000, in sequence order; not the other pool's.
+        let window = store.usage_events(&acme, "ecu", (t(2_000), 0), t(3_000), 10);
+        assert_eq!(seqs(window.unwrap()), vec![3, 4]);
+        // Paging resumes after the last event returned.
+        let page = store.usage_events(&acme, "ecu", (t(0), 0), t(10_000), 2);
+        assert_eq!(seqs(page.unwrap()), vec![1, 3]);
+        let rest = store.usage_events(&acme, "ecu", (t(2_000), 4), t(10_000), 10);
+        assert_eq!(seqs(rest.unwrap()), vec![4, 5]);
+        let before = store.usage_before(&acme, "ecu", t(2_000)).unwrap();
+        assert_eq!(before.map(|u| u.seq), Some(1));
+        assert!(
+            store
+                .usage_before(&acme, "ecu", t(1_000))
+                .unwrap()
+                .is_none()
+        );
+        let head = store.load_tenant(&acme).unwrap().usage_head;
+        assert_eq!(head.map(|u| u.seq), Some(5));
+    }
+
+    #[tokio::test]
+    async fn requests_for_more_seats_are_stored_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let acme = TenantId::parse("acme").unwrap();
+        let mut request = MoreRequestRecord {
+            id: "acme.01".into(),
+            product_id: "ecu".into(),
+            product_name: "ECU".into(),
+            package_id: "pkg-ecu".into(),
+            vendor_id: "v".into(),
+            requested_total: Some(30),
+            requested_overage: None,
+            message: Some("release crunch".into()),
+            limits_before: (20, 5, 15),
+            created_at: Timestamp::from_secs(1),
+            status: RequestStatus::Pending,
+            decided_at: None,
+            decision_note: None,
+            applied: None,
+        };
+        let put = |r: &MoreRequestRecord| [TenantMutation::PutMoreRequest(r.clone())];
+        store
+            .append(&acme, &put(&request))
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        request.status = RequestStatus::Approved;
+        store
+            .append(&acme, &put(&request))
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(store.more_requests(&acme).unwrap(), vec![request.clone()]);
+        assert_eq!(store.more_request(&acme, "acme.01").unwrap(), Some(request));
+        assert!(store.more_request(&acme, "acme.02").unwrap().is_none());
     }
 
     #[tokio::test]

@@ -1,9 +1,9 @@
 use crate::codec::{self, Record};
 use crate::records::{
-    ChargeRecord, IdempotencyRecord, IdempotentOperation, LeaseRecord, PackageRecord,
-    RestrictionRecord, SettingsRecord, SpendRecord,
+    ChargeRecord, IdempotencyRecord, IdempotentOperation, LeaseRecord, MoreRequestRecord,
+    PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord, UsageRecord,
 };
-use crate::{BorrowId, Durability, Durable, StorageError, TenantId};
+use crate::{BorrowId, Durability, Durable, StorageError, TenantId, Timestamp};
 
 /// The storage backend. Everything above `storage` talks to this trait, never to sled,
 /// so that a replicated backend (one owner per tenant, fenced by an epoch) can replace
@@ -28,6 +28,36 @@ pub trait Store: Send + Sync + 'static {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<ChargeRecord>, StorageError>;
+
+    /// Reads one pool's usage history in time order: events at or after `start`
+    /// (`(at, seq)`, inclusive) and before `end`, at most `limit`. Page on by passing
+    /// `(last.at, last.seq + 1)`.
+    fn usage_events(
+        &self,
+        tenant: &TenantId,
+        product_id: &str,
+        start: (Timestamp, u64),
+        end: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>, StorageError>;
+
+    /// The last usage event of one pool before `before` (what was in use then).
+    fn usage_before(
+        &self,
+        tenant: &TenantId,
+        product_id: &str,
+        before: Timestamp,
+    ) -> Result<Option<UsageRecord>, StorageError>;
+
+    /// A tenant's requests for more seats, in id order.
+    fn more_requests(&self, tenant: &TenantId) -> Result<Vec<MoreRequestRecord>, StorageError>;
+
+    /// One request for more seats.
+    fn more_request(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<MoreRequestRecord>, StorageError>;
 
     /// Reads one platform record.
     fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
@@ -188,6 +218,10 @@ pub enum TenantMutation {
         /// The key.
         key: String,
     },
+    /// Append an event to the usage history (never overwrites: `(at, seq)` is new).
+    AppendUsage(UsageRecord),
+    /// Create or replace a request for more seats.
+    PutMoreRequest(MoreRequestRecord),
 }
 
 /// Everything stored for one tenant, as loaded at activation.
@@ -207,4 +241,6 @@ pub struct TenantRecords {
     pub ledger_head: Option<ChargeRecord>,
     /// Remembered idempotency keys.
     pub idempotency: Vec<IdempotencyRecord>,
+    /// The latest usage event (highest `seq`), to continue the usage history.
+    pub usage_head: Option<UsageRecord>,
 }

@@ -4,12 +4,18 @@
 mod helpers;
 
 mod bootstrap_flow;
+mod commercial;
+mod commercial_helpers;
+mod commercial_packages;
+mod commercial_requests;
 mod concurrency;
 mod input_errors;
 mod isolation;
 mod leases;
 mod leases_idempotency;
 mod leases_limits;
+mod ledger;
 mod queue;
 mod restart;
 mod run;
+mod usage;

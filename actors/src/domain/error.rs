@@ -107,4 +107,33 @@ pub enum DomainError {
         "this Idempotency-Key was already used with a different request; use a fresh key for a new request"
     )]
     IdempotencyKeyReused,
+    /// No package with this id was provisioned by the caller.
+    #[error("you have no package with id '{0}'; GET /api/vendor/customers lists your packages")]
+    UnknownPackage(String),
+    /// The package was revoked: it cannot change any more.
+    #[error(
+        "package '{0}' is revoked and cannot be changed; provision the product again to replace it"
+    )]
+    PackageRevoked(String),
+    /// No request for more seats has this id (for this vendor).
+    #[error("no request for more seats has id '{0}'; GET /api/vendor/requests lists them")]
+    UnknownRequest(String),
+    /// The request was answered already.
+    #[error("request '{id}' was already {status}; a new request can be filed")]
+    RequestDecided {
+        /// Request id.
+        id: String,
+        /// `approved` or `rejected`.
+        status: &'static str,
+    },
+    /// A request for the same package is waiting for the vendor.
+    #[error(
+        "a request for more seats of '{tool}' is already waiting for the vendor (id '{id}'); wait for its answer"
+    )]
+    RequestPending {
+        /// Tool name.
+        tool: String,
+        /// The pending request.
+        id: String,
+    },
 }

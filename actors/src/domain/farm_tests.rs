@@ -36,7 +36,12 @@ fn expiry_frees_exactly_the_due_leases_in_one_pass() {
     assert_eq!(e.events.len(), 1);
     assert_eq!(e.events[0].kind, TenantEventKind::Expire);
     assert_eq!(e.events[0].id, Some(s.lease.id));
-    assert!(matches!(e.mutations[..], [TenantMutation::DeleteLease(id)] if id == s.lease.id));
+    // The lease goes, and the usage history records the expiry in the same batch.
+    assert!(matches!(
+        e.mutations[..],
+        [TenantMutation::DeleteLease(id), TenantMutation::AppendUsage(ref u)]
+            if id == s.lease.id && u.kind == permetrix_storage::records::UsageKind::Expire
+    ));
     assert_eq!(t.next_expiry(), Some(NOW.plus(secs(600))));
     assert_eq!((t.lease_count(), t.indexed_leases()), (1, 1));
     assert_eq!(t.pool("ecu").unwrap().borrowed(), 1);

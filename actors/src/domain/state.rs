@@ -1,15 +1,16 @@
 use std::collections::HashMap;
 
 use permetrix_storage::records::{
-    ChargeRecord, LeaseRecord, PackageRecord, SettingsRecord, SignaturePolicy,
+    ChargeRecord, LeaseRecord, PackageRecord, SettingsRecord, SignaturePolicy, UsageKind,
 };
-use permetrix_storage::{BorrowId, TenantId, TenantMutation, TenantRecords, Timestamp};
+use permetrix_storage::{BorrowId, Money, TenantId, TenantMutation, TenantRecords, Timestamp};
 
 use super::expiry::{ExpiredLeases, ExpiryIndex};
 use super::idempotency::IdempotencyIndex;
 use super::ledger::LedgerHead;
 use super::pool::Pool;
 use super::queue::WaitQueues;
+use super::usage::UsageHead;
 use super::views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals};
 use super::{DEFAULT_LEASE_SECONDS, DomainError, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
 
@@ -138,6 +139,8 @@ pub struct TenantState {
     pub(super) queue: WaitQueues,
     /// Remembered idempotency keys.
     pub(super) keys: IdempotencyIndex,
+    /// End of the usage history (the history itself stays in storage).
+    pub(super) usage: UsageHead,
 }
 
 impl TenantState {
@@ -153,6 +156,7 @@ impl TenantState {
             expired: ExpiredLeases::default(),
             queue: WaitQueues::default(),
             keys: IdempotencyIndex::default(),
+            usage: UsageHead::default(),
         }
     }
 
@@ -189,10 +193,13 @@ impl TenantState {
         if let Some(head) = records.ledger_head {
             state.ledger = LedgerHead::after(&head);
         }
+        if let Some(head) = records.usage_head {
+            state.usage = UsageHead::after(&head);
+        }
         state
     }
 
-    fn sort_pools(&mut self) {
+    pub(super) fn sort_pools(&mut self) {
         self.pools
             .sort_by(|a, b| a.package.product_name.cmp(&b.package.product_name));
     }
@@ -236,6 +243,11 @@ impl TenantState {
     /// The head of the charge ledger.
     pub fn ledger_head(&self) -> LedgerHead {
         self.ledger
+    }
+
+    /// The head of the usage history.
+    pub fn usage_head(&self) -> UsageHead {
+        self.usage
     }
 
     /// Checks whether `req` could be granted now, without changing anything.
@@ -322,6 +334,18 @@ impl TenantState {
         pool.take_seat(&req.user);
         let view = lease_view(pool, &lease);
         let mut effects = Effects::default();
+        let amount = if is_overage {
+            pool.package.overage_price
+        } else {
+            Money::ZERO
+        };
+        effects.mutations.push(self.usage.record(
+            UsageKind::Borrow,
+            &lease,
+            pool.borrowed,
+            amount,
+            now,
+        ));
         let mut charge = None;
         if is_overage {
             let amount = pool.package.overage_price;
@@ -377,15 +401,22 @@ impl TenantState {
     ) -> Result<(LeaseView, Effects), DomainError> {
         let lease = self.leases.remove(&id).ok_or_else(|| self.gone(&id))?;
         self.expiry.remove(lease.lease_expires_at, id);
-        let view = match self.pool_by_id_mut(&lease.product_id) {
+        let (view, in_use) = match self.pool_by_id_mut(&lease.product_id) {
             Some(pool) => {
                 pool.free_seat(&lease.user);
-                lease_view(pool, &lease)
+                (lease_view(pool, &lease), pool.borrowed)
             }
-            None => lease_view_orphan(&lease),
+            None => (lease_view_orphan(&lease), 0),
         };
+        let usage_kind = match kind {
+            TenantEventKind::Expire => UsageKind::Expire,
+            _ => UsageKind::Return,
+        };
+        let usage = self
+            .usage
+            .record(usage_kind, &lease, in_use, Money::ZERO, now);
         let effects = Effects {
-            mutations: vec![TenantMutation::DeleteLease(id)],
+            mutations: vec![TenantMutation::DeleteLease(id), usage],
             events: vec![event(kind, &view, now)],
         };
         Ok((view, effects))
@@ -475,6 +506,9 @@ impl TenantState {
             return Err(DomainError::Invalid(
                 "product_id and product_name must not be empty".into(),
             ));
+        }
+        if let Some(replaced) = self.reprovision_revoked(&p) {
+            return Ok(replaced);
         }
         if let Some(existing) = self
             .pools

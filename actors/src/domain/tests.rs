@@ -118,7 +118,10 @@ fn charges_stay_after_return_and_returned_seats_are_reusable() {
     assert_eq!(returned.lease.tool, "ecu tool");
     assert!(matches!(
         effects.mutations[..],
-        [TenantMutation::DeleteLease(_)]
+        [
+            TenantMutation::DeleteLease(_),
+            TenantMutation::AppendUsage(_)
+        ]
     ));
     let (again, _) = t.borrow(&req("u"), NOW).unwrap();
     assert_eq!(again.charge.unwrap().seq, 2);
@@ -323,6 +326,8 @@ pub(super) fn replay(records: &mut TenantRecords, effects: &Effects) {
             TenantMutation::DeleteIdempotency { operation, key } => records
                 .idempotency
                 .retain(|x| !(x.operation == *operation && x.key == *key)),
+            TenantMutation::AppendUsage(u) => records.usage_head = Some(u.clone()),
+            TenantMutation::PutMoreRequest(_) => {}
         }
     }
 }
@@ -388,5 +393,6 @@ proptest! {
         prop_assert_eq!(rebuilt.status(None, NOW).unwrap(), t.status(None, NOW).unwrap());
         prop_assert_eq!(rebuilt.borrows(None), t.borrows(None));
         prop_assert_eq!(rebuilt.ledger_head(), t.ledger_head());
+        prop_assert_eq!(rebuilt.usage_head(), t.usage_head());
     }
 }
