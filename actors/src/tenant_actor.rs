@@ -6,11 +6,12 @@
 //! queued meanwhile stay in the mailbox and are served by the restarted actor.
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix::{Actor, ActorContext, Context, Handler, Message, Response, Supervised};
 use arc_swap::ArcSwap;
-use permetrix_storage::{Store, TenantId, VendorId};
+use permetrix_storage::{StorageError, Store, TenantId, VendorId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::TenantError;
@@ -34,6 +35,9 @@ pub(crate) struct TenantShared {
     pub(crate) admission: Arc<Semaphore>,
     pub(crate) capacity: usize,
     pub(crate) metrics: Arc<dyn TenantMetrics>,
+    /// A write of this tenant was not made durable: its memory may be ahead of the
+    /// store, so the actor reloads before the next message.
+    stale: AtomicBool,
 }
 
 impl TenantShared {
@@ -51,7 +55,18 @@ impl TenantShared {
             admission: Arc::new(Semaphore::new(capacity)),
             capacity,
             metrics,
+            stale: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the actor's state as possibly ahead of the store (a write failed after the
+    /// actor had moved on).
+    pub(crate) fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    fn take_stale(&self) -> bool {
+        self.stale.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn tenant(&self) -> &TenantId {
@@ -83,6 +98,9 @@ pub(crate) struct TenantActor {
     clock: Arc<dyn Clock>,
     /// `None` after a failed reload; every message retries the load.
     state: Option<TenantState>,
+    /// The store's incarnation the state was loaded under; a reopened store means
+    /// writes may have been lost, so the state is reloaded.
+    incarnation: u64,
 }
 
 impl TenantActor {
@@ -91,28 +109,43 @@ impl TenantActor {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         state: TenantState,
+        incarnation: u64,
     ) -> Self {
         TenantActor {
             shared,
             store,
             clock,
             state: Some(state),
+            incarnation,
         }
     }
 
-    fn reload(&mut self) {
+    fn reload(&mut self) -> Result<(), StorageError> {
         let tenant = self.shared.tenant().clone();
+        let incarnation = self.store.incarnation();
         match self.store.load_tenant(&tenant) {
             Ok(records) => {
                 let state = TenantState::from_records(tenant, records);
                 self.shared.publish_view(&state);
                 self.state = Some(state);
+                self.incarnation = incarnation;
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(tenant = %tenant, error = %e, "reloading tenant state failed; will retry on the next message");
                 self.state = None;
+                Err(e)
             }
         }
+    }
+
+    /// Whether memory may be ahead of the store: never loaded, a write failed, or the
+    /// store was reopened since the load.
+    fn needs_reload(&self) -> bool {
+        // `take_stale` first: its flag must be consumed even when another reason holds.
+        self.shared.take_stale()
+            || self.state.is_none()
+            || self.store.incarnation() != self.incarnation
     }
 }
 
@@ -130,7 +163,8 @@ impl Supervised for TenantActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::warn!(tenant = %self.shared.tenant(), "tenant actor restarting; reloading state from storage");
         self.shared.metrics.restarted();
-        self.reload();
+        // A failure is answered (and retried) by the next message.
+        let _ = self.reload();
     }
 }
 
@@ -151,8 +185,10 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
     fn handle(&mut self, envelope: Admitted<M>, ctx: &mut Self::Context) -> Self::Result {
         drop(envelope.permit);
         let started = Instant::now();
-        if self.state.is_none() {
-            self.reload();
+        if self.needs_reload()
+            && let Err(e) = self.reload()
+        {
+            return Response::reply(Err(TenantError::Storage(e)));
         }
         let Some(state) = self.state.as_mut() else {
             return Response::reply(Err(TenantError::Unavailable(
@@ -162,6 +198,8 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
         let now = self.clock.now();
         let store = &self.store;
         let shared = &self.shared;
+        #[cfg(feature = "fault-injection")]
+        let mut pause = None;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut cx = TenantCx {
                 state,
@@ -170,19 +208,29 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 shared,
                 poisoned: false,
                 view_changed: false,
+                #[cfg(feature = "fault-injection")]
+                pause: None,
             };
             let reply = envelope.msg.handle(&mut cx);
+            #[cfg(feature = "fault-injection")]
+            {
+                pause = cx.pause.take();
+            }
             (reply, cx.poisoned, cx.view_changed)
         }));
+        #[cfg(feature = "fault-injection")]
+        if let Some(until) = pause {
+            use actix::AsyncContext;
+            ctx.wait(actix::fut::wrap_future(until));
+        }
         self.shared
             .metrics
             .message_handled(M::KIND, started.elapsed());
         match outcome {
             Ok((reply, poisoned, view_changed)) => {
                 if poisoned {
-                    // Memory is ahead of the store: restart and reload.
+                    // Memory is ahead of the store: reload before the next message.
                     self.state = None;
-                    ctx.stop();
                 } else if view_changed && let Some(state) = &self.state {
                     self.shared.publish_view(state);
                 }

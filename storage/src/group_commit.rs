@@ -54,6 +54,12 @@ pub(crate) trait SyncTarget: Send + Sync + 'static {
     fn sync(&self) -> Result<(), String>;
 }
 
+impl<T: SyncTarget> SyncTarget for Arc<T> {
+    fn sync(&self) -> Result<(), String> {
+        T::sync(self)
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct FlushState {
     /// Every sequence number ≤ this has been through a flush attempt.
