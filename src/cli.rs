@@ -22,6 +22,34 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker.
     Serve(ServeArgs),
+    /// Write a consistent snapshot of a store (of a running server, or a stopped one) to
+    /// a file; it includes server.key, so keep it as safe as the data directory.
+    Backup(BackupArgs),
+    /// Restore a snapshot into a new, empty data directory.
+    Restore(RestoreArgs),
+}
+
+/// `permetrix backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Data directory of the store to back up; a server running on it is asked for the
+    /// snapshot through its control socket there.
+    #[arg(long, env = "PERMETRIX_DATA_DIR", default_value = "./permetrix-data")]
+    pub data_dir: PathBuf,
+    /// The backup file to write (replaced atomically, mode 0600).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `permetrix restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file written by `permetrix backup`.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The data directory to create (it must not exist, or be empty).
+    #[arg(long, env = "PERMETRIX_DATA_DIR")]
+    pub data_dir: PathBuf,
 }
 
 /// When writes are acknowledged.

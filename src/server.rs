@@ -2,7 +2,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
@@ -11,12 +11,13 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use permetrix_actors::metrics::NoMetrics;
 use permetrix_actors::{Registry, RegistryConfig, SystemClock};
-use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store};
+use permetrix_storage::{Durability, Platform, ResilientStore, SledConfig, Store};
 use secrecy::SecretString;
 
 use crate::accounts::FANOUT_DEADLINE;
 use crate::auth::OperatorToken;
 use crate::auth::TokenSetup;
+use crate::backup::ControlSocket;
 use crate::demo::{self, DemoCredentials};
 use crate::error::ApiError;
 use crate::host::{self, BaseDomains, HostContext};
@@ -25,6 +26,7 @@ use crate::routes;
 use crate::secrets::ServerSecrets;
 use crate::signature::{self, NonceCache};
 use crate::state::{AppState, SigningKeyCache};
+use crate::supervision::SupervisionStats;
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -90,6 +92,8 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     store: Arc<dyn Store>,
+    /// Serves live backups; stopped before the store closes.
+    control: Option<ControlSocket>,
     /// One-time start-up output.
     pub startup: Startup,
 }
@@ -99,8 +103,14 @@ impl Application {
     /// actors, seeds demo data if asked, and binds the listener. Must run inside an
     /// actix `System`.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Application> {
+        // Write errors (a full disk, a file-size limit) must reach the store as errors.
+        crate::storage_faults::survive_file_size_limit()
+            .context("installing the SIGXFSZ handler")?;
+        let opening = Instant::now();
+        // Crash recovery (sled replaying its log) happens inside `open`: nothing is
+        // served before it has finished.
         let store: Arc<dyn Store> = Arc::new(
-            SledStore::open(SledConfig {
+            ResilientStore::open(SledConfig {
                 path: config.data_dir.clone(),
                 durability: config.durability,
                 cache_capacity: config.cache_bytes,
@@ -108,12 +118,17 @@ impl Application {
             })
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
         );
+        tracing::info!(
+            elapsed_ms = opening.elapsed().as_millis() as u64,
+            "store opened and recovered"
+        );
         let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
         let platform = Platform::new(Arc::clone(&store));
+        let supervision = web::Data::new(SupervisionStats::new(Arc::new(NoMetrics)));
         let registry = Registry::start(
             Arc::clone(&store),
             Arc::new(SystemClock),
-            Arc::new(NoMetrics),
+            supervision.clone().into_inner(),
             RegistryConfig {
                 arbiters: config.arbiters,
                 mailbox_capacity: config.mailbox_capacity,
@@ -147,6 +162,16 @@ impl Application {
             }
         }
 
+        let control = match ControlSocket::start(&config.data_dir, Arc::clone(&store)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "live backups are unavailable");
+                None
+            }
+        };
+        #[cfg(feature = "fault-injection")]
+        let faults = web::Data::new(crate::fault_injection::Faults::default());
+
         let listener = TcpListener::bind(config.bind).with_context(|| {
             format!(
                 "binding {}; is another server using it? pass --bind",
@@ -156,9 +181,12 @@ impl Application {
         let addr = listener.local_addr()?;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .app_data(app_state.clone())
-                .app_data(input::json_config())
+                .app_data(supervision.clone());
+            #[cfg(feature = "fault-injection")]
+            let app = app.app_data(faults.clone());
+            app.app_data(input::json_config())
                 .app_data(input::payload_config())
                 .app_data(input::path_config())
                 .app_data(input::query_config())
@@ -189,6 +217,7 @@ impl Application {
             server,
             state,
             store,
+            control,
             startup,
         })
     }
@@ -218,6 +247,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")?;
         tracing::info!("HTTP server stopped; flushing storage");
+        if let Some(control) = self.control {
+            control.stop();
+        }
         self.state.registry.shutdown();
         self.store.shutdown().context("final storage flush")?;
         tracing::info!("shutdown complete");
