@@ -35,7 +35,11 @@ const REQUEST: &str = "backup 1";
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Writes a complete snapshot of `store` (and the data directory's key file) to `out`.
-fn write_snapshot(store: &dyn Store, data_dir: &Path, out: &mut dyn Write) -> anyhow::Result<SnapshotStats> {
+fn write_snapshot(
+    store: &dyn Store,
+    data_dir: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<SnapshotStats> {
     let mut w = SnapshotWriter::new(out).context("writing the snapshot header")?;
     match fs::read(data_dir.join(KEY_FILE)) {
         Ok(key) => w.file(KEY_FILE, &key).context("writing the server key")?,
@@ -155,11 +159,16 @@ fn serve(stream: UnixStream, store: &dyn Store, data_dir: &Path) {
 /// the stopped store) and writes it to `out` atomically (mode 0600).
 pub fn backup(data_dir: &Path, out: &Path) -> anyhow::Result<(SnapshotStats, &'static str)> {
     let partial = partial_path(out);
-    let mut file = create_private(&partial)
-        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut file =
+        create_private(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let result = match UnixStream::connect(data_dir.join(CONTROL_SOCKET)) {
         Ok(stream) => from_server(stream, &mut file).map(|()| "the running server"),
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
             from_stopped_store(data_dir, &mut file).map(|()| "the stopped store")
         }
         Err(e) => Err(e).context(format!(
@@ -231,7 +240,10 @@ pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<SnapshotStats> {
 }
 
 fn partial_path(out: &Path) -> PathBuf {
-    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".partial");
     out.with_file_name(name)
 }

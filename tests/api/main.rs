@@ -5,6 +5,8 @@ mod helpers;
 
 mod bootstrap_flow;
 mod concurrency;
+mod crash;
+mod crash_harness;
 mod input_errors;
 mod isolation;
 mod restart;
