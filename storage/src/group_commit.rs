@@ -156,6 +156,10 @@ impl GroupCommit {
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            // Shut down explicitly already; its outcome was reported then.
+            return;
+        }
         if let Err(e) = self.shutdown() {
             tracing::error!(error = %e, "final flush on drop failed");
         }

@@ -211,6 +211,18 @@ fn check_directory(path: &Path) -> Result<bool, StorageError> {
 
 fn open_error(path: &Path, e: sled::Error) -> StorageError {
     let text = e.to_string();
+    if let sled::Error::Io(io) = e
+        && !text.contains("lock")
+    {
+        // The disk refused (full, read-only, a file-size limit): not a damaged store.
+        return StorageError::io(
+            format!(
+                "opening the store in {} (check free space, permissions and limits)",
+                path.display()
+            ),
+            io,
+        );
+    }
     if text.contains("lock") {
         StorageError::Foreign(format!(
             "the data directory {} is in use by another process (sled: {text}); stop the \

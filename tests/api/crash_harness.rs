@@ -43,6 +43,28 @@ impl Proc {
 
     /// Starts the server; returns its output if it exits instead of becoming ready.
     pub fn try_start(dir: &Path, token: &str, extra: &[&str]) -> Result<Proc, StartFailure> {
+        Self::spawn(dir, token, extra, None)
+    }
+
+    /// Starts the server with its log written to the regular file `log` (as a service
+    /// logging to a file on its data volume would), and reads the log from there.
+    pub fn start_logging_to(dir: &Path, token: &str, log: &Path) -> Proc {
+        match Self::spawn(dir, token, &[], Some(log)) {
+            Ok(p) => p,
+            Err(f) => panic!("the server did not start ({}):\n{}", f.status, f.stderr),
+        }
+    }
+
+    fn spawn(
+        dir: &Path,
+        token: &str,
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> Result<Proc, StartFailure> {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::piped(),
+        };
         let mut child = Command::new(binary())
             .args([
                 "serve",
@@ -59,20 +81,29 @@ impl Proc {
             .env("PERMETRIX_ADMIN_TOKEN", token)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("the binary starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, logs) = channel();
-        // Drains stderr for the life of the child, so that it never blocks on the pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
+        match log {
+            // Drains stderr for the life of the child, so that it never blocks on the pipe.
+            None => {
+                let stderr = child.stderr.take().expect("stderr is piped");
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stderr).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
             }
-        });
+            Some(path) => {
+                let path = path.to_owned();
+                let pid = child.id();
+                std::thread::spawn(move || tail(&path, pid, &tx));
+            }
+        }
         let mut seen = String::new();
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -160,6 +191,31 @@ impl Proc {
                 panic!("the server did not exit within {PATIENCE:?}");
             }
         }
+    }
+}
+
+/// Follows a log file while process `pid` lives (a file has no end-of-stream to wait for,
+/// so it is re-read every few milliseconds).
+fn tail(path: &Path, pid: u32, tx: &std::sync::mpsc::Sender<String>) {
+    let mut offset = 0usize;
+    let mut partial = String::new();
+    loop {
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        let bytes = std::fs::read(path).unwrap_or_default();
+        if bytes.len() > offset {
+            partial.push_str(&String::from_utf8_lossy(&bytes[offset..]));
+            offset = bytes.len();
+            while let Some(end) = partial.find('\n') {
+                let line: String = partial.drain(..=end).collect();
+                if tx.send(line.trim_end().to_owned()).is_err() {
+                    return;
+                }
+            }
+        }
+        if !alive {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

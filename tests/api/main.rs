@@ -7,6 +7,8 @@ mod bootstrap_flow;
 mod concurrency;
 mod crash;
 mod crash_harness;
+mod faults;
+mod faults_storage;
 mod input_errors;
 mod isolation;
 mod restart;
