@@ -18,6 +18,7 @@ pub mod routes;
 pub mod secrets;
 pub mod server;
 pub mod signature;
+pub mod startup_checks;
 pub mod state;
 pub mod storage_faults;
 pub mod supervision;

@@ -122,8 +122,9 @@ impl Application {
             elapsed_ms = opening.elapsed().as_millis() as u64,
             "store opened and recovered"
         );
-        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
         let platform = Platform::new(Arc::clone(&store));
+        crate::startup_checks::require_key_for_existing_data(&config.data_dir, &platform)?;
+        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
         let supervision = web::Data::new(SupervisionStats::new(Arc::new(NoMetrics)));
         let registry = Registry::start(
             Arc::clone(&store),

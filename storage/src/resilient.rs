@@ -29,6 +29,9 @@ const MAX_RETRY: Duration = Duration::from_secs(1);
 /// How long a retired database may stay borrowed by calls in progress before the
 /// reopen is tried anyway (sled refuses it while the old one is still open).
 const RETIRE_WAIT: Duration = Duration::from_secs(5);
+/// Period of durability checkpoints ([`SledStore::checkpoint`]); each is also a probe of
+/// the disk, so a store that sees no traffic still notices a failed disk.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 /// A [`SledStore`] that survives I/O errors. See the module documentation.
 pub struct ResilientStore {
@@ -166,17 +169,26 @@ impl Inner {
     }
 }
 
-/// The recovery thread: waits for a failure, retires the database, reopens it.
+/// The recovery thread: checkpoints periodically; on a failure, retires the database
+/// and reopens it.
 fn recover(inner: &Inner) {
     loop {
         {
-            let mut guard = lock(&inner.wake_lock);
-            while !inner.failed.load(Ordering::Acquire) && !inner.stopping.load(Ordering::Acquire) {
-                guard = inner.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+            let guard = lock(&inner.wake_lock);
+            if !inner.failed.load(Ordering::Acquire) && !inner.stopping.load(Ordering::Acquire) {
+                let _ = inner.wake.wait_timeout(guard, CHECKPOINT_EVERY);
             }
         }
         if inner.stopping.load(Ordering::Acquire) {
             return;
+        }
+        if !inner.failed.load(Ordering::Acquire) {
+            if let Ok(store) = inner.current()
+                && let Err(e) = store.checkpoint()
+            {
+                inner.fail(&format!("writing a checkpoint: {e}"));
+            }
+            continue;
         }
         let old = write(&inner.current).take();
         if let Some(old) = old {

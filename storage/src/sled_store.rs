@@ -11,6 +11,9 @@ use crate::store::{PlatformOp, Store, Table, TenantMutation, TenantRecords};
 use crate::{Durability, Durable, FlushObserver, StorageError, TenantId, Timestamp};
 
 mod backup;
+mod checkpoint;
+
+use checkpoint::Checkpoints;
 
 /// Identifies a permetrix store; checked at every open.
 const MAGIC: &str = "permetrix";
@@ -55,6 +58,7 @@ pub struct SledStore {
     /// Writers share it; a snapshot takes it exclusively, so that no write is half in
     /// a snapshot. Held only while a batch is applied, never while waiting for a flush.
     gate: RwLock<()>,
+    checkpoints: Checkpoints,
 }
 
 /// Flush sled's buffers, then fsync its file: sled's `flush()` stops at
@@ -113,6 +117,7 @@ impl SledStore {
             .open()
             .map_err(|e| open_error(path, e))?;
         check_format(&db, path, fresh)?;
+        let checkpoints = Checkpoints::open(&db, path)?;
 
         let tenant_state = db
             .open_tree("tenant_state")
@@ -148,7 +153,15 @@ impl SledStore {
             durability: config.durability,
             sync,
             gate: RwLock::new(()),
+            checkpoints,
         })
+    }
+
+    /// Makes everything written so far durable and records a checkpoint beside the
+    /// database, so that a later open notices if the database loses any of it. Returns
+    /// the checkpoint number. Called periodically and at shutdown.
+    pub fn checkpoint(&self) -> Result<u64, StorageError> {
+        self.checkpoints.write(&self.sync)
     }
 
     /// Whether a flush of this database has failed: it must be reopened before anything
@@ -453,6 +466,7 @@ impl Store for SledStore {
 
     fn shutdown(&self) -> Result<(), StorageError> {
         self.commit.shutdown()?;
+        self.checkpoint()?;
         self.db.flush().map_err(sled_err("final flush")).map(|_| ())
     }
 
@@ -585,6 +599,29 @@ mod tests {
             err.to_string().contains("holds no permetrix store"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn refuses_a_database_that_lost_a_completed_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            assert_eq!(store.checkpoint().unwrap(), 1);
+            store.shutdown().unwrap();
+        }
+        // A clean shutdown checkpoints; reopening is fine.
+        let store = open(dir.path());
+        assert_eq!(store.checkpoint().unwrap(), 3);
+        drop(store);
+        // The database now claims less than was completed: as if its tail were lost.
+        std::fs::write(dir.path().join(checkpoint::FILE), "7\n").unwrap();
+        let err = SledStore::open(SledConfig::new(dir.path())).err().unwrap();
+        assert!(
+            err.to_string().contains("lost writes that were durable"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join(checkpoint::FILE)).unwrap();
+        open(dir.path());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod crash_harness;
 mod faults;
+mod faults_startup;
 mod faults_storage;
 mod input_errors;
 mod isolation;
