@@ -9,7 +9,9 @@
 //!   memory, as a real bug would); the supervisor restarts it with state reloaded.
 //! - `POST /_faults/stall` — the actor takes no further message until released (its
 //!   arbiter thread keeps serving other tenants); messages queue up to the mailbox
-//!   capacity. Answers once the actor is stalled.
+//!   capacity. Answers once the actor is stalled. With `?until=sigterm` the stall ends
+//!   when the process receives SIGTERM instead (requests queued behind it are then in
+//!   flight during the graceful shutdown).
 //! - `POST /_faults/release` — ends the stall.
 use std::sync::Arc;
 
@@ -18,7 +20,9 @@ use dashmap::DashMap;
 use permetrix_actors::domain::BorrowRequest;
 use permetrix_actors::messages::{Reply, TenantCx, TenantMessage};
 use permetrix_storage::TenantId;
+use serde::Deserialize;
 use serde_json::json;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Notify;
 
 use crate::auth::TenantAdmin;
@@ -63,17 +67,31 @@ impl TenantMessage for Explode {
     }
 }
 
-/// Pauses the actor's mailbox until notified.
-struct Stall(Arc<Notify>);
+/// Pauses the actor's mailbox until released.
+enum Stall {
+    /// By `POST /_faults/release`.
+    Request(Arc<Notify>),
+    /// By SIGTERM.
+    Sigterm(Signal),
+}
 
 impl TenantMessage for Stall {
     type Reply = ();
     const KIND: &'static str = "fault_stall";
     fn handle(self, cx: &mut TenantCx<'_>) -> Reply<()> {
-        let release = self.0;
-        cx.pause_mailbox(async move { release.notified().await });
+        match self {
+            Stall::Request(release) => cx.pause_mailbox(async move { release.notified().await }),
+            Stall::Sigterm(mut sigterm) => cx.pause_mailbox(async move {
+                sigterm.recv().await;
+            }),
+        }
         Reply::ready(Ok(()))
     }
+}
+
+#[derive(Deserialize)]
+struct StallQuery {
+    until: Option<String>,
 }
 
 async fn panic_actor(state: web::Data<AppState>, caller: TenantAdmin) -> Result<HttpResponse> {
@@ -87,7 +105,17 @@ async fn stall(
     state: web::Data<AppState>,
     faults: web::Data<Faults>,
     caller: TenantAdmin,
+    query: web::Query<StallQuery>,
 ) -> Result<HttpResponse> {
+    if query.until.as_deref() == Some("sigterm") {
+        // Registered before the answer, so a SIGTERM sent after it is seen.
+        let sigterm = signal(SignalKind::terminate()).map_err(ApiError::internal)?;
+        state
+            .registry
+            .send(&caller.tenant, Stall::Sigterm(sigterm))
+            .await?;
+        return Ok(HttpResponse::Ok().json(json!({"status": "stalled until SIGTERM"})));
+    }
     let release = Arc::new(Notify::new());
     if faults
         .stalls
@@ -96,7 +124,11 @@ async fn stall(
     {
         return Err(ApiError::invalid("this tenant is stalled already"));
     }
-    if let Err(e) = state.registry.send(&caller.tenant, Stall(release)).await {
+    if let Err(e) = state
+        .registry
+        .send(&caller.tenant, Stall::Request(release))
+        .await
+    {
         faults.stalls.remove(&caller.tenant);
         return Err(e.into());
     }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod helpers;
 
+mod backup;
 mod bootstrap_flow;
 mod concurrency;
 mod crash;
@@ -13,3 +14,4 @@ mod faults_storage;
 mod input_errors;
 mod isolation;
 mod restart;
+mod shutdown;
