@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             permetrix::telemetry::init(args.log_format);
+            permetrix::supervision::install_panic_hook();
             actix_rt::System::new().block_on(serve(args))
         }
         Command::Backup(args) => {
