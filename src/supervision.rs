@@ -73,6 +73,8 @@ impl ActorMetrics for SupervisionStats {
     }
 }
 
+// Every hook is forwarded to `next`. A hook added to these traits later must be forwarded
+// here as well: a default method would silently swallow it for the real exporter.
 impl TenantMetrics for TenantCounts {
     fn message_handled(&self, kind: &'static str, elapsed: Duration) {
         self.next.message_handled(kind, elapsed);
