@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// Messages one tenant may have queued before further requests get 503.
     #[arg(long, env = "PERMETRIX_MAILBOX_CAPACITY", default_value_t = 1024)]
     pub mailbox_capacity: usize,
+    /// Open connections per HTTP worker beyond which new ones wait to be accepted (an
+    /// idle keep-alive connection costs about 12 KiB).
+    #[arg(long, env = "PERMETRIX_MAX_CONNECTIONS", default_value_t = 25_000)]
+    pub max_connections: usize,
     /// Storage page cache in MiB.
     #[arg(long, env = "PERMETRIX_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
@@ -148,6 +152,7 @@ impl ServeArgs {
         }
         c.mailbox_capacity = self.mailbox_capacity.max(1);
         c.cache_bytes = self.cache_mb.max(8) * 1024 * 1024;
+        c.max_connections = self.max_connections.max(1);
         c
     }
 }

@@ -53,6 +53,9 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     /// Whether the server installs SIGTERM/SIGINT handlers (off in in-process tests).
     pub handle_signals: bool,
+    /// Open connections per HTTP worker beyond which no more are accepted (they wait in
+    /// the listen backlog): bounds the memory a connection flood can take.
+    pub max_connections: usize,
 }
 
 impl ServeConfig {
@@ -71,6 +74,7 @@ impl ServeConfig {
             mailbox_capacity: 1024,
             cache_bytes: 64 * 1024 * 1024,
             handle_signals: true,
+            max_connections: 25_000,
         }
     }
 }
@@ -196,6 +200,7 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .workers(config.workers.max(1))
+        .max_connections(config.max_connections.max(1))
         // Existing clients never retry a POST on a closed connection: keep idle
         // connections open well beyond their 75 s expectation.
         .keep_alive(Duration::from_secs(120))
