@@ -25,6 +25,11 @@ pub enum Command {
     /// Hold a seat while a command runs: borrow (queueing), heartbeat, run, return.
     /// Exits with the command's code, or 75 if no seat was granted.
     Run(RunArgs),
+    /// Write a consistent snapshot of a store (of a running server, or a stopped one) to
+    /// a file; it includes server.key, so keep it as safe as the data directory.
+    Backup(BackupArgs),
+    /// Restore a snapshot into a new, empty data directory.
+    Restore(RestoreArgs),
 }
 
 /// `permetrix run`.
@@ -67,6 +72,29 @@ fn default_user() -> String {
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "permetrix-run".into())
+}
+
+/// `permetrix backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Data directory of the store to back up; a server running on it is asked for the
+    /// snapshot through its control socket there.
+    #[arg(long, env = "PERMETRIX_DATA_DIR", default_value = "./permetrix-data")]
+    pub data_dir: PathBuf,
+    /// The backup file to write (replaced atomically, mode 0600).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `permetrix restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file written by `permetrix backup`.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The data directory to create (it must not exist, or be empty).
+    #[arg(long, env = "PERMETRIX_DATA_DIR")]
+    pub data_dir: PathBuf,
 }
 
 /// When writes are acknowledged.
@@ -135,6 +163,10 @@ pub struct ServeArgs {
     /// Messages one tenant may have queued before further requests get 503.
     #[arg(long, env = "PERMETRIX_MAILBOX_CAPACITY", default_value_t = 1024)]
     pub mailbox_capacity: usize,
+    /// Open connections per HTTP worker beyond which new ones wait to be accepted (an
+    /// idle keep-alive connection costs about 12 KiB).
+    #[arg(long, env = "PERMETRIX_MAX_CONNECTIONS", default_value_t = 25_000)]
+    pub max_connections: usize,
     /// Storage page cache in MiB.
     #[arg(long, env = "PERMETRIX_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
@@ -165,6 +197,7 @@ impl ServeArgs {
         }
         c.mailbox_capacity = self.mailbox_capacity.max(1);
         c.cache_bytes = self.cache_mb.max(8) * 1024 * 1024;
+        c.max_connections = self.max_connections.max(1);
         c
     }
 }

@@ -23,6 +23,13 @@ use crate::state::AppState;
 /// Mounts every route. Health endpoints answer on every host; the rest only on theirs.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    // Before the tenant scope below, which answers every path it does not know with 404.
+    #[cfg(feature = "fault-injection")]
+    cfg.service(
+        web::scope("/_faults")
+            .guard(HostGuard::Tenant)
+            .configure(crate::fault_injection::configure),
+    );
     cfg.service(
         web::scope("")
             .guard(HostGuard::Tenant)
@@ -47,7 +54,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("")
             .guard(HostGuard::Main)
-            .configure(admin::configure),
+            .configure(admin::configure)
+            .configure(crate::supervision::configure),
     );
 }
 

@@ -2,7 +2,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
@@ -11,12 +11,13 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use permetrix_actors::metrics::NoMetrics;
 use permetrix_actors::{Clock, Registry, RegistryConfig, SystemClock};
-use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store};
+use permetrix_storage::{Durability, Platform, ResilientStore, SledConfig, Store};
 use secrecy::SecretString;
 
 use crate::accounts::FANOUT_DEADLINE;
 use crate::auth::OperatorToken;
 use crate::auth::TokenSetup;
+use crate::backup::ControlSocket;
 use crate::demo::{self, DemoCredentials};
 use crate::error::ApiError;
 use crate::host::{self, BaseDomains, HostContext};
@@ -25,6 +26,7 @@ use crate::routes;
 use crate::secrets::ServerSecrets;
 use crate::signature::{self, NonceCache};
 use crate::state::{AppState, SigningKeyCache};
+use crate::supervision::SupervisionStats;
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -51,6 +53,9 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     /// Whether the server installs SIGTERM/SIGINT handlers (off in in-process tests).
     pub handle_signals: bool,
+    /// Open connections per HTTP worker beyond which no more are accepted (they wait in
+    /// the listen backlog): bounds the memory a connection flood can take.
+    pub max_connections: usize,
     /// Where the actors read the time (`None`: the system clock). Embedders and
     /// in-process tests may pass a manual clock to drive lease expiry.
     pub clock: Option<ClockSource>,
@@ -82,6 +87,7 @@ impl ServeConfig {
             mailbox_capacity: 1024,
             cache_bytes: 64 * 1024 * 1024,
             handle_signals: true,
+            max_connections: 25_000,
             clock: None,
         }
     }
@@ -104,6 +110,8 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     store: Arc<dyn Store>,
+    /// Serves live backups; stopped before the store closes.
+    control: Option<ControlSocket>,
     /// One-time start-up output.
     pub startup: Startup,
 }
@@ -113,8 +121,14 @@ impl Application {
     /// actors, seeds demo data if asked, and binds the listener. Must run inside an
     /// actix `System`.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Application> {
+        // Write errors (a full disk, a file-size limit) must reach the store as errors.
+        crate::storage_faults::survive_file_size_limit()
+            .context("installing the SIGXFSZ handler")?;
+        let opening = Instant::now();
+        // Crash recovery (sled replaying its log) happens inside `open`: nothing is
+        // served before it has finished.
         let store: Arc<dyn Store> = Arc::new(
-            SledStore::open(SledConfig {
+            ResilientStore::open(SledConfig {
                 path: config.data_dir.clone(),
                 durability: config.durability,
                 cache_capacity: config.cache_bytes,
@@ -122,8 +136,14 @@ impl Application {
             })
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
         );
-        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
+        tracing::info!(
+            elapsed_ms = opening.elapsed().as_millis() as u64,
+            "store opened and recovered"
+        );
         let platform = Platform::new(Arc::clone(&store));
+        crate::startup_checks::require_key_for_existing_data(&config.data_dir, &platform)?;
+        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
+        let supervision = web::Data::new(SupervisionStats::new(Arc::new(NoMetrics)));
         let clock: Arc<dyn Clock> = match &config.clock {
             Some(ClockSource(c)) => Arc::clone(c),
             None => Arc::new(SystemClock),
@@ -131,7 +151,7 @@ impl Application {
         let registry = Registry::start(
             Arc::clone(&store),
             clock,
-            Arc::new(NoMetrics),
+            supervision.clone().into_inner(),
             RegistryConfig {
                 arbiters: config.arbiters,
                 mailbox_capacity: config.mailbox_capacity,
@@ -165,6 +185,16 @@ impl Application {
             }
         }
 
+        let control = match ControlSocket::start(&config.data_dir, Arc::clone(&store)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "live backups are unavailable");
+                None
+            }
+        };
+        #[cfg(feature = "fault-injection")]
+        let faults = web::Data::new(crate::fault_injection::Faults::default());
+
         let listener = TcpListener::bind(config.bind).with_context(|| {
             format!(
                 "binding {}; is another server using it? pass --bind",
@@ -174,9 +204,12 @@ impl Application {
         let addr = listener.local_addr()?;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .app_data(app_state.clone())
-                .app_data(input::json_config())
+                .app_data(supervision.clone());
+            #[cfg(feature = "fault-injection")]
+            let app = app.app_data(faults.clone());
+            app.app_data(input::json_config())
                 .app_data(input::payload_config())
                 .app_data(input::path_config())
                 .app_data(input::query_config())
@@ -185,6 +218,7 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .workers(config.workers.max(1))
+        .max_connections(config.max_connections.max(1))
         // Existing clients never retry a POST on a closed connection: keep idle
         // connections open well beyond their 75 s expectation.
         .keep_alive(Duration::from_secs(120))
@@ -211,6 +245,7 @@ impl Application {
             server,
             state,
             store,
+            control,
             startup,
         })
     }
@@ -240,6 +275,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")?;
         tracing::info!("HTTP server stopped; flushing storage");
+        if let Some(control) = self.control {
+            control.stop();
+        }
         self.state.registry.shutdown();
         self.store.shutdown().context("final storage flush")?;
         tracing::info!("shutdown complete");

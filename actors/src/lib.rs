@@ -25,8 +25,10 @@
 //!
 //! - A reply that reports a mutation is sent only after the mutation is durable
 //!   (the store's ticket resolved); the actor keeps serving other messages meanwhile.
-//! - If a write fails, the actor's memory may be ahead of the store, so it restarts and
-//!   reloads: memory never stays ahead of disk.
+//! - If a write fails (at once, or later when its flush fails), the actor's memory may
+//!   be ahead of the store, so it reloads before its next message; it also reloads when
+//!   the store was reopened after a failure ([`permetrix_storage::Store::incarnation`]).
+//!   Memory never stays ahead of disk.
 //! - Different tenants never share a lock on the borrow path.
 #![warn(missing_docs)]
 
@@ -50,6 +52,8 @@ pub use view::TenantView;
 
 #[cfg(test)]
 mod farm_tests;
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

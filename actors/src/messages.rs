@@ -73,6 +73,9 @@ pub struct TenantCx<'a> {
     /// The actor itself (weak: it must not keep itself alive), to give back seats
     /// granted to waiters that left.
     pub(crate) me: &'a Option<actix::WeakAddr<crate::tenant_actor::TenantActor>>,
+    /// Fault injection: take no further message until this resolves.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) pause: Option<Pin<Box<dyn Future<Output = ()>>>>,
 }
 
 impl TenantCx<'_> {
@@ -89,6 +92,14 @@ impl TenantCx<'_> {
     /// The store (reads that are not part of the state, such as the ledger).
     pub fn store(&self) -> &Arc<dyn Store> {
         self.store
+    }
+
+    /// Test builds only (feature `fault-injection`): the actor takes no further message
+    /// until `until` resolves, without blocking its arbiter thread, as a tenant stuck on
+    /// slow work would. Messages queue (up to the mailbox capacity) meanwhile.
+    #[cfg(feature = "fault-injection")]
+    pub fn pause_mailbox(&mut self, until: impl Future<Output = ()> + 'static) {
+        self.pause = Some(Box::pin(until));
     }
 
     /// Marks settings or pools as changed, so the edge view is republished.
@@ -120,7 +131,11 @@ impl TenantCx<'_> {
             Ok(durable) => {
                 let shared = Arc::clone(self.shared);
                 Reply::later(async move {
-                    durable.wait().await?;
+                    if let Err(e) = durable.wait().await {
+                        // Memory holds a write that may never reach the disk.
+                        shared.mark_stale();
+                        return Err(e.into());
+                    }
                     for e in effects.events {
                         shared.publish(e);
                     }

@@ -214,6 +214,8 @@ impl Registry {
             TenantError::Unavailable("its tenant record names an invalid vendor id")
         })?;
         // Load outside the map lock; a racing activation simply wins and ours is dropped.
+        // The incarnation is read first: a reopen during the load forces a reload.
+        let incarnation = self.0.store.incarnation();
         let state = self.idle_state(tenant)?;
         let entry = match self.0.tenants.entry(tenant.clone()) {
             Entry::Occupied(e) => e.into_ref(),
@@ -229,6 +231,7 @@ impl Registry {
                     Arc::clone(&self.0.store),
                     Arc::clone(&self.0.clock),
                     state,
+                    incarnation,
                 );
                 let arbiter = self.0.arbiters.for_tenant(tenant);
                 let addr = Supervisor::start_in_arbiter(&arbiter, move |_| actor);

@@ -6,6 +6,7 @@
 //! queued meanwhile stay in the mailbox and are served by the restarted actor.
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix::{
@@ -13,7 +14,7 @@ use actix::{
     Supervised, WeakAddr,
 };
 use arc_swap::ArcSwap;
-use permetrix_storage::{Store, TenantId, Timestamp, VendorId};
+use permetrix_storage::{StorageError, Store, TenantId, Timestamp, VendorId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::TenantError;
@@ -38,6 +39,9 @@ pub(crate) struct TenantShared {
     pub(crate) admission: Arc<Semaphore>,
     pub(crate) capacity: usize,
     pub(crate) metrics: Arc<dyn TenantMetrics>,
+    /// A write of this tenant was not made durable: its memory may be ahead of the
+    /// store, so the actor reloads before the next message.
+    stale: AtomicBool,
 }
 
 impl TenantShared {
@@ -55,11 +59,22 @@ impl TenantShared {
             admission: Arc::new(Semaphore::new(capacity)),
             capacity,
             metrics,
+            stale: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn tenant(&self) -> &TenantId {
         &self.tenant
+    }
+
+    /// Marks the actor's state as possibly ahead of the store (a write failed after the
+    /// actor had moved on).
+    pub(crate) fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    fn take_stale(&self) -> bool {
+        self.stale.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn publish(&self, event: TenantEvent) {
@@ -93,6 +108,9 @@ pub(crate) struct TenantActor {
     me: Option<WeakAddr<TenantActor>>,
     /// The armed due-timer: when it fires, and its handle.
     timer: Option<(Timestamp, SpawnHandle)>,
+    /// The store's incarnation the state was loaded under; a reopened store means
+    /// writes may have been lost, so the state is reloaded.
+    incarnation: u64,
 }
 
 impl TenantActor {
@@ -101,6 +119,7 @@ impl TenantActor {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         state: TenantState,
+        incarnation: u64,
     ) -> Self {
         TenantActor {
             shared,
@@ -110,6 +129,7 @@ impl TenantActor {
             waiters: WaiterSlots::default(),
             me: None,
             timer: None,
+            incarnation,
         }
     }
 
@@ -139,19 +159,42 @@ impl TenantActor {
         }
     }
 
-    fn reload(&mut self) {
+    fn reload(&mut self) -> Result<(), StorageError> {
         let tenant = self.shared.tenant().clone();
+        let incarnation = self.store.incarnation();
         match self.store.load_tenant(&tenant) {
             Ok(records) => {
                 let state = TenantState::from_records(tenant, records);
                 self.shared.publish_view(&state);
                 self.state = Some(state);
+                self.incarnation = incarnation;
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(tenant = %tenant, error = %e, "reloading tenant state failed; will retry on the next message");
                 self.state = None;
+                Err(e)
             }
         }
+    }
+
+    /// Forgets what only lived in memory beside the state (the queue's reply channels,
+    /// the armed timer) before the state is reloaded: waiting requests fail and may be
+    /// retried.
+    fn forget_memory(&mut self, ctx: &mut Context<Self>) {
+        self.waiters.clear();
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+    }
+
+    /// Whether memory may be ahead of the store: never loaded, a write failed, or the
+    /// store was reopened since the load.
+    fn needs_reload(&self) -> bool {
+        // `take_stale` first: its flag must be consumed even when another reason holds.
+        self.shared.take_stale()
+            || self.state.is_none()
+            || self.store.incarnation() != self.incarnation
     }
 }
 
@@ -174,7 +217,8 @@ impl Supervised for TenantActor {
         // The reloaded state has no queue: waiters' requests fail and may be retried.
         self.waiters.clear();
         self.timer = None;
-        self.reload();
+        // A failure is answered (and retried) by the next message.
+        let _ = self.reload();
     }
 }
 
@@ -197,8 +241,11 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
     fn handle(&mut self, envelope: Admitted<M>, ctx: &mut Self::Context) -> Self::Result {
         drop(envelope.permit);
         let started = Instant::now();
-        if self.state.is_none() {
-            self.reload();
+        if self.needs_reload() {
+            self.forget_memory(ctx);
+            if let Err(e) = self.reload() {
+                return Response::reply(Err(TenantError::Storage(e)));
+            }
         }
         let Some(state) = self.state.as_mut() else {
             return Response::reply(Err(TenantError::Unavailable(
@@ -210,6 +257,8 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
         let shared = &self.shared;
         let waiters = &mut self.waiters;
         let me = &self.me;
+        #[cfg(feature = "fault-injection")]
+        let mut pause = None;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut cx = TenantCx {
                 state,
@@ -220,23 +269,33 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 view_changed: false,
                 waiters,
                 me,
+                #[cfg(feature = "fault-injection")]
+                pause: None,
             };
             cx.prune_waiters();
             let reply = envelope.msg.handle(&mut cx);
             if !cx.poisoned {
                 cx.settle_waiters();
             }
+            #[cfg(feature = "fault-injection")]
+            {
+                pause = cx.pause.take();
+            }
             (reply, cx.poisoned, cx.view_changed)
         }));
         self.shared
             .metrics
             .message_handled(M::KIND, started.elapsed());
+        #[cfg(feature = "fault-injection")]
+        if let Some(until) = pause {
+            ctx.wait(actix::fut::wrap_future(until));
+        }
         match outcome {
             Ok((reply, poisoned, view_changed)) => {
                 if poisoned {
-                    // Memory is ahead of the store: restart and reload.
+                    // Memory is ahead of the store: reload before the next message.
                     self.state = None;
-                    ctx.stop();
+                    self.forget_memory(ctx);
                 } else if view_changed && let Some(state) = &self.state {
                     self.shared.publish_view(state);
                 }

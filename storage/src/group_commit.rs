@@ -54,6 +54,12 @@ pub(crate) trait SyncTarget: Send + Sync + 'static {
     fn sync(&self) -> Result<(), String>;
 }
 
+impl<T: SyncTarget> SyncTarget for Arc<T> {
+    fn sync(&self) -> Result<(), String> {
+        T::sync(self)
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct FlushState {
     /// Every sequence number ≤ this has been through a flush attempt.
@@ -150,6 +156,10 @@ impl GroupCommit {
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            // Shut down explicitly already; its outcome was reported then.
+            return;
+        }
         if let Err(e) = self.shutdown() {
             tracing::error!(error = %e, "final flush on drop failed");
         }

@@ -1,6 +1,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::codec::{self, Record};
 use crate::group_commit::{GroupCommit, SyncTarget};
@@ -10,6 +11,11 @@ use crate::records::{
 };
 use crate::store::{PlatformOp, Store, Table, TenantMutation, TenantRecords};
 use crate::{Durability, Durable, FlushObserver, StorageError, TenantId, Timestamp};
+
+mod backup;
+mod checkpoint;
+
+use checkpoint::Checkpoints;
 
 /// Identifies a permetrix store; checked at every open.
 const MAGIC: &str = "permetrix";
@@ -50,6 +56,11 @@ pub struct SledStore {
     platform: Vec<sled::Tree>,
     commit: GroupCommit,
     durability: Durability,
+    sync: Arc<SledSync>,
+    /// Writers share it; a snapshot takes it exclusively, so that no write is half in
+    /// a snapshot. Held only while a batch is applied, never while waiting for a flush.
+    gate: RwLock<()>,
+    checkpoints: Checkpoints,
 }
 
 /// Flush sled's buffers, then fsync its file: sled's `flush()` stops at
@@ -57,14 +68,34 @@ pub struct SledStore {
 struct SledSync {
     db: sled::Db,
     file: File,
+    /// Set by the first failed flush. After a failed `fsync` the kernel may have dropped
+    /// the dirty pages and cleared the error, so a later `fsync` that succeeds proves
+    /// nothing: every later flush of this database fails too, until it is reopened.
+    failed: AtomicBool,
 }
 
 impl SyncTarget for SledSync {
     fn sync(&self) -> Result<(), String> {
-        self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
-        self.file
-            .sync_all()
-            .map_err(|e| format!("fsync of the database file: {e}"))
+        if self.failed.load(Ordering::Acquire) {
+            return Err(
+                "an earlier flush of this database failed; nothing written since \
+                        is trusted until the store is reopened"
+                    .into(),
+            );
+        }
+        let result = self
+            .db
+            .flush()
+            .map_err(|e| format!("sled flush: {e}"))
+            .and_then(|_| {
+                self.file
+                    .sync_all()
+                    .map_err(|e| format!("fsync of the database file: {e}"))
+            });
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
     }
 }
 
@@ -78,7 +109,7 @@ impl SledStore {
     /// store of a layout this build reads.
     pub fn open(config: SledConfig) -> Result<Self, StorageError> {
         let path = &config.path;
-        check_directory(path)?;
+        let fresh = check_directory(path)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(config.cache_capacity)
@@ -87,7 +118,8 @@ impl SledStore {
             .flush_every_ms(None)
             .open()
             .map_err(|e| open_error(path, e))?;
-        check_format(&db, path)?;
+        check_format(&db, path, fresh)?;
+        let checkpoints = Checkpoints::open(&db, path)?;
 
         let tenant_state = db
             .open_tree("tenant_state")
@@ -103,12 +135,14 @@ impl SledStore {
         let db_file = path.join("db");
         let file = File::open(&db_file)
             .map_err(|e| StorageError::io(format!("opening {} for fsync", db_file.display()), e))?;
+        let sync = Arc::new(SledSync {
+            db: db.clone(),
+            file,
+            failed: AtomicBool::new(false),
+        });
         let commit = GroupCommit::start(
             config.durability,
-            Box::new(SledSync {
-                db: db.clone(),
-                file,
-            }),
+            Box::new(Arc::clone(&sync)),
             config.observer.clone(),
         )
         .map_err(|e| StorageError::io("starting the flusher thread", e))?;
@@ -119,6 +153,9 @@ impl SledStore {
             platform,
             commit,
             durability: config.durability,
+            sync,
+            gate: RwLock::new(()),
+            checkpoints,
         })
     }
 
@@ -153,6 +190,28 @@ impl SledStore {
         &self.tenant_state
     }
 
+    /// Makes everything written so far durable and records a checkpoint beside the
+    /// database, so that a later open notices if the database loses any of it. Returns
+    /// the checkpoint number. Called periodically and at shutdown.
+    pub fn checkpoint(&self) -> Result<u64, StorageError> {
+        self.checkpoints.write(&self.sync)
+    }
+
+    /// Whether a flush of this database has failed: it must be reopened before anything
+    /// written to it can be acknowledged again.
+    pub fn has_failed(&self) -> bool {
+        self.sync.failed.load(Ordering::Acquire)
+    }
+
+    fn write_gate(&self) -> RwLockReadGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn exclusive_gate(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn tree(&self, table: Table) -> &sled::Tree {
         &self.platform[table.index()]
     }
@@ -169,10 +228,11 @@ impl SledStore {
 }
 
 /// Refuses directories that hold something other than a sled database, before sled
-/// writes its files into them.
-fn check_directory(path: &Path) -> Result<(), StorageError> {
+/// writes its files into them. Returns whether the directory is new (created now, or
+/// empty): only then may a store without a format marker be initialised.
+fn check_directory(path: &Path) -> Result<bool, StorageError> {
     if !path.exists() {
-        return std::fs::create_dir_all(path).map_err(|e| {
+        return std::fs::create_dir_all(path).map(|()| true).map_err(|e| {
             StorageError::io(format!("creating data directory {}", path.display()), e)
         });
     }
@@ -192,11 +252,23 @@ fn check_directory(path: &Path) -> Result<(), StorageError> {
             path.display()
         )));
     }
-    Ok(())
+    Ok(empty)
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StorageError {
     let text = e.to_string();
+    if let sled::Error::Io(io) = e
+        && !text.contains("lock")
+    {
+        // The disk refused (full, read-only, a file-size limit): not a damaged store.
+        return StorageError::io(
+            format!(
+                "opening the store in {} (check free space, permissions and limits)",
+                path.display()
+            ),
+            io,
+        );
+    }
     if text.contains("lock") {
         StorageError::Foreign(format!(
             "the data directory {} is in use by another process (sled: {text}); stop the \
@@ -212,7 +284,7 @@ fn open_error(path: &Path, e: sled::Error) -> StorageError {
     }
 }
 
-fn check_format(db: &sled::Db, path: &Path) -> Result<(), StorageError> {
+fn check_format(db: &sled::Db, path: &Path, fresh: bool) -> Result<(), StorageError> {
     let meta = db
         .open_tree("meta")
         .map_err(sled_err("opening tree meta"))?;
@@ -249,6 +321,18 @@ fn check_format(db: &sled::Db, path: &Path) -> Result<(), StorageError> {
                 return Err(StorageError::Foreign(format!(
                     "{} is a sled database without a permetrix format marker; pass a \
                      different --data-dir",
+                    path.display()
+                )));
+            }
+            if !fresh {
+                // sled reads a database whose files were damaged as an empty one; serving
+                // that would silently drop every tenant.
+                return Err(StorageError::Foreign(format!(
+                    "{} holds database files but no readable permetrix store: the files are \
+                     corrupt or were not written by permetrix. Restore a backup \
+                     (permetrix restore) or pass a different --data-dir; if the directory \
+                     is left over from a first start that was interrupted, it holds no data \
+                     and may be deleted",
                     path.display()
                 )));
             }
@@ -298,6 +382,7 @@ impl Store for SledStore {
         tenant: &TenantId,
         mutations: &[TenantMutation],
     ) -> Result<Durable, StorageError> {
+        let _gate = self.write_gate();
         let mut batch = sled::Batch::default();
         for m in mutations {
             match m {
@@ -448,6 +533,7 @@ impl Store for SledStore {
     fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError> {
         use sled::Transactional;
         use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let _gate = self.write_gate();
         let trees: Vec<&sled::Tree> = self.platform.iter().collect();
         let result = trees.as_slice().transaction(|txs| {
             for op in &ops {
@@ -489,7 +575,21 @@ impl Store for SledStore {
 
     fn shutdown(&self) -> Result<(), StorageError> {
         self.commit.shutdown()?;
+        self.checkpoint()?;
         self.db.flush().map_err(sled_err("final flush")).map(|_| ())
+    }
+
+    fn available(&self) -> Result<(), StorageError> {
+        if self.has_failed() {
+            return Err(StorageError::Unavailable(
+                "a flush of the database failed; restart permetrix once the disk is healthy".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn export(&self, out: &mut crate::snapshot::SnapshotWriter<'_>) -> Result<u64, StorageError> {
+        self.export_trees(out)
     }
 }
 
@@ -725,6 +825,41 @@ mod tests {
         let err = SledStore::open(SledConfig::new(dir.path())).err().unwrap();
         assert!(
             err.to_string().contains("holds no permetrix store"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_database_that_lost_a_completed_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            assert_eq!(store.checkpoint().unwrap(), 1);
+            store.shutdown().unwrap();
+        }
+        // A clean shutdown checkpoints; reopening is fine.
+        let store = open(dir.path());
+        assert_eq!(store.checkpoint().unwrap(), 3);
+        drop(store);
+        // The database now claims less than was completed: as if its tail were lost.
+        std::fs::write(dir.path().join(checkpoint::FILE), "7\n").unwrap();
+        let err = SledStore::open(SledConfig::new(dir.path())).err().unwrap();
+        assert!(
+            err.to_string().contains("lost writes that were durable"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join(checkpoint::FILE)).unwrap();
+        open(dir.path());
+    }
+
+    #[test]
+    fn refuses_database_files_without_a_readable_marker() {
+        // What sled makes of damaged files: a database with nothing in it.
+        let dir = tempfile::tempdir().unwrap();
+        drop(sled::Config::new().path(dir.path()).open().unwrap());
+        let err = SledStore::open(SledConfig::new(dir.path())).err().unwrap();
+        assert!(
+            err.to_string().contains("no readable permetrix store"),
             "{err}"
         );
     }

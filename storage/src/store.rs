@@ -3,6 +3,7 @@ use crate::records::{
     ChargeRecord, IdempotencyRecord, IdempotentOperation, LeaseRecord, MoreRequestRecord,
     PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord, UsageRecord,
 };
+use crate::snapshot::SnapshotWriter;
 use crate::{BorrowId, Durability, Durable, StorageError, TenantId, Timestamp};
 
 /// The storage backend. Everything above `storage` talks to this trait, never to sled,
@@ -79,6 +80,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and syncs everything written so far and stops accepting writes.
     fn shutdown(&self) -> Result<(), StorageError>;
+
+    /// Whether the store serves reads and writes now. A backend that hit an I/O error
+    /// answers [`StorageError::Unavailable`] here (and to every call) until it has
+    /// recovered.
+    fn available(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Changes whenever the backend was reopened after a failure. State loaded under an
+    /// older incarnation may hold writes that never became durable: reload it.
+    fn incarnation(&self) -> u64 {
+        0
+    }
+
+    /// Writes a consistent snapshot of everything stored (no write is half in it; every
+    /// write in it is durable) as store entries of `out`; returns the number of entries.
+    fn export(&self, out: &mut SnapshotWriter<'_>) -> Result<u64, StorageError> {
+        let _ = out;
+        Err(StorageError::Unavailable(
+            "this storage backend cannot write snapshots; use its own backup tools".into(),
+        ))
+    }
 }
 
 /// A platform table (one sled tree each).

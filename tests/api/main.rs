@@ -3,12 +3,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod helpers;
 
+mod backup;
 mod bootstrap_flow;
 mod commercial;
 mod commercial_helpers;
 mod commercial_packages;
 mod commercial_requests;
 mod concurrency;
+mod crash;
+mod crash_harness;
+mod faults;
+mod faults_startup;
+mod faults_storage;
 mod input_errors;
 mod isolation;
 mod leases;
@@ -18,4 +24,5 @@ mod ledger;
 mod queue;
 mod restart;
 mod run;
+mod shutdown;
 mod usage;
