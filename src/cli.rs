@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker.
     Serve(ServeArgs),
+    /// Drive borrow/return load (or a `/health` baseline) against a running server.
+    Load(crate::load::LoadArgs),
 }
 
 /// When writes are acknowledged.

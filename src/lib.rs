@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod host;
 pub mod input;
+pub mod load;
 pub mod routes;
 pub mod secrets;
 pub mod server;

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
             permetrix::telemetry::init(args.log_format);
             actix_rt::System::new().block_on(serve(args))
         }
+        Command::Load(args) => permetrix::load::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,4 +7,5 @@ mod bootstrap_flow;
 mod concurrency;
 mod input_errors;
 mod isolation;
+mod load;
 mod restart;
