@@ -135,14 +135,7 @@ fn signatures(c: &mut Criterion) {
             let nonce = format!("nonce-{n}");
             let sig = signature::sign(
                 &secret,
-                &signature::v2_string(
-                    "POST",
-                    "/licenses/borrow",
-                    &ts,
-                    &nonce,
-                    body,
-                    &api_key,
-                ),
+                &signature::v2_string("POST", "/licenses/borrow", &ts, &nonce, body, &api_key),
             );
             let headers = SignatureHeaders {
                 signature: Some(&sig),

@@ -17,8 +17,8 @@ use permetrix_actors::domain::BorrowRequest;
 use permetrix_actors::messages::{Borrow, Return, Status};
 use permetrix_storage::records::{LeaseRecord, PackageRecord, PackageStatus};
 use permetrix_storage::{
-    BorrowId, Durability, Money, SledConfig, SledStore, Store, TenantId, TenantMutation,
-    Timestamp, VendorId,
+    BorrowId, Durability, Money, SledConfig, SledStore, Store, TenantId, TenantMutation, Timestamp,
+    VendorId,
 };
 
 const RELAXED: Durability = Durability::Relaxed {
@@ -91,7 +91,7 @@ fn group_commit(c: &mut Criterion) {
 /// A server (not serving HTTP here: its state is used directly) with one vendor and
 /// `tenants` tenants, each with the tool `ecu`.
 struct Fixture {
-    system: actix_rt::System,
+    system: actix_rt::SystemRunner,
     _app: Application,
     state: actix_web::web::Data<AppState>,
     tenants: Vec<TenantId>,
@@ -138,7 +138,9 @@ fn fixture(durability: Durability, tenants: usize) -> Fixture {
             )
             .await
             .unwrap();
-            accounts::provision(&state, &vendor, &id, package(i)).await.unwrap();
+            accounts::provision(&state, &vendor, &id, package(i))
+                .await
+                .unwrap();
             ids.push(id);
             keys.push(created.admin_api_key);
         }
@@ -214,41 +216,47 @@ fn core_cycles(c: &mut Criterion) {
         let f = fixture(mode, 16);
         let registry = &f.state.registry;
         group.throughput(Throughput::Elements(1));
-        group.bench_function(format!("{}/borrow_return_sequential", mode_name(mode)), |b| {
-            b.iter_custom(|iters| {
-                f.system.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let grant = registry.send(&f.tenants[0], borrow_msg("u")).await;
-                        let id = grant.unwrap().lease.id;
-                        registry.send(&f.tenants[0], Return(id)).await.unwrap();
-                    }
-                    start.elapsed()
+        group.bench_function(
+            format!("{}/borrow_return_sequential", mode_name(mode)),
+            |b| {
+                b.iter_custom(|iters| {
+                    f.system.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let grant = registry.send(&f.tenants[0], borrow_msg("u")).await;
+                            let id = grant.unwrap().lease.id;
+                            registry.send(&f.tenants[0], Return(id)).await.unwrap();
+                        }
+                        start.elapsed()
+                    })
                 })
-            })
-        });
+            },
+        );
         const IN_FLIGHT: usize = 64;
         group.throughput(Throughput::Elements(IN_FLIGHT as u64));
-        group.bench_function(format!("{}/borrow_return_64_in_flight", mode_name(mode)), |b| {
-            b.iter_custom(|iters| {
-                f.system.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let cycles = (0..IN_FLIGHT).map(|i| {
-                            let tenant = &f.tenants[i % f.tenants.len()];
-                            async move {
-                                let user = format!("u{i}");
-                                let grant = registry.send(tenant, borrow_msg(&user)).await;
-                                let id = grant.unwrap().lease.id;
-                                registry.send(tenant, Return(id)).await.unwrap();
-                            }
-                        });
-                        futures_util::future::join_all(cycles).await;
-                    }
-                    start.elapsed()
+        group.bench_function(
+            format!("{}/borrow_return_64_in_flight", mode_name(mode)),
+            |b| {
+                b.iter_custom(|iters| {
+                    f.system.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let cycles = (0..IN_FLIGHT).map(|i| {
+                                let tenant = &f.tenants[i % f.tenants.len()];
+                                async move {
+                                    let user = format!("u{i}");
+                                    let grant = registry.send(tenant, borrow_msg(&user)).await;
+                                    let id = grant.unwrap().lease.id;
+                                    registry.send(tenant, Return(id)).await.unwrap();
+                                }
+                            });
+                            futures_util::future::join_all(cycles).await;
+                        }
+                        start.elapsed()
+                    })
                 })
-            })
-        });
+            },
+        );
     }
     group.finish();
 }

@@ -118,9 +118,9 @@ impl LoadArgs {
         {
             bail!("--rate must be a positive number of requests per second");
         }
-        if !(self.duration.is_finite() && self.duration > 0.0)
-            || !(self.warmup.is_finite() && self.warmup >= 0.0)
-        {
+        let duration_ok = self.duration.is_finite() && self.duration > 0.0;
+        let warmup_ok = self.warmup.is_finite() && self.warmup >= 0.0;
+        if !(duration_ok && warmup_ok) {
             bail!("--duration must be positive and --warmup not negative (seconds)");
         }
         Ok(())

@@ -278,9 +278,18 @@ async fn a_subscriber_that_joins_after_activation_sees_later_events_only() {
         .await
         .unwrap();
     let got = events.recv().await.unwrap();
-    assert_eq!((got.kind.as_str(), got.id), ("borrow", Some(second.lease.id)));
+    assert_eq!(
+        (got.kind.as_str(), got.id),
+        ("borrow", Some(second.lease.id))
+    );
     let got = events.recv().await.unwrap();
-    assert_eq!((got.kind.as_str(), got.id), ("return", Some(first.lease.id)));
-    assert!(events.try_recv().is_err(), "nothing from before the subscription");
+    assert_eq!(
+        (got.kind.as_str(), got.id),
+        ("return", Some(first.lease.id))
+    );
+    assert!(
+        events.try_recv().is_err(),
+        "nothing from before the subscription"
+    );
     f.registry.shutdown();
 }

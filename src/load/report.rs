@@ -63,7 +63,9 @@ impl Recorder {
         lag: Duration,
         outcome: Result<(), String>,
     ) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.window.saturating_record(us);
         self.window_count += 1;
         if !measured {
@@ -181,7 +183,11 @@ pub(super) fn finish(args: &LoadArgs, rec: &Recorder, info: RunInfo) -> Summary 
             "borrow_return"
         },
         signed: args.signed && !args.baseline,
-        loop_kind: if args.rate.is_some() { "open" } else { "closed" },
+        loop_kind: if args.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        },
         offered_rate: args.rate,
         achieved_rate: requests as f64 / args.duration,
         connections: args.connections,

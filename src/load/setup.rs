@@ -115,7 +115,10 @@ pub(super) async fn call(
         .limit(64 * 1024 * 1024)
         .await
         .map_err(|e| anyhow::anyhow!("reading the reply of {path}: {e}"))?;
-    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
 }
 
 fn expect(what: &str, status: u16, want: u16, body: &Value) -> anyhow::Result<()> {
@@ -133,9 +136,11 @@ fn text_field(body: &Value, field: &str) -> anyhow::Result<String> {
 }
 
 async fn create_vendor(client: &Client, args: &LoadArgs) -> anyhow::Result<Credentials> {
-    let token = args.admin_token.as_deref().filter(|t| !t.is_empty()).context(
-        "--setup creates a vendor through the operator API: set PERMETRIX_ADMIN_TOKEN",
-    )?;
+    let token = args
+        .admin_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .context("--setup creates a vendor through the operator API: set PERMETRIX_ADMIN_TOKEN")?;
     let (status, body) = call(
         client,
         args,
@@ -292,7 +297,10 @@ pub async fn ensure(client: &Client, args: &LoadArgs) -> anyhow::Result<Credenti
         return Ok(creds);
     }
     let missing = needed - have;
-    eprintln!("setting up {missing} tenants with {} tools each", creds.tools);
+    eprintln!(
+        "setting up {missing} tenants with {} tools each",
+        creds.tools
+    );
     let bar = progress_bar(args, missing as u64, "setup");
     let created: RefCell<Vec<TenantCreds>> = RefCell::new(Vec::with_capacity(missing));
     let policy = creds.signature_policy.clone();

@@ -393,7 +393,11 @@ mod tests {
     impl SyncTarget for GatedTarget {
         fn sync(&self) -> Result<(), String> {
             let _ = self.entered.lock().unwrap().send(());
-            self.release.lock().unwrap().recv().map_err(|e| e.to_string())
+            self.release
+                .lock()
+                .unwrap()
+                .recv()
+                .map_err(|e| e.to_string())
         }
     }
 
@@ -419,7 +423,10 @@ mod tests {
         release.send(()).unwrap();
         first.wait().await.unwrap();
         entered.recv().unwrap(); // the second flush is running, not finished
-        assert!(!resolved(&second), "resolved by a flush that began before it");
+        assert!(
+            !resolved(&second),
+            "resolved by a flush that began before it"
+        );
         release.send(()).unwrap();
         second.wait().await.unwrap();
         drop(release);

@@ -136,7 +136,13 @@ async fn setup_then_closed_open_and_baseline_runs_leave_pools_untouched() {
 fn a_run_without_credentials_says_to_run_setup() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_permetrix"))
-        .args(["load", "--quiet", "--server", "127.0.0.1:9", "--credentials"])
+        .args([
+            "load",
+            "--quiet",
+            "--server",
+            "127.0.0.1:9",
+            "--credentials",
+        ])
         .arg(dir.path().join("missing.json"))
         .output()
         .unwrap();
