@@ -58,6 +58,10 @@ pub struct LoadArgs {
     /// Measured time in seconds.
     #[arg(long, env = "PERMETRIX_LOAD_DURATION", default_value_t = 10.0)]
     pub duration: f64,
+    /// Stop after this many requests even if `--duration` has not passed (a run of a
+    /// known size: reproducible counts, e.g. in tests).
+    #[arg(long, env = "PERMETRIX_LOAD_REQUESTS")]
+    pub requests: Option<u64>,
     /// Unmeasured time before the measurement, in seconds.
     #[arg(long, env = "PERMETRIX_LOAD_WARMUP", default_value_t = 2.0)]
     pub warmup: f64,

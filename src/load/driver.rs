@@ -73,7 +73,7 @@ struct BorrowReply {
 
 /// Where slots come from.
 enum Pace {
-    Closed { end: Instant },
+    Closed { end: Instant, max: Option<u64> },
     Open(Arc<OpenPace>),
 }
 
@@ -82,6 +82,7 @@ struct OpenPace {
     rate: f64,
     permits: Semaphore,
     released: AtomicU64,
+    max: Option<u64>,
 }
 
 /// Slots taken so far (single-threaded: shared by the lanes of this thread).
@@ -91,15 +92,24 @@ impl Pace {
     /// The intended send time of the next slot, or `None` once the run is over.
     async fn next(&self, taken: &Taken) -> Option<Instant> {
         match self {
-            Pace::Closed { end } => {
+            Pace::Closed { end, max } => {
                 let now = Instant::now();
-                (now < *end).then_some(now)
+                let i = taken.0.get();
+                if now >= *end || max.is_some_and(|m| i >= m) {
+                    return None;
+                }
+                taken.0.set(i + 1);
+                Some(now)
             }
             Pace::Open(p) => {
                 let permit = p.permits.acquire().await.ok()?;
                 permit.forget();
                 let i = taken.0.get();
                 taken.0.set(i + 1);
+                if p.max.is_some_and(|m| i + 1 >= m) {
+                    // The last slot: lanes still waiting for one are done.
+                    p.permits.close();
+                }
                 Some(p.start + Duration::from_secs_f64(i as f64 / p.rate))
             }
         }
@@ -118,10 +128,15 @@ fn ticker(pace: Arc<OpenPace>, end: Instant) -> std::thread::JoinHandle<()> {
                 return;
             }
             let due = ((now - pace.start).as_secs_f64() * pace.rate) as u64 + 1;
+            let due = pace.max.map_or(due, |m| due.min(m));
             if due > released {
                 pace.permits.add_permits((due - released) as usize);
                 released = due;
                 pace.released.store(released, Ordering::Release);
+            }
+            if pace.max == Some(released) {
+                // Every slot is out; the lane that takes the last one closes.
+                return;
             }
             let next = pace.start + Duration::from_secs_f64(released as f64 / pace.rate);
             let wait = next.saturating_duration_since(Instant::now());
@@ -385,13 +400,20 @@ pub(super) async fn drive(
     let end = start + args.warmup() + args.duration();
     plan.window.set((start + args.warmup(), end));
     let (pace, ticker_thread) = match args.rate {
-        None => (Pace::Closed { end }, None),
+        None => (
+            Pace::Closed {
+                end,
+                max: args.requests,
+            },
+            None,
+        ),
         Some(rate) => {
             let open = Arc::new(OpenPace {
                 start,
                 rate,
                 permits: Semaphore::new(0),
                 released: AtomicU64::new(0),
+                max: args.requests,
             });
             let handle = ticker(Arc::clone(&open), end);
             (Pace::Open(open), Some(handle))
@@ -409,6 +431,9 @@ pub(super) async fn drive(
     let lanes = (0..args.connections)
         .map(|i| lane(Rc::clone(&plan), Rc::clone(&pace), Rc::clone(&taken), i));
     futures_util::future::join_all(lanes).await;
+    let measured = Instant::now()
+        .min(end)
+        .saturating_duration_since(start + args.warmup());
     done.set(true);
     let _ = progress_task.await;
     if let Some(handle) = ticker_thread {
@@ -433,6 +458,7 @@ pub(super) async fn drive(
             unsent,
             client_cpu,
             total_requests: plan.sent.get(),
+            measured,
         },
     ))
 }

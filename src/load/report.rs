@@ -142,7 +142,7 @@ pub struct Summary {
     pub tenants: usize,
     /// Tools per tenant.
     pub tools: usize,
-    /// Measured seconds.
+    /// Measured seconds (`--duration`, or less if the run stopped at `--requests`).
     pub duration_s: f64,
     /// Warm-up seconds (not measured).
     pub warmup_s: f64,
@@ -172,10 +172,14 @@ pub(super) struct RunInfo {
     pub(super) unsent: u64,
     pub(super) client_cpu: Option<Duration>,
     pub(super) total_requests: u64,
+    /// The measured window as it happened (shorter than `--duration` if the run
+    /// stopped at `--requests`).
+    pub(super) measured: Duration,
 }
 
 pub(super) fn finish(args: &LoadArgs, rec: &Recorder, info: RunInfo) -> Summary {
     let requests = rec.ok + rec.errors.values().sum::<u64>();
+    let secs = info.measured.as_secs_f64().max(1e-3);
     Summary {
         workload: if args.baseline {
             "health"
@@ -189,11 +193,11 @@ pub(super) fn finish(args: &LoadArgs, rec: &Recorder, info: RunInfo) -> Summary 
             "closed"
         },
         offered_rate: args.rate,
-        achieved_rate: requests as f64 / args.duration,
+        achieved_rate: requests as f64 / secs,
         connections: args.connections,
         tenants: args.tenants,
         tools: args.tools,
-        duration_s: args.duration,
+        duration_s: secs,
         warmup_s: args.warmup,
         requests,
         ok: rec.ok,
