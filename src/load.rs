@@ -17,6 +17,7 @@
 //! Layout: [`setup`] (bootstrap and credentials file), `driver` (connections, slots,
 //! requests), `report` (histograms, the printed report and the JSON summary).
 mod driver;
+mod pace;
 mod report;
 pub mod setup;
 
