@@ -30,6 +30,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a snapshot into a new, empty data directory.
     Restore(RestoreArgs),
+    /// Drive borrow/return load (or a `/health` baseline) against a running server.
+    Load(crate::load::LoadArgs),
 }
 
 /// `permetrix run`.

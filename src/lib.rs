@@ -14,6 +14,7 @@ pub mod error;
 pub mod fault_injection;
 pub mod host;
 pub mod input;
+pub mod load;
 pub mod routes;
 pub mod run;
 pub mod secrets;

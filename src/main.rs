@@ -26,6 +26,7 @@ fn main() -> ExitCode {
             permetrix::telemetry::init(permetrix::cli::LogFormat::Text);
             restore(&args)
         }
+        Command::Load(args) => permetrix::load::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

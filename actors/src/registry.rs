@@ -152,7 +152,7 @@ impl Registry {
         &self,
         tenant: &TenantId,
     ) -> Result<broadcast::Receiver<TenantEvent>, TenantError> {
-        Ok(self.activate(tenant)?.shared.events.subscribe())
+        Ok(self.activate(tenant)?.shared.subscribe())
     }
 
     /// Whether the tenant's actor is running.

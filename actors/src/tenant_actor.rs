@@ -5,8 +5,8 @@
 //! actor stops, and [`Supervised::restarting`] reloads its state from storage. Messages
 //! queued meanwhile stay in the mailbox and are served by the restarted actor.
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix::{
@@ -34,7 +34,9 @@ pub(crate) struct TenantShared {
     vendor_id: VendorId,
     /// Edge view; replaced (never mutated) by the actor.
     pub(crate) view: ArcSwap<TenantView>,
-    pub(crate) events: broadcast::Sender<TenantEvent>,
+    /// Created on the first subscription: a broadcast channel allocates its whole ring
+    /// up front (~120 KiB for 1024 events), which 100,000 idle tenants cannot afford.
+    events: OnceLock<broadcast::Sender<TenantEvent>>,
     /// Admission: one permit per queued message. Permits in use = mailbox depth.
     pub(crate) admission: Arc<Semaphore>,
     pub(crate) capacity: usize,
@@ -55,7 +57,7 @@ impl TenantShared {
             tenant: state.tenant().clone(),
             view: ArcSwap::from_pointee(TenantView::of(vendor_id.clone(), state)),
             vendor_id,
-            events: broadcast::channel(EVENT_BUFFER).0,
+            events: OnceLock::new(),
             admission: Arc::new(Semaphore::new(capacity)),
             capacity,
             metrics,
@@ -78,10 +80,18 @@ impl TenantShared {
     }
 
     pub(crate) fn publish(&self, event: TenantEvent) {
-        if self.events.receiver_count() > 0 {
+        if let Some(events) = self.events.get()
+            && events.receiver_count() > 0
+        {
             // Err only means every subscriber left meanwhile.
-            let _ = self.events.send(event);
+            let _ = events.send(event);
         }
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<TenantEvent> {
+        self.events
+            .get_or_init(|| broadcast::channel(EVENT_BUFFER).0)
+            .subscribe()
     }
 
     pub(crate) fn publish_view(&self, state: &TenantState) {

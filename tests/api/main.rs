@@ -21,6 +21,7 @@ mod leases;
 mod leases_idempotency;
 mod leases_limits;
 mod ledger;
+mod load;
 mod queue;
 mod restart;
 mod run;
