@@ -5,9 +5,14 @@
 //! elsewhere or lacks the scope. A 403 never depends on whether the addressed tenant
 //! exists.
 pub mod api_key;
+pub mod client;
 mod extract;
+pub mod key_usage;
 mod operator;
 pub mod password;
+pub mod security;
+pub mod session;
+pub mod throttle;
 
 pub use extract::{
     AnyTenantCaller, OperatorAuth, TenantAdmin, TenantAuth, TenantBorrower, VendorAuth, bearer,
@@ -85,6 +90,12 @@ fn verify_tenant_key(
             "this API key has expired; create a new one",
         ));
     }
+    state.security.key_usage.touch(
+        &record.digest,
+        &tenant,
+        &record.key_id,
+        state.registry.clock().now(),
+    );
     Ok(Principal::Tenant {
         tenant,
         key_id: record.key_id,

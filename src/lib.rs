@@ -11,6 +11,8 @@ pub mod demo;
 pub mod error;
 pub mod host;
 pub mod input;
+pub mod limits;
+pub mod ratelimit;
 pub mod routes;
 pub mod secrets;
 pub mod server;

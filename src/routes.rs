@@ -1,9 +1,12 @@
 //! HTTP routes, one module per area, mounted per host context.
 mod admin;
+mod auth;
 mod health;
 mod keys;
 mod licenses;
+mod signing;
 mod tenant_config;
+mod users;
 mod vendor;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -20,17 +23,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .guard(HostGuard::Tenant)
             .configure(licenses::configure)
             .configure(tenant_config::configure)
-            .configure(keys::configure),
+            .configure(keys::configure)
+            .configure(users::configure)
+            .configure(auth::configure),
     )
     .service(
         web::scope("")
             .guard(HostGuard::Vendor)
-            .configure(vendor::configure),
+            .configure(vendor::configure)
+            .configure(auth::configure),
     )
     .service(
         web::scope("")
             .guard(HostGuard::Main)
-            .configure(admin::configure),
+            .configure(admin::configure)
+            .configure(signing::configure),
     );
 }
 

@@ -10,17 +10,21 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use permetrix_actors::metrics::NoMetrics;
-use permetrix_actors::{Registry, RegistryConfig, SystemClock};
+use permetrix_actors::{Clock, Registry, RegistryConfig, SystemClock};
 use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store};
 use secrecy::SecretString;
 
 use crate::accounts::FANOUT_DEADLINE;
 use crate::auth::OperatorToken;
 use crate::auth::TokenSetup;
+use crate::auth::key_usage;
+use crate::auth::security::SecurityState;
+use crate::auth::session::{self, SessionConfig};
 use crate::demo::{self, DemoCredentials};
 use crate::error::ApiError;
 use crate::host::{self, BaseDomains, HostContext};
 use crate::input;
+use crate::limits::{self, Limits};
 use crate::routes;
 use crate::secrets::ServerSecrets;
 use crate::signature::{self, NonceCache};
@@ -51,6 +55,28 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     /// Whether the server installs SIGTERM/SIGINT handlers (off in in-process tests).
     pub handle_signals: bool,
+    /// Size, time and rate limits.
+    pub limits: Limits,
+    /// Portal sessions: lifetime, `Secure` cookies, client address header.
+    pub sessions: SessionConfig,
+    /// The clock (default: the system's).
+    pub clock: ServerClock,
+}
+
+/// The clock a server runs on: the system's, or one a caller controls.
+#[derive(Clone)]
+pub struct ServerClock(pub Arc<dyn Clock>);
+
+impl Default for ServerClock {
+    fn default() -> Self {
+        ServerClock(Arc::new(SystemClock))
+    }
+}
+
+impl std::fmt::Debug for ServerClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServerClock(now = {:?})", self.0.now())
+    }
 }
 
 impl ServeConfig {
@@ -69,6 +95,9 @@ impl ServeConfig {
             mailbox_capacity: 1024,
             cache_bytes: 64 * 1024 * 1024,
             handle_signals: true,
+            limits: Limits::default(),
+            sessions: SessionConfig::default(),
+            clock: ServerClock::default(),
         }
     }
 }
@@ -112,7 +141,7 @@ impl Application {
         let platform = Platform::new(Arc::clone(&store));
         let registry = Registry::start(
             Arc::clone(&store),
-            Arc::new(SystemClock),
+            Arc::clone(&config.clock.0),
             Arc::new(NoMetrics),
             RegistryConfig {
                 arbiters: config.arbiters,
@@ -134,6 +163,7 @@ impl Application {
             signing_keys: SigningKeyCache::default(),
             nonces: NonceCache::new(1_000_000),
             fanout_deadline: FANOUT_DEADLINE,
+            security: SecurityState::new(config.sessions.clone(), config.limits.clone()),
         });
 
         let mut startup = Startup::default();
@@ -163,6 +193,7 @@ impl Application {
                 .app_data(input::path_config())
                 .app_data(input::query_config())
                 .wrap(from_fn(host_context))
+                .wrap(from_fn(limits::enforce))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
@@ -170,7 +201,8 @@ impl Application {
         // Existing clients never retry a POST on a closed connection: keep idle
         // connections open well beyond their 75 s expectation.
         .keep_alive(Duration::from_secs(120))
-        .client_request_timeout(Duration::from_secs(10))
+        .client_request_timeout(config.limits.request_timeout)
+        .client_disconnect_timeout(config.limits.disconnect_timeout)
         .shutdown_timeout(30)
         .listen(listener)
         .context("starting the HTTP server")?;
@@ -184,6 +216,7 @@ impl Application {
             "listening on {addr}"
         );
         spawn_nonce_purge(state.clone());
+        spawn_security_upkeep(state.clone());
         Ok(Application {
             addr,
             server,
@@ -218,6 +251,15 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")?;
         tracing::info!("HTTP server stopped; flushing storage");
+        if let Err(e) = self
+            .state
+            .security
+            .key_usage
+            .flush(&self.state.platform)
+            .await
+        {
+            tracing::warn!(error = %e, "writing API key usage at shutdown failed");
+        }
         self.state.registry.shutdown();
         self.store.shutdown().context("final storage flush")?;
         tracing::info!("shutdown complete");
@@ -231,6 +273,32 @@ fn spawn_nonce_purge(state: web::Data<AppState>) {
         loop {
             tick.tick().await;
             state.nonces.purge(state.registry.clock().now().secs());
+        }
+    });
+}
+
+/// Persists API-key usage and purges expired sessions, each on its own interval.
+fn spawn_security_upkeep(state: web::Data<AppState>) {
+    let usage = state.clone();
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(key_usage::PERSIST_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = usage.security.key_usage.flush(&usage.platform).await {
+                tracing::warn!(error = %e, "writing API key usage failed; retrying next interval");
+            }
+        }
+    });
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(session::PURGE_EVERY);
+        loop {
+            tick.tick().await;
+            match session::purge_expired(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "purged expired portal sessions"),
+                Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+            }
         }
     });
 }
