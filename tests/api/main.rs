@@ -8,3 +8,8 @@ mod concurrency;
 mod input_errors;
 mod isolation;
 mod restart;
+mod security_keys;
+mod security_limits;
+mod security_sessions;
+mod security_signatures;
+mod security_support;
