@@ -16,6 +16,7 @@ pub mod throttle;
 
 pub use extract::{
     AnyTenantCaller, OperatorAuth, TenantAdmin, TenantAuth, TenantBorrower, VendorAuth, bearer,
+    wrong_place,
 };
 pub use operator::{OperatorToken, TokenSetup};
 
@@ -45,7 +46,8 @@ pub enum Principal {
     Operator,
 }
 
-fn invalid_key() -> ApiError {
+/// 401 for a credential that is no valid key.
+pub fn invalid_key() -> ApiError {
     ApiError::unauthorized("the API key is not valid; check it, or create a new one")
 }
 

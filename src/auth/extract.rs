@@ -48,7 +48,9 @@ fn malformed() -> ApiError {
     ApiError::unauthorized("malformed Authorization header; send 'Authorization: Bearer <key>'")
 }
 
-fn wrong_place() -> ApiError {
+/// 403 for a valid credential used on a host it does not belong to. The same answer
+/// whether or not the host's tenant exists.
+pub fn wrong_place() -> ApiError {
     ApiError::forbidden("this credential is not valid for this host")
 }
 

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::client::client_address;
-use crate::auth::now;
 use crate::auth::session::{self, Refusal, Session, SessionPrincipal};
+use crate::auth::{Principal, bearer, identify_key, invalid_key, now, wrong_place};
 use crate::error::{ApiError, Result};
 use crate::host::{HostContext, context_of};
 use crate::state::AppState;
@@ -149,27 +149,58 @@ async fn login(
         .json(reply))
 }
 
-/// The request's session; without one, 401 (or 404 on the host of no tenant). A
-/// session of another host is a 403 whether or not this host's tenant exists.
-fn current_session(state: &AppState, req: &HttpRequest) -> Result<Session> {
+/// Who calls `/api/auth/*`: a portal session, or an API key of this host.
+enum Caller {
+    Session(Session),
+    Key(Principal),
+}
+
+/// The caller; without a credential, 401 (or 404 on the host of no tenant). A
+/// credential of another host is a 403 whether or not this host's tenant exists,
+/// exactly as on every other endpoint.
+fn current_caller(state: &AppState, req: &HttpRequest) -> Result<Caller> {
     let ctx = portal_host(req)?;
+    if let Some(token) = bearer(req)? {
+        return match identify_key(state, &token) {
+            Some(Ok(p)) => {
+                let here = match (&p, &ctx) {
+                    (Principal::Tenant { tenant, .. }, HostContext::Tenant(t)) => tenant == t,
+                    (Principal::Vendor(_), HostContext::Vendor) => true,
+                    _ => false,
+                };
+                if here {
+                    Ok(Caller::Key(p))
+                } else {
+                    Err(wrong_place())
+                }
+            }
+            Some(Err(e)) => Err(e),
+            None if state.operator.verify_cached(&token) == Some(true) => Err(wrong_place()),
+            None => Err(invalid_key()),
+        };
+    }
     match session::authenticate(state, req) {
-        Ok(Some(s)) => Ok(s),
+        Ok(Some(s)) => Ok(Caller::Session(s)),
         Ok(None) => {
             require_tenant(state, &ctx)?;
             Err(ApiError::unauthorized(
                 "no portal session: log in with POST /api/auth/login",
             ))
         }
-        Err(Refusal::Elsewhere) => Err(ApiError::forbidden(
-            "this credential is not valid for this host",
-        )),
+        Err(Refusal::Elsewhere) => Err(wrong_place()),
         Err(Refusal::Unusable(e) | Refusal::Failed(e)) => Err(e),
     }
 }
 
 async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
-    let s = current_session(&state, &req)?;
+    let Caller::Session(s) = current_caller(&state, &req)? else {
+        return Err(ApiError::BadRequest {
+            code: "no_session",
+            detail: "logout ends portal sessions; an API key is revoked with \
+                     DELETE /api/keys/{key_id}"
+                .into(),
+        });
+    };
     session::delete(&state, &s.key).await?;
     Ok(HttpResponse::Ok()
         .cookie(session::removal_cookie(&state, &req))
@@ -177,10 +208,32 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
 }
 
 async fn me(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
-    let s = current_session(&state, &req)?;
+    let s = match current_caller(&state, &req)? {
+        Caller::Session(s) => s,
+        Caller::Key(Principal::Tenant {
+            tenant,
+            key_id,
+            scope,
+        }) => {
+            return Ok(HttpResponse::Ok().json(json!({
+                "kind": "api_key",
+                "tenant_id": tenant.as_str(),
+                "key_id": key_id,
+                "scope": crate::accounts::scope_name(scope),
+            })));
+        }
+        Caller::Key(principal) => {
+            let vendor = match &principal {
+                Principal::Vendor(v) => Some(v.as_str()),
+                _ => None,
+            };
+            return Ok(HttpResponse::Ok().json(json!({"kind": "api_key", "vendor_id": vendor})));
+        }
+    };
     let expires_at = rfc3339(s.expires_at);
     let body = match s.principal {
         SessionPrincipal::Vendor(v) => json!({
+            "kind": "session",
             "username": v.as_str(),
             "role": "vendor",
             "vendor_id": v.as_str(),
@@ -191,6 +244,7 @@ async fn me(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse
             username,
             role,
         } => json!({
+            "kind": "session",
             "username": username,
             "role": role_name(role),
             "tenant_id": TenantId::as_str(&tenant),

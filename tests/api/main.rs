@@ -7,6 +7,7 @@ mod bootstrap_flow;
 mod concurrency;
 mod input_errors;
 mod isolation;
+mod isolation_matrix;
 mod restart;
 mod security_keys;
 mod security_limits;
