@@ -5,6 +5,7 @@ mod helpers;
 
 mod bootstrap_flow;
 mod concurrency;
+mod hostile;
 mod input_errors;
 mod isolation;
 mod isolation_matrix;
