@@ -3,8 +3,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use actix_web::http::header::HeaderName;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use permetrix_storage::Durability;
+
+use crate::auth::client::CookieSecurity;
 
 use crate::server::ServeConfig;
 
@@ -175,6 +178,19 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "PERMETRIX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// When portal session cookies are marked `Secure`: `auto` when the request came
+    /// over HTTPS (`X-Forwarded-Proto: https`), `always` behind a TLS proxy (fly.io).
+    #[arg(
+        long,
+        env = "PERMETRIX_SECURE_COOKIES",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub secure_cookies: CookieSecurity,
+    /// Header set by the reverse proxy to the client's address (`Fly-Client-IP` on
+    /// fly.io), used to throttle failed logins per address; unset: the TCP peer.
+    #[arg(long, env = "PERMETRIX_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<HeaderName>,
 }
 
 impl ServeArgs {
@@ -200,6 +216,8 @@ impl ServeArgs {
         c.mailbox_capacity = self.mailbox_capacity.max(1);
         c.cache_bytes = self.cache_mb.max(8) * 1024 * 1024;
         c.max_connections = self.max_connections.max(1);
+        c.sessions.secure = self.secure_cookies;
+        c.sessions.client_ip_header = self.client_ip_header.clone();
         c
     }
 }

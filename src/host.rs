@@ -49,10 +49,10 @@ impl BaseDomains {
     pub fn classify(&self, host: &str) -> HostContext {
         let host = strip_port(host.trim());
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-        if host.ends_with('.') {
-            return HostContext::Invalid(format!(
-                "'{host}.' ends with more than one dot; send the host name with at most one"
-            ));
+        // An empty label ("a..b", ".a", or a second trailing dot) names no host; such a
+        // name must not fall through to the main context.
+        if host.starts_with('.') || host.ends_with('.') || host.contains("..") {
+            return HostContext::Invalid(format!("'{host}' has an empty label"));
         }
         for base in &self.0 {
             if host == *base {
@@ -100,6 +100,13 @@ fn strip_port(host: &str) -> &str {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     }
+}
+
+/// A host name as routing sees it: port stripped, one trailing dot dropped, lowercase.
+/// Sessions are bound to this form of the host they were issued on.
+pub fn canonical_host(host: &str) -> String {
+    let host = strip_port(host.trim());
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
 /// The host of a request: the `Host` header, or the URI authority (HTTP/2).

@@ -15,6 +15,8 @@ pub mod fault_injection;
 pub mod host;
 pub mod input;
 pub mod load;
+pub mod limits;
+pub mod ratelimit;
 pub mod routes;
 pub mod run;
 pub mod secrets;

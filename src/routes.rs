@@ -1,5 +1,6 @@
 //! HTTP routes, one module per area, mounted per host context.
 mod admin;
+mod auth;
 mod budget;
 mod health;
 mod keys;
@@ -10,8 +11,10 @@ mod packages;
 mod queue;
 mod reporting;
 mod requests;
+mod signing;
 mod tenant_config;
 mod usage;
+mod users;
 mod vendor;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -40,7 +43,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(budget::configure)
             .configure(ledger::configure)
             .configure(usage::configure)
-            .configure(requests::configure),
+            .configure(requests::configure)
+            .configure(users::configure)
+            .configure(auth::configure),
     )
     .service(
         web::scope("")
@@ -49,13 +54,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(packages::configure_vendor)
             .configure(ledger::configure_vendor)
             .configure(usage::configure_vendor)
-            .configure(requests::configure_vendor),
+            .configure(requests::configure_vendor)
+            .configure(auth::configure),
     )
     .service(
         web::scope("")
             .guard(HostGuard::Main)
             .configure(admin::configure)
-            .configure(crate::supervision::configure),
+            .configure(crate::supervision::configure)
+            .configure(signing::configure),
     );
 }
 

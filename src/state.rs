@@ -1,5 +1,6 @@
 //! Shared application state handed to every handler.
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -9,6 +10,7 @@ use permetrix_storage::{Platform, Timestamp, VendorId};
 use secrecy::SecretSlice;
 
 use crate::auth::OperatorToken;
+use crate::auth::security::SecurityState;
 use crate::host::BaseDomains;
 use crate::secrets::ServerSecrets;
 use crate::signature::NonceCache;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub nonces: NonceCache,
     /// Deadline of fan-out queries.
     pub fanout_deadline: Duration,
+    /// Sessions, limits, rate limiters, login throttles, key usage.
+    pub security: SecurityState,
 }
 
 /// A vendor's signing secrets that verify now.
@@ -44,11 +48,16 @@ struct CachedKeys {
 #[derive(Default)]
 pub struct SigningKeyCache {
     map: DashMap<String, CachedKeys>,
+    /// Bumped by every [`SigningKeyCache::forget`], so that a load that read the store
+    /// before a rotation cannot cache the old secrets after it.
+    generation: AtomicU64,
 }
 
 impl SigningKeyCache {
-    /// Forgets a vendor's secrets (after a rotation or deletion).
+    /// Forgets a vendor's secrets (after a rotation or deletion). Call after the
+    /// change is written.
     pub fn forget(&self, vendor: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.map.remove(vendor);
     }
 }
@@ -62,9 +71,14 @@ impl AppState {
         {
             return Arc::clone(&hit.keys);
         }
+        let generation = self.signing_keys.generation.load(Ordering::SeqCst);
         let loaded = self.load_signing_secrets(vendor, now);
         let keys = Arc::clone(&loaded.keys);
         self.signing_keys.map.insert(vendor.to_owned(), loaded);
+        if self.signing_keys.generation.load(Ordering::SeqCst) != generation {
+            // A rotation raced with this load: what was read may be stale.
+            self.signing_keys.map.remove(vendor);
+        }
         keys
     }
 
