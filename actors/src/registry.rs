@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use crate::TenantError;
 use crate::clock::Clock;
 use crate::domain::{TenantEvent, TenantState};
+use crate::fanout::IdleCache;
 use crate::messages::TenantMessage;
 use crate::metrics::ActorMetrics;
 use crate::placement::ArbiterPool;
@@ -67,6 +68,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn ActorMetrics>,
     config: RegistryConfig,
+    /// Idle tenants' states read by fan-out (dropped when the tenant activates).
+    idle: IdleCache,
 }
 
 /// Handle to every tenant actor of this node. Cheap to clone.
@@ -89,6 +92,7 @@ impl Registry {
             clock,
             metrics,
             config,
+            idle: IdleCache::default(),
         }))
     }
 
@@ -180,12 +184,18 @@ impl Registry {
     pub fn deactivate(&self, tenant: &TenantId) {
         // Dropping the last address lets the supervisor finish once the queue drains.
         self.0.tenants.remove(tenant);
+        self.0.idle.invalidate(tenant);
+        self.0.metrics.tenant_removed(tenant);
     }
 
     /// Stops every arbiter thread (server shutdown, after HTTP has drained).
     pub fn shutdown(&self) {
         self.0.tenants.clear();
         self.0.arbiters.stop();
+    }
+
+    pub(crate) fn idle_cache(&self) -> &IdleCache {
+        &self.0.idle
     }
 
     /// Reads a tenant's state without activating it: the running actor's if there is
@@ -230,7 +240,10 @@ impl Registry {
                 let arbiter = self.0.arbiters.for_tenant(tenant);
                 let addr = Supervisor::start_in_arbiter(&arbiter, move |_| actor);
                 tracing::debug!(tenant = %tenant, "activated tenant actor");
-                v.insert(Entry_ { addr, shared })
+                let entry = v.insert(Entry_ { addr, shared });
+                // The actor now owns the state: fan-out must ask it, not a copy.
+                self.0.idle.invalidate(tenant);
+                entry
             }
         };
         Ok(entry.downgrade())
