@@ -49,6 +49,11 @@ impl BaseDomains {
     pub fn classify(&self, host: &str) -> HostContext {
         let host = strip_port(host.trim());
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+        if host.ends_with('.') {
+            return HostContext::Invalid(format!(
+                "'{host}.' ends with more than one dot; send the host name with at most one"
+            ));
+        }
         for base in &self.0 {
             if host == *base {
                 return HostContext::Main;
