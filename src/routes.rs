@@ -1,8 +1,10 @@
 //! HTTP routes, one module per area, mounted per host context.
 mod admin;
+mod events;
 mod health;
 mod keys;
 mod licenses;
+mod metrics;
 mod tenant_config;
 mod vendor;
 
@@ -20,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .guard(HostGuard::Tenant)
             .configure(licenses::configure)
             .configure(tenant_config::configure)
-            .configure(keys::configure),
+            .configure(keys::configure)
+            .configure(events::configure),
     )
     .service(
         web::scope("")
@@ -30,7 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("")
             .guard(HostGuard::Main)
-            .configure(admin::configure),
+            .configure(admin::configure)
+            .configure(metrics::configure),
     );
 }
 

@@ -7,9 +7,8 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context;
-use permetrix_actors::metrics::NoMetrics;
 use permetrix_actors::{Registry, RegistryConfig, SystemClock};
 use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store};
 use secrecy::SecretString;
@@ -21,8 +20,11 @@ use crate::demo::{self, DemoCredentials};
 use crate::error::ApiError;
 use crate::host::{self, BaseDomains, HostContext};
 use crate::input;
+use crate::metrics::{DEFAULT_MAX_TENANTS, Metrics};
+use crate::request_log::request_log;
 use crate::routes;
 use crate::secrets::ServerSecrets;
+use crate::shutdown::{self, Shutdown};
 use crate::signature::{self, NonceCache};
 use crate::state::{AppState, SigningKeyCache};
 
@@ -51,6 +53,11 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     /// Whether the server installs SIGTERM/SIGINT handlers (off in in-process tests).
     pub handle_signals: bool,
+    /// Tenants that keep their own `tenant` label in metrics before the least
+    /// recently active are aggregated into `tenant="_other"`.
+    pub metrics_max_tenants: usize,
+    /// How long fan-out queries wait for each tenant.
+    pub fanout_deadline: Duration,
 }
 
 impl ServeConfig {
@@ -69,6 +76,8 @@ impl ServeConfig {
             mailbox_capacity: 1024,
             cache_bytes: 64 * 1024 * 1024,
             handle_signals: true,
+            metrics_max_tenants: DEFAULT_MAX_TENANTS,
+            fanout_deadline: FANOUT_DEADLINE,
         }
     }
 }
@@ -99,12 +108,14 @@ impl Application {
     /// actors, seeds demo data if asked, and binds the listener. Must run inside an
     /// actix `System`.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Application> {
+        let metrics =
+            Arc::new(Metrics::new(config.metrics_max_tenants).context("setting up metrics")?);
         let store: Arc<dyn Store> = Arc::new(
             SledStore::open(SledConfig {
                 path: config.data_dir.clone(),
                 durability: config.durability,
                 cache_capacity: config.cache_bytes,
-                observer: None,
+                observer: Some(metrics.flush_observer()),
             })
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
         );
@@ -113,13 +124,14 @@ impl Application {
         let registry = Registry::start(
             Arc::clone(&store),
             Arc::new(SystemClock),
-            Arc::new(NoMetrics),
+            metrics.actor_hooks(),
             RegistryConfig {
                 arbiters: config.arbiters,
                 mailbox_capacity: config.mailbox_capacity,
                 retry_after: Duration::from_secs(1),
             },
         );
+        metrics.watch_mailboxes(registry.clone());
         let (operator, setup) = OperatorToken::init(
             &platform,
             config.admin_token.clone().map(SecretString::from),
@@ -133,7 +145,9 @@ impl Application {
             bases: BaseDomains::new(config.base_domains.clone()),
             signing_keys: SigningKeyCache::default(),
             nonces: NonceCache::new(1_000_000),
-            fanout_deadline: FANOUT_DEADLINE,
+            fanout_deadline: config.fanout_deadline,
+            metrics,
+            shutdown: Shutdown::default(),
         });
 
         let mut startup = Startup::default();
@@ -163,6 +177,7 @@ impl Application {
                 .app_data(input::path_config())
                 .app_data(input::query_config())
                 .wrap(from_fn(host_context))
+                .wrap(from_fn(request_log))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
@@ -184,6 +199,9 @@ impl Application {
             "listening on {addr}"
         );
         spawn_nonce_purge(state.clone());
+        if config.handle_signals {
+            shutdown::notify_on_signals(state.clone());
+        }
         Ok(Application {
             addr,
             server,
@@ -244,7 +262,9 @@ async fn host_context(
         .app_data::<web::Data<AppState>>()
         .map(|s| s.bases.clone())
         .unwrap_or_else(|| BaseDomains::new(Vec::new()));
-    if let HostContext::Invalid(why) = host::tag(&req, &bases) {
+    // The request log middleware (outermost) has usually tagged it already.
+    let tagged = req.extensions().get::<HostContext>().cloned();
+    if let HostContext::Invalid(why) = tagged.unwrap_or_else(|| host::tag(&req, &bases)) {
         let res = actix_web::ResponseError::error_response(&ApiError::NotFound {
             code: "not_found",
             detail: why,

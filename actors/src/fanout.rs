@@ -94,7 +94,9 @@ impl Registry {
         let until = tokio::time::Instant::now() + deadline;
         let now = self.clock().now();
         let mut answers: Vec<Option<Result<TenantSnapshot, TenantError>>> =
-            std::iter::repeat_with(|| None).take(tenants.len()).collect();
+            std::iter::repeat_with(|| None)
+                .take(tenants.len())
+                .collect();
         let mut pending = FuturesUnordered::new();
         let mut cold = Vec::new();
         for (i, tenant) in tenants.iter().enumerate() {

@@ -61,6 +61,10 @@ async fn borrow(
     }
 
     let view = state.registry.view(&caller.tenant)?;
+    // From here on every request ends in exactly one counted outcome.
+    let attempt = state
+        .metrics
+        .borrow_attempt(&caller.tenant, view.tool_name(&tool));
     let headers = SignatureHeaders {
         signature: header(&req, "x-signature"),
         timestamp: header(&req, "x-timestamp"),
@@ -76,7 +80,7 @@ async fn borrow(
         body: &body,
         api_key: &caller.token,
     };
-    signature::check(
+    let checked = signature::check(
         view.settings.signature_policy,
         &headers,
         &signed,
@@ -88,19 +92,27 @@ async fn borrow(
     .map_err(|e| ApiError::Unauthorized {
         code: e.code(),
         detail: e.detail().into(),
-    })?;
-
-    let grant = state
-        .registry
-        .send(
-            &caller.tenant,
-            Borrow(BorrowRequest {
-                tool,
-                user,
-                lease_seconds: input.lease_seconds,
-            }),
-        )
-        .await?;
+    });
+    let result = match checked {
+        Ok(()) => state
+            .registry
+            .send(
+                &caller.tenant,
+                Borrow(BorrowRequest {
+                    tool,
+                    user,
+                    lease_seconds: input.lease_seconds,
+                }),
+            )
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    attempt.finish(match &result {
+        Ok(grant) => Ok(grant.lease.is_overage),
+        Err(e) => Err(e.code()),
+    });
+    let grant = result?;
     // Existing clients require exactly 200 (not 201) and compact JSON.
     Ok(HttpResponse::Ok().json(grant.lease))
 }

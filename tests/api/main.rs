@@ -5,6 +5,10 @@ mod helpers;
 
 mod bootstrap_flow;
 mod concurrency;
+mod events;
+mod fanout;
 mod input_errors;
 mod isolation;
+mod metrics;
+mod metrics_request_log;
 mod restart;

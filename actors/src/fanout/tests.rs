@@ -52,7 +52,11 @@ async fn seed(store: &Arc<dyn Store>, registry: &Registry, n: usize) -> Vec<Tena
             lifecycle: Lifecycle::Active,
         };
         platform
-            .write(vec![PlatformOp::insert(Table::Tenants, id.as_str(), &record)])
+            .write(vec![PlatformOp::insert(
+                Table::Tenants,
+                id.as_str(),
+                &record,
+            )])
             .unwrap()
             .wait()
             .await
@@ -80,7 +84,10 @@ async fn seed(store: &Arc<dyn Store>, registry: &Registry, n: usize) -> Vec<Tena
             .unwrap();
         // Tenant i holds i % 4 seats.
         for u in 0..i % 4 {
-            registry.send(&tenant, borrow(&format!("u{u}"))).await.unwrap();
+            registry
+                .send(&tenant, borrow(&format!("u{u}")))
+                .await
+                .unwrap();
         }
         ids.push(tenant);
     }
@@ -162,9 +169,7 @@ async fn a_tenant_that_does_not_answer_in_time_is_a_timeout_and_the_others_retur
     }
     assert!(inside, "the actor never picked up Hold");
 
-    let answers = registry
-        .snapshots(&ids, Duration::from_millis(200))
-        .await;
+    let answers = registry.snapshots(&ids, Duration::from_millis(200)).await;
     let timed_out: Vec<&TenantId> = answers
         .iter()
         .filter(|(_, a)| matches!(a, Err(TenantError::Timeout)))
