@@ -30,7 +30,18 @@ use permetrix_storage::{
     Timestamp,
 };
 
+/// Tenant counts measured; `FANOUT_BENCH_SIZES=10000` (comma-separated) picks some.
 const SIZES: [usize; 2] = [1_000, 10_000];
+
+fn sizes() -> Vec<usize> {
+    match std::env::var("FANOUT_BENCH_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
+        Err(_) => SIZES.to_vec(),
+    }
+}
 /// Far beyond what the benchmark takes: a timeout would show as a wrong count.
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -176,6 +187,14 @@ fn process_cpu() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
+/// Resident set size of the process in bytes (`/proc/self/statm`, 4 KiB pages).
+fn resident() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
 /// Wall and CPU time summed over every iteration criterion ran.
 #[derive(Default)]
 struct Meter {
@@ -242,7 +261,7 @@ fn fanout(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(10));
-    for n in SIZES {
+    for n in sizes() {
         let f = fixture(&sys, n);
         let tenants = &f.tenants;
 
@@ -265,8 +284,13 @@ fn fanout(c: &mut Criterion) {
         );
 
         let warm = sys.block_on(async { registry(&f.store) });
+        let rss = resident();
         sys.block_on(gather(&warm, tenants));
         assert_eq!(warm.idle_cached(), n);
+        println!(
+            "fanout/idle_cache/{n}: resident memory grew by {:.1} MiB filling the cache",
+            resident().saturating_sub(rss) as f64 / (1024.0 * 1024.0)
+        );
         bench(
             &mut group,
             "idle_warm",

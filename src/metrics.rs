@@ -2,10 +2,10 @@
 //!
 //! One owned [`prometheus::Registry`] (no global registry), names in [`names`]:
 //!
-//! - HTTP requests and latency by route pattern ([`http`]), recorded by the request
+//! - HTTP requests and latency by route pattern (`http`), recorded by the request
 //!   middleware;
-//! - storage flush duration and batch size ([`storage`]), reported by the flusher;
-//! - every family with a `tenant` label ([`tenant`], [`collector`]): borrow counters
+//! - storage flush duration and batch size (`storage`), reported by the flusher;
+//! - every family with a `tenant` label (`tenant`, `families`, `collector`): borrow counters
 //!   and latency (recorded at the HTTP edge from each borrow's answer, so that every
 //!   attempt ends in exactly one outcome), seat gauges (published by the tenant's actor
 //!   after each committed change, so they are never stale), actor message latency,
@@ -13,6 +13,7 @@
 //!   semaphore's permits in use, read at scrape time). They are rendered at scrape time
 //!   under a cardinality guard.
 mod collector;
+mod families;
 mod http;
 pub mod names;
 mod storage;
@@ -49,8 +50,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every family. `max_tenants` bounds the tenants with their own series
-    /// (see [`collector`]).
+    /// Registers every family. `max_tenants` bounds the tenants with their own series;
+    /// the least recently active of the rest are summed into `tenant="_other"`.
     pub fn new(max_tenants: usize) -> prometheus::Result<Self> {
         let registry = prometheus::Registry::new();
         let tenants = Arc::new(TenantSeriesMap::new());

@@ -10,7 +10,8 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context;
 use permetrix_actors::{Registry, RegistryConfig, SystemClock};
-use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store};
+use permetrix_storage::records::Lifecycle;
+use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store, TenantId};
 use secrecy::SecretString;
 
 use crate::accounts::FANOUT_DEADLINE;
@@ -199,6 +200,7 @@ impl Application {
             "listening on {addr}"
         );
         spawn_nonce_purge(state.clone());
+        warm_fanout_cache(&state);
         if config.handle_signals {
             shutdown::notify_on_signals(state.clone());
         }
@@ -251,6 +253,21 @@ fn spawn_nonce_purge(state: web::Data<AppState>) {
             state.nonces.purge(state.registry.clock().now().secs());
         }
     });
+}
+
+/// Fan-out reads idle tenants from memory: load every live tenant in the background now
+/// rather than in the first vendor or operator query.
+fn warm_fanout_cache(state: &AppState) {
+    match state.platform.tenants() {
+        Ok(records) => state.registry.warm_idle(
+            records
+                .into_iter()
+                .filter(|t| t.lifecycle == Lifecycle::Active)
+                .filter_map(|t| TenantId::parse(&t.tenant_id).ok())
+                .collect(),
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot list tenants to warm the fan-out cache"),
+    }
 }
 
 /// Tags each request with its host context; names that can never be served get 404.

@@ -1,15 +1,25 @@
 //! Scatter/gather over many tenants with a deadline.
 //!
-//! Active tenants are asked through their mailbox, concurrently: their actor owns the
-//! live counts. Idle tenants are not activated just to answer a read: their state is
-//! read from storage, on blocking threads spread over the cores, and kept in an
-//! [`IdleCache`] until the tenant is activated. That is exact because only a tenant's
-//! actor mutates its state, and an idle tenant has no actor: its stored state cannot
-//! change until it is activated, and activation drops the cached copy. A tenant that
-//! does not answer by the deadline is reported as [`TenantError::Timeout`]; the others
-//! still return.
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Active tenants are asked through their mailbox: their actor owns the live counts.
+//! The asks are scattered per arbiter: one gatherer task runs on each arbiter thread,
+//! posts a snapshot message to each of its tenants (through admission, like any
+//! message) and hands back their answers in one batch. The actors put their answers
+//! in a shared sink rather than replying, so an ask costs no reply channel and no
+//! future, and everything but the batch stays on the arbiter's thread (a wake-up
+//! there is a queue push) instead of two cross-thread wake-ups per tenant.
+//!
+//! Idle tenants are not activated just to answer a read: their state is read from
+//! storage, on blocking threads spread over the cores, and kept in an [`IdleCache`]
+//! until the tenant is activated. That is exact because only a tenant's actor mutates
+//! its state, and an idle tenant has no actor: its stored state cannot change until it
+//! is activated, and activation drops the cached copy.
+//!
+//! A tenant that does not answer by the deadline is reported as
+//! [`TenantError::Timeout`]; the others still return. A gatherer hands in what it has
+//! at the deadline; the caller waits [`DELIVERY_GRACE`] longer for the batches (an
+//! arbiter whose thread is blocked never delivers: its tenants time out).
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -18,10 +28,12 @@ use futures_util::StreamExt;
 use futures_util::future::Either;
 use futures_util::stream::FuturesUnordered;
 use permetrix_storage::{TenantId, Timestamp};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 
 use crate::TenantError;
 use crate::domain::{TenantSnapshot, TenantState};
-use crate::messages::Snapshot;
+use crate::messages::{Reply, TenantCx, TenantMessage};
 use crate::registry::Registry;
 
 /// One tenant's answer, by its position in the request.
@@ -30,6 +42,10 @@ type Answer = (usize, Result<TenantSnapshot, TenantError>);
 /// Fewest idle tenants one blocking storage reader is given: below this, spreading the
 /// reads costs more in thread hand-offs than it saves.
 const MIN_READ_CHUNK: usize = 64;
+
+/// How long after the deadline the caller still waits for batches handed in at the
+/// deadline.
+pub const DELIVERY_GRACE: Duration = Duration::from_millis(100);
 
 /// States of idle tenants, read from storage by fan-out queries.
 ///
@@ -91,51 +107,49 @@ impl Registry {
         tenants: &[TenantId],
         deadline: Duration,
     ) -> Vec<(TenantId, Result<TenantSnapshot, TenantError>)> {
-        let until = tokio::time::Instant::now() + deadline;
+        let until = Instant::now() + deadline;
         let now = self.clock().now();
-        let mut answers: Vec<Option<Result<TenantSnapshot, TenantError>>> =
-            std::iter::repeat_with(|| None)
-                .take(tenants.len())
-                .collect();
-        let mut pending = FuturesUnordered::new();
-        let mut cold = Vec::new();
+        let pool = self.arbiter_pool();
+        let mut active: Vec<Vec<(usize, TenantId)>> = vec![Vec::new(); pool.len()];
+        let mut idle = Vec::new();
         for (i, tenant) in tenants.iter().enumerate() {
             if self.is_active(tenant) {
-                pending.push(Either::Left(async move {
-                    vec![(i, self.send(tenant, Snapshot).await)]
-                }));
-            } else if let Some(state) = self.idle_cache().get(tenant) {
-                answers[i] = Some(Ok(state.snapshot(now)));
+                active[pool.slot_of(tenant)].push((i, tenant.clone()));
             } else {
-                cold.push((i, tenant.clone()));
+                idle.push((i, tenant.clone()));
+            }
+        }
+
+        let mut pending = FuturesUnordered::new();
+        for (slot, batch) in active.into_iter().enumerate() {
+            if !batch.is_empty() {
+                pending.push(Either::Left(self.ask_on_arbiter(slot, batch, until)));
             }
         }
         let readers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = cold.len().div_ceil(readers).max(MIN_READ_CHUNK);
-        let mut cold = cold.into_iter().peekable();
-        while cold.peek().is_some() {
-            let batch: Vec<(usize, TenantId)> = cold.by_ref().take(chunk).collect();
+        let chunk = idle.len().div_ceil(readers).max(MIN_READ_CHUNK);
+        let mut idle = idle.into_iter().peekable();
+        while idle.peek().is_some() {
+            let batch: Vec<(usize, TenantId)> = idle.by_ref().take(chunk).collect();
             pending.push(Either::Right(self.read_idle(batch, now)));
         }
+
+        // Every tenant is a timeout until its answer arrives.
+        let mut answers: Vec<(TenantId, Result<TenantSnapshot, TenantError>)> = tenants
+            .iter()
+            .map(|t| (t.clone(), Err(TenantError::Timeout)))
+            .collect();
         let gather = async {
             while let Some(batch) = pending.next().await {
                 for (i, answer) in batch {
-                    answers[i] = Some(answer);
+                    answers[i].1 = answer;
                 }
             }
         };
-        // Past the deadline the unanswered asks are dropped; the actors' replies (and
-        // storage reads, which still fill the cache) go nowhere.
-        let _ = tokio::time::timeout_at(until, gather).await;
-        tenants
-            .iter()
-            .cloned()
-            .zip(
-                answers
-                    .into_iter()
-                    .map(|a| a.unwrap_or(Err(TenantError::Timeout))),
-            )
-            .collect()
+        // Storage reads still running past this point are not waited for (they still
+        // fill the cache for the next query).
+        let _ = tokio::time::timeout_at(until + DELIVERY_GRACE, gather).await;
+        answers
     }
 
     /// Number of idle tenants whose state fan-out holds in memory.
@@ -143,43 +157,198 @@ impl Registry {
         self.idle_cache().len()
     }
 
-    /// Reads idle tenants from storage on a blocking thread (the reads are
-    /// synchronous and must not stall the caller's event loop).
+    /// Reads idle tenants into the fan-out cache in the background, on one blocking
+    /// thread, so that the first fan-out after a start does not wait for storage.
+    /// Tenants that are active or cached already are skipped.
+    pub fn warm_idle(&self, tenants: Vec<TenantId>) {
+        let registry = self.clone();
+        // Detached: if it fails, the first fan-out reads those tenants itself.
+        drop(tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let mut loaded = 0usize;
+            for tenant in tenants {
+                let cache = registry.idle_cache();
+                if registry.is_active(&tenant) || cache.get(&tenant).is_some() {
+                    continue;
+                }
+                let epoch = cache.epoch();
+                match registry.idle_state(&tenant) {
+                    Ok(state) => {
+                        cache.insert(tenant, Arc::new(state), epoch);
+                        loaded += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant, error = %e, "warming the fan-out cache: read failed");
+                    }
+                }
+            }
+            tracing::info!(
+                tenants = loaded,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "fan-out cache warmed"
+            );
+        }));
+    }
+
+    /// Asks the active tenants of one arbiter, from a gatherer on that arbiter.
+    async fn ask_on_arbiter(
+        &self,
+        slot: usize,
+        batch: Vec<(usize, TenantId)>,
+        until: Instant,
+    ) -> Vec<Answer> {
+        let positions: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
+        let (tx, rx) = oneshot::channel();
+        let registry = self.clone();
+        let gatherer = async move {
+            let sink = Arc::new(Sink::new(batch.len()));
+            let mut refused = Vec::new();
+            for (i, tenant) in batch {
+                let ask = SnapshotInto {
+                    position: i,
+                    sink: Some(Arc::clone(&sink)),
+                };
+                if let Err(e) = registry.post(&tenant, ask) {
+                    refused.push((i, Err(e)));
+                }
+            }
+            // Hand in what has arrived by the deadline; the rest count as timeouts.
+            let _ = tokio::time::timeout_at(until, sink.all_answered()).await;
+            let mut answers = sink.take();
+            // A refused ask also left an `Unavailable` in the sink (its message was
+            // dropped): the precise error comes last and wins.
+            answers.extend(refused);
+            let _ = tx.send(answers);
+        };
+        let spawned = self
+            .arbiter_pool()
+            .handle(slot)
+            .is_some_and(|arbiter| arbiter.spawn(gatherer));
+        match rx.await {
+            Ok(answers) => answers,
+            Err(_) => {
+                if !spawned {
+                    tracing::error!(slot, "fan-out could not reach an arbiter; is it stopped?");
+                }
+                unavailable(positions, "its arbiter thread is not running")
+            }
+        }
+    }
+
+    /// Snapshots of idle tenants, from the cache or storage, on a blocking thread (the
+    /// reads are synchronous and must not stall the caller's event loop).
     async fn read_idle(&self, batch: Vec<(usize, TenantId)>, now: Timestamp) -> Vec<Answer> {
         let registry = self.clone();
         let positions: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
         let read = tokio::task::spawn_blocking(move || {
             batch
                 .into_iter()
-                .map(|(i, tenant)| (i, registry.load_idle(tenant, now)))
+                .map(|(i, tenant)| (i, registry.idle_snapshot(tenant, now)))
                 .collect()
         });
         match read.await {
             Ok(answers) => answers,
             Err(e) => {
                 tracing::error!(error = %e, "fan-out storage reader failed");
-                positions
-                    .into_iter()
-                    .map(|i| {
-                        (
-                            i,
-                            Err(TenantError::Unavailable(
-                                "reading its state from storage failed",
-                            )),
-                        )
-                    })
-                    .collect()
+                unavailable(positions, "reading its state from storage failed")
             }
         }
     }
 
-    fn load_idle(&self, tenant: TenantId, now: Timestamp) -> Result<TenantSnapshot, TenantError> {
+    fn idle_snapshot(
+        &self,
+        tenant: TenantId,
+        now: Timestamp,
+    ) -> Result<TenantSnapshot, TenantError> {
+        if let Some(state) = self.idle_cache().get(&tenant) {
+            return Ok(state.snapshot(now));
+        }
         let epoch = self.idle_cache().epoch();
         let state = self.idle_state(&tenant)?;
         let snapshot = state.snapshot(now);
         self.idle_cache().insert(tenant, Arc::new(state), epoch);
         Ok(snapshot)
     }
+}
+
+/// Where the actors of one arbiter put their answers. Every ask ends in exactly one
+/// answer: its snapshot, or `Unavailable` if its message was dropped unhandled.
+struct Sink {
+    answers: Mutex<Vec<Answer>>,
+    remaining: AtomicUsize,
+    done: Notify,
+}
+
+impl Sink {
+    fn new(asks: usize) -> Self {
+        Sink {
+            answers: Mutex::new(Vec::with_capacity(asks)),
+            remaining: AtomicUsize::new(asks),
+            done: Notify::new(),
+        }
+    }
+
+    fn put(&self, answer: Answer) {
+        self.answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(answer);
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+
+    async fn all_answered(&self) {
+        while self.remaining.load(Ordering::Acquire) > 0 {
+            self.done.notified().await;
+        }
+    }
+
+    fn take(&self) -> Vec<Answer> {
+        std::mem::take(&mut *self.answers.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Snapshot message of a fan-out: the actor puts its answer in the sink instead of
+/// replying, so that a gatherer needs no reply channel and no future per tenant.
+struct SnapshotInto {
+    position: usize,
+    /// Taken when answered; still here when dropped unhandled.
+    sink: Option<Arc<Sink>>,
+}
+
+impl TenantMessage for SnapshotInto {
+    type Reply = ();
+    const KIND: &'static str = "snapshot";
+    fn handle(mut self, cx: &mut TenantCx<'_>) -> Reply<()> {
+        // Computed first: if it panicked, the drop below would still answer.
+        let snapshot = cx.state.snapshot(cx.now);
+        if let Some(sink) = self.sink.take() {
+            sink.put((self.position, Ok(snapshot)));
+        }
+        Reply::ready(Ok(()))
+    }
+}
+
+impl Drop for SnapshotInto {
+    fn drop(&mut self) {
+        // Refused at admission, mailbox closed, actor restarting or panicking.
+        if let Some(sink) = self.sink.take() {
+            sink.put((
+                self.position,
+                Err(TenantError::Unavailable(
+                    "it did not handle the snapshot request",
+                )),
+            ));
+        }
+    }
+}
+
+fn unavailable(positions: Vec<usize>, why: &'static str) -> Vec<Answer> {
+    positions
+        .into_iter()
+        .map(|i| (i, Err(TenantError::Unavailable(why))))
+        .collect()
 }
 
 #[cfg(test)]

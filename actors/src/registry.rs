@@ -135,6 +135,27 @@ impl Registry {
             .map_err(|_| TenantError::Unavailable("its mailbox is closed"))?
     }
 
+    /// Admits `msg` to the tenant's mailbox (activating it if needed) without waiting
+    /// for the reply: for messages that deliver their result themselves (fan-out). A
+    /// full mailbox is refused at once with [`TenantError::Overloaded`].
+    pub(crate) fn post<M: TenantMessage>(
+        &self,
+        tenant: &TenantId,
+        msg: M,
+    ) -> Result<(), TenantError> {
+        let entry = self.activate(tenant)?;
+        let permit = Arc::clone(&entry.shared.admission)
+            .try_acquire_owned()
+            .map_err(|_| {
+                entry.shared.metrics.rejected();
+                TenantError::Overloaded {
+                    retry_after: self.0.config.retry_after,
+                }
+            })?;
+        entry.addr.do_send(Admitted { msg, permit });
+        Ok(())
+    }
+
     /// Whether `tenant` is a live tenant (reads the platform table; activates nothing).
     pub fn exists(&self, tenant: &TenantId) -> Result<bool, TenantError> {
         if self.0.tenants.contains_key(tenant) {
@@ -196,6 +217,10 @@ impl Registry {
 
     pub(crate) fn idle_cache(&self) -> &IdleCache {
         &self.0.idle
+    }
+
+    pub(crate) fn arbiter_pool(&self) -> &ArbiterPool {
+        &self.0.arbiters
     }
 
     /// Reads a tenant's state without activating it: the running actor's if there is

@@ -369,3 +369,15 @@ pub async fn spawn_with_state(tweak: impl FnOnce(&mut ServeConfig)) -> StatefulA
         _dir: dir,
     }
 }
+
+/// Polls `done` until it holds, for at most 10 s (a bound, not a synchronisation).
+pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        if done() {
+            return true;
+        }
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    done()
+}

@@ -10,5 +10,6 @@ mod fanout;
 mod input_errors;
 mod isolation;
 mod metrics;
+mod metrics_labels;
 mod metrics_request_log;
 mod restart;

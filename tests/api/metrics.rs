@@ -1,6 +1,6 @@
-//! `GET /metrics`: exact counts, seat gauges, mailbox depth under a held actor, no
-//! forbidden labels, the cardinality guard.
-use std::collections::{BTreeMap, BTreeSet};
+//! `GET /metrics`: exact counts, seat gauges, mailbox depth under a held actor.
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use permetrix_actors::messages::{Reply as TenantReply, TenantCx, TenantMessage};
 use permetrix_storage::TenantId;
@@ -52,7 +52,7 @@ const CAN: Tool = Tool {
     price: 0.0,
 };
 
-async fn borrow(app: &TestApp, t: &Tenant, tool: &str, user: &str) -> Reply {
+pub async fn borrow(app: &TestApp, t: &Tenant, tool: &str, user: &str) -> Reply {
     app.call(
         "POST",
         &t.host,
@@ -217,17 +217,17 @@ impl TenantMessage for Hold {
     }
 }
 
-/// Polls `/metrics` until `series` has `value` (bounded), returns the last value seen.
+/// Polls `/metrics` until `series` has `value` (for at most 10 s), returns the last
+/// value seen.
 async fn wait_for(app: &TestApp, series: &str, value: f64) -> f64 {
-    let mut seen = f64::NAN;
-    for _ in 0..2_000 {
-        seen = at(&scrape(app).await, series);
-        if seen == value {
-            break;
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = at(&scrape(app).await, series);
+        if seen == value || std::time::Instant::now() >= until {
+            return seen;
         }
-        actix_rt::task::yield_now().await;
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
     }
-    seen
 }
 
 #[actix_web::test]
@@ -242,15 +242,10 @@ async fn mailbox_depth_rises_under_a_held_actor_and_returns_to_zero() {
     let (entered_tx, entered) = std::sync::mpsc::channel();
     let registry = s.state.registry.clone();
     let holder = actix_rt::spawn(async move { registry.send(&acme, Hold(gate, entered_tx)).await });
-    let mut inside = false;
-    for _ in 0..100_000 {
-        if entered.try_recv().is_ok() {
-            inside = true;
-            break;
-        }
-        actix_rt::task::yield_now().await;
-    }
-    assert!(inside, "the actor never picked up Hold");
+    assert!(
+        eventually(|| entered.try_recv().is_ok()).await,
+        "the actor never picked up Hold"
+    );
     // Hold itself was picked up: its permit is released.
     assert_eq!(wait_for(app, depth, 0.0).await, 0.0);
 
@@ -303,186 +298,5 @@ async fn mailbox_depth_rises_under_a_held_actor_and_returns_to_zero() {
     }
     // Every permit was released when the actor picked its message up, before replying.
     assert_eq!(at(&scrape(app).await, depth), 0.0);
-    s.stop().await;
-}
-
-/// Label names any series may carry.
-const ALLOWED_LABELS: [&str; 8] = [
-    "tenant",
-    "tool",
-    "reason",
-    "route",
-    "method",
-    "status_code",
-    "message",
-    "le",
-];
-
-/// `(name, label names)` of a series key.
-fn label_names(series: &str) -> (String, Vec<String>) {
-    let Some((name, labels)) = series.split_once('{') else {
-        return (series.to_owned(), Vec::new());
-    };
-    let labels = labels.trim_end_matches('}');
-    let names = labels
-        .split("\",")
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split('=').next().unwrap().to_owned())
-        .collect();
-    (name.to_owned(), names)
-}
-
-#[actix_web::test]
-async fn no_series_carries_a_user_a_borrow_id_or_a_raw_path() {
-    let app = spawn_app().await;
-    let t = bootstrap(&app, "vector", "acme", &ECU).await;
-    let granted = borrow(&app, &t, ECU.name, "alice.secret-user")
-        .await
-        .expect(200);
-    let id = granted["id"].as_str().unwrap().to_owned();
-    app.call(
-        "POST",
-        &t.host,
-        &format!("/licenses/{id}/heartbeat"),
-        Some(&t.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
-    app.call(
-        "GET",
-        &t.host,
-        "/licenses/ECU%20Development%20Suite/status",
-        Some(&t.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
-    let r = borrow(&app, &t, "tool-of-bob.denied-user", "bob.denied-user").await;
-    assert_eq!(r.status.as_u16(), 404);
-    app.call("GET", &t.host, "/no/such/route/xyz-raw", None, None)
-        .await;
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/return",
-        None,
-        Some(json!({ "id": id })),
-    )
-    .await
-    .expect(200);
-
-    let text = scrape_text(&app).await;
-    for secret in [
-        "alice.secret-user",
-        "bob.denied-user",
-        id.as_str(),
-        "xyz-raw",
-        "ECU%20",
-    ] {
-        assert!(!text.contains(secret), "'{secret}' leaked into /metrics");
-    }
-    let mut routes = BTreeSet::new();
-    for series in samples(&text).keys() {
-        let (name, labels) = label_names(series);
-        for l in &labels {
-            assert!(ALLOWED_LABELS.contains(&l.as_str()), "{name} has label {l}");
-        }
-        if let Some(route) = series.split("route=\"").nth(1) {
-            routes.insert(route.split('"').next().unwrap().to_owned());
-        }
-    }
-    for expected in [
-        "/licenses/borrow",
-        "/licenses/{id}/heartbeat",
-        "/licenses/{tool}/status",
-        "/licenses/return",
-        "unmatched",
-    ] {
-        assert!(routes.contains(expected), "{expected} not in {routes:?}");
-    }
-    // Every family of the contract is exposed.
-    for family in [
-        "license_borrow_attempts_total",
-        "license_borrow_success_total",
-        "license_borrow_failure_total",
-        "license_borrow_duration_seconds",
-        "licenses_borrowed",
-        "licenses_total",
-        "licenses_overage",
-        "license_overage_checkouts_total",
-        "license_http_requests_total",
-        "license_http_request_duration_seconds",
-        "permetrix_tenant_mailbox_depth",
-        "permetrix_tenant_message_duration_seconds",
-        "permetrix_tenant_actor_restarts_total",
-        "permetrix_tenant_mailbox_rejections_total",
-        "permetrix_storage_flush_duration_seconds",
-        "permetrix_storage_flush_batch_size",
-    ] {
-        assert!(
-            text.contains(&format!("# TYPE {family} ")),
-            "{family} missing"
-        );
-    }
-    app.stop().await;
-}
-
-#[actix_web::test]
-async fn metrics_live_on_the_main_host_only() {
-    let app = spawn_app().await;
-    let t = bootstrap(&app, "vector", "acme", &ECU).await;
-    for host in [t.host.as_str(), "vendor.localhost"] {
-        let r = app
-            .call("GET", host, "/metrics", Some(&t.admin_key), None)
-            .await;
-        assert_eq!(r.status.as_u16(), 404, "{host}");
-    }
-    app.stop().await;
-}
-
-#[actix_web::test]
-async fn beyond_the_tenant_limit_the_rest_is_summed_into_other() {
-    let s = spawn_with_state(|c| c.metrics_max_tenants = 2).await;
-    let app = &s.app;
-    let first = bootstrap(app, "vector", "t1", &ECU).await;
-    let mut tenants = vec![first];
-    for id in ["t2", "t3", "t4"] {
-        let t = add_tenant(
-            app,
-            &tenants[0].vendor_key,
-            &tenants[0].signing_secret,
-            id,
-            &ECU,
-        )
-        .await;
-        tenants.push(t);
-    }
-    for (i, t) in tenants.iter().enumerate() {
-        for u in 0..=i {
-            borrow(app, t, ECU.id, &format!("u{u}")).await.expect(200);
-        }
-    }
-    let m = scrape(app).await;
-    let attempts: BTreeMap<String, f64> = m
-        .iter()
-        .filter(|(k, _)| k.starts_with("license_borrow_attempts_total{"))
-        .map(|(k, v)| (k.split('"').nth(1).unwrap().to_owned(), *v))
-        .collect();
-    // Two tenants keep their label, the other two are summed: nothing is lost.
-    assert_eq!(attempts.len(), 3, "{attempts:?}");
-    assert!(attempts.contains_key("_other"), "{attempts:?}");
-    assert_eq!(attempts.values().sum::<f64>(), 10.0);
-    let borrowed: f64 = m
-        .iter()
-        .filter(|(k, _)| k.starts_with("licenses_borrowed{"))
-        .map(|(_, v)| v)
-        .sum();
-    assert_eq!(borrowed, 10.0);
-    let depth_series = m
-        .keys()
-        .filter(|k| k.starts_with("permetrix_tenant_mailbox_depth{"))
-        .count();
-    assert_eq!(depth_series, 3);
     s.stop().await;
 }

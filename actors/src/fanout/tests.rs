@@ -94,6 +94,18 @@ async fn seed(store: &Arc<dyn Store>, registry: &Registry, n: usize) -> Vec<Tena
     ids
 }
 
+/// Polls `done` until it holds, for at most 10 s (a bound, not a synchronisation).
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        if done() {
+            return true;
+        }
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    done()
+}
+
 fn borrow(user: &str) -> Borrow {
     Borrow(BorrowRequest {
         tool: "ECU".into(),
@@ -132,6 +144,26 @@ async fn idle_tenants_are_read_from_storage_without_activation() {
     registry.shutdown();
 }
 
+#[actix_rt::test]
+async fn warming_loads_idle_tenants_in_the_background_without_activation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let first = start(&store);
+    let ids = seed(&store, &first, 20).await;
+    first.shutdown();
+
+    let registry = start(&store);
+    registry.warm_idle(ids.clone());
+    // The warm-up runs on a blocking thread.
+    assert!(eventually(|| registry.idle_cached() == ids.len()).await);
+    assert_eq!(registry.active_count(), 0);
+    let answers = registry.snapshots(&ids, Duration::from_secs(5)).await;
+    for (i, (_, answer)) in answers.iter().enumerate() {
+        assert_eq!(answer.as_ref().unwrap().usage.borrowed, (i % 4) as u32);
+    }
+    registry.shutdown();
+}
+
 /// Blocks its actor until released (test-only), so that it cannot answer.
 struct Hold(std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>);
 
@@ -159,15 +191,10 @@ async fn a_tenant_that_does_not_answer_in_time_is_a_timeout_and_the_others_retur
     let reg = registry.clone();
     let h = held.clone();
     let holder = actix_rt::spawn(async move { reg.send(&h, Hold(gate, entered_tx)).await });
-    let mut inside = false;
-    for _ in 0..100_000 {
-        if entered.try_recv().is_ok() {
-            inside = true;
-            break;
-        }
-        actix_rt::task::yield_now().await;
-    }
-    assert!(inside, "the actor never picked up Hold");
+    assert!(
+        eventually(|| entered.try_recv().is_ok()).await,
+        "the actor never picked up Hold"
+    );
 
     let answers = registry.snapshots(&ids, Duration::from_millis(200)).await;
     let timed_out: Vec<&TenantId> = answers
