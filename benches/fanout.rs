@@ -187,14 +187,6 @@ fn process_cpu() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
-/// Resident set size of the process in bytes (`/proc/self/statm`, 4 KiB pages).
-fn resident() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
 /// Wall and CPU time summed over every iteration criterion ran.
 #[derive(Default)]
 struct Meter {
@@ -284,13 +276,8 @@ fn fanout(c: &mut Criterion) {
         );
 
         let warm = sys.block_on(async { registry(&f.store) });
-        let rss = resident();
         sys.block_on(gather(&warm, tenants));
         assert_eq!(warm.idle_cached(), n);
-        println!(
-            "fanout/idle_cache/{n}: resident memory grew by {:.1} MiB filling the cache",
-            resident().saturating_sub(rss) as f64 / (1024.0 * 1024.0)
-        );
         bench(
             &mut group,
             "idle_warm",

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use crate::TenantError;
 use crate::domain::{TenantSnapshot, TenantState};
 use crate::messages::{Reply, TenantCx, TenantMessage};
-use crate::registry::Registry;
+use crate::registry::{Registry, TenantHasher};
 
 /// One tenant's answer, by its position in the request.
 type Answer = (usize, Result<TenantSnapshot, TenantError>);
@@ -54,7 +54,7 @@ pub const DELIVERY_GRACE: Duration = Duration::from_millis(100);
 /// [`IdleCache::insert`]).
 #[derive(Default)]
 pub(crate) struct IdleCache {
-    states: DashMap<TenantId, Arc<TenantState>>,
+    states: DashMap<TenantId, Arc<TenantState>, TenantHasher>,
     /// Bumped by every activation and deactivation.
     epoch: AtomicU64,
 }
