@@ -2,11 +2,13 @@
 mod admin;
 mod auth;
 mod budget;
+mod events;
 mod health;
 mod keys;
 mod ledger;
 mod licenses;
 mod limits;
+mod metrics;
 mod packages;
 mod queue;
 mod reporting;
@@ -26,6 +28,8 @@ use crate::state::AppState;
 /// Mounts every route. Health endpoints answer on every host; the rest only on theirs.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    // The portals' pages and assets (`/`, `/login`, `/assets/*`), before the host scopes.
+    crate::web::configure(cfg);
     // Before the tenant scope below, which answers every path it does not know with 404.
     #[cfg(feature = "fault-injection")]
     cfg.service(
@@ -45,7 +49,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(usage::configure)
             .configure(requests::configure)
             .configure(users::configure)
-            .configure(auth::configure),
+            .configure(auth::configure)
+            .configure(events::configure),
     )
     .service(
         web::scope("")
@@ -62,7 +67,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .guard(HostGuard::Main)
             .configure(admin::configure)
             .configure(crate::supervision::configure)
-            .configure(signing::configure),
+            .configure(signing::configure)
+            .configure(metrics::configure),
     );
 }
 

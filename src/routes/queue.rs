@@ -27,7 +27,8 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>> {
     Ok(Some(IdempotencyKey::parse(text)?))
 }
 
-/// Borrows, waiting in the pool's queue for up to `wait_seconds` if no seat is free.
+/// Borrows, waiting in the pool's queue for up to `wait_seconds` if no seat is free;
+/// the answer, and whether the seat is an overage seat (for metrics).
 /// The waiting request holds the waiter: if the client disconnects, actix drops this
 /// future (the server refuses half-closed connections), the waiter's channel closes and
 /// the actor skips it.
@@ -37,7 +38,7 @@ pub(super) async fn borrow_or_wait(
     req: &HttpRequest,
     request: BorrowRequest,
     wait_seconds: Option<u32>,
-) -> Result<HttpResponse> {
+) -> Result<(HttpResponse, bool)> {
     let key = idempotency_key(req)?;
     let wait = Duration::from_secs(u64::from(wait_seconds.unwrap_or(0)));
     let outcome = state
@@ -53,14 +54,22 @@ pub(super) async fn borrow_or_wait(
         .await?;
     // Existing clients require exactly 200 (not 201) and compact JSON.
     match outcome {
-        BorrowOutcome::Granted(grant) => Ok(HttpResponse::Ok().json(grant.lease)),
-        BorrowOutcome::Replayed(lease) => Ok(HttpResponse::Ok()
-            .insert_header((IDEMPOTENT_REPLAYED, "true"))
-            .json(lease)),
+        BorrowOutcome::Granted(grant) => {
+            Ok((HttpResponse::Ok().json(&grant.lease), grant.lease.is_overage))
+        }
+        BorrowOutcome::Replayed(lease) => {
+            let is_overage = lease.is_overage;
+            Ok((
+                HttpResponse::Ok()
+                    .insert_header((IDEMPOTENT_REPLAYED, "true"))
+                    .json(lease),
+                is_overage,
+            ))
+        }
         BorrowOutcome::Queued(queued) => {
             tracing::debug!(tenant = %tenant, position = queued.position, "borrow queued");
             let grant = queued.granted().await?;
-            Ok(HttpResponse::Ok().json(grant.lease))
+            Ok((HttpResponse::Ok().json(&grant.lease), grant.lease.is_overage))
         }
     }
 }
