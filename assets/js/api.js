@@ -14,7 +14,9 @@ export class ApiError extends Error {
 
 function describe(status, body) {
   if (body && typeof body.detail === 'string' && body.detail) {
-    return new ApiError(status, body.error ?? 'error', body.detail);
+    // The API's details are sentences without the capital: show them as sentences.
+    const d = body.detail.charAt(0).toUpperCase() + body.detail.slice(1);
+    return new ApiError(status, body.error ?? 'error', /[.!?]$/.test(d) ? d : `${d}.`);
   }
   if (status === 0) {
     return new ApiError(0, 'network', 'The server could not be reached. Check the connection and try again.');

@@ -12,7 +12,8 @@ export function createGauge(s) {
     el('div', { class: 'bar', role: 'meter', 'aria-valuemin': '0' },
       el('div', { class: 'zone commit' }),
       el('div', { class: 'zone overage' }),
-      el('div', { class: 'fill' })),
+      el('div', { class: 'fill in-commit' }),
+      el('div', { class: 'fill beyond' })),
     el('p', { class: 'figures' },
       el('span', { class: 'big', dataset: { f: 'borrowed' } }), ' in use of ',
       el('span', { dataset: { f: 'total' } }), ' · commit ',
@@ -34,9 +35,12 @@ export function updateGauge(node, s) {
   const over = bar.querySelector('.overage');
   over.style.left = pct(commit, total);
   over.style.width = pct(total - commit, total);
-  const fill = bar.querySelector('.fill');
-  fill.style.width = pct(s.borrowed, total);
-  fill.classList.toggle('in-overage', s.borrowed > commit);
+  // Seats in use inside the commit, then beyond it (overage), each in its own colour.
+  const inCommit = Math.min(s.borrowed, commit);
+  bar.querySelector('.in-commit').style.width = pct(inCommit, total);
+  const beyond = bar.querySelector('.beyond');
+  beyond.style.left = pct(commit, total);
+  beyond.style.width = pct(s.borrowed - inCommit, total);
   bar.setAttribute('aria-valuemax', String(total));
   bar.setAttribute('aria-valuenow', String(s.borrowed));
   bar.setAttribute('aria-valuetext',

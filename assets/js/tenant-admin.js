@@ -20,10 +20,7 @@ function budgetForm(t, index) {
   const form = el('form', { class: 'budget-row', novalidate: true, dataset: { tool: t.tool } },
     el('fieldset', {},
       el('legend', {}, t.tool),
-      el('p', { class: 'hint' },
-        `Vendor limits: ${t.vendor_total} seats (commit ${t.vendor_commit_qty}, overage up to ${t.vendor_max_overage}). `
-        + `Overage this month: ${fmtMoney(t.month_to_date_overage_cost)}`
-        + (t.remaining_spend == null ? '.' : `, ${fmtMoney(t.remaining_spend)} left under the cap.`)),
+      el('p', { class: 'hint budget-hint' }, budgetHint(t)),
       el('div', { class: 'field-row' },
         numberField(id('total'), 'Seats (total)', 'total', t.total),
         numberField(id('overage'), 'Max overage seats', 'max_overage', t.max_overage),
@@ -53,7 +50,7 @@ function budgetForm(t, index) {
         });
         notice(`Limits of ${t.tool} saved.`);
       }
-      await loadBudget();
+      await loadBudget({ rebuild: true });
     } catch (err) {
       showError(region, err);
     }
@@ -61,11 +58,28 @@ function budgetForm(t, index) {
   return form;
 }
 
-async function loadBudget() {
+function budgetHint(t) {
+  return `Vendor limits: ${t.vendor_total} seats (commit ${t.vendor_commit_qty}, overage up to ${t.vendor_max_overage}). `
+    + `Overage this month: ${fmtMoney(t.month_to_date_overage_cost)}`
+    + (t.remaining_spend == null ? '.' : `, ${fmtMoney(t.remaining_spend)} left under the cap.`);
+}
+
+/**
+ * Reads the budget. The forms are rebuilt only when the set of pools changes; live
+ * updates otherwise refresh the figures and leave what an admin is typing alone.
+ */
+async function loadBudget({ rebuild = false } = {}) {
   try {
     const { tools } = await api('GET', '/config/budget');
     showError($('budget-error'), null);
-    fill($('budget'), tools.length ? tools.map(budgetForm) : empty('No pools yet.'));
+    const box = $('budget');
+    const forms = [...box.querySelectorAll('form.budget-row')];
+    const same = forms.length === tools.length && forms.every((f, i) => f.dataset.tool === tools[i].tool);
+    if (same && !rebuild) {
+      tools.forEach((t, i) => { forms[i].querySelector('.budget-hint').textContent = budgetHint(t); });
+      return;
+    }
+    fill(box, tools.length ? tools.map(budgetForm) : empty('No pools yet.'));
   } catch (err) {
     showError($('budget-error'), err);
   }
@@ -129,7 +143,7 @@ export function initAdmin() {
     notice(`User ${v.username} added.`);
     await loadUsers();
   });
-  loadBudget();
+  // The budget is read by the dashboard's refresh, with the pools.
   loadKeys();
   loadUsers();
 }

@@ -6,7 +6,7 @@ import {
   el, fill, table, empty, showError, notice, confirmButton, fmtTime, fmtClock, fmtRemaining,
 } from './ui.js';
 import { createGauge, updateGauge } from './gauge.js';
-import { initAdmin } from './tenant-admin.js';
+import { initAdmin, loadBudget } from './tenant-admin.js';
 
 const isAdmin = document.querySelector('meta[name="portal-role"]')?.content === 'admin';
 const $ = (id) => document.getElementById(id);
@@ -94,7 +94,7 @@ async function loadQueue() {
 }
 
 async function refresh() {
-  await Promise.all([loadPools(), loadBorrows()]);
+  await Promise.all([loadPools(), loadBorrows(), isAdmin ? loadBudget() : null]);
   await loadQueue();
 }
 
@@ -117,6 +117,7 @@ const KIND_TEXT = {
 
 function logEvent(kind, data) {
   const list = $('activity');
+  list.querySelector('.quiet')?.remove();
   const what = KIND_TEXT[kind] ?? kind;
   const reason = data.reason ? ` (${String(data.reason).replaceAll('_', ' ')})` : '';
   const item = el('li', { class: `ev ${kind}` },

@@ -15,16 +15,20 @@ function miniBar(p) {
   const pct = (n) => `${total > 0 ? Math.min(100, (100 * n) / total) : 0}%`;
   const commit = el('div', { class: 'zone commit' });
   const over = el('div', { class: 'zone overage' });
-  const filled = el('div', { class: `fill${p.borrowed > p.commit_qty ? ' in-overage' : ''}` });
+  const inCommit = el('div', { class: 'fill in-commit' });
+  const beyond = el('div', { class: 'fill beyond' });
+  const used = Math.min(p.borrowed, p.commit_qty);
   commit.style.width = pct(p.commit_qty);
   over.style.left = pct(p.commit_qty);
   over.style.width = pct(total - p.commit_qty);
-  filled.style.width = pct(p.borrowed);
+  inCommit.style.width = pct(used);
+  beyond.style.left = pct(p.commit_qty);
+  beyond.style.width = pct(p.borrowed - used);
   return el('div', {
     class: 'bar mini', role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': String(total),
     'aria-valuenow': String(p.borrowed), 'aria-label': `${p.product_name} seats in use`,
     'aria-valuetext': `${p.borrowed} of ${total} in use; commit ${p.commit_qty}`,
-  }, commit, over, filled);
+  }, commit, over, inCommit, beyond);
 }
 
 function statusBadge(status) {

@@ -29,6 +29,7 @@ mod load;
 mod metrics;
 mod metrics_labels;
 mod metrics_request_log;
+mod portals;
 mod queue;
 mod restart;
 mod run;
