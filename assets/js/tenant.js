@@ -113,6 +113,7 @@ const KIND_TEXT = {
   return: 'returned',
   expire: 'lease expired',
   denied: 'was refused',
+  queued: 'is waiting for',
 };
 
 function logEvent(kind, data) {
@@ -150,12 +151,13 @@ function connect() {
       api('GET', '/api/auth/me').then(() => setTimeout(connect, 3000)).catch(() => {});
     }
   });
-  for (const kind of ['borrow', 'return', 'expire', 'denied']) {
+  // A denial may end a wait in the queue: every kind refreshes.
+  for (const kind of Object.keys(KIND_TEXT)) {
     source.addEventListener(kind, (ev) => {
       let data = {};
       try { data = JSON.parse(ev.data); } catch { /* keep the kind */ }
       logEvent(kind, data);
-      if (kind !== 'denied') scheduleRefresh();
+      scheduleRefresh();
     });
   }
 }

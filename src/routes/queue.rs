@@ -54,9 +54,10 @@ pub(super) async fn borrow_or_wait(
         .await?;
     // Existing clients require exactly 200 (not 201) and compact JSON.
     match outcome {
-        BorrowOutcome::Granted(grant) => {
-            Ok((HttpResponse::Ok().json(&grant.lease), grant.lease.is_overage))
-        }
+        BorrowOutcome::Granted(grant) => Ok((
+            HttpResponse::Ok().json(&grant.lease),
+            grant.lease.is_overage,
+        )),
         BorrowOutcome::Replayed(lease) => {
             let is_overage = lease.is_overage;
             Ok((
@@ -69,7 +70,10 @@ pub(super) async fn borrow_or_wait(
         BorrowOutcome::Queued(queued) => {
             tracing::debug!(tenant = %tenant, position = queued.position, "borrow queued");
             let grant = queued.granted().await?;
-            Ok((HttpResponse::Ok().json(&grant.lease), grant.lease.is_overage))
+            Ok((
+                HttpResponse::Ok().json(&grant.lease),
+                grant.lease.is_overage,
+            ))
         }
     }
 }

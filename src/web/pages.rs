@@ -122,7 +122,14 @@ fn tenant_page(tenant: &TenantId, company: &str, user: &PortalUser) -> String {
             ("username", &user.username),
             ("role", user.role),
             ("tenant", tenant.as_str()),
-            ("company", if company.is_empty() { tenant.as_str() } else { company }),
+            (
+                "company",
+                if company.is_empty() {
+                    tenant.as_str()
+                } else {
+                    company
+                },
+            ),
             ("admin_only", admin_only),
         ],
     )
