@@ -110,10 +110,11 @@ export function signV1({ secret, vendorId, tool, user, apiKey }) {
 }
 
 /** Borrows a seat through the API, signed as the vendor's client libraries do. */
-export function borrow(server, tenant, { key, tool, user, secret, vendorId }) {
+export function borrow(server, tenant, { key, tool, user, secret, vendorId, waitSeconds }) {
+  const json = waitSeconds === undefined ? { tool, user } : { tool, user, wait_seconds: waitSeconds };
   return expectCall(200, server, 'POST', `${tenant}.localhost`, '/licenses/borrow', {
     token: key,
-    json: { tool, user },
+    json,
     headers: signV1({ secret, vendorId, tool, user, apiKey: key }),
   });
 }
@@ -144,7 +145,7 @@ export async function startBrowser() {
 /** Saves a full-page screenshot under tests/browser/screenshots/ (git-ignored). */
 export async function screenshot(page, name) {
   mkdirSync(screenshotDir, { recursive: true });
-  await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true, animations: 'disabled' });
 }
 
 /**

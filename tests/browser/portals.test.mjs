@@ -13,6 +13,7 @@ const TENANT = 'acme';
 const ADMIN_USER = 'alice';
 const ADMIN_PASSWORD = 'alice-password-1';
 const TOOL = 'Compiler Pro';
+const SECOND_TOOL = 'Bus Analyser';
 
 describe('permetrix portals', () => {
   let server;
@@ -96,6 +97,14 @@ describe('permetrix portals', () => {
     const row = vendorPage.locator(`.customer[data-tenant="acme"] tr[data-product="${TOOL}"]`);
     await row.waitFor();
     assert.match(await row.textContent(), /0 in use · 2 commit · 3 total/);
+    // A second product for the same customer (the form keeps the chosen customer).
+    assert.equal(await vendorPage.getByLabel('Customer', { exact: true }).inputValue(), TENANT);
+    await vendorPage.getByLabel('Product id').fill('bus-an');
+    await vendorPage.getByLabel('Product name').fill(SECOND_TOOL);
+    await vendorPage.getByLabel('Commit seats').fill('4');
+    await vendorPage.getByLabel('Max overage seats').fill('2');
+    await vendorPage.getByRole('button', { name: 'Provision' }).click();
+    await vendorPage.locator(`.customer[data-tenant="acme"] tr[data-product="${SECOND_TOOL}"]`).waitFor();
 
     // An API error comes back as its readable detail.
     await vendorPage.getByLabel('Tenant id').fill(TENANT);
@@ -131,6 +140,11 @@ describe('permetrix portals', () => {
   test('a borrow through the API shows up live, without a reload', async () => {
     // A marker that a reload would wipe.
     await tenantPage.evaluate(() => { window.__sameDocument = true; });
+    await borrow(server, TENANT, {
+      key: tenantAdminKey, tool: SECOND_TOOL, user: 'hil-rig-2', secret: signingSecret, vendorId: VENDOR,
+    });
+    await tenantPage.waitForFunction(
+      (tool) => document.querySelector(`.gauge[data-tool="${tool}"]`)?.dataset.borrowed === '1', SECOND_TOOL);
     const lease = await borrow(server, TENANT, {
       key: tenantAdminKey, tool: TOOL, user: 'build-agent-7', secret: signingSecret, vendorId: VENDOR,
     });
@@ -148,13 +162,23 @@ describe('permetrix portals', () => {
     await tenantPage.waitForFunction(
       (tool) => document.querySelector(`.gauge[data-tool="${tool}"]`)?.dataset.borrowed === '3', TOOL);
     assert.equal(await gauge.locator('[data-f="overage"]').textContent(), '1');
+
+    // The pool is full: the next borrow waits, and the dashboard's queue shows it.
+    const waiting = borrow(server, TENANT, {
+      key: tenantAdminKey, tool: TOOL, user: 'build-agent-10', secret: signingSecret, vendorId: VENDOR,
+      waitSeconds: 60,
+    });
+    await tenantPage.locator('#queue tbody tr', { hasText: 'build-agent-10' }).waitFor();
+    await tenantPage.locator('#activity li.queued', { hasText: 'build-agent-10' }).waitFor();
     await screenshot(tenantPage, 'tenant-dashboard');
 
-    // Returned through the API: the dashboard follows.
+    // Returned through the API: the seat goes to the waiter, and the dashboard follows.
     await expectCall(200, server, 'POST', `${TENANT}.localhost`, '/licenses/return', { json: { id: lease.id } });
-    await tenantPage.waitForFunction(
-      (tool) => document.querySelector(`.gauge[data-tool="${tool}"]`)?.dataset.borrowed === '2', TOOL);
     await tenantPage.locator('#activity li.return', { hasText: 'build-agent-7' }).waitFor();
+    await tenantPage.locator('#activity li.borrow', { hasText: 'build-agent-10' }).waitFor();
+    await tenantPage.locator('#queue tbody tr').waitFor({ state: 'detached' });
+    await tenantPage.locator(`#borrows tr[data-borrow="${lease.id}"]`).waitFor({ state: 'detached' });
+    assert.equal((await waiting).user, 'build-agent-10');
 
     // An admin forces a return from the dashboard (two clicks: arm, confirm).
     const row = tenantPage.locator('#borrows tbody tr', { hasText: 'build-agent-8' });
@@ -162,7 +186,7 @@ describe('permetrix portals', () => {
     await force.click();
     await row.getByRole('button', { name: 'Confirm return' }).click();
     await tenantPage.waitForFunction(
-      (tool) => document.querySelector(`.gauge[data-tool="${tool}"]`)?.dataset.borrowed === '1', TOOL);
+      (tool) => document.querySelector(`.gauge[data-tool="${tool}"]`)?.dataset.borrowed === '2', TOOL);
     await row.waitFor({ state: 'detached' });
     assert.equal(await tenantPage.evaluate(() => window.__sameDocument), true, 'the page was not reloaded');
   });
@@ -194,7 +218,7 @@ describe('permetrix portals', () => {
   test('the vendor portal shows the live usage and the usage report', async () => {
     await vendorPage.getByRole('button', { name: 'Refresh' }).click();
     const row = vendorPage.locator(`.customer[data-tenant="acme"] tr[data-product="${TOOL}"]`);
-    await row.filter({ hasText: '1 in use · 2 commit · 3 total' }).waitFor();
+    await row.filter({ hasText: '2 in use · 2 commit · 3 total' }).waitFor();
     await vendorPage.getByRole('button', { name: 'Show' }).click();
     await vendorPage.locator('#usage-table tbody tr', { hasText: TOOL }).waitFor();
     await vendorPage.locator('#usage-chart canvas').waitFor();
