@@ -1,7 +1,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::codec::{self, Record};
 use crate::group_commit::{GroupCommit, SyncTarget};
@@ -14,8 +14,11 @@ use crate::{Durability, Durable, FlushObserver, StorageError, TenantId, Timestam
 
 mod backup;
 mod checkpoint;
+mod gate;
+mod seat_change;
 
 use checkpoint::Checkpoints;
+use gate::WriteGate;
 
 /// Identifies a permetrix store; checked at every open.
 const MAGIC: &str = "permetrix";
@@ -57,9 +60,10 @@ pub struct SledStore {
     commit: GroupCommit,
     durability: Durability,
     sync: Arc<SledSync>,
-    /// Writers share it; a snapshot takes it exclusively, so that no write is half in
-    /// a snapshot. Held only while a batch is applied, never while waiting for a flush.
-    gate: RwLock<()>,
+    /// Writers share their stripe of it; a snapshot takes it whole, so that no write is
+    /// half in a snapshot. Held only while a batch is applied, never while waiting for
+    /// a flush.
+    gate: WriteGate,
     checkpoints: Checkpoints,
 }
 
@@ -154,7 +158,7 @@ impl SledStore {
             commit,
             durability: config.durability,
             sync,
-            gate: RwLock::new(()),
+            gate: WriteGate::new(),
             checkpoints,
         })
     }
@@ -203,13 +207,12 @@ impl SledStore {
         self.sync.failed.load(Ordering::Acquire)
     }
 
-    fn write_gate(&self) -> RwLockReadGuard<'_, ()> {
-        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
-        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    fn write_gate(&self, key: &[u8]) -> RwLockReadGuard<'_, ()> {
+        self.gate.shared(key)
     }
 
-    fn exclusive_gate(&self) -> RwLockWriteGuard<'_, ()> {
-        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    fn exclusive_gate(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
+        self.gate.exclusive()
     }
 
     fn tree(&self, table: Table) -> &sled::Tree {
@@ -405,7 +408,12 @@ impl Store for SledStore {
         let leases: Vec<LeaseRecord> = self.decode_range(keys::kind_prefix(tenant, keys::LEASE))?;
         let packages: Vec<PackageRecord> =
             self.decode_range(keys::kind_prefix(tenant, keys::PACKAGE))?;
-        let usage_head = self.usage_head(tenant, &packages)?;
+        let mut usage_head = self.usage_head(tenant, &packages)?;
+        if let Some(head) = &usage_head
+            && self.roll_back_torn_seat_change(tenant, head, &leases)?
+        {
+            usage_head = self.usage_head(tenant, &packages)?;
+        }
         Ok(TenantRecords {
             packages,
             leases,
@@ -425,19 +433,23 @@ impl Store for SledStore {
         tenant: &TenantId,
         mutations: &[TenantMutation],
     ) -> Result<Durable, StorageError> {
-        let _gate = self.write_gate();
+        let _gate = self.write_gate(tenant.as_str().as_bytes());
         let context = || format!("writing state of tenant {tenant}");
         if let [single] = mutations {
-            // One record needs no batch. sled's `apply_batch` pins the log and rolls its
-            // IO buffer before and after (a log write on sled's IO threads each time) so
-            // that recovery sees the batch whole; a single insert or remove is atomic by
-            // itself. Plain borrows and returns are single records: this halves their
-            // CPU cost (BENCHMARKS.md, "apply_batch").
+            // One record needs no batch. sled's `apply_batch` takes the database-wide
+            // concurrency-control lock exclusively, pins the log and rolls its IO buffer
+            // before and after so that recovery sees the batch whole; a single insert or
+            // remove is atomic by itself. Heartbeats and settings are single records; plain borrows and
+            // returns are written as ordered pairs (`seat_change`); only the rest
+            // (overage bookings, idempotent borrows) pays for a batch.
             match record_of(tenant, single) {
                 (key, Some(value)) => self.tenant_state.insert(key, value).map(drop),
                 (key, None) => self.tenant_state.remove(key).map(drop),
             }
             .map_err(sled_err(context()))?;
+        } else if let Some((usage, lease)) = seat_change::seat_change_pair(mutations) {
+            self.write_seat_change(tenant, usage, lease)
+                .map_err(sled_err(context()))?;
         } else {
             let mut batch = sled::Batch::default();
             for m in mutations {
@@ -552,7 +564,8 @@ impl Store for SledStore {
     fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError> {
         use sled::Transactional;
         use sled::transaction::{ConflictableTransactionError, TransactionError};
-        let _gate = self.write_gate();
+        // Platform writes (accounts, keys, provisioning) are rare and off the borrow path.
+        let _gate = self.write_gate(b"\0platform");
         let trees: Vec<&sled::Tree> = self.platform.iter().collect();
         let result = trees.as_slice().transaction(|txs| {
             for op in &ops {
@@ -729,7 +742,10 @@ mod tests {
             usage(2, "ecu-2", 1_000, 1),
             usage(3, "ecu", 2_000, 2),
             usage(4, "ecu", 2_000, 1),
-            usage(5, "ecu", 3_000, 0),
+            UsageRecord {
+                kind: UsageKind::Return,
+                ..usage(5, "ecu", 3_000, 0)
+            },
         ];
         {
             let store = open(dir.path());
