@@ -2,21 +2,22 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context;
-use permetrix_actors::{Registry, RegistryConfig, SystemClock};
+use permetrix_actors::{Clock, Registry, RegistryConfig, SystemClock};
 use permetrix_storage::records::Lifecycle;
-use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store, TenantId};
+use permetrix_storage::{Durability, Platform, ResilientStore, SledConfig, Store, TenantId};
 use secrecy::SecretString;
 
 use crate::accounts::FANOUT_DEADLINE;
 use crate::auth::OperatorToken;
 use crate::auth::TokenSetup;
+use crate::backup::ControlSocket;
 use crate::demo::{self, DemoCredentials};
 use crate::error::ApiError;
 use crate::host::{self, BaseDomains, HostContext};
@@ -28,6 +29,7 @@ use crate::secrets::ServerSecrets;
 use crate::shutdown::{self, Shutdown};
 use crate::signature::{self, NonceCache};
 use crate::state::{AppState, SigningKeyCache};
+use crate::supervision::SupervisionStats;
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -59,6 +61,22 @@ pub struct ServeConfig {
     pub metrics_max_tenants: usize,
     /// How long fan-out queries wait for each tenant.
     pub fanout_deadline: Duration,
+    /// Open connections per HTTP worker beyond which no more are accepted (they wait in
+    /// the listen backlog): bounds the memory a connection flood can take.
+    pub max_connections: usize,
+    /// Where the actors read the time (`None`: the system clock). Embedders and
+    /// in-process tests may pass a manual clock to drive lease expiry.
+    pub clock: Option<ClockSource>,
+}
+
+/// A clock handed to the server (see [`ServeConfig::clock`]).
+#[derive(Clone)]
+pub struct ClockSource(pub Arc<dyn Clock>);
+
+impl std::fmt::Debug for ClockSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClockSource(now = {:?})", self.0.now())
+    }
 }
 
 impl ServeConfig {
@@ -79,6 +97,8 @@ impl ServeConfig {
             handle_signals: true,
             metrics_max_tenants: DEFAULT_MAX_TENANTS,
             fanout_deadline: FANOUT_DEADLINE,
+            max_connections: 25_000,
+            clock: None,
         }
     }
 }
@@ -100,6 +120,8 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     store: Arc<dyn Store>,
+    /// Serves live backups; stopped before the store closes.
+    control: Option<ControlSocket>,
     /// One-time start-up output.
     pub startup: Startup,
 }
@@ -111,8 +133,14 @@ impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Application> {
         let metrics =
             Arc::new(Metrics::new(config.metrics_max_tenants).context("setting up metrics")?);
+        // Write errors (a full disk, a file-size limit) must reach the store as errors.
+        crate::storage_faults::survive_file_size_limit()
+            .context("installing the SIGXFSZ handler")?;
+        let opening = Instant::now();
+        // Crash recovery (sled replaying its log) happens inside `open`: nothing is
+        // served before it has finished.
         let store: Arc<dyn Store> = Arc::new(
-            SledStore::open(SledConfig {
+            ResilientStore::open(SledConfig {
                 path: config.data_dir.clone(),
                 durability: config.durability,
                 cache_capacity: config.cache_bytes,
@@ -120,12 +148,22 @@ impl Application {
             })
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
         );
-        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
+        tracing::info!(
+            elapsed_ms = opening.elapsed().as_millis() as u64,
+            "store opened and recovered"
+        );
         let platform = Platform::new(Arc::clone(&store));
+        crate::startup_checks::require_key_for_existing_data(&config.data_dir, &platform)?;
+        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
+        let supervision = web::Data::new(SupervisionStats::new(metrics.actor_hooks()));
+        let clock: Arc<dyn Clock> = match &config.clock {
+            Some(ClockSource(c)) => Arc::clone(c),
+            None => Arc::new(SystemClock),
+        };
         let registry = Registry::start(
             Arc::clone(&store),
-            Arc::new(SystemClock),
-            metrics.actor_hooks(),
+            clock,
+            supervision.clone().into_inner(),
             RegistryConfig {
                 arbiters: config.arbiters,
                 mailbox_capacity: config.mailbox_capacity,
@@ -162,6 +200,16 @@ impl Application {
             }
         }
 
+        let control = match ControlSocket::start(&config.data_dir, Arc::clone(&store)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "live backups are unavailable");
+                None
+            }
+        };
+        #[cfg(feature = "fault-injection")]
+        let faults = web::Data::new(crate::fault_injection::Faults::default());
+
         let listener = TcpListener::bind(config.bind).with_context(|| {
             format!(
                 "binding {}; is another server using it? pass --bind",
@@ -171,9 +219,12 @@ impl Application {
         let addr = listener.local_addr()?;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .app_data(app_state.clone())
-                .app_data(input::json_config())
+                .app_data(supervision.clone());
+            #[cfg(feature = "fault-injection")]
+            let app = app.app_data(faults.clone());
+            app.app_data(input::json_config())
                 .app_data(input::payload_config())
                 .app_data(input::path_config())
                 .app_data(input::query_config())
@@ -183,9 +234,14 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .workers(config.workers.max(1))
+        .max_connections(config.max_connections.max(1))
         // Existing clients never retry a POST on a closed connection: keep idle
         // connections open well beyond their 75 s expectation.
         .keep_alive(Duration::from_secs(120))
+        // A client that closes its side while its borrow waits in the queue has gone:
+        // end the request so that its waiter is dropped (half-closing HTTP/1 clients
+        // that still expect an answer are not known among license clients).
+        .h1_allow_half_closed(false)
         .client_request_timeout(Duration::from_secs(10))
         .shutdown_timeout(30)
         .listen(listener)
@@ -209,6 +265,7 @@ impl Application {
             server,
             state,
             store,
+            control,
             startup,
         })
     }
@@ -238,6 +295,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")?;
         tracing::info!("HTTP server stopped; flushing storage");
+        if let Some(control) = self.control {
+            control.stop();
+        }
         self.state.registry.shutdown();
         self.store.shutdown().context("final storage flush")?;
         tracing::info!("shutdown complete");

@@ -89,7 +89,7 @@ async fn customers(app: &TestApp, vendor_key: &str) -> Value {
 
 #[actix_web::test]
 async fn a_fan_out_over_two_thousand_tenants_returns_them_all_with_live_counts() {
-    let s = spawn_with_state(|c| {
+    let s = spawn_stateful(|c| {
         // Seeding speed only: the fan-out reads what the actors hold.
         c.durability = Durability::Relaxed {
             interval: Duration::from_millis(50),
@@ -155,7 +155,7 @@ impl TenantMessage for Hold {
 
 #[actix_web::test]
 async fn a_tenant_that_does_not_answer_in_time_is_missing_and_the_others_return() {
-    let s = spawn_with_state(|c| {
+    let s = spawn_stateful(|c| {
         c.fanout_deadline = Duration::from_millis(300);
         // Holding an actor blocks its arbiter thread: with many arbiters, most
         // tenants live elsewhere and must still answer.

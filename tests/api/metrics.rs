@@ -40,7 +40,7 @@ pub async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
 }
 
 /// The value of one series, 0 if absent (a counter that never moved).
-fn at(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub fn at(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
     samples.get(series).copied().unwrap_or(0.0)
 }
 
@@ -232,7 +232,7 @@ async fn wait_for(app: &TestApp, series: &str, value: f64) -> f64 {
 
 #[actix_web::test]
 async fn mailbox_depth_rises_under_a_held_actor_and_returns_to_zero() {
-    let s = spawn_with_state(|c| c.mailbox_capacity = 3).await;
+    let s = spawn_stateful(|c| c.mailbox_capacity = 3).await;
     let app = &s.app;
     let t = bootstrap(app, "vector", "acme", &ECU).await;
     let acme = TenantId::parse("acme").unwrap();

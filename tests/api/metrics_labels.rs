@@ -143,7 +143,7 @@ async fn metrics_live_on_the_main_host_only() {
 
 #[actix_web::test]
 async fn beyond_the_tenant_limit_the_rest_is_summed_into_other() {
-    let s = spawn_with_state(|c| c.metrics_max_tenants = 2).await;
+    let s = spawn_stateful(|c| c.metrics_max_tenants = 2).await;
     let app = &s.app;
     let first = bootstrap(app, "vector", "t1", &ECU).await;
     let mut tenants = vec![first];
