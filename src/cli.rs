@@ -175,6 +175,13 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "PERMETRIX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Tenants that keep their own `tenant` label in /metrics; beyond that, the least
+    /// recently active tenants are summed into `tenant="_other"`.
+    #[arg(long, env = "PERMETRIX_METRICS_MAX_TENANTS", default_value_t = crate::metrics::DEFAULT_MAX_TENANTS)]
+    pub metrics_max_tenants: usize,
+    /// How long vendor and operator fan-out queries wait for each tenant, in milliseconds.
+    #[arg(long, env = "PERMETRIX_FANOUT_DEADLINE_MS", default_value_t = 2000)]
+    pub fanout_deadline_ms: u64,
 }
 
 impl ServeArgs {
@@ -200,6 +207,8 @@ impl ServeArgs {
         c.mailbox_capacity = self.mailbox_capacity.max(1);
         c.cache_bytes = self.cache_mb.max(8) * 1024 * 1024;
         c.max_connections = self.max_connections.max(1);
+        c.metrics_max_tenants = self.metrics_max_tenants.max(1);
+        c.fanout_deadline = Duration::from_millis(self.fanout_deadline_ms.max(1));
         c
     }
 }

@@ -1,11 +1,13 @@
 //! HTTP routes, one module per area, mounted per host context.
 mod admin;
 mod budget;
+mod events;
 mod health;
 mod keys;
 mod ledger;
 mod licenses;
 mod limits;
+mod metrics;
 mod packages;
 mod queue;
 mod reporting;
@@ -40,7 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(budget::configure)
             .configure(ledger::configure)
             .configure(usage::configure)
-            .configure(requests::configure),
+            .configure(requests::configure)
+            .configure(events::configure),
     )
     .service(
         web::scope("")
@@ -55,7 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .guard(HostGuard::Main)
             .configure(admin::configure)
-            .configure(crate::supervision::configure),
+            .configure(crate::supervision::configure)
+            .configure(metrics::configure),
     );
 }
 

@@ -10,7 +10,9 @@ use secrecy::SecretSlice;
 
 use crate::auth::OperatorToken;
 use crate::host::BaseDomains;
+use crate::metrics::Metrics;
 use crate::secrets::ServerSecrets;
+use crate::shutdown::Shutdown;
 use crate::signature::NonceCache;
 
 /// Everything a handler may need.
@@ -31,6 +33,10 @@ pub struct AppState {
     pub nonces: NonceCache,
     /// Deadline of fan-out queries.
     pub fanout_deadline: Duration,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Notice of a graceful shutdown, for live event streams.
+    pub shutdown: Shutdown,
 }
 
 /// A vendor's signing secrets that verify now.
