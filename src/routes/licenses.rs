@@ -94,23 +94,23 @@ async fn borrow(
         code: e.code(),
         detail: e.detail().into(),
     });
+    let request = BorrowRequest {
+        tool,
+        user,
+        lease_seconds: input.lease_seconds,
+    };
     let result = match checked {
         Ok(()) => {
-            let request = BorrowRequest {
-                tool,
-                user,
-                lease_seconds: input.lease_seconds,
-            };
             super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, input.wait_seconds)
                 .await
         }
         Err(e) => Err(e),
     };
     attempt.finish(match &result {
-        Ok((_, is_overage)) => Ok(*is_overage),
+        Ok(borrowed) => Ok(borrowed.new_overage()),
         Err(e) => Err(e.code()),
     });
-    result.map(|(res, _)| res)
+    Ok(result?.into_response())
 }
 
 #[derive(Deserialize)]

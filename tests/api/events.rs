@@ -10,7 +10,7 @@ use crate::helpers::*;
 
 /// Reads the stream until a frame of `kind` arrives; returns its data (bounded: a
 /// stream that stays silent fails the test instead of hanging it).
-async fn next_event<S>(stream: &mut S, buffer: &mut String, kind: &str) -> Value
+pub async fn next_event<S>(stream: &mut S, buffer: &mut String, kind: &str) -> Value
 where
     S: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
 {

@@ -29,6 +29,7 @@ mod load;
 mod metrics;
 mod metrics_labels;
 mod metrics_request_log;
+mod metrics_supervision;
 mod portals;
 mod queue;
 mod restart;

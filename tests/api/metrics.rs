@@ -40,7 +40,7 @@ pub async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
 }
 
 /// The value of one series, 0 if absent (a counter that never moved).
-fn at(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub fn at(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
     samples.get(series).copied().unwrap_or(0.0)
 }
 
