@@ -135,8 +135,8 @@ fn tenant_page(tenant: &TenantId, company: &str, user: &PortalUser) -> String {
     )
 }
 
-/// Links to the portals under the base domain the visitor used (or the first one when
-/// they came by IP address), keeping the port.
+/// Links to the portals under the base domain the visitor used (or, when they came by
+/// IP address, the shortest configured one: `localhost` by default), keeping the port.
 fn landing_page(state: &AppState, req: &HttpRequest) -> String {
     let raw = request_host(req.head());
     let name = canonical_host(raw);
