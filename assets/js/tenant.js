@@ -42,6 +42,15 @@ async function loadPools() {
   }
 }
 
+const expiryText = (iso) => `${fmtClock(iso)} (${fmtRemaining(iso)})`;
+
+// The remaining lease time is recomputed locally (no request) every 15 s.
+setInterval(() => {
+  for (const t of document.querySelectorAll('#borrows time.expiry')) {
+    t.textContent = expiryText(t.getAttribute('datetime'));
+  }
+}, 15_000);
+
 async function loadBorrows() {
   try {
     const borrows = await api('GET', '/borrows');
@@ -57,8 +66,8 @@ async function loadBorrows() {
         b.tool,
         b.user,
         fmtClock(b.borrowed_at),
-        el('time', { datetime: b.lease_expires_at, title: fmtTime(b.lease_expires_at) },
-          `${fmtClock(b.lease_expires_at)} (${fmtRemaining(b.lease_expires_at)})`),
+        el('time', { datetime: b.lease_expires_at, title: fmtTime(b.lease_expires_at), class: 'expiry' },
+          expiryText(b.lease_expires_at)),
         b.is_overage ? el('span', { class: 'badge overage' }, 'overage') : 'no',
       ];
       if (isAdmin) {
