@@ -58,7 +58,8 @@ describe('permetrix portals', () => {
     await page.waitForURL('**/login');
     await page.getByLabel('User name').fill(VENDOR);
     await page.getByLabel('Password').fill('not-the-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    // Submitted from the keyboard.
+    await page.getByLabel('Password').press('Enter');
     const alert = page.locator('#login-error');
     await alert.waitFor({ state: 'visible' });
     assert.match(await alert.textContent(), /username or password is wrong/i);
@@ -238,6 +239,15 @@ describe('permetrix portals', () => {
     await vendorPage.locator(`.customer[data-tenant="acme"] tr[data-product="${TOOL}"]`)
       .getByRole('button', { name: /^Resume/ }).click();
     await vendorPage.locator(`.customer[data-tenant="acme"] tr[data-product="${TOOL}"] .badge.active`).waitFor();
+  });
+
+  test('every form control of the portals has a label', async () => {
+    for (const page of [vendorPage, tenantPage]) {
+      const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+        .filter((e) => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
+        .map((e) => e.id || e.name));
+      assert.deepEqual(unlabelled, [], page.url());
+    }
   });
 
   test('pages and assets carry a strict policy; no page logged an error', async () => {
