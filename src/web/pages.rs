@@ -27,12 +27,16 @@ fn html(body: String) -> HttpResponse {
         .body(body)
 }
 
-fn to_login() -> HttpResponse {
+fn see_other(location: &'static str) -> HttpResponse {
     let mut res = HttpResponse::SeeOther();
     headers::secure(&mut res)
-        .insert_header((header::LOCATION, "/login"))
+        .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
+}
+
+fn to_login() -> HttpResponse {
+    see_other("/login")
 }
 
 fn require_tenant(state: &AppState, tenant: &TenantId) -> Result<()> {
@@ -68,7 +72,8 @@ pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     }
 }
 
-/// `GET /login` on the vendor host and tenant hosts.
+/// `GET /login` on the vendor host and tenant hosts; someone already signed in here goes
+/// on to the portal.
 pub async fn login(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     let (portal, heading, hint) = match context_of(&req) {
         HostContext::Vendor => (
@@ -90,6 +95,9 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
             ));
         }
     };
+    if portal_session::current(&state, &req)?.is_some() {
+        return Ok(see_other("/"));
+    }
     Ok(html(template::render(
         LOGIN,
         &[

@@ -142,6 +142,12 @@ async fn a_logged_in_vendor_gets_the_portal_with_the_sessions_csrf_token() {
     )
     .await
     .expect(201);
+    // Signed in already: the login page goes on to the portal.
+    let login = get(&app, "vendor.localhost", "/login", &session.cookie_only()).await;
+    assert_eq!(
+        (login.status.as_u16(), login.header("location")),
+        (303, "/")
+    );
     // The vendor's cookie is no session on a tenant's host.
     let elsewhere = get(&app, "acme.localhost", "/", &session.cookie_only()).await;
     assert_eq!(elsewhere.status, 303);
