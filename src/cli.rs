@@ -25,6 +25,81 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker.
     Serve(ServeArgs),
+    /// Hold a seat while a command runs: borrow (queueing), heartbeat, run, return.
+    /// Exits with the command's code, or 75 if no seat was granted.
+    Run(RunArgs),
+    /// Write a consistent snapshot of a store (of a running server, or a stopped one) to
+    /// a file; it includes server.key, so keep it as safe as the data directory.
+    Backup(BackupArgs),
+    /// Restore a snapshot into a new, empty data directory.
+    Restore(RestoreArgs),
+    /// Drive borrow/return load (or a `/health` baseline) against a running server.
+    Load(crate::load::LoadArgs),
+}
+
+/// `permetrix run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The tenant's URL (https://acme.permetrix.fly.dev).
+    #[arg(long, env = "PERMETRIX_SERVER")]
+    pub server: String,
+    /// Tool to borrow (product name or id).
+    #[arg(long, env = "PERMETRIX_TOOL")]
+    pub tool: String,
+    /// Who borrows (default: $USER).
+    #[arg(long, env = "PERMETRIX_USER", default_value_t = default_user())]
+    pub user: String,
+    /// Seconds to wait in the queue for a seat (0-300; 0: fail at once).
+    #[arg(long, env = "PERMETRIX_WAIT", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=300))]
+    pub wait: u32,
+    /// Lease length in seconds (30-86400; default: the tenant's setting).
+    #[arg(long, env = "PERMETRIX_LEASE", value_parser = clap::value_parser!(u32).range(30..=86_400))]
+    pub lease: Option<u32>,
+    /// Connect to HOST:PORT instead of the URL's host, keeping the URL's Host header.
+    #[arg(long, env = "PERMETRIX_CONNECT")]
+    pub connect: Option<String>,
+    /// Seconds between progress lines while queued.
+    #[arg(
+        long,
+        env = "PERMETRIX_PROGRESS_SECONDS",
+        default_value_t = 5,
+        hide = true
+    )]
+    pub progress_seconds: u64,
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, last = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+fn default_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "permetrix-run".into())
+}
+
+/// `permetrix backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Data directory of the store to back up; a server running on it is asked for the
+    /// snapshot through its control socket there.
+    #[arg(long, env = "PERMETRIX_DATA_DIR", default_value = "./permetrix-data")]
+    pub data_dir: PathBuf,
+    /// The backup file to write (replaced atomically, mode 0600).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `permetrix restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file written by `permetrix backup`.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The data directory to create (it must not exist, or be empty).
+    #[arg(long, env = "PERMETRIX_DATA_DIR")]
+    pub data_dir: PathBuf,
 }
 
 /// When writes are acknowledged.
@@ -93,6 +168,10 @@ pub struct ServeArgs {
     /// Messages one tenant may have queued before further requests get 503.
     #[arg(long, env = "PERMETRIX_MAILBOX_CAPACITY", default_value_t = 1024)]
     pub mailbox_capacity: usize,
+    /// Open connections per HTTP worker beyond which new ones wait to be accepted (an
+    /// idle keep-alive connection costs about 12 KiB).
+    #[arg(long, env = "PERMETRIX_MAX_CONNECTIONS", default_value_t = 25_000)]
+    pub max_connections: usize,
     /// Storage page cache in MiB.
     #[arg(long, env = "PERMETRIX_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
@@ -138,6 +217,7 @@ impl ServeArgs {
         c.cache_bytes = self.cache_mb.max(8) * 1024 * 1024;
         c.sessions.secure = self.secure_cookies;
         c.sessions.client_ip_header = self.client_ip_header.clone();
+        c.max_connections = self.max_connections.max(1);
         c
     }
 }

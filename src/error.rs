@@ -168,7 +168,13 @@ impl ApiError {
 
 fn domain_status(e: &DomainError) -> StatusCode {
     match e {
-        DomainError::UnknownTool(_) | DomainError::UnknownBorrow => StatusCode::NOT_FOUND,
+        DomainError::UnknownTool(_)
+        | DomainError::UnknownBorrow
+        | DomainError::UnknownPackage(_)
+        | DomainError::UnknownRequest(_) => StatusCode::NOT_FOUND,
+        DomainError::PackageRevoked(_)
+        | DomainError::RequestDecided { .. }
+        | DomainError::RequestPending { .. } => StatusCode::CONFLICT,
         DomainError::NoSeats { .. }
         | DomainError::MaxOverageReached { .. }
         | DomainError::UserLimitReached { .. }
@@ -177,6 +183,10 @@ fn domain_status(e: &DomainError) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         DomainError::ExceedsVendorLimit { .. } | DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
+        // An expired lease is gone, as API.md says of heartbeats ("404 if the lease is
+        // gone"); the code tells it apart from an id that never existed.
+        DomainError::LeaseExpired { .. } => StatusCode::NOT_FOUND,
+        DomainError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

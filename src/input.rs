@@ -137,3 +137,14 @@ impl actix_web::FromRequest for RawBody {
         })
     }
 }
+
+/// Deserializes a field that distinguishes absent from `null`: use on an
+/// `Option<Option<T>>` with `#[serde(default, deserialize_with = "nullable")]`; absent
+/// gives `None`, `null` gives `Some(None)`, a value `Some(Some(v))`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

@@ -6,16 +6,24 @@
 //! maps the reply to HTTP. It never touches tenant state itself.
 pub mod accounts;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod demo;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection;
 pub mod host;
 pub mod input;
 pub mod limits;
+pub mod load;
 pub mod ratelimit;
 pub mod routes;
+pub mod run;
 pub mod secrets;
 pub mod server;
 pub mod signature;
+pub mod startup_checks;
 pub mod state;
+pub mod storage_faults;
+pub mod supervision;
 pub mod telemetry;

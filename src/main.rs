@@ -2,17 +2,31 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use permetrix::cli::{Cli, Command, ServeArgs};
+use permetrix::cli::{BackupArgs, Cli, Command, RestoreArgs, ServeArgs};
 use permetrix::server::Application;
 use secrecy::ExposeSecret;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => {
+            let code = actix_rt::System::new().block_on(permetrix::run::run(args));
+            return ExitCode::from(code);
+        }
         Command::Serve(args) => {
             permetrix::telemetry::init(args.log_format);
+            permetrix::supervision::install_panic_hook();
             actix_rt::System::new().block_on(serve(args))
         }
+        Command::Backup(args) => {
+            permetrix::telemetry::init(permetrix::cli::LogFormat::Text);
+            backup(&args)
+        }
+        Command::Restore(args) => {
+            permetrix::telemetry::init(permetrix::cli::LogFormat::Text);
+            restore(&args)
+        }
+        Command::Load(args) => permetrix::load::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,4 +60,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
     app.run_until_stopped().await
+}
+
+fn backup(args: &BackupArgs) -> anyhow::Result<()> {
+    let (stats, source) = permetrix::backup::backup(&args.data_dir, &args.out)?;
+    println!(
+        "backup of {source} in {} written to {}: {} entries, {} file(s), {} bytes",
+        args.data_dir.display(),
+        args.out.display(),
+        stats.entries,
+        stats.files,
+        stats.bytes
+    );
+    Ok(())
+}
+
+fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
+    let stats = permetrix::backup::restore(&args.from, &args.data_dir)?;
+    println!(
+        "restored {} into {}: {} entries, {} file(s)",
+        args.from.display(),
+        args.data_dir.display(),
+        stats.entries,
+        stats.files
+    );
+    if stats.files == 0 {
+        println!(
+            "warning: the backup holds no server.key; copy the original one into {} before \
+             starting the server, or API keys and vendor signing secrets will not work",
+            args.data_dir.display()
+        );
+    }
+    Ok(())
 }

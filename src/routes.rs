@@ -1,11 +1,19 @@
 //! HTTP routes, one module per area, mounted per host context.
 mod admin;
 mod auth;
+mod budget;
 mod health;
 mod keys;
+mod ledger;
 mod licenses;
+mod limits;
+mod packages;
+mod queue;
+mod reporting;
+mod requests;
 mod signing;
 mod tenant_config;
+mod usage;
 mod users;
 mod vendor;
 
@@ -18,12 +26,24 @@ use crate::state::AppState;
 /// Mounts every route. Health endpoints answer on every host; the rest only on theirs.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    // Before the tenant scope below, which answers every path it does not know with 404.
+    #[cfg(feature = "fault-injection")]
+    cfg.service(
+        web::scope("/_faults")
+            .guard(HostGuard::Tenant)
+            .configure(crate::fault_injection::configure),
+    );
     cfg.service(
         web::scope("")
             .guard(HostGuard::Tenant)
             .configure(licenses::configure)
             .configure(tenant_config::configure)
+            .configure(limits::configure)
             .configure(keys::configure)
+            .configure(budget::configure)
+            .configure(ledger::configure)
+            .configure(usage::configure)
+            .configure(requests::configure)
             .configure(users::configure)
             .configure(auth::configure),
     )
@@ -31,12 +51,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .guard(HostGuard::Vendor)
             .configure(vendor::configure)
+            .configure(packages::configure_vendor)
+            .configure(ledger::configure_vendor)
+            .configure(usage::configure_vendor)
+            .configure(requests::configure_vendor)
             .configure(auth::configure),
     )
     .service(
         web::scope("")
             .guard(HostGuard::Main)
             .configure(admin::configure)
+            .configure(crate::supervision::configure)
             .configure(signing::configure),
     );
 }

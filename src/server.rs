@@ -2,7 +2,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use permetrix_actors::metrics::NoMetrics;
 use permetrix_actors::{Clock, Registry, RegistryConfig, SystemClock};
-use permetrix_storage::{Durability, Platform, SledConfig, SledStore, Store};
+use permetrix_storage::{Durability, Platform, ResilientStore, SledConfig, Store};
 use secrecy::SecretString;
 
 use crate::accounts::FANOUT_DEADLINE;
@@ -20,6 +20,7 @@ use crate::auth::TokenSetup;
 use crate::auth::key_usage;
 use crate::auth::security::SecurityState;
 use crate::auth::session::{self, SessionConfig};
+use crate::backup::ControlSocket;
 use crate::demo::{self, DemoCredentials};
 use crate::error::ApiError;
 use crate::host::{self, BaseDomains, HostContext};
@@ -29,6 +30,7 @@ use crate::routes;
 use crate::secrets::ServerSecrets;
 use crate::signature::{self, NonceCache};
 use crate::state::{AppState, SigningKeyCache};
+use crate::supervision::SupervisionStats;
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -59,23 +61,21 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Portal sessions: lifetime, `Secure` cookies, client address header.
     pub sessions: SessionConfig,
-    /// The clock (default: the system's).
-    pub clock: ServerClock,
+    /// Open connections per HTTP worker beyond which no more are accepted (they wait in
+    /// the listen backlog): bounds the memory a connection flood can take.
+    pub max_connections: usize,
+    /// Where the actors read the time (`None`: the system clock). Embedders and
+    /// in-process tests may pass a manual clock to drive lease expiry.
+    pub clock: Option<ClockSource>,
 }
 
-/// The clock a server runs on: the system's, or one a caller controls.
+/// A clock handed to the server (see [`ServeConfig::clock`]).
 #[derive(Clone)]
-pub struct ServerClock(pub Arc<dyn Clock>);
+pub struct ClockSource(pub Arc<dyn Clock>);
 
-impl Default for ServerClock {
-    fn default() -> Self {
-        ServerClock(Arc::new(SystemClock))
-    }
-}
-
-impl std::fmt::Debug for ServerClock {
+impl std::fmt::Debug for ClockSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ServerClock(now = {:?})", self.0.now())
+        write!(f, "ClockSource(now = {:?})", self.0.now())
     }
 }
 
@@ -97,7 +97,8 @@ impl ServeConfig {
             handle_signals: true,
             limits: Limits::default(),
             sessions: SessionConfig::default(),
-            clock: ServerClock::default(),
+            max_connections: 25_000,
+            clock: None,
         }
     }
 }
@@ -119,6 +120,8 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     store: Arc<dyn Store>,
+    /// Serves live backups; stopped before the store closes.
+    control: Option<ControlSocket>,
     /// One-time start-up output.
     pub startup: Startup,
 }
@@ -128,8 +131,14 @@ impl Application {
     /// actors, seeds demo data if asked, and binds the listener. Must run inside an
     /// actix `System`.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Application> {
+        // Write errors (a full disk, a file-size limit) must reach the store as errors.
+        crate::storage_faults::survive_file_size_limit()
+            .context("installing the SIGXFSZ handler")?;
+        let opening = Instant::now();
+        // Crash recovery (sled replaying its log) happens inside `open`: nothing is
+        // served before it has finished.
         let store: Arc<dyn Store> = Arc::new(
-            SledStore::open(SledConfig {
+            ResilientStore::open(SledConfig {
                 path: config.data_dir.clone(),
                 durability: config.durability,
                 cache_capacity: config.cache_bytes,
@@ -137,12 +146,22 @@ impl Application {
             })
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
         );
-        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
+        tracing::info!(
+            elapsed_ms = opening.elapsed().as_millis() as u64,
+            "store opened and recovered"
+        );
         let platform = Platform::new(Arc::clone(&store));
+        crate::startup_checks::require_key_for_existing_data(&config.data_dir, &platform)?;
+        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
+        let supervision = web::Data::new(SupervisionStats::new(Arc::new(NoMetrics)));
+        let clock: Arc<dyn Clock> = match &config.clock {
+            Some(ClockSource(c)) => Arc::clone(c),
+            None => Arc::new(SystemClock),
+        };
         let registry = Registry::start(
             Arc::clone(&store),
-            Arc::clone(&config.clock.0),
-            Arc::new(NoMetrics),
+            clock,
+            supervision.clone().into_inner(),
             RegistryConfig {
                 arbiters: config.arbiters,
                 mailbox_capacity: config.mailbox_capacity,
@@ -177,6 +196,16 @@ impl Application {
             }
         }
 
+        let control = match ControlSocket::start(&config.data_dir, Arc::clone(&store)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "live backups are unavailable");
+                None
+            }
+        };
+        #[cfg(feature = "fault-injection")]
+        let faults = web::Data::new(crate::fault_injection::Faults::default());
+
         let listener = TcpListener::bind(config.bind).with_context(|| {
             format!(
                 "binding {}; is another server using it? pass --bind",
@@ -186,9 +215,12 @@ impl Application {
         let addr = listener.local_addr()?;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .app_data(app_state.clone())
-                .app_data(input::json_config())
+                .app_data(supervision.clone());
+            #[cfg(feature = "fault-injection")]
+            let app = app.app_data(faults.clone());
+            app.app_data(input::json_config())
                 .app_data(input::payload_config())
                 .app_data(input::path_config())
                 .app_data(input::query_config())
@@ -198,9 +230,14 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .workers(config.workers.max(1))
+        .max_connections(config.max_connections.max(1))
         // Existing clients never retry a POST on a closed connection: keep idle
         // connections open well beyond their 75 s expectation.
         .keep_alive(Duration::from_secs(120))
+        // A client that closes its side while its borrow waits in the queue has gone:
+        // end the request so that its waiter is dropped (half-closing HTTP/1 clients
+        // that still expect an answer are not known among license clients).
+        .h1_allow_half_closed(false)
         .client_request_timeout(config.limits.request_timeout)
         .client_disconnect_timeout(config.limits.disconnect_timeout)
         .shutdown_timeout(30)
@@ -222,6 +259,7 @@ impl Application {
             server,
             state,
             store,
+            control,
             startup,
         })
     }
@@ -259,6 +297,9 @@ impl Application {
             .await
         {
             tracing::warn!(error = %e, "writing API key usage at shutdown failed");
+        }
+        if let Some(control) = self.control {
+            control.stop();
         }
         self.state.registry.shutdown();
         self.store.shutdown().context("final storage flush")?;

@@ -18,13 +18,17 @@
 //! - [`placement`] — which node owns a tenant (always this one today) and which arbiter
 //!   thread hosts it (fixed by hash).
 //! - `fanout` — concurrent snapshots of many tenants with a deadline.
+//! - [`reports`] — usage and ledger reports read back from storage, beside the actors
+//!   (a history can be long; it is never held in an actor's memory).
 //!
 //! # Invariants
 //!
 //! - A reply that reports a mutation is sent only after the mutation is durable
 //!   (the store's ticket resolved); the actor keeps serving other messages meanwhile.
-//! - If a write fails, the actor's memory may be ahead of the store, so it restarts and
-//!   reloads: memory never stays ahead of disk.
+//! - If a write fails (at once, or later when its flush fails), the actor's memory may
+//!   be ahead of the store, so it reloads before its next message; it also reloads when
+//!   the store was reopened after a failure ([`permetrix_storage::Store::incarnation`]).
+//!   Memory never stays ahead of disk.
 //! - Different tenants never share a lock on the borrow path.
 #![warn(missing_docs)]
 
@@ -36,8 +40,10 @@ pub mod messages;
 pub mod metrics;
 pub mod placement;
 pub mod registry;
+pub mod reports;
 mod tenant_actor;
 mod view;
+mod waiters;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TenantError;
@@ -45,4 +51,10 @@ pub use registry::{MailboxStats, Registry, RegistryConfig};
 pub use view::TenantView;
 
 #[cfg(test)]
+mod farm_tests;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_reports;

@@ -15,6 +15,11 @@ use crate::domain::{
 };
 use crate::tenant_actor::TenantShared;
 
+mod commercial;
+pub use commercial::{
+    DecideRequest, GetBudget, GetLedgerHead, RequestMore, Restrict, SetSpendCap, UpdatePackage,
+};
+
 /// A message to a tenant actor.
 pub trait TenantMessage: Send + 'static {
     /// The reply on success.
@@ -63,6 +68,14 @@ pub struct TenantCx<'a> {
     pub(crate) poisoned: bool,
     /// Settings or pools changed: republish the edge view.
     pub(crate) view_changed: bool,
+    /// Reply channels of queued borrows.
+    pub(crate) waiters: &'a mut crate::waiters::WaiterSlots,
+    /// The actor itself (weak: it must not keep itself alive), to give back seats
+    /// granted to waiters that left.
+    pub(crate) me: &'a Option<actix::WeakAddr<crate::tenant_actor::TenantActor>>,
+    /// Fault injection: take no further message until this resolves.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) pause: Option<Pin<Box<dyn Future<Output = ()>>>>,
 }
 
 impl TenantCx<'_> {
@@ -79,6 +92,14 @@ impl TenantCx<'_> {
     /// The store (reads that are not part of the state, such as the ledger).
     pub fn store(&self) -> &Arc<dyn Store> {
         self.store
+    }
+
+    /// Test builds only (feature `fault-injection`): the actor takes no further message
+    /// until `until` resolves, without blocking its arbiter thread, as a tenant stuck on
+    /// slow work would. Messages queue (up to the mailbox capacity) meanwhile.
+    #[cfg(feature = "fault-injection")]
+    pub fn pause_mailbox(&mut self, until: impl Future<Output = ()> + 'static) {
+        self.pause = Some(Box::pin(until));
     }
 
     /// Marks settings or pools as changed, so the edge view is republished.
@@ -110,7 +131,11 @@ impl TenantCx<'_> {
             Ok(durable) => {
                 let shared = Arc::clone(self.shared);
                 Reply::later(async move {
-                    durable.wait().await?;
+                    if let Err(e) = durable.wait().await {
+                        // Memory holds a write that may never reach the disk.
+                        shared.mark_stale();
+                        return Err(e.into());
+                    }
                     for e in effects.events {
                         shared.publish(e);
                     }
@@ -154,6 +179,13 @@ pub fn denial_code(e: &crate::domain::DomainError) -> &'static str {
         D::ExceedsVendorLimit { .. } => "exceeds_vendor_limit",
         D::PackageExists(_) => "package_exists",
         D::Invalid(_) => "invalid_request",
+        D::LeaseExpired { .. } => "lease_expired",
+        D::IdempotencyKeyReused => "idempotency_key_reused",
+        D::UnknownPackage(_) => "unknown_package",
+        D::PackageRevoked(_) => "package_revoked",
+        D::UnknownRequest(_) => "unknown_request",
+        D::RequestDecided { .. } => "request_decided",
+        D::RequestPending { .. } => "request_pending",
     }
 }
 
@@ -272,3 +304,14 @@ impl TenantMessage for Snapshot {
         Reply::ready(Ok(cx.state.snapshot(cx.now)))
     }
 }
+
+mod leases;
+mod limits;
+mod queue;
+
+pub use leases::{DueReport, ExpireDue};
+pub use limits::{GetUserLimits, SetUserLimit};
+pub use queue::{
+    BorrowOrQueue, BorrowOutcome, QueueListing, QueueOf, QueuedBorrow, ReturnIdempotent,
+    ReturnOutcome,
+};

@@ -124,7 +124,10 @@ impl Registry {
                         retry_after: self.0.config.retry_after,
                     }
                 })?;
-            entry.addr.send(Admitted { msg, permit })
+            entry.addr.send(Admitted {
+                msg,
+                permit: Some(permit),
+            })
         };
         request
             .await
@@ -149,7 +152,7 @@ impl Registry {
         &self,
         tenant: &TenantId,
     ) -> Result<broadcast::Receiver<TenantEvent>, TenantError> {
-        Ok(self.activate(tenant)?.shared.events.subscribe())
+        Ok(self.activate(tenant)?.shared.subscribe())
     }
 
     /// Whether the tenant's actor is running.
@@ -211,6 +214,8 @@ impl Registry {
             TenantError::Unavailable("its tenant record names an invalid vendor id")
         })?;
         // Load outside the map lock; a racing activation simply wins and ours is dropped.
+        // The incarnation is read first: a reopen during the load forces a reload.
+        let incarnation = self.0.store.incarnation();
         let state = self.idle_state(tenant)?;
         let entry = match self.0.tenants.entry(tenant.clone()) {
             Entry::Occupied(e) => e.into_ref(),
@@ -226,6 +231,7 @@ impl Registry {
                     Arc::clone(&self.0.store),
                     Arc::clone(&self.0.clock),
                     state,
+                    incarnation,
                 );
                 let arbiter = self.0.arbiters.for_tenant(tenant);
                 let addr = Supervisor::start_in_arbiter(&arbiter, move |_| actor);

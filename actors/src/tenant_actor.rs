@@ -5,20 +5,25 @@
 //! actor stops, and [`Supervised::restarting`] reloads its state from storage. Messages
 //! queued meanwhile stay in the mailbox and are served by the restarted actor.
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use actix::{Actor, ActorContext, Context, Handler, Message, Response, Supervised};
+use actix::{
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, Response, SpawnHandle,
+    Supervised, WeakAddr,
+};
 use arc_swap::ArcSwap;
-use permetrix_storage::{Store, TenantId, VendorId};
+use permetrix_storage::{StorageError, Store, TenantId, Timestamp, VendorId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::TenantError;
 use crate::clock::Clock;
 use crate::domain::{TenantEvent, TenantState};
-use crate::messages::{ReplyInner, TenantCx, TenantMessage};
+use crate::messages::{ExpireDue, ReplyInner, TenantCx, TenantMessage};
 use crate::metrics::TenantMetrics;
 use crate::view::TenantView;
+use crate::waiters::WaiterSlots;
 
 /// Events buffered per subscriber before a slow one starts losing them.
 const EVENT_BUFFER: usize = 1024;
@@ -29,11 +34,16 @@ pub(crate) struct TenantShared {
     vendor_id: VendorId,
     /// Edge view; replaced (never mutated) by the actor.
     pub(crate) view: ArcSwap<TenantView>,
-    pub(crate) events: broadcast::Sender<TenantEvent>,
+    /// Created on the first subscription: a broadcast channel allocates its whole ring
+    /// up front (~120 KiB for 1024 events), which 100,000 idle tenants cannot afford.
+    events: OnceLock<broadcast::Sender<TenantEvent>>,
     /// Admission: one permit per queued message. Permits in use = mailbox depth.
     pub(crate) admission: Arc<Semaphore>,
     pub(crate) capacity: usize,
     pub(crate) metrics: Arc<dyn TenantMetrics>,
+    /// A write of this tenant was not made durable: its memory may be ahead of the
+    /// store, so the actor reloads before the next message.
+    stale: AtomicBool,
 }
 
 impl TenantShared {
@@ -47,10 +57,11 @@ impl TenantShared {
             tenant: state.tenant().clone(),
             view: ArcSwap::from_pointee(TenantView::of(vendor_id.clone(), state)),
             vendor_id,
-            events: broadcast::channel(EVENT_BUFFER).0,
+            events: OnceLock::new(),
             admission: Arc::new(Semaphore::new(capacity)),
             capacity,
             metrics,
+            stale: AtomicBool::new(false),
         }
     }
 
@@ -58,11 +69,29 @@ impl TenantShared {
         &self.tenant
     }
 
+    /// Marks the actor's state as possibly ahead of the store (a write failed after the
+    /// actor had moved on).
+    pub(crate) fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    fn take_stale(&self) -> bool {
+        self.stale.swap(false, Ordering::AcqRel)
+    }
+
     pub(crate) fn publish(&self, event: TenantEvent) {
-        if self.events.receiver_count() > 0 {
+        if let Some(events) = self.events.get()
+            && events.receiver_count() > 0
+        {
             // Err only means every subscriber left meanwhile.
-            let _ = self.events.send(event);
+            let _ = events.send(event);
         }
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<TenantEvent> {
+        self.events
+            .get_or_init(|| broadcast::channel(EVENT_BUFFER).0)
+            .subscribe()
     }
 
     pub(crate) fn publish_view(&self, state: &TenantState) {
@@ -83,6 +112,15 @@ pub(crate) struct TenantActor {
     clock: Arc<dyn Clock>,
     /// `None` after a failed reload; every message retries the load.
     state: Option<TenantState>,
+    /// Reply channels of queued borrows.
+    waiters: WaiterSlots,
+    /// This actor's own address, weak (set when started).
+    me: Option<WeakAddr<TenantActor>>,
+    /// The armed due-timer: when it fires, and its handle.
+    timer: Option<(Timestamp, SpawnHandle)>,
+    /// The store's incarnation the state was loaded under; a reopened store means
+    /// writes may have been lost, so the state is reloaded.
+    incarnation: u64,
 }
 
 impl TenantActor {
@@ -91,28 +129,82 @@ impl TenantActor {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         state: TenantState,
+        incarnation: u64,
     ) -> Self {
         TenantActor {
             shared,
             store,
             clock,
             state: Some(state),
+            waiters: WaiterSlots::default(),
+            me: None,
+            timer: None,
+            incarnation,
         }
     }
 
-    fn reload(&mut self) {
+    /// Arms the actor's own timer for the next due instant (lease expiry, waiter
+    /// deadline, idempotency keys to forget): when it fires, the actor sends itself
+    /// [`ExpireDue`], the same message tests send after moving a manual clock.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let next = self.state.as_ref().and_then(TenantState::next_due);
+        if next == self.timer.as_ref().map(|(at, _)| *at) {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = next {
+            // tokio timers fire at or after the deadline; one extra millisecond covers
+            // the rounding of `Timestamp` to whole milliseconds.
+            let delay = self.clock.now().until(at) + std::time::Duration::from_millis(1);
+            let handle = ctx.run_later(delay, |act, ctx| {
+                act.timer = None;
+                ctx.notify(Admitted {
+                    msg: ExpireDue,
+                    permit: None,
+                });
+            });
+            self.timer = Some((at, handle));
+        }
+    }
+
+    fn reload(&mut self) -> Result<(), StorageError> {
         let tenant = self.shared.tenant().clone();
+        let incarnation = self.store.incarnation();
         match self.store.load_tenant(&tenant) {
             Ok(records) => {
                 let state = TenantState::from_records(tenant, records);
                 self.shared.publish_view(&state);
                 self.state = Some(state);
+                self.incarnation = incarnation;
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(tenant = %tenant, error = %e, "reloading tenant state failed; will retry on the next message");
                 self.state = None;
+                Err(e)
             }
         }
+    }
+
+    /// Forgets what only lived in memory beside the state (the queue's reply channels,
+    /// the armed timer) before the state is reloaded: waiting requests fail and may be
+    /// retried.
+    fn forget_memory(&mut self, ctx: &mut Context<Self>) {
+        self.waiters.clear();
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+    }
+
+    /// Whether memory may be ahead of the store: never loaded, a write failed, or the
+    /// store was reopened since the load.
+    fn needs_reload(&self) -> bool {
+        // `take_stale` first: its flag must be consumed even when another reason holds.
+        self.shared.take_stale()
+            || self.state.is_none()
+            || self.store.incarnation() != self.incarnation
     }
 }
 
@@ -123,6 +215,8 @@ impl Actor for TenantActor {
         // Admission already bounds the queue; actix's own per-sender capacity must
         // never be the one that parks a sender.
         ctx.set_mailbox_capacity(self.shared.capacity + 1);
+        self.me = Some(ctx.address().downgrade());
+        self.arm_timer(ctx);
     }
 }
 
@@ -130,7 +224,11 @@ impl Supervised for TenantActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::warn!(tenant = %self.shared.tenant(), "tenant actor restarting; reloading state from storage");
         self.shared.metrics.restarted();
-        self.reload();
+        // The reloaded state has no queue: waiters' requests fail and may be retried.
+        self.waiters.clear();
+        self.timer = None;
+        // A failure is answered (and retried) by the next message.
+        let _ = self.reload();
     }
 }
 
@@ -138,7 +236,9 @@ impl Supervised for TenantActor {
 /// it up.
 pub(crate) struct Admitted<M> {
     pub(crate) msg: M,
-    pub(crate) permit: OwnedSemaphorePermit,
+    /// `None` for messages the actor sends itself (timer, returning unclaimed seats):
+    /// they bypass admission.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
 impl<M: TenantMessage> Message for Admitted<M> {
@@ -151,8 +251,11 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
     fn handle(&mut self, envelope: Admitted<M>, ctx: &mut Self::Context) -> Self::Result {
         drop(envelope.permit);
         let started = Instant::now();
-        if self.state.is_none() {
-            self.reload();
+        if self.needs_reload() {
+            self.forget_memory(ctx);
+            if let Err(e) = self.reload() {
+                return Response::reply(Err(TenantError::Storage(e)));
+            }
         }
         let Some(state) = self.state.as_mut() else {
             return Response::reply(Err(TenantError::Unavailable(
@@ -162,6 +265,10 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
         let now = self.clock.now();
         let store = &self.store;
         let shared = &self.shared;
+        let waiters = &mut self.waiters;
+        let me = &self.me;
+        #[cfg(feature = "fault-injection")]
+        let mut pause = None;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut cx = TenantCx {
                 state,
@@ -170,22 +277,39 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 shared,
                 poisoned: false,
                 view_changed: false,
+                waiters,
+                me,
+                #[cfg(feature = "fault-injection")]
+                pause: None,
             };
+            cx.prune_waiters();
             let reply = envelope.msg.handle(&mut cx);
+            if !cx.poisoned {
+                cx.settle_waiters();
+            }
+            #[cfg(feature = "fault-injection")]
+            {
+                pause = cx.pause.take();
+            }
             (reply, cx.poisoned, cx.view_changed)
         }));
         self.shared
             .metrics
             .message_handled(M::KIND, started.elapsed());
+        #[cfg(feature = "fault-injection")]
+        if let Some(until) = pause {
+            ctx.wait(actix::fut::wrap_future(until));
+        }
         match outcome {
             Ok((reply, poisoned, view_changed)) => {
                 if poisoned {
-                    // Memory is ahead of the store: restart and reload.
+                    // Memory is ahead of the store: reload before the next message.
                     self.state = None;
-                    ctx.stop();
+                    self.forget_memory(ctx);
                 } else if view_changed && let Some(state) = &self.state {
                     self.shared.publish_view(state);
                 }
+                self.arm_timer(ctx);
                 match reply.0 {
                     ReplyInner::Ready(result) => Response::reply(result),
                     ReplyInner::Later(fut) => Response::fut(fut),

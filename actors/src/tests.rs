@@ -264,3 +264,32 @@ async fn a_full_mailbox_is_refused_and_depth_returns_to_zero() {
     assert_eq!(f.registry.mailboxes()[0].depth, 0);
     f.registry.shutdown();
 }
+
+#[actix_rt::test]
+async fn a_subscriber_that_joins_after_activation_sees_later_events_only() {
+    let f = fixture(16);
+    let acme = add_tenant(&f, "acme", 2).await;
+    // Events before any subscription go nowhere (and allocate no channel).
+    let first = f.registry.send(&acme, borrow("dev1")).await.unwrap();
+    let mut events = f.registry.subscribe(&acme).unwrap();
+    let second = f.registry.send(&acme, borrow("dev2")).await.unwrap();
+    f.registry
+        .send(&acme, Return(first.lease.id))
+        .await
+        .unwrap();
+    let got = events.recv().await.unwrap();
+    assert_eq!(
+        (got.kind.as_str(), got.id),
+        ("borrow", Some(second.lease.id))
+    );
+    let got = events.recv().await.unwrap();
+    assert_eq!(
+        (got.kind.as_str(), got.id),
+        ("return", Some(first.lease.id))
+    );
+    assert!(
+        events.try_recv().is_err(),
+        "nothing from before the subscription"
+    );
+    f.registry.shutdown();
+}

@@ -1,6 +1,9 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::error::ApiError;
+use crate::state::AppState;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
@@ -12,9 +15,11 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Readiness: recovery finished before the listener was bound, so answering means ready.
-async fn ready() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ready"}))
+/// Readiness: crash recovery finished before the listener was bound, so answering means
+/// recovered; the store must also be in service (not out of it after an I/O error).
+async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.platform.store().available()?;
+    Ok(HttpResponse::Ok().json(json!({"status": "ready", "storage": "ok"})))
 }
 
 async fn version() -> HttpResponse {

@@ -1,7 +1,7 @@
 //! Borrow, return, heartbeat and status on the tenant host.
 use actix_web::{HttpRequest, HttpResponse, web};
 use permetrix_actors::domain::{BorrowRequest, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
-use permetrix_actors::messages::{Borrow, Heartbeat, ListBorrows, Return, Status};
+use permetrix_actors::messages::{Heartbeat, ListBorrows, Status};
 use permetrix_storage::{BorrowId, TenantId};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/licenses/status", web::get().to(status_all))
         .route("/licenses/{tool}/status", web::get().to(status_one))
         .route("/licenses/{id}/heartbeat", web::post().to(heartbeat))
+        .route("/licenses/{tool}/queue", web::get().to(super::queue::queue))
         .route("/borrows", web::get().to(borrows));
 }
 
@@ -90,19 +91,12 @@ async fn borrow(
         detail: e.detail().into(),
     })?;
 
-    let grant = state
-        .registry
-        .send(
-            &caller.tenant,
-            Borrow(BorrowRequest {
-                tool,
-                user,
-                lease_seconds: input.lease_seconds,
-            }),
-        )
-        .await?;
-    // Existing clients require exactly 200 (not 201) and compact JSON.
-    Ok(HttpResponse::Ok().json(grant.lease))
+    let request = BorrowRequest {
+        tool,
+        user,
+        lease_seconds: input.lease_seconds,
+    };
+    super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, input.wait_seconds).await
 }
 
 #[derive(Deserialize)]
@@ -119,12 +113,12 @@ fn unknown_borrow() -> ApiError {
 async fn return_seat(
     state: web::Data<AppState>,
     caller: AnyTenantCaller,
+    req: HttpRequest,
     RawBody(body): RawBody,
 ) -> Result<HttpResponse> {
     let input: ReturnBody = parse_json(&body)?;
     let id = BorrowId::parse(input.id.trim()).map_err(|_| unknown_borrow())?;
-    let returned = state.registry.send(&caller.tenant, Return(id)).await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ok", "tool": returned.lease.tool})))
+    super::queue::return_idempotent(&state, &caller.tenant, &req, id).await
 }
 
 async fn heartbeat(

@@ -33,6 +33,10 @@ pub enum StorageError {
     /// The data directory is not a permetrix store (or of a newer format).
     #[error("{0}")]
     Foreign(String),
+    /// The store is out of service for now (it hit an I/O error and is being reopened
+    /// from disk, or the backend cannot do what was asked); nothing was read or written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StorageError {

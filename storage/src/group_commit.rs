@@ -1,21 +1,31 @@
 //! Group commit: many writers, one flush + fsync per batch.
 //!
-//! A writer applies its mutation to the store's in-memory structures, then takes a
-//! sequence number with one atomic increment and wakes the flusher thread. The flusher
-//! reads the highest sequence number handed out, flushes and `fsync`s, and publishes
-//! "durable through N" on a watch channel. Every ticket with a sequence number ≤ N
-//! resolves at once. Writes that arrive while an fsync runs form the next batch, so the
-//! batch size follows the load and the cost is one fsync per batch, not per request.
+//! A writer applies its mutation to the store's in-memory structures, then joins the
+//! *open batch* (one short mutex hold) and wakes the flusher thread. The flusher swaps
+//! in a fresh open batch, flushes and `fsync`s, and resolves the batch it took: every
+//! ticket of that batch wakes once, with the outcome. Writes that arrive while an fsync
+//! runs join the next batch, so the batch size follows the load and the cost is one
+//! fsync per batch, not per request.
+//!
+//! Why a batch object rather than one "durable through N" watch channel: with a shared
+//! channel every flush wakes every waiting ticket, including those of the next batch,
+//! which wake only to wait again (about one wasted cross-thread wake-up per write under
+//! load). A ticket here waits on its own batch only.
+//!
+//! Correctness of the hand-over: a writer's mutation is applied before it joins a
+//! batch, and the flusher takes a batch (under the same mutex) before it flushes, so
+//! every write of a batch is in memory before that batch's flush starts.
 //!
 //! Writers never block: they return a [`Durable`] ticket and the caller awaits it
 //! wherever it likes (a tenant actor awaits it outside its mailbox loop).
 use std::fmt;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::StorageError;
 
@@ -54,28 +64,66 @@ pub(crate) trait SyncTarget: Send + Sync + 'static {
     fn sync(&self) -> Result<(), String>;
 }
 
-#[derive(Clone, Debug, Default)]
-struct FlushState {
-    /// Every sequence number ≤ this has been through a flush attempt.
-    processed: u64,
-    /// Ranges `(from, through]` whose flush failed: not durable, never acknowledged.
-    failed: Vec<(u64, u64)>,
-    /// The last failure, for the error message.
-    last_error: Option<Arc<str>>,
-    /// The flusher has stopped; no further progress.
-    stopped: bool,
+impl<T: SyncTarget> SyncTarget for Arc<T> {
+    fn sync(&self) -> Result<(), String> {
+        T::sync(self)
+    }
 }
 
-/// Failure ranges kept for waiters that have not looked yet; older ones are long gone.
-const KEPT_FAILURES: usize = 256;
+/// Why a batch is not durable.
+#[derive(Clone, Debug)]
+enum Failure {
+    Flush(Arc<str>),
+    ShuttingDown,
+}
+
+/// The writes that one flush covers.
+#[derive(Default)]
+struct Batch {
+    writes: AtomicU64,
+    /// Set once, by the flusher, before `done` is notified.
+    outcome: OnceLock<Result<(), Failure>>,
+    done: Notify,
+}
+
+impl Batch {
+    fn resolve(&self, outcome: Result<(), Failure>) {
+        // Only the flusher resolves, once per batch; a second set cannot happen.
+        let _ = self.outcome.set(outcome);
+        self.done.notify_waiters();
+    }
+}
+
+struct Open {
+    batch: Arc<Batch>,
+    /// The flusher has made its final flush: no batch will be flushed again.
+    closed: bool,
+}
 
 struct Shared {
-    written: AtomicU64,
+    open: Mutex<Open>,
     stopping: AtomicBool,
-    state: watch::Sender<FlushState>,
+    /// The last flush failed (shutdown reports it).
+    last_failure: Mutex<Option<Arc<str>>>,
     mode: Durability,
     target: Box<dyn SyncTarget>,
     observer: Option<Arc<dyn FlushObserver>>,
+}
+
+impl Shared {
+    fn open(&self) -> MutexGuard<'_, Open> {
+        // A panic while holding this lock leaves `Open` consistent (two plain fields).
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the open batch if it has writes, leaving a fresh one open.
+    fn take(&self) -> Option<Arc<Batch>> {
+        let mut open = self.open();
+        if open.batch.writes.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        Some(std::mem::take(&mut open.batch))
+    }
 }
 
 /// The group-commit flusher of one store.
@@ -91,11 +139,13 @@ impl GroupCommit {
         target: Box<dyn SyncTarget>,
         observer: Option<Arc<dyn FlushObserver>>,
     ) -> std::io::Result<Self> {
-        let (state, _) = watch::channel(FlushState::default());
         let shared = Arc::new(Shared {
-            written: AtomicU64::new(0),
+            open: Mutex::new(Open {
+                batch: Arc::default(),
+                closed: false,
+            }),
             stopping: AtomicBool::new(false),
-            state,
+            last_failure: Mutex::new(None),
             mode,
             target,
             observer,
@@ -116,14 +166,21 @@ impl GroupCommit {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(StorageError::ShuttingDown);
         }
-        // Release: the flusher's Acquire load of `written` happens-after the write.
-        let seq = self.shared.written.fetch_add(1, Ordering::AcqRel) + 1;
+        let batch = {
+            let open = self.shared.open();
+            if open.closed {
+                return Err(StorageError::ShuttingDown);
+            }
+            open.batch.writes.fetch_add(1, Ordering::Relaxed);
+            Arc::clone(&open.batch)
+        };
         match self.shared.mode {
             Durability::Relaxed { .. } => Ok(Durable::done()),
             Durability::Strict => {
-                let rx = self.shared.state.subscribe();
+                // Costs a syscall only if the flusher is parked (the first write after
+                // an idle spell); under load it is busy flushing the previous batch.
                 self.thread.unpark();
-                Ok(Durable(Inner::Pending { seq, rx }))
+                Ok(Durable(Inner::Pending(batch)))
             }
         }
     }
@@ -138,65 +195,82 @@ impl GroupCommit {
                 .join()
                 .map_err(|_| StorageError::FlushFailed("the flusher thread panicked".into()))?;
         }
-        let state = self.shared.state.borrow();
-        match (&state.last_error, state.failed.last()) {
-            (Some(e), Some(&(_, through))) if through >= state.processed => {
-                Err(StorageError::FlushFailed(e.to_string()))
-            }
-            _ => Ok(()),
+        let failure = self
+            .shared
+            .last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match failure {
+            Some(e) => Err(StorageError::FlushFailed(e.to_string())),
+            None => Ok(()),
         }
     }
 }
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            // Shut down explicitly already; its outcome was reported then.
+            return;
+        }
         if let Err(e) = self.shutdown() {
             tracing::error!(error = %e, "final flush on drop failed");
         }
     }
 }
 
+fn flush(shared: &Shared, batch: &Batch) {
+    let started = Instant::now();
+    let result = shared.target.sync();
+    let report = FlushReport {
+        batch_size: batch.writes.load(Ordering::Relaxed),
+        duration: started.elapsed(),
+        ok: result.is_ok(),
+    };
+    let outcome = result.map_err(|e| {
+        tracing::error!(error = %e, batch = report.batch_size, "storage flush failed; the batch is not acknowledged");
+        Arc::<str>::from(e.as_str())
+    });
+    *shared
+        .last_failure
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = outcome.clone().err();
+    batch.resolve(outcome.map_err(Failure::Flush));
+    if let Some(observer) = &shared.observer {
+        observer.flushed(report);
+    }
+}
+
 fn run(shared: &Shared) {
-    let mut processed = 0u64;
     loop {
-        let target = shared.written.load(Ordering::Acquire);
-        if target == processed {
-            if shared.stopping.load(Ordering::Acquire) {
-                break;
+        if let Some(batch) = shared.take() {
+            flush(shared, &batch);
+            if shared.mode == Durability::Strict {
+                // Writes that arrived during this flush form the next batch at once.
+                continue;
             }
-            match shared.mode {
-                Durability::Strict => thread::park(),
-                Durability::Relaxed { interval } => thread::park_timeout(interval),
-            }
-            continue;
         }
-        let started = Instant::now();
-        let result = shared.target.sync();
-        let report = FlushReport {
-            batch_size: target - processed,
-            duration: started.elapsed(),
-            ok: result.is_ok(),
-        };
-        let from = processed;
-        processed = target;
-        shared.state.send_modify(|s| {
-            s.processed = target;
-            if let Err(e) = &result {
-                s.failed.push((from, target));
-                if s.failed.len() > KEPT_FAILURES {
-                    s.failed.remove(0);
-                }
-                s.last_error = Some(Arc::from(e.as_str()));
-            }
-        });
-        if let Err(e) = &result {
-            tracing::error!(error = %e, batch = report.batch_size, "storage flush failed; the batch is not acknowledged");
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
         }
-        if let Some(observer) = &shared.observer {
-            observer.flushed(report);
+        match shared.mode {
+            Durability::Strict => thread::park(),
+            Durability::Relaxed { interval } => thread::park_timeout(interval),
         }
     }
-    shared.state.send_modify(|s| s.stopped = true);
+    // Close under the lock, so that no write joins a batch after this; then flush the
+    // writes that joined meanwhile.
+    let last = {
+        let mut open = shared.open();
+        open.closed = true;
+        std::mem::take(&mut open.batch)
+    };
+    if last.writes.load(Ordering::Relaxed) > 0 {
+        flush(shared, &last);
+    } else {
+        last.resolve(Err(Failure::ShuttingDown));
+    }
 }
 
 /// A durability ticket: resolves once the write it was issued for is on disk.
@@ -204,10 +278,7 @@ pub struct Durable(Inner);
 
 enum Inner {
     Done,
-    Pending {
-        seq: u64,
-        rx: watch::Receiver<FlushState>,
-    },
+    Pending(Arc<Batch>),
 }
 
 impl Durable {
@@ -223,29 +294,23 @@ impl Durable {
 
     /// Waits until the write is durable, or reports why it never will be.
     pub async fn wait(self) -> Result<(), StorageError> {
-        let (seq, mut rx) = match self.0 {
+        let batch = match self.0 {
             Inner::Done => return Ok(()),
-            Inner::Pending { seq, rx } => (seq, rx),
+            Inner::Pending(batch) => batch,
         };
         loop {
-            {
-                let s = rx.borrow_and_update();
-                if s.failed
-                    .iter()
-                    .any(|&(from, through)| seq > from && seq <= through)
-                {
-                    let msg = s.last_error.as_deref().unwrap_or("unknown error");
-                    return Err(StorageError::FlushFailed(msg.to_owned()));
-                }
-                if s.processed >= seq {
-                    return Ok(());
-                }
-                if s.stopped {
-                    return Err(StorageError::ShuttingDown);
-                }
+            if let Some(outcome) = batch.outcome.get() {
+                return match outcome {
+                    Ok(()) => Ok(()),
+                    Err(Failure::Flush(e)) => Err(StorageError::FlushFailed(e.to_string())),
+                    Err(Failure::ShuttingDown) => Err(StorageError::ShuttingDown),
+                };
             }
-            if rx.changed().await.is_err() {
-                return Err(StorageError::ShuttingDown);
+            let mut notified = pin!(batch.done.notified());
+            // Register before the second look, so a resolve in between is not missed.
+            notified.as_mut().enable();
+            if batch.outcome.get().is_none() {
+                notified.await;
             }
         }
     }
@@ -255,7 +320,11 @@ impl fmt::Debug for Durable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Inner::Done => f.write_str("Durable::Done"),
-            Inner::Pending { seq, .. } => write!(f, "Durable::Pending({seq})"),
+            Inner::Pending(b) => write!(
+                f,
+                "Durable::Pending(batch of {})",
+                b.writes.load(Ordering::Relaxed)
+            ),
         }
     }
 }
@@ -322,6 +391,67 @@ mod tests {
         assert!(t.is_done());
         gc.shutdown().unwrap();
         assert_eq!(syncs.load(Ordering::SeqCst), 1);
+        assert!(matches!(gc.register(), Err(StorageError::ShuttingDown)));
+    }
+
+    /// A target whose syncs block until the test releases them.
+    struct GatedTarget {
+        entered: Mutex<std::sync::mpsc::Sender<()>>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl SyncTarget for GatedTarget {
+        fn sync(&self) -> Result<(), String> {
+            let _ = self.entered.lock().unwrap().send(());
+            self.release
+                .lock()
+                .unwrap()
+                .recv()
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn resolved(t: &Durable) -> bool {
+        match &t.0 {
+            Inner::Done => true,
+            Inner::Pending(b) => b.outcome.get().is_some(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_arrives_during_a_flush_waits_for_the_next_flush() {
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let target = GatedTarget {
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        };
+        let gc = GroupCommit::start(Durability::Strict, Box::new(target), None).unwrap();
+        let first = gc.register().unwrap();
+        entered.recv().unwrap(); // the first flush has taken its batch
+        let second = gc.register().unwrap();
+        release.send(()).unwrap();
+        first.wait().await.unwrap();
+        entered.recv().unwrap(); // the second flush is running, not finished
+        assert!(
+            !resolved(&second),
+            "resolved by a flush that began before it"
+        );
+        release.send(()).unwrap();
+        second.wait().await.unwrap();
+        drop(release);
+        gc.shutdown().unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_what_was_written_and_refuses_later_writes() {
+        let (gc, syncs, _) = start(Durability::Strict);
+        let tickets: Vec<_> = (0..10).map(|_| gc.register().unwrap()).collect();
+        gc.shutdown().unwrap();
+        for t in tickets {
+            t.wait().await.unwrap();
+        }
+        assert!(syncs.load(Ordering::SeqCst) >= 1);
         assert!(matches!(gc.register(), Err(StorageError::ShuttingDown)));
     }
 }

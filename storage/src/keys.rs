@@ -2,7 +2,7 @@
 //!
 //! Tenant ids never contain 0x00, so one tenant's prefix never matches another's
 //! (`acme\0` vs `acme-2\0`).
-use crate::TenantId;
+use crate::{TenantId, Timestamp};
 
 pub(crate) const PACKAGE: u8 = b'P';
 pub(crate) const LEASE: u8 = b'L';
@@ -10,6 +10,9 @@ pub(crate) const CHARGE: u8 = b'C';
 pub(crate) const SETTINGS: u8 = b'S';
 pub(crate) const RESTRICTION: u8 = b'R';
 pub(crate) const SPEND: u8 = b'M';
+pub(crate) const IDEMPOTENCY: u8 = b'I';
+pub(crate) const USAGE: u8 = b'U';
+pub(crate) const REQUEST: u8 = b'Q';
 
 /// `<tenant> 0x00`
 pub(crate) fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
@@ -47,6 +50,42 @@ pub(crate) fn spend(tenant: &TenantId, product_id: &str, month: u32) -> Vec<u8> 
     key(tenant, SPEND, &id)
 }
 
+/// Idempotency keys: `<operation tag> <key>`.
+pub(crate) fn idempotency(
+    tenant: &TenantId,
+    operation: crate::records::IdempotentOperation,
+    key: &str,
+) -> Vec<u8> {
+    let mut id = Vec::with_capacity(key.len() + 1);
+    id.push(operation.tag());
+    id.extend_from_slice(key.as_bytes());
+    self::key(tenant, IDEMPOTENCY, &id)
+}
+
+/// Usage events of one pool: `<product_id> 0x00`. Product ids hold no control
+/// characters (checked at the edge), so one pool's prefix never matches another's.
+pub(crate) fn usage_prefix(tenant: &TenantId, product_id: &str) -> Vec<u8> {
+    let mut k = kind_prefix(tenant, USAGE);
+    k.extend_from_slice(product_id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// A usage event: `<product_id> 0x00 <at, sign-flipped be> <seq be>`, so that key
+/// order is time order within a pool and a time window is one range scan.
+pub(crate) fn usage(tenant: &TenantId, product_id: &str, at: Timestamp, seq: u64) -> Vec<u8> {
+    let mut k = usage_prefix(tenant, product_id);
+    k.extend_from_slice(&time_bytes(at));
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Big-endian with the sign bit flipped: byte order equals numeric order, negatives
+/// included.
+pub(crate) fn time_bytes(at: Timestamp) -> [u8; 8] {
+    ((at.millis() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +95,16 @@ mod tests {
         let a = TenantId::parse("acme").unwrap();
         let b = TenantId::parse("acme-2").unwrap();
         assert!(!key(&b, LEASE, b"x").starts_with(&tenant_prefix(&a)));
+    }
+
+    #[test]
+    fn usage_keys_sort_by_time_then_sequence() {
+        let t = TenantId::parse("t").unwrap();
+        let at = |ms| Timestamp::from_millis(ms);
+        assert!(usage(&t, "p", at(-5), 9) < usage(&t, "p", at(3), 1));
+        assert!(usage(&t, "p", at(3), 1) < usage(&t, "p", at(3), 2));
+        assert!(usage(&t, "p", at(255), 7) < usage(&t, "p", at(256), 1));
+        assert!(!usage(&t, "p-2", at(1), 1).starts_with(&usage_prefix(&t, "p")));
     }
 
     #[test]

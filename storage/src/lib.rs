@@ -13,13 +13,20 @@
 //!   ([`group_commit`]); awaiting never blocks the thread that wrote.
 //! - [`Platform`] — typed access to the platform tables (vendors, tenants, API keys,
 //!   package index, metadata).
+//! - [`ResilientStore`] — the sled store as the server runs it: taken out of service on
+//!   an I/O error (every call answers [`StorageError::Unavailable`]) and reopened from
+//!   disk once the fault clears; [`Store::incarnation`] tells the actors to reload.
+//! - [`snapshot`] — the self-checking backup file format; [`Store::export`] writes a
+//!   consistent snapshot of a live store, [`SledStore::restore`] brings one back.
 //!
 //! # Layout (sled)
 //!
 //! - tree `tenant_state`: every tenant's records under the key prefix
 //!   `<tenant_id> 0x00 <kind byte> <id>`; one tenant's mutations are applied with one
 //!   atomic `apply_batch`. The overage ledger (kind `C`, keyed by a big-endian sequence
-//!   number) is append-only: no code path deletes or rewrites a charge.
+//!   number) is append-only: no code path deletes or rewrites a charge. So is the usage
+//!   history (kind `U`, keyed by pool, time and sequence number). Requests for more
+//!   seats are kind `Q`.
 //! - one tree per platform table ([`Table`]).
 //! - tree `meta`: the format marker that identifies a permetrix data directory.
 //!
@@ -31,6 +38,11 @@
 //!   flusher calls `sync_all` on the database file itself.
 //! - Restart rebuilds exactly what was acknowledged: [`Store::load_tenant`] returns every
 //!   record of a tenant, and the ledger head needed to continue its hash chain.
+//! - After a failed flush nothing more is acknowledged from that database: every later
+//!   flush of it fails too, until it is reopened from disk.
+//! - A directory that holds database files but no readable format marker is refused at
+//!   open: sled reads damaged files as an empty store, and serving that would silently
+//!   drop every tenant.
 #![warn(missing_docs)]
 
 pub mod codec;
@@ -41,8 +53,12 @@ mod keys;
 mod money;
 mod platform;
 pub mod records;
+mod resilient;
 mod sled_store;
+pub mod snapshot;
 mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod timestamp;
 
 pub use error::StorageError;
@@ -50,6 +66,7 @@ pub use group_commit::{Durability, Durable, FlushObserver, FlushReport};
 pub use ids::{BorrowId, IdError, KeyId, PackageId, TenantId, VendorId};
 pub use money::{Money, MoneyError};
 pub use platform::Platform;
+pub use resilient::ResilientStore;
 pub use sled_store::{SledConfig, SledStore};
 pub use store::{PlatformOp, Store, Table, TenantMutation, TenantRecords};
 pub use timestamp::Timestamp;

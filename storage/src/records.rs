@@ -367,3 +367,151 @@ pub struct KeyUsageRecord {
     pub last_used_at: Timestamp,
 }
 record!(KeyUsageRecord, "api key usage", version = 1);
+
+/// Which request an idempotency key was used on (keys of different operations never
+/// collide).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IdempotentOperation {
+    /// `POST /licenses/borrow`.
+    Borrow,
+    /// `POST /licenses/return`.
+    Return,
+}
+
+impl IdempotentOperation {
+    /// One byte for storage keys.
+    pub fn tag(self) -> u8 {
+        match self {
+            IdempotentOperation::Borrow => b'b',
+            IdempotentOperation::Return => b'r',
+        }
+    }
+}
+
+/// What the first request with an idempotency key achieved, replayed to retries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdempotentOutcome {
+    /// A seat was granted (the lease as it was at grant time).
+    Borrowed {
+        /// Borrow id.
+        id: BorrowId,
+        /// Tool (product) name at grant time.
+        tool: String,
+        /// Who borrowed.
+        user: String,
+        /// When granted.
+        borrowed_at: Timestamp,
+        /// Expiry at grant time.
+        lease_expires_at: Timestamp,
+        /// Whether the seat was beyond the commit.
+        is_overage: bool,
+    },
+    /// A seat was returned.
+    Returned {
+        /// Borrow id returned.
+        id: BorrowId,
+        /// Tool (product) name at return time.
+        tool: String,
+    },
+}
+
+/// A remembered `Idempotency-Key`: written in the same atomic batch as the change it
+/// acknowledges, kept for 24 hours.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The client's key, as sent.
+    pub key: String,
+    /// The operation it was used on.
+    pub operation: IdempotentOperation,
+    /// SHA-256 of the request's meaning; a retry must match it.
+    pub fingerprint: [u8; 32],
+    /// When the first request succeeded.
+    pub created_at: Timestamp,
+    /// What it achieved.
+    pub outcome: IdempotentOutcome,
+}
+record!(IdempotencyRecord, "idempotency key", version = 1);
+/// What happened to a seat, as kept in the usage history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UsageKind {
+    /// A seat was granted.
+    Borrow,
+    /// A seat was returned by its holder.
+    Return,
+    /// A lease lapsed and its seat was freed.
+    Expire,
+}
+
+/// One entry of a tenant's usage history: append-only, written in the same atomic batch
+/// as the lease change it describes, read back for usage reports. `in_use` makes peak
+/// concurrency over any window exact without replaying the history from the start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Position in the tenant's usage history, from 1 (orders events of the same
+    /// millisecond).
+    pub seq: u64,
+    /// When it happened (never earlier than the previous event of the tenant).
+    pub at: Timestamp,
+    /// Product id of the pool.
+    pub product_id: String,
+    /// What happened.
+    pub kind: UsageKind,
+    /// The borrow concerned.
+    pub borrow_id: BorrowId,
+    /// Who holds (held) the seat.
+    pub user: String,
+    /// Whether the seat is beyond the commit.
+    pub is_overage: bool,
+    /// Charge booked by this event (an overage borrow), zero otherwise.
+    pub amount: Money,
+    /// Seats of the pool in use right after the event.
+    pub in_use: u32,
+}
+record!(UsageRecord, "usage event", version = 1);
+
+/// Where a customer's request for more seats stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestStatus {
+    /// Waiting for the vendor.
+    Pending,
+    /// Granted; the package now has the limits in `applied`.
+    Approved,
+    /// Declined; nothing changed.
+    Rejected,
+}
+
+/// A customer's request for higher limits on one package, answered by the vendor.
+/// Kept in the tenant's keyspace so that approving it and changing the package are one
+/// atomic write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoreRequestRecord {
+    /// Request id (`<tenant>.<random hex>`: the vendor host finds the tenant from it).
+    pub id: String,
+    /// Product id of the pool.
+    pub product_id: String,
+    /// Product (tool) name when the request was made.
+    pub product_name: String,
+    /// Package the request is about.
+    pub package_id: String,
+    /// Vendor that answers it.
+    pub vendor_id: String,
+    /// Seats in total asked for.
+    pub requested_total: Option<u32>,
+    /// Overage allowance asked for.
+    pub requested_overage: Option<u32>,
+    /// The customer's note to the vendor.
+    pub message: Option<String>,
+    /// The vendor's limits when the request was made: `(total, commit_qty, max_overage)`.
+    pub limits_before: (u32, u32, u32),
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// Pending, approved or rejected.
+    pub status: RequestStatus,
+    /// When the vendor answered.
+    pub decided_at: Option<Timestamp>,
+    /// The vendor's note with the answer.
+    pub decision_note: Option<String>,
+    /// Limits the approval set: `(total, commit_qty, max_overage)`.
+    pub applied: Option<(u32, u32, u32)>,
+}
+record!(MoreRequestRecord, "request for more seats", version = 1);

@@ -1,13 +1,21 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::codec::{self, Record};
 use crate::group_commit::{GroupCommit, SyncTarget};
 use crate::keys;
-use crate::records::{FormatRecord, LeaseRecord};
+use crate::records::{
+    ChargeRecord, FormatRecord, LeaseRecord, MoreRequestRecord, PackageRecord, UsageRecord,
+};
 use crate::store::{PlatformOp, Store, Table, TenantMutation, TenantRecords};
 use crate::{Durability, Durable, FlushObserver, StorageError, TenantId, Timestamp};
+
+mod backup;
+mod checkpoint;
+
+use checkpoint::Checkpoints;
 
 /// Identifies a permetrix store; checked at every open.
 const MAGIC: &str = "permetrix";
@@ -48,6 +56,11 @@ pub struct SledStore {
     platform: Vec<sled::Tree>,
     commit: GroupCommit,
     durability: Durability,
+    sync: Arc<SledSync>,
+    /// Writers share it; a snapshot takes it exclusively, so that no write is half in
+    /// a snapshot. Held only while a batch is applied, never while waiting for a flush.
+    gate: RwLock<()>,
+    checkpoints: Checkpoints,
 }
 
 /// Flush sled's buffers, then fsync its file: sled's `flush()` stops at
@@ -55,14 +68,34 @@ pub struct SledStore {
 struct SledSync {
     db: sled::Db,
     file: File,
+    /// Set by the first failed flush. After a failed `fsync` the kernel may have dropped
+    /// the dirty pages and cleared the error, so a later `fsync` that succeeds proves
+    /// nothing: every later flush of this database fails too, until it is reopened.
+    failed: AtomicBool,
 }
 
 impl SyncTarget for SledSync {
     fn sync(&self) -> Result<(), String> {
-        self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
-        self.file
-            .sync_all()
-            .map_err(|e| format!("fsync of the database file: {e}"))
+        if self.failed.load(Ordering::Acquire) {
+            return Err(
+                "an earlier flush of this database failed; nothing written since \
+                        is trusted until the store is reopened"
+                    .into(),
+            );
+        }
+        let result = self
+            .db
+            .flush()
+            .map_err(|e| format!("sled flush: {e}"))
+            .and_then(|_| {
+                self.file
+                    .sync_all()
+                    .map_err(|e| format!("fsync of the database file: {e}"))
+            });
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
     }
 }
 
@@ -76,7 +109,7 @@ impl SledStore {
     /// store of a layout this build reads.
     pub fn open(config: SledConfig) -> Result<Self, StorageError> {
         let path = &config.path;
-        check_directory(path)?;
+        let fresh = check_directory(path)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(config.cache_capacity)
@@ -85,7 +118,8 @@ impl SledStore {
             .flush_every_ms(None)
             .open()
             .map_err(|e| open_error(path, e))?;
-        check_format(&db, path)?;
+        check_format(&db, path, fresh)?;
+        let checkpoints = Checkpoints::open(&db, path)?;
 
         let tenant_state = db
             .open_tree("tenant_state")
@@ -101,12 +135,14 @@ impl SledStore {
         let db_file = path.join("db");
         let file = File::open(&db_file)
             .map_err(|e| StorageError::io(format!("opening {} for fsync", db_file.display()), e))?;
+        let sync = Arc::new(SledSync {
+            db: db.clone(),
+            file,
+            failed: AtomicBool::new(false),
+        });
         let commit = GroupCommit::start(
             config.durability,
-            Box::new(SledSync {
-                db: db.clone(),
-                file,
-            }),
+            Box::new(Arc::clone(&sync)),
             config.observer.clone(),
         )
         .map_err(|e| StorageError::io("starting the flusher thread", e))?;
@@ -117,7 +153,63 @@ impl SledStore {
             platform,
             commit,
             durability: config.durability,
+            sync,
+            gate: RwLock::new(()),
+            checkpoints,
         })
+    }
+
+    /// The usage event with the highest `seq`: the last one of some pool (events are
+    /// appended with non-decreasing time, so each pool's last key holds its highest seq).
+    fn usage_head(
+        &self,
+        tenant: &TenantId,
+        packages: &[PackageRecord],
+    ) -> Result<Option<UsageRecord>, StorageError> {
+        let mut head: Option<UsageRecord> = None;
+        for p in packages {
+            let last = self
+                .tenant_state
+                .scan_prefix(keys::usage_prefix(tenant, &p.product_id))
+                .next_back()
+                .transpose()
+                .map_err(sled_err(format!("reading the usage head of {tenant}")))?;
+            if let Some((_, v)) = last {
+                let record: UsageRecord = codec::decode(&v)?;
+                if head.as_ref().is_none_or(|h| record.seq > h.seq) {
+                    head = Some(record);
+                }
+            }
+        }
+        Ok(head)
+    }
+
+    /// The raw tenant tree, for the test-only tampering helpers.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn tenant_tree(&self) -> &sled::Tree {
+        &self.tenant_state
+    }
+
+    /// Makes everything written so far durable and records a checkpoint beside the
+    /// database, so that a later open notices if the database loses any of it. Returns
+    /// the checkpoint number. Called periodically and at shutdown.
+    pub fn checkpoint(&self) -> Result<u64, StorageError> {
+        self.checkpoints.write(&self.sync)
+    }
+
+    /// Whether a flush of this database has failed: it must be reopened before anything
+    /// written to it can be acknowledged again.
+    pub fn has_failed(&self) -> bool {
+        self.sync.failed.load(Ordering::Acquire)
+    }
+
+    fn write_gate(&self) -> RwLockReadGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn exclusive_gate(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn tree(&self, table: Table) -> &sled::Tree {
@@ -136,10 +228,11 @@ impl SledStore {
 }
 
 /// Refuses directories that hold something other than a sled database, before sled
-/// writes its files into them.
-fn check_directory(path: &Path) -> Result<(), StorageError> {
+/// writes its files into them. Returns whether the directory is new (created now, or
+/// empty): only then may a store without a format marker be initialised.
+fn check_directory(path: &Path) -> Result<bool, StorageError> {
     if !path.exists() {
-        return std::fs::create_dir_all(path).map_err(|e| {
+        return std::fs::create_dir_all(path).map(|()| true).map_err(|e| {
             StorageError::io(format!("creating data directory {}", path.display()), e)
         });
     }
@@ -159,11 +252,23 @@ fn check_directory(path: &Path) -> Result<(), StorageError> {
             path.display()
         )));
     }
-    Ok(())
+    Ok(empty)
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StorageError {
     let text = e.to_string();
+    if let sled::Error::Io(io) = e
+        && !text.contains("lock")
+    {
+        // The disk refused (full, read-only, a file-size limit): not a damaged store.
+        return StorageError::io(
+            format!(
+                "opening the store in {} (check free space, permissions and limits)",
+                path.display()
+            ),
+            io,
+        );
+    }
     if text.contains("lock") {
         StorageError::Foreign(format!(
             "the data directory {} is in use by another process (sled: {text}); stop the \
@@ -179,7 +284,7 @@ fn open_error(path: &Path, e: sled::Error) -> StorageError {
     }
 }
 
-fn check_format(db: &sled::Db, path: &Path) -> Result<(), StorageError> {
+fn check_format(db: &sled::Db, path: &Path, fresh: bool) -> Result<(), StorageError> {
     let meta = db
         .open_tree("meta")
         .map_err(sled_err("opening tree meta"))?;
@@ -219,6 +324,18 @@ fn check_format(db: &sled::Db, path: &Path) -> Result<(), StorageError> {
                     path.display()
                 )));
             }
+            if !fresh {
+                // sled reads a database whose files were damaged as an empty one; serving
+                // that would silently drop every tenant.
+                return Err(StorageError::Foreign(format!(
+                    "{} holds database files but no readable permetrix store: the files are \
+                     corrupt or were not written by permetrix. Restore a backup \
+                     (permetrix restore) or pass a different --data-dir; if the directory \
+                     is left over from a first start that was interrupted, it holds no data \
+                     and may be deleted",
+                    path.display()
+                )));
+            }
             let marker = FormatRecord {
                 magic: MAGIC.into(),
                 layout: LAYOUT,
@@ -229,6 +346,49 @@ fn check_format(db: &sled::Db, path: &Path) -> Result<(), StorageError> {
             db.flush().map_err(sled_err("flushing the format marker"))?;
             Ok(())
         }
+    }
+}
+
+/// The key and value (`None` = remove) a tenant mutation writes.
+fn record_of(tenant: &TenantId, m: &TenantMutation) -> (Vec<u8>, Option<Vec<u8>>) {
+    match m {
+        TenantMutation::PutPackage(p) => (
+            keys::key(tenant, keys::PACKAGE, p.product_id.as_bytes()),
+            Some(codec::encode(p)),
+        ),
+        TenantMutation::PutLease(l) => (
+            keys::key(tenant, keys::LEASE, l.id.as_bytes()),
+            Some(codec::encode(l)),
+        ),
+        TenantMutation::DeleteLease(id) => (keys::key(tenant, keys::LEASE, id.as_bytes()), None),
+        TenantMutation::AppendCharge(c) => (keys::charge(tenant, c.seq), Some(codec::encode(c))),
+        TenantMutation::PutSettings(s) => (
+            keys::key(tenant, keys::SETTINGS, b""),
+            Some(codec::encode(s)),
+        ),
+        TenantMutation::PutRestriction(r) => (
+            keys::key(tenant, keys::RESTRICTION, r.product_id.as_bytes()),
+            Some(codec::encode(r)),
+        ),
+        TenantMutation::PutSpend(s) => (
+            keys::spend(tenant, &s.product_id, s.month),
+            Some(codec::encode(s)),
+        ),
+        TenantMutation::PutIdempotency(r) => (
+            keys::idempotency(tenant, r.operation, &r.key),
+            Some(codec::encode(r)),
+        ),
+        TenantMutation::DeleteIdempotency { operation, key } => {
+            (keys::idempotency(tenant, *operation, key), None)
+        }
+        TenantMutation::AppendUsage(u) => (
+            keys::usage(tenant, &u.product_id, u.at, u.seq),
+            Some(codec::encode(u)),
+        ),
+        TenantMutation::PutMoreRequest(r) => (
+            keys::key(tenant, keys::REQUEST, r.id.as_bytes()),
+            Some(codec::encode(r)),
+        ),
     }
 }
 
@@ -243,8 +403,11 @@ impl Store for SledStore {
             .map(|(_, v)| codec::decode(&v))
             .transpose()?;
         let leases: Vec<LeaseRecord> = self.decode_range(keys::kind_prefix(tenant, keys::LEASE))?;
+        let packages: Vec<PackageRecord> =
+            self.decode_range(keys::kind_prefix(tenant, keys::PACKAGE))?;
+        let usage_head = self.usage_head(tenant, &packages)?;
         Ok(TenantRecords {
-            packages: self.decode_range(keys::kind_prefix(tenant, keys::PACKAGE))?,
+            packages,
             leases,
             settings: self
                 .decode_range(keys::kind_prefix(tenant, keys::SETTINGS))?
@@ -252,6 +415,8 @@ impl Store for SledStore {
             restrictions: self.decode_range(keys::kind_prefix(tenant, keys::RESTRICTION))?,
             spend: self.decode_range(keys::kind_prefix(tenant, keys::SPEND))?,
             ledger_head,
+            idempotency: self.decode_range(keys::kind_prefix(tenant, keys::IDEMPOTENCY))?,
+            usage_head,
         })
     }
 
@@ -260,39 +425,31 @@ impl Store for SledStore {
         tenant: &TenantId,
         mutations: &[TenantMutation],
     ) -> Result<Durable, StorageError> {
-        let mut batch = sled::Batch::default();
-        for m in mutations {
-            match m {
-                TenantMutation::PutPackage(p) => batch.insert(
-                    keys::key(tenant, keys::PACKAGE, p.product_id.as_bytes()),
-                    codec::encode(p),
-                ),
-                TenantMutation::PutLease(l) => batch.insert(
-                    keys::key(tenant, keys::LEASE, l.id.as_bytes()),
-                    codec::encode(l),
-                ),
-                TenantMutation::DeleteLease(id) => {
-                    batch.remove(keys::key(tenant, keys::LEASE, id.as_bytes()))
-                }
-                TenantMutation::AppendCharge(c) => {
-                    batch.insert(keys::charge(tenant, c.seq), codec::encode(c))
-                }
-                TenantMutation::PutSettings(s) => {
-                    batch.insert(keys::key(tenant, keys::SETTINGS, b""), codec::encode(s))
-                }
-                TenantMutation::PutRestriction(r) => batch.insert(
-                    keys::key(tenant, keys::RESTRICTION, r.product_id.as_bytes()),
-                    codec::encode(r),
-                ),
-                TenantMutation::PutSpend(s) => batch.insert(
-                    keys::spend(tenant, &s.product_id, s.month),
-                    codec::encode(s),
-                ),
+        let _gate = self.write_gate();
+        let context = || format!("writing state of tenant {tenant}");
+        if let [single] = mutations {
+            // One record needs no batch. sled's `apply_batch` pins the log and rolls its
+            // IO buffer before and after (a log write on sled's IO threads each time) so
+            // that recovery sees the batch whole; a single insert or remove is atomic by
+            // itself. Plain borrows and returns are single records: this halves their
+            // CPU cost (BENCHMARKS.md, "apply_batch").
+            match record_of(tenant, single) {
+                (key, Some(value)) => self.tenant_state.insert(key, value).map(drop),
+                (key, None) => self.tenant_state.remove(key).map(drop),
             }
+            .map_err(sled_err(context()))?;
+        } else {
+            let mut batch = sled::Batch::default();
+            for m in mutations {
+                match record_of(tenant, m) {
+                    (key, Some(value)) => batch.insert(key, value),
+                    (key, None) => batch.remove(key),
+                }
+            }
+            self.tenant_state
+                .apply_batch(batch)
+                .map_err(sled_err(context()))?;
         }
-        self.tenant_state
-            .apply_batch(batch)
-            .map_err(sled_err(format!("writing state of tenant {tenant}")))?;
         self.commit.register()
     }
 
@@ -301,7 +458,7 @@ impl Store for SledStore {
         tenant: &TenantId,
         after_seq: u64,
         limit: usize,
-    ) -> Result<Vec<crate::records::ChargeRecord>, StorageError> {
+    ) -> Result<Vec<ChargeRecord>, StorageError> {
         let start = keys::charge(tenant, after_seq.saturating_add(1));
         let end = keys::kind_prefix(tenant, keys::CHARGE + 1);
         self.tenant_state
@@ -312,6 +469,62 @@ impl Store for SledStore {
                 Ok(codec::decode(&v)?)
             })
             .collect()
+    }
+
+    fn usage_events(
+        &self,
+        tenant: &TenantId,
+        product_id: &str,
+        start: (Timestamp, u64),
+        end: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>, StorageError> {
+        let from = keys::usage(tenant, product_id, start.0, start.1);
+        let until = keys::usage(tenant, product_id, end, 0);
+        if from >= until {
+            return Ok(Vec::new());
+        }
+        self.tenant_state
+            .range(from..until)
+            .take(limit)
+            .map(|item| {
+                let (_, v) = item.map_err(sled_err(format!("reading the usage of {tenant}")))?;
+                Ok(codec::decode(&v)?)
+            })
+            .collect()
+    }
+
+    fn usage_before(
+        &self,
+        tenant: &TenantId,
+        product_id: &str,
+        before: Timestamp,
+    ) -> Result<Option<UsageRecord>, StorageError> {
+        let from = keys::usage_prefix(tenant, product_id);
+        let until = keys::usage(tenant, product_id, before, 0);
+        self.tenant_state
+            .range(from..until)
+            .next_back()
+            .transpose()
+            .map_err(sled_err(format!("reading the usage of {tenant}")))?
+            .map(|(_, v)| codec::decode(&v).map_err(StorageError::from))
+            .transpose()
+    }
+
+    fn more_requests(&self, tenant: &TenantId) -> Result<Vec<MoreRequestRecord>, StorageError> {
+        self.decode_range(keys::kind_prefix(tenant, keys::REQUEST))
+    }
+
+    fn more_request(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<MoreRequestRecord>, StorageError> {
+        self.tenant_state
+            .get(keys::key(tenant, keys::REQUEST, id.as_bytes()))
+            .map_err(sled_err(format!("reading request {id} of {tenant}")))?
+            .map(|v| codec::decode(&v).map_err(StorageError::from))
+            .transpose()
     }
 
     fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -339,6 +552,7 @@ impl Store for SledStore {
     fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError> {
         use sled::Transactional;
         use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let _gate = self.write_gate();
         let trees: Vec<&sled::Tree> = self.platform.iter().collect();
         let result = trees.as_slice().transaction(|txs| {
             for op in &ops {
@@ -380,7 +594,21 @@ impl Store for SledStore {
 
     fn shutdown(&self) -> Result<(), StorageError> {
         self.commit.shutdown()?;
+        self.checkpoint()?;
         self.db.flush().map_err(sled_err("final flush")).map(|_| ())
+    }
+
+    fn available(&self) -> Result<(), StorageError> {
+        if self.has_failed() {
+            return Err(StorageError::Unavailable(
+                "a flush of the database failed; restart permetrix once the disk is healthy".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn export(&self, out: &mut crate::snapshot::SnapshotWriter<'_>) -> Result<u64, StorageError> {
+        self.export_trees(out)
     }
 }
 
@@ -459,6 +687,154 @@ mod tests {
         assert_eq!(store.load_tenant(&acme2).unwrap().leases.len(), 1);
     }
 
+    fn usage(seq: u64, product: &str, at_ms: i64, in_use: u32) -> UsageRecord {
+        UsageRecord {
+            seq,
+            at: Timestamp::from_millis(at_ms),
+            product_id: product.into(),
+            kind: UsageKind::Borrow,
+            borrow_id: BorrowId::random(),
+            user: "dev1".into(),
+            is_overage: false,
+            amount: Money::ZERO,
+            in_use,
+        }
+    }
+
+    fn package(product: &str) -> PackageRecord {
+        PackageRecord {
+            package_id: format!("pkg-{product}"),
+            vendor_id: "v".into(),
+            product_id: product.into(),
+            product_name: product.into(),
+            total: 1,
+            commit_qty: 1,
+            max_overage: 0,
+            commit_price: Money::ZERO,
+            overage_price: Money::ZERO,
+            crm_opportunity_id: None,
+            valid_from: None,
+            valid_until: None,
+            status: PackageStatus::Active,
+            created_at: Timestamp::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn usage_history_reads_by_pool_and_time_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = TenantId::parse("acme").unwrap();
+        let events = [
+            usage(1, "ecu", 1_000, 1),
+            usage(2, "ecu-2", 1_000, 1),
+            usage(3, "ecu", 2_000, 2),
+            usage(4, "ecu", 2_000, 1),
+            usage(5, "ecu", 3_000, 0),
+        ];
+        {
+            let store = open(dir.path());
+            let mut muts: Vec<_> = events
+                .iter()
+                .cloned()
+                .map(TenantMutation::AppendUsage)
+                .collect();
+            muts.push(TenantMutation::PutPackage(package("ecu")));
+            muts.push(TenantMutation::PutPackage(package("ecu-2")));
+            store.append(&acme, &muts).unwrap().wait().await.unwrap();
+            store.shutdown().unwrap();
+        }
+        let store = open(dir.path());
+        let seqs = |v: Vec<UsageRecord>| v.iter().map(|u| u.seq).collect::<Vec<_>>();
+        let t = Timestamp::from_millis;
+        // [2000, 3000): both events of 2000, in sequence order; not the other pool's.
+        let window = store.usage_events(&acme, "ecu", (t(2_000), 0), t(3_000), 10);
+        assert_eq!(seqs(window.unwrap()), vec![3, 4]);
+        // Paging resumes after the last event returned.
+        let page = store.usage_events(&acme, "ecu", (t(0), 0), t(10_000), 2);
+        assert_eq!(seqs(page.unwrap()), vec![1, 3]);
+        let rest = store.usage_events(&acme, "ecu", (t(2_000), 4), t(10_000), 10);
+        assert_eq!(seqs(rest.unwrap()), vec![4, 5]);
+        let before = store.usage_before(&acme, "ecu", t(2_000)).unwrap();
+        assert_eq!(before.map(|u| u.seq), Some(1));
+        assert!(
+            store
+                .usage_before(&acme, "ecu", t(1_000))
+                .unwrap()
+                .is_none()
+        );
+        let head = store.load_tenant(&acme).unwrap().usage_head;
+        assert_eq!(head.map(|u| u.seq), Some(5));
+    }
+
+    #[tokio::test]
+    async fn requests_for_more_seats_are_stored_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let acme = TenantId::parse("acme").unwrap();
+        let mut request = MoreRequestRecord {
+            id: "acme.01".into(),
+            product_id: "ecu".into(),
+            product_name: "ECU".into(),
+            package_id: "pkg-ecu".into(),
+            vendor_id: "v".into(),
+            requested_total: Some(30),
+            requested_overage: None,
+            message: Some("release crunch".into()),
+            limits_before: (20, 5, 15),
+            created_at: Timestamp::from_secs(1),
+            status: RequestStatus::Pending,
+            decided_at: None,
+            decision_note: None,
+            applied: None,
+        };
+        let put = |r: &MoreRequestRecord| [TenantMutation::PutMoreRequest(r.clone())];
+        store
+            .append(&acme, &put(&request))
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        request.status = RequestStatus::Approved;
+        store
+            .append(&acme, &put(&request))
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(store.more_requests(&acme).unwrap(), vec![request.clone()]);
+        assert_eq!(store.more_request(&acme, "acme.01").unwrap(), Some(request));
+        assert!(store.more_request(&acme, "acme.02").unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn single_and_batched_appends_both_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = TenantId::parse("acme").unwrap();
+        let (a, b, c) = (lease("ecu"), lease("ecu"), lease("ecu"));
+        {
+            let store = open(dir.path());
+            // Single records take the plain insert/remove path...
+            for m in [
+                TenantMutation::PutLease(a.clone()),
+                TenantMutation::PutLease(b.clone()),
+                TenantMutation::DeleteLease(a.id),
+            ] {
+                store.append(&acme, &[m]).unwrap().wait().await.unwrap();
+            }
+            // ...several take one atomic batch.
+            let muts = [
+                TenantMutation::AppendCharge(charge(1)),
+                TenantMutation::PutLease(c.clone()),
+                TenantMutation::DeleteLease(b.id),
+            ];
+            store.append(&acme, &muts).unwrap().wait().await.unwrap();
+            store.shutdown().unwrap();
+        }
+        let loaded = open(dir.path()).load_tenant(&acme).unwrap();
+        assert_eq!(loaded.leases, vec![c]);
+        assert_eq!(loaded.ledger_head.map(|h| h.seq), Some(1));
+    }
+
     #[tokio::test]
     async fn platform_insert_refuses_existing_keys_atomically() {
         let dir = tempfile::tempdir().unwrap();
@@ -497,6 +873,41 @@ mod tests {
         let err = SledStore::open(SledConfig::new(dir.path())).err().unwrap();
         assert!(
             err.to_string().contains("holds no permetrix store"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_database_that_lost_a_completed_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            assert_eq!(store.checkpoint().unwrap(), 1);
+            store.shutdown().unwrap();
+        }
+        // A clean shutdown checkpoints; reopening is fine.
+        let store = open(dir.path());
+        assert_eq!(store.checkpoint().unwrap(), 3);
+        drop(store);
+        // The database now claims less than was completed: as if its tail were lost.
+        std::fs::write(dir.path().join(checkpoint::FILE), "7\n").unwrap();
+        let err = SledStore::open(SledConfig::new(dir.path())).err().unwrap();
+        assert!(
+            err.to_string().contains("lost writes that were durable"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join(checkpoint::FILE)).unwrap();
+        open(dir.path());
+    }
+
+    #[test]
+    fn refuses_database_files_without_a_readable_marker() {
+        // What sled makes of damaged files: a database with nothing in it.
+        let dir = tempfile::tempdir().unwrap();
+        drop(sled::Config::new().path(dir.path()).open().unwrap());
+        let err = SledStore::open(SledConfig::new(dir.path())).err().unwrap();
+        assert!(
+            err.to_string().contains("no readable permetrix store"),
             "{err}"
         );
     }

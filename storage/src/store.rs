@@ -1,8 +1,10 @@
 use crate::codec::{self, Record};
 use crate::records::{
-    ChargeRecord, LeaseRecord, PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord,
+    ChargeRecord, IdempotencyRecord, IdempotentOperation, LeaseRecord, MoreRequestRecord,
+    PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord, UsageRecord,
 };
-use crate::{BorrowId, Durability, Durable, StorageError, TenantId};
+use crate::snapshot::SnapshotWriter;
+use crate::{BorrowId, Durability, Durable, StorageError, TenantId, Timestamp};
 
 /// The storage backend. Everything above `storage` talks to this trait, never to sled,
 /// so that a replicated backend (one owner per tenant, fenced by an epoch) can replace
@@ -28,6 +30,36 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<ChargeRecord>, StorageError>;
 
+    /// Reads one pool's usage history in time order: events at or after `start`
+    /// (`(at, seq)`, inclusive) and before `end`, at most `limit`. Page on by passing
+    /// `(last.at, last.seq + 1)`.
+    fn usage_events(
+        &self,
+        tenant: &TenantId,
+        product_id: &str,
+        start: (Timestamp, u64),
+        end: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>, StorageError>;
+
+    /// The last usage event of one pool before `before` (what was in use then).
+    fn usage_before(
+        &self,
+        tenant: &TenantId,
+        product_id: &str,
+        before: Timestamp,
+    ) -> Result<Option<UsageRecord>, StorageError>;
+
+    /// A tenant's requests for more seats, in id order.
+    fn more_requests(&self, tenant: &TenantId) -> Result<Vec<MoreRequestRecord>, StorageError>;
+
+    /// One request for more seats.
+    fn more_request(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<MoreRequestRecord>, StorageError>;
+
     /// Reads one platform record.
     fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
 
@@ -48,6 +80,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and syncs everything written so far and stops accepting writes.
     fn shutdown(&self) -> Result<(), StorageError>;
+
+    /// Whether the store serves reads and writes now. A backend that hit an I/O error
+    /// answers [`StorageError::Unavailable`] here (and to every call) until it has
+    /// recovered.
+    fn available(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Changes whenever the backend was reopened after a failure. State loaded under an
+    /// older incarnation may hold writes that never became durable: reload it.
+    fn incarnation(&self) -> u64 {
+        0
+    }
+
+    /// Writes a consistent snapshot of everything stored (no write is half in it; every
+    /// write in it is durable) as store entries of `out`; returns the number of entries.
+    fn export(&self, out: &mut SnapshotWriter<'_>) -> Result<u64, StorageError> {
+        let _ = out;
+        Err(StorageError::Unavailable(
+            "this storage backend cannot write snapshots; use its own backup tools".into(),
+        ))
+    }
 }
 
 /// A platform table (one sled tree each).
@@ -193,6 +247,19 @@ pub enum TenantMutation {
     PutRestriction(RestrictionRecord),
     /// Replace one pool's spend counter for one month.
     PutSpend(SpendRecord),
+    /// Remember an idempotency key and its outcome.
+    PutIdempotency(IdempotencyRecord),
+    /// Forget an idempotency key (older than its retention).
+    DeleteIdempotency {
+        /// Operation the key was used on.
+        operation: IdempotentOperation,
+        /// The key.
+        key: String,
+    },
+    /// Append an event to the usage history (never overwrites: `(at, seq)` is new).
+    AppendUsage(UsageRecord),
+    /// Create or replace a request for more seats.
+    PutMoreRequest(MoreRequestRecord),
 }
 
 /// Everything stored for one tenant, as loaded at activation.
@@ -210,4 +277,8 @@ pub struct TenantRecords {
     pub spend: Vec<SpendRecord>,
     /// The last charge in the ledger, to continue the hash chain.
     pub ledger_head: Option<ChargeRecord>,
+    /// Remembered idempotency keys.
+    pub idempotency: Vec<IdempotencyRecord>,
+    /// The latest usage event (highest `seq`), to continue the usage history.
+    pub usage_head: Option<UsageRecord>,
 }

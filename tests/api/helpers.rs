@@ -86,6 +86,33 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
     }
 }
 
+/// Spawns the app with a tweaked configuration and also returns its shared state, for
+/// tests that reach the actors directly (e.g. to send `ExpireDue` after moving a
+/// manual clock).
+pub async fn spawn_with_state(
+    tweak: impl FnOnce(&mut ServeConfig),
+) -> (TestApp, actix_web::web::Data<permetrix::state::AppState>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let admin_token = config.admin_token.clone().unwrap();
+    let app = Application::build(config).await.expect("server builds");
+    let addr = app.addr();
+    let handle = app.handle();
+    let state = app.state();
+    actix_rt::spawn(async move {
+        let _ = app.run_until_stopped().await;
+    });
+    let test_app = TestApp {
+        addr,
+        admin_token,
+        client: client(),
+        dir: Some(dir),
+        handle: Some(handle),
+    };
+    (test_app, state)
+}
+
 fn client() -> awc::Client {
     awc::Client::builder()
         .timeout(Duration::from_secs(30))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::cookie::Cookie;
 use actix_web::web;
-use permetrix::server::{Application, ServeConfig, ServerClock};
+use permetrix::server::{Application, ClockSource, ServeConfig};
 use permetrix::signature;
 use permetrix::state::AppState;
 use permetrix_actors::ManualClock;
@@ -39,7 +39,7 @@ pub async fn spawn_secure_with(tweak: impl FnOnce(&mut ServeConfig)) -> SecureAp
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::now());
     let mut config = test_config(dir.path());
-    config.clock = ServerClock(Arc::new(clock.clone()));
+    config.clock = Some(ClockSource(Arc::new(clock.clone())));
     tweak(&mut config);
     let admin_token = config.admin_token.clone().unwrap();
     let application = Application::build(config).await.expect("server builds");

@@ -1,4 +1,4 @@
-use permetrix_storage::Money;
+use permetrix_storage::{Money, Timestamp};
 use thiserror::Error;
 
 /// A rule said no. Each variant maps to one HTTP status and error code at the edge.
@@ -92,4 +92,48 @@ pub enum DomainError {
     /// The request is well-formed but violates a rule of the domain.
     #[error("{0}")]
     Invalid(String),
+    /// The borrow id names a lease that expired (no heartbeat or return in time); its
+    /// seat was freed.
+    #[error(
+        "this borrow's lease expired at {} and its seat was freed; heartbeat more often than the lease length, and borrow again",
+        super::rfc3339(*expired_at)
+    )]
+    LeaseExpired {
+        /// When the lease expired.
+        expired_at: Timestamp,
+    },
+    /// An `Idempotency-Key` was used before with a different request.
+    #[error(
+        "this Idempotency-Key was already used with a different request; use a fresh key for a new request"
+    )]
+    IdempotencyKeyReused,
+    /// No package with this id was provisioned by the caller.
+    #[error("you have no package with id '{0}'; GET /api/vendor/customers lists your packages")]
+    UnknownPackage(String),
+    /// The package was revoked: it cannot change any more.
+    #[error(
+        "package '{0}' is revoked and cannot be changed; provision the product again to replace it"
+    )]
+    PackageRevoked(String),
+    /// No request for more seats has this id (for this vendor).
+    #[error("no request for more seats has id '{0}'; GET /api/vendor/requests lists them")]
+    UnknownRequest(String),
+    /// The request was answered already.
+    #[error("request '{id}' was already {status}; a new request can be filed")]
+    RequestDecided {
+        /// Request id.
+        id: String,
+        /// `approved` or `rejected`.
+        status: &'static str,
+    },
+    /// A request for the same package is waiting for the vendor.
+    #[error(
+        "a request for more seats of '{tool}' is already waiting for the vendor (id '{id}'); wait for its answer"
+    )]
+    RequestPending {
+        /// Tool name.
+        tool: String,
+        /// The pending request.
+        id: String,
+    },
 }

@@ -1,12 +1,16 @@
 use std::collections::HashMap;
 
 use permetrix_storage::records::{
-    ChargeRecord, LeaseRecord, PackageRecord, SettingsRecord, SignaturePolicy,
+    ChargeRecord, LeaseRecord, PackageRecord, SettingsRecord, SignaturePolicy, UsageKind,
 };
-use permetrix_storage::{BorrowId, TenantId, TenantMutation, TenantRecords, Timestamp};
+use permetrix_storage::{BorrowId, Money, TenantId, TenantMutation, TenantRecords, Timestamp};
 
+use super::expiry::{ExpiredLeases, ExpiryIndex};
+use super::idempotency::IdempotencyIndex;
 use super::ledger::LedgerHead;
 use super::pool::Pool;
+use super::queue::WaitQueues;
+use super::usage::UsageHead;
 use super::views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals};
 use super::{DEFAULT_LEASE_SECONDS, DomainError, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
 
@@ -127,6 +131,16 @@ pub struct TenantState {
     pub(super) pools: Vec<Pool>,
     pub(super) leases: HashMap<BorrowId, LeaseRecord>,
     pub(super) ledger: LedgerHead,
+    /// Active leases by expiry (kept in step with `leases`).
+    pub(super) expiry: ExpiryIndex,
+    /// Recently expired leases (memory only).
+    pub(super) expired: ExpiredLeases,
+    /// Borrows waiting for a seat, per pool (memory only: a waiter is an open request).
+    pub(super) queue: WaitQueues,
+    /// Remembered idempotency keys.
+    pub(super) keys: IdempotencyIndex,
+    /// End of the usage history (the history itself stays in storage).
+    pub(super) usage: UsageHead,
 }
 
 impl TenantState {
@@ -138,6 +152,11 @@ impl TenantState {
             pools: Vec::new(),
             leases: HashMap::new(),
             ledger: LedgerHead::default(),
+            expiry: ExpiryIndex::default(),
+            expired: ExpiredLeases::default(),
+            queue: WaitQueues::default(),
+            keys: IdempotencyIndex::default(),
+            usage: UsageHead::default(),
         }
     }
 
@@ -165,15 +184,22 @@ impl TenantState {
             if let Some(pool) = state.pool_by_id_mut(&lease.product_id) {
                 pool.take_seat(&lease.user);
             }
+            state.expiry.insert(lease.lease_expires_at, lease.id);
             state.leases.insert(lease.id, lease);
+        }
+        for record in records.idempotency {
+            state.keys.insert(record);
         }
         if let Some(head) = records.ledger_head {
             state.ledger = LedgerHead::after(&head);
         }
+        if let Some(head) = records.usage_head {
+            state.usage = UsageHead::after(&head);
+        }
         state
     }
 
-    fn sort_pools(&mut self) {
+    pub(super) fn sort_pools(&mut self) {
         self.pools
             .sort_by(|a, b| a.package.product_name.cmp(&b.package.product_name));
     }
@@ -217,6 +243,11 @@ impl TenantState {
     /// The head of the charge ledger.
     pub fn ledger_head(&self) -> LedgerHead {
         self.ledger
+    }
+
+    /// The head of the usage history.
+    pub fn usage_head(&self) -> UsageHead {
+        self.usage
     }
 
     /// Checks whether `req` could be granted now, without changing anything.
@@ -303,6 +334,18 @@ impl TenantState {
         pool.take_seat(&req.user);
         let view = lease_view(pool, &lease);
         let mut effects = Effects::default();
+        let amount = if is_overage {
+            pool.package.overage_price
+        } else {
+            Money::ZERO
+        };
+        effects.mutations.push(self.usage.record(
+            UsageKind::Borrow,
+            &lease,
+            pool.borrowed,
+            amount,
+            now,
+        ));
         let mut charge = None;
         if is_overage {
             let amount = pool.package.overage_price;
@@ -329,6 +372,7 @@ impl TenantState {
         effects
             .events
             .push(event(TenantEventKind::Borrow, &view, now));
+        self.expiry.insert(lease.lease_expires_at, lease.id);
         self.leases.insert(lease.id, lease);
         Ok((
             Grant {
@@ -355,16 +399,24 @@ impl TenantState {
         kind: TenantEventKind,
         now: Timestamp,
     ) -> Result<(LeaseView, Effects), DomainError> {
-        let lease = self.leases.remove(&id).ok_or(DomainError::UnknownBorrow)?;
-        let view = match self.pool_by_id_mut(&lease.product_id) {
+        let lease = self.leases.remove(&id).ok_or_else(|| self.gone(&id))?;
+        self.expiry.remove(lease.lease_expires_at, id);
+        let (view, in_use) = match self.pool_by_id_mut(&lease.product_id) {
             Some(pool) => {
                 pool.free_seat(&lease.user);
-                lease_view(pool, &lease)
+                (lease_view(pool, &lease), pool.borrowed)
             }
-            None => lease_view_orphan(&lease),
+            None => (lease_view_orphan(&lease), 0),
         };
+        let usage_kind = match kind {
+            TenantEventKind::Expire => UsageKind::Expire,
+            _ => UsageKind::Return,
+        };
+        let usage = self
+            .usage
+            .record(usage_kind, &lease, in_use, Money::ZERO, now);
         let effects = Effects {
-            mutations: vec![TenantMutation::DeleteLease(id)],
+            mutations: vec![TenantMutation::DeleteLease(id), usage],
             events: vec![event(kind, &view, now)],
         };
         Ok((view, effects))
@@ -376,11 +428,16 @@ impl TenantState {
         id: BorrowId,
         now: Timestamp,
     ) -> Result<(LeaseView, Effects), DomainError> {
-        let lease = self.leases.get_mut(&id).ok_or(DomainError::UnknownBorrow)?;
+        let Some(lease) = self.leases.get_mut(&id) else {
+            return Err(self.gone(&id));
+        };
+        let before = lease.lease_expires_at;
         lease.lease_expires_at = now.plus(std::time::Duration::from_secs(u64::from(
             lease.lease_seconds,
         )));
         let lease = lease.clone();
+        self.expiry.remove(before, id);
+        self.expiry.insert(lease.lease_expires_at, id);
         let view = match self
             .pools
             .iter()
@@ -398,39 +455,20 @@ impl TenantState {
         ))
     }
 
-    /// Frees every lease whose expiry is at or before `now`.
-    pub fn expire(&mut self, now: Timestamp) -> Effects {
-        let due: Vec<BorrowId> = self
-            .leases
-            .values()
-            .filter(|l| l.lease_expires_at <= now)
-            .map(|l| l.id)
-            .collect();
-        let mut effects = Effects::default();
-        for id in due {
-            if let Ok((_, e)) = self.release(id, TenantEventKind::Expire, now) {
-                effects.mutations.extend(e.mutations);
-                effects.events.extend(e.events);
-            }
-        }
-        effects
-    }
-
-    /// The earliest lease expiry, if any lease is active.
-    pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.leases.values().map(|l| l.lease_expires_at).min()
-    }
-
     /// Status of one pool, or of all pools (sorted by tool name).
     pub fn status(
         &self,
         tool: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<ToolStatus>, DomainError> {
-        match tool {
-            Some(t) => Ok(vec![tool_status(self.pool(t)?, now)]),
-            None => Ok(self.pools.iter().map(|p| tool_status(p, now)).collect()),
+        let mut all = match tool {
+            Some(t) => vec![tool_status(self.pool(t)?, now)],
+            None => self.pools.iter().map(|p| tool_status(p, now)).collect(),
+        };
+        for s in &mut all {
+            s.waiting = self.queue.waiting(&s.product_id);
         }
+        Ok(all)
     }
 
     /// Active borrows, newest first, optionally of one user.
@@ -468,6 +506,9 @@ impl TenantState {
             return Err(DomainError::Invalid(
                 "product_id and product_name must not be empty".into(),
             ));
+        }
+        if let Some(replaced) = self.reprovision_revoked(&p) {
+            return Ok(replaced);
         }
         if let Some(existing) = self
             .pools
@@ -517,7 +558,10 @@ impl TenantState {
 
     /// Live counts for fan-out queries.
     pub fn snapshot(&self, now: Timestamp) -> TenantSnapshot {
-        let tools: Vec<ToolStatus> = self.pools.iter().map(|p| tool_status(p, now)).collect();
+        let mut tools: Vec<ToolStatus> = self.pools.iter().map(|p| tool_status(p, now)).collect();
+        for s in &mut tools {
+            s.waiting = self.queue.waiting(&s.product_id);
+        }
         let usage = tools
             .iter()
             .fold(UsageTotals::default(), |acc, t| UsageTotals {

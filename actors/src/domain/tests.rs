@@ -4,9 +4,9 @@ use permetrix_storage::records::{PackageRecord, PackageStatus, RestrictionRecord
 use permetrix_storage::{Money, TenantId, TenantMutation, TenantRecords, Timestamp};
 use proptest::prelude::*;
 
-const NOW: Timestamp = Timestamp::from_secs(1_795_749_205); // 2026-11-27
+pub(super) const NOW: Timestamp = Timestamp::from_secs(1_795_749_205); // 2026-11-27
 
-fn package(product: &str, commit: u32, overage: u32, price_cents: i64) -> PackageRecord {
+pub(super) fn package(product: &str, commit: u32, overage: u32, price_cents: i64) -> PackageRecord {
     PackageRecord {
         package_id: format!("pkg-{product}"),
         vendor_id: "vector".into(),
@@ -25,7 +25,7 @@ fn package(product: &str, commit: u32, overage: u32, price_cents: i64) -> Packag
     }
 }
 
-fn tenant_with(commit: u32, overage: u32) -> TenantState {
+pub(super) fn tenant_with(commit: u32, overage: u32) -> TenantState {
     let mut t = TenantState::new(TenantId::parse("acme").unwrap());
     t.provision(ProvisionRequest {
         package: package("ecu", commit, overage, 50_000),
@@ -34,7 +34,7 @@ fn tenant_with(commit: u32, overage: u32) -> TenantState {
     t
 }
 
-fn req(user: &str) -> BorrowRequest {
+pub(super) fn req(user: &str) -> BorrowRequest {
     BorrowRequest {
         tool: "ecu".into(),
         user: user.into(),
@@ -118,7 +118,10 @@ fn charges_stay_after_return_and_returned_seats_are_reusable() {
     assert_eq!(returned.lease.tool, "ecu tool");
     assert!(matches!(
         effects.mutations[..],
-        [TenantMutation::DeleteLease(_)]
+        [
+            TenantMutation::DeleteLease(_),
+            TenantMutation::AppendUsage(_)
+        ]
     ));
     let (again, _) = t.borrow(&req("u"), NOW).unwrap();
     assert_eq!(again.charge.unwrap().seq, 2);
@@ -291,7 +294,7 @@ fn lease_length_is_range_checked() {
 }
 
 /// Replays the mutations a state emitted into records, as the store would.
-fn replay(records: &mut TenantRecords, effects: &Effects) {
+pub(super) fn replay(records: &mut TenantRecords, effects: &Effects) {
     for m in &effects.mutations {
         match m {
             TenantMutation::PutPackage(p) => records.packages.push(p.clone()),
@@ -314,6 +317,17 @@ fn replay(records: &mut TenantRecords, effects: &Effects) {
                     .retain(|x| !(x.product_id == s.product_id && x.month == s.month));
                 records.spend.push(s.clone());
             }
+            TenantMutation::PutIdempotency(r) => {
+                records
+                    .idempotency
+                    .retain(|x| !(x.operation == r.operation && x.key == r.key));
+                records.idempotency.push(r.clone());
+            }
+            TenantMutation::DeleteIdempotency { operation, key } => records
+                .idempotency
+                .retain(|x| !(x.operation == *operation && x.key == *key)),
+            TenantMutation::AppendUsage(u) => records.usage_head = Some(u.clone()),
+            TenantMutation::PutMoreRequest(_) => {}
         }
     }
 }
@@ -379,5 +393,6 @@ proptest! {
         prop_assert_eq!(rebuilt.status(None, NOW).unwrap(), t.status(None, NOW).unwrap());
         prop_assert_eq!(rebuilt.borrows(None), t.borrows(None));
         prop_assert_eq!(rebuilt.ledger_head(), t.ledger_head());
+        prop_assert_eq!(rebuilt.usage_head(), t.usage_head());
     }
 }

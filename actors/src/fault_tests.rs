@@ -1,0 +1,217 @@
+//! Actor-level tests of storage faults: a failed write is not acknowledged and leaves no
+//! trace in memory; a reopened store makes every actor reload.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use permetrix_storage::records::{
+    ChargeRecord, Lifecycle, MoreRequestRecord, PackageRecord, PackageStatus, TenantRecord,
+    UsageRecord,
+};
+use permetrix_storage::{
+    Durability, Durable, Money, Platform, PlatformOp, SledConfig, SledStore, StorageError, Store,
+    Table, TenantId, TenantMutation, TenantRecords, Timestamp,
+};
+
+use crate::domain::{BorrowRequest, ProvisionRequest};
+use crate::messages::{Borrow, Provision, Status};
+use crate::metrics::NoMetrics;
+use crate::{Registry, RegistryConfig, SystemClock, TenantError};
+
+/// A store whose writes can be made to fail and whose incarnation can be moved on.
+struct Flaky {
+    inner: SledStore,
+    fail_writes: AtomicBool,
+    incarnation: AtomicU64,
+}
+
+impl Flaky {
+    fn refuse(&self) -> Result<(), StorageError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            Err(StorageError::Unavailable("injected write failure".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Store for Flaky {
+    fn load_tenant(&self, tenant: &TenantId) -> Result<TenantRecords, StorageError> {
+        self.inner.load_tenant(tenant)
+    }
+    fn append(&self, tenant: &TenantId, m: &[TenantMutation]) -> Result<Durable, StorageError> {
+        self.refuse()?;
+        self.inner.append(tenant, m)
+    }
+    fn charges(&self, t: &TenantId, a: u64, l: usize) -> Result<Vec<ChargeRecord>, StorageError> {
+        self.inner.charges(t, a, l)
+    }
+    fn usage_events(
+        &self,
+        t: &TenantId,
+        product: &str,
+        start: (Timestamp, u64),
+        end: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>, StorageError> {
+        self.inner.usage_events(t, product, start, end, limit)
+    }
+    fn usage_before(
+        &self,
+        t: &TenantId,
+        product: &str,
+        before: Timestamp,
+    ) -> Result<Option<UsageRecord>, StorageError> {
+        self.inner.usage_before(t, product, before)
+    }
+    fn more_requests(&self, t: &TenantId) -> Result<Vec<MoreRequestRecord>, StorageError> {
+        self.inner.more_requests(t)
+    }
+    fn more_request(
+        &self,
+        t: &TenantId,
+        id: &str,
+    ) -> Result<Option<MoreRequestRecord>, StorageError> {
+        self.inner.more_request(t, id)
+    }
+    fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.platform_get(table, key)
+    }
+    fn platform_scan(&self, t: Table, p: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.inner.platform_scan(t, p)
+    }
+    fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError> {
+        self.refuse()?;
+        self.inner.platform_apply(ops)
+    }
+    fn durability(&self) -> Durability {
+        self.inner.durability()
+    }
+    fn shutdown(&self) -> Result<(), StorageError> {
+        self.inner.shutdown()
+    }
+    fn incarnation(&self) -> u64 {
+        self.incarnation.load(Ordering::SeqCst)
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<Flaky>,
+    registry: Registry,
+    tenant: TenantId,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Flaky {
+        inner: SledStore::open(SledConfig::new(dir.path())).unwrap(),
+        fail_writes: AtomicBool::new(false),
+        incarnation: AtomicU64::new(0),
+    });
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let registry = Registry::start(
+        Arc::clone(&dyn_store),
+        Arc::new(SystemClock),
+        Arc::new(NoMetrics),
+        RegistryConfig {
+            arbiters: 1,
+            mailbox_capacity: 16,
+            retry_after: Duration::from_secs(1),
+        },
+    );
+    let tenant = TenantId::parse("acme").unwrap();
+    let record = TenantRecord {
+        tenant_id: "acme".into(),
+        vendor_id: "vector".into(),
+        company_name: "acme".into(),
+        domain: None,
+        crm_id: None,
+        created_at: Timestamp::now(),
+        lifecycle: Lifecycle::Active,
+    };
+    Platform::new(dyn_store)
+        .write(vec![PlatformOp::insert(Table::Tenants, "acme", &record)])
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let package = PackageRecord {
+        package_id: "pkg".into(),
+        vendor_id: "vector".into(),
+        product_id: "ecu".into(),
+        product_name: "ECU".into(),
+        total: 5,
+        commit_qty: 2,
+        max_overage: 3,
+        commit_price: Money::ZERO,
+        overage_price: Money::from_cents(100),
+        crm_opportunity_id: None,
+        valid_from: None,
+        valid_until: None,
+        status: PackageStatus::Active,
+        created_at: Timestamp::now(),
+    };
+    registry
+        .send(&tenant, Provision(ProvisionRequest { package }))
+        .await
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        store,
+        registry,
+        tenant,
+    }
+}
+
+fn borrow(user: &str) -> Borrow {
+    Borrow(BorrowRequest {
+        tool: "ECU".into(),
+        user: user.into(),
+        lease_seconds: None,
+    })
+}
+
+async fn borrowed(f: &Fixture) -> u32 {
+    f.registry.send(&f.tenant, Status(None)).await.unwrap()[0].borrowed
+}
+
+#[actix_rt::test]
+async fn a_failed_write_is_not_acknowledged_and_leaves_no_trace_in_memory() {
+    let f = fixture().await;
+    f.registry.send(&f.tenant, borrow("a")).await.unwrap();
+    f.store.fail_writes.store(true, Ordering::SeqCst);
+    let err = f.registry.send(&f.tenant, borrow("b")).await.unwrap_err();
+    assert!(matches!(err, TenantError::Storage(_)), "{err:?}");
+    // The refused borrow took a seat in memory before the write failed; the actor
+    // reloaded and the seat is free again.
+    assert_eq!(borrowed(&f).await, 1);
+    f.store.fail_writes.store(false, Ordering::SeqCst);
+    f.registry.send(&f.tenant, borrow("c")).await.unwrap();
+    assert_eq!(borrowed(&f).await, 2);
+    assert_eq!(f.store.load_tenant(&f.tenant).unwrap().leases.len(), 2);
+    f.registry.shutdown();
+}
+
+#[actix_rt::test]
+async fn a_reopened_store_makes_the_actor_reload() {
+    let f = fixture().await;
+    let first = f.registry.send(&f.tenant, borrow("a")).await.unwrap();
+    f.registry.send(&f.tenant, borrow("b")).await.unwrap();
+    // The store changes behind the actor's back (as a reopen that lost a write would).
+    f.store
+        .inner
+        .append(&f.tenant, &[TenantMutation::DeleteLease(first.lease.id)])
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(
+        borrowed(&f).await,
+        2,
+        "memory is not re-read without a reason"
+    );
+    f.store.incarnation.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(borrowed(&f).await, 1);
+    f.registry.shutdown();
+}

@@ -1,0 +1,227 @@
+//! Borrows that may wait in the queue, idempotent borrows and returns, and the queue
+//! listing.
+use std::time::Duration;
+
+use permetrix_storage::BorrowId;
+use permetrix_storage::records::IdempotentOutcome;
+use tokio::sync::oneshot;
+
+use super::{Reply, TenantCx, TenantMessage, denial_code};
+use crate::TenantError;
+use crate::domain::{
+    BorrowRequest, DomainError, Grant, IdempotencyKey, IdempotencyTicket, LeaseView, QueueEntry,
+    WaiterId,
+};
+
+/// Borrow a seat; if none is free and `wait` is not zero, wait in the pool's FIFO
+/// queue for up to `wait`. With a key, a retry returns the original grant (or takes
+/// over the original request's place in the queue) instead of taking a second seat.
+#[derive(Debug)]
+pub struct BorrowOrQueue {
+    /// What to borrow.
+    pub req: BorrowRequest,
+    /// How long to wait for a seat (zero: answer at once).
+    pub wait: Duration,
+    /// The request's `Idempotency-Key`.
+    pub key: Option<IdempotencyKey>,
+}
+
+/// The answer to [`BorrowOrQueue`].
+#[derive(Debug)]
+pub enum BorrowOutcome {
+    /// A seat was granted now (and is durable).
+    Granted(Grant),
+    /// The key was used before: the original grant, as it was then.
+    Replayed(LeaseView),
+    /// Queued: await [`QueuedBorrow::granted`].
+    Queued(QueuedBorrow),
+}
+
+/// A borrow waiting in the queue. Dropping it (the HTTP client went away) removes the
+/// waiter: it is skipped and never granted.
+#[derive(Debug)]
+pub struct QueuedBorrow {
+    /// The waiter.
+    pub waiter: WaiterId,
+    /// Position when queued, from 1.
+    pub position: usize,
+    rx: oneshot::Receiver<Result<Grant, TenantError>>,
+}
+
+impl QueuedBorrow {
+    /// Waits for the outcome: a durable grant, or the refusal that made it queue once
+    /// the wait runs out.
+    pub async fn granted(self) -> Result<Grant, TenantError> {
+        self.rx.await.unwrap_or(Err(TenantError::Unavailable(
+            "it restarted while the borrow was queued",
+        )))
+    }
+}
+
+fn replayed(outcome: IdempotentOutcome) -> Result<LeaseView, DomainError> {
+    match outcome {
+        IdempotentOutcome::Borrowed {
+            id,
+            tool,
+            user,
+            borrowed_at,
+            lease_expires_at,
+            is_overage,
+        } => Ok(LeaseView {
+            id,
+            tool,
+            user,
+            borrowed_at,
+            lease_expires_at,
+            is_overage,
+        }),
+        IdempotentOutcome::Returned { .. } => Err(DomainError::IdempotencyKeyReused),
+    }
+}
+
+impl TenantMessage for BorrowOrQueue {
+    type Reply = BorrowOutcome;
+    const KIND: &'static str = "borrow";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<BorrowOutcome> {
+        let now = cx.now;
+        let ticket = self.key.map(|k| IdempotencyTicket::borrow(k, &self.req));
+        if let Some(t) = &ticket {
+            match cx.state.idempotent_outcome(t, now) {
+                Err(e) => return Reply::ready(Err(e.into())),
+                Ok(Some(outcome)) => {
+                    return Reply::ready(
+                        replayed(outcome)
+                            .map(BorrowOutcome::Replayed)
+                            .map_err(Into::into),
+                    );
+                }
+                Ok(None) => {}
+            }
+            match cx.state.waiter_with_key(t) {
+                Err(e) => return Reply::ready(Err(e.into())),
+                Ok(Some(queued)) => {
+                    // A retry of a borrow that is still queued (its first connection
+                    // may be dead): it takes over the place in the queue.
+                    let (tx, rx) = oneshot::channel();
+                    if let Some(old) = cx.waiters.insert(queued.id, tx) {
+                        let _ = old.send(Err(TenantError::Unavailable(
+                            "a retry with the same Idempotency-Key took over this request",
+                        )));
+                    }
+                    cx.state.rewait(queued.id, self.wait, now);
+                    return Reply::ready(Ok(BorrowOutcome::Queued(QueuedBorrow {
+                        waiter: queued.id,
+                        position: queued.position,
+                        rx,
+                    })));
+                }
+                Ok(None) => {}
+            }
+        }
+        match cx.state.borrow_idempotent(&self.req, ticket.as_ref(), now) {
+            Ok((grant, effects)) => cx.commit(effects, BorrowOutcome::Granted(grant)),
+            Err(refusal) => {
+                match cx
+                    .state
+                    .enqueue(self.req.clone(), refusal, self.wait, ticket, now)
+                {
+                    Ok(queued) => {
+                        let (tx, rx) = oneshot::channel();
+                        cx.waiters.insert(queued.id, tx);
+                        Reply::ready(Ok(BorrowOutcome::Queued(QueuedBorrow {
+                            waiter: queued.id,
+                            position: queued.position,
+                            rx,
+                        })))
+                    }
+                    Err(e) => {
+                        cx.publish(cx.state.denied_event(&self.req, denial_code(&e), now));
+                        Reply::ready(Err(e.into()))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Return a seat; with a key, a retry answers the original outcome.
+#[derive(Debug)]
+pub struct ReturnIdempotent {
+    /// The borrow.
+    pub id: BorrowId,
+    /// The request's `Idempotency-Key`.
+    pub key: Option<IdempotencyKey>,
+}
+
+/// The answer to [`ReturnIdempotent`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReturnOutcome {
+    /// Tool of the returned seat.
+    pub tool: String,
+    /// Whether this is the remembered outcome of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+impl TenantMessage for ReturnIdempotent {
+    type Reply = ReturnOutcome;
+    const KIND: &'static str = "return";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<ReturnOutcome> {
+        let now = cx.now;
+        let ticket = self.key.map(|k| IdempotencyTicket::return_of(k, self.id));
+        if let Some(t) = &ticket {
+            match cx.state.idempotent_outcome(t, now) {
+                Err(e) => return Reply::ready(Err(e.into())),
+                Ok(Some(IdempotentOutcome::Returned { tool, .. })) => {
+                    return Reply::ready(Ok(ReturnOutcome {
+                        tool,
+                        replayed: true,
+                    }));
+                }
+                Ok(Some(IdempotentOutcome::Borrowed { .. })) => {
+                    return Reply::ready(Err(DomainError::IdempotencyKeyReused.into()));
+                }
+                Ok(None) => {}
+            }
+        }
+        match cx.state.return_idempotent(self.id, ticket.as_ref(), now) {
+            Ok((returned, effects)) => cx.commit(
+                effects,
+                ReturnOutcome {
+                    tool: returned.lease.tool,
+                    replayed: false,
+                },
+            ),
+            Err(e) => Reply::ready(Err(e.into())),
+        }
+    }
+}
+
+/// The queue of one tool.
+#[derive(Debug)]
+pub struct QueueOf(pub String);
+
+/// A queue listing.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct QueueListing {
+    /// Tool (product) name.
+    pub tool: String,
+    /// Waiters (live ones only).
+    pub waiting: usize,
+    /// Head first.
+    pub queue: Vec<QueueEntry>,
+}
+
+impl TenantMessage for QueueOf {
+    type Reply = QueueListing;
+    const KIND: &'static str = "queue";
+    fn handle(self, cx: &mut TenantCx<'_>) -> Reply<QueueListing> {
+        cx.state
+            .queue_of(&self.0)
+            .map(|(tool, queue)| QueueListing {
+                tool,
+                waiting: queue.len(),
+                queue,
+            })
+            .into()
+    }
+}

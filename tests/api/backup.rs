@@ -1,0 +1,321 @@
+//! Backups: `permetrix backup` takes a consistent snapshot of a live server's store
+//! (while a client keeps borrowing and returning), `permetrix restore` brings it back
+//! into a new directory, and a server started there serves exactly the snapshot, with
+//! working credentials (server.key travels with it). Damaged backups and non-empty
+//! targets are refused; a stopped store is backed up directly.
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Instant;
+
+use permetrix_actors::domain::{LedgerHead, verify_chain};
+use permetrix_storage::{SledConfig, SledStore, Store, TenantId};
+use serde_json::json;
+
+use crate::crash_harness::{Proc, run_cli};
+use crate::helpers::*;
+
+const TOKEN: &str = "backup-test-operator-token";
+
+fn cli_ok(args: &[&str]) -> String {
+    let out = run_cli(args);
+    assert!(
+        out.status.success(),
+        "permetrix {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn cli_err(args: &[&str]) -> String {
+    let out = run_cli(args);
+    assert!(!out.status.success(), "permetrix {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// One acknowledged operation of the background client.
+struct Op {
+    borrow: bool,
+    id: String,
+    sent: Instant,
+    acked: Instant,
+}
+
+/// Leases of acme in a stopped store, after checking its ledger and charges.
+fn stored_leases(dir: &Path) -> HashSet<String> {
+    let store = SledStore::open(SledConfig::new(dir)).unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let leases = store.load_tenant(&acme).unwrap().leases;
+    let charges = store.charges(&acme, 0, usize::MAX).unwrap();
+    verify_chain(&acme, LedgerHead::default(), &charges).expect("the restored ledger verifies");
+    let charged: HashSet<String> = charges.iter().map(|c| c.borrow_id.to_string()).collect();
+    for l in leases.iter().filter(|l| l.is_overage) {
+        assert!(
+            charged.contains(&l.id.to_string()),
+            "overage lease {} without its charge",
+            l.id
+        );
+    }
+    store.shutdown().unwrap();
+    leases.iter().map(|l| l.id.to_string()).collect()
+}
+
+#[actix_web::test]
+async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot() {
+    let work = tempfile::tempdir().unwrap();
+    let live = work.path().join("live");
+    let file = work.path().join("permetrix.backup");
+    let proc = Proc::start(&live, TOKEN, &[]);
+    let app = proc.app(TOKEN);
+    let acme = bootstrap(&app, "vector", "acme", &ECU).await;
+    let mut held = Vec::new();
+    for i in 0..7 {
+        let b = app
+            .call(
+                "POST",
+                &acme.host,
+                "/licenses/borrow",
+                Some(&acme.admin_key),
+                Some(borrow_body(ECU.id, &format!("u{i}"))),
+            )
+            .await
+            .expect(200);
+        held.push(b["id"].as_str().unwrap().to_owned());
+    }
+    app.call(
+        "POST",
+        &acme.host,
+        "/licenses/return",
+        None,
+        Some(json!({"id": held.remove(0)})),
+    )
+    .await
+    .expect(200);
+
+    // A client borrows and returns (overage seats, with charges) throughout the backup.
+    let ops = Rc::new(RefCell::new(Vec::<Op>::new()));
+    let stop = Rc::new(RefCell::new(false));
+    let writer = {
+        let (ops, stop) = (Rc::clone(&ops), Rc::clone(&stop));
+        let client = RemoteApp::new(proc.addr, TOKEN);
+        let (host, key) = (acme.host.clone(), acme.admin_key.clone());
+        actix_rt::spawn(async move {
+            while !*stop.borrow() {
+                let sent = Instant::now();
+                let b = client
+                    .call(
+                        "POST",
+                        &host,
+                        "/licenses/borrow",
+                        Some(&key),
+                        Some(borrow_body(ECU.id, "busy")),
+                    )
+                    .await
+                    .expect(200);
+                let id = b["id"].as_str().unwrap().to_owned();
+                ops.borrow_mut().push(Op {
+                    borrow: true,
+                    id: id.clone(),
+                    sent,
+                    acked: Instant::now(),
+                });
+                let sent = Instant::now();
+                client
+                    .call(
+                        "POST",
+                        &host,
+                        "/licenses/return",
+                        None,
+                        Some(json!({"id": id})),
+                    )
+                    .await
+                    .expect(200);
+                ops.borrow_mut().push(Op {
+                    borrow: false,
+                    id,
+                    sent,
+                    acked: Instant::now(),
+                });
+            }
+        })
+    };
+    let started = Instant::now();
+    let args: Vec<String> = [
+        "backup",
+        "--data-dir",
+        live.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = actix_rt::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli_ok(&args)
+    })
+    .await
+    .unwrap();
+    let ended = Instant::now();
+    *stop.borrow_mut() = true;
+    writer.await.unwrap();
+    assert!(out.contains("of the running server"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the backup holds server.key: owner only");
+    let busy_ops = ops.borrow().len();
+    assert!(busy_ops > 0);
+
+    // Written after the backup: must not come back.
+    let after = app
+        .call(
+            "POST",
+            &acme.host,
+            "/licenses/borrow",
+            Some(&acme.admin_key),
+            Some(borrow_body(ECU.id, "after")),
+        )
+        .await
+        .expect(200);
+    proc.kill9();
+
+    // Restore; never over an existing store; never from a damaged file.
+    let restored = work.path().join("restored");
+    let out = cli_ok(&[
+        "restore",
+        "--from",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(out.contains("1 file(s)"), "{out}");
+    let err = cli_err(&[
+        "restore",
+        "--from",
+        file.to_str().unwrap(),
+        "--data-dir",
+        live.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not empty"), "{err}");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let damaged = work.path().join("damaged.backup");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let target = work.path().join("never");
+    let err = cli_err(&[
+        "restore",
+        "--from",
+        damaged.to_str().unwrap(),
+        "--data-dir",
+        target.to_str().unwrap(),
+    ]);
+    assert!(err.contains("corrupt"), "{err}");
+    assert!(!target.join("db").exists());
+    std::fs::write(&damaged, &bytes[..middle]).unwrap();
+    let err = cli_err(&[
+        "restore",
+        "--from",
+        damaged.to_str().unwrap(),
+        "--data-dir",
+        target.to_str().unwrap(),
+    ]);
+    assert!(err.contains("cut short"), "{err}");
+
+    // The snapshot is a moment between the backup's start and end: everything
+    // acknowledged before it started, nothing begun after it ended, and whole writes
+    // only (each overage lease with its charge, an intact ledger: `stored_leases`).
+    let leases = stored_leases(&restored);
+    for id in &held {
+        assert!(
+            leases.contains(id),
+            "borrow {id} acknowledged before the backup is missing"
+        );
+    }
+    assert!(!leases.contains(after["id"].as_str().unwrap()));
+    for op in ops.borrow().iter() {
+        let returned_before_start = ops
+            .borrow()
+            .iter()
+            .any(|r| !r.borrow && r.id == op.id && r.acked < started);
+        if op.borrow && op.acked < started && !returned_before_start {
+            let return_sent = ops
+                .borrow()
+                .iter()
+                .find(|r| !r.borrow && r.id == op.id)
+                .map(|r| r.sent);
+            if return_sent.is_none_or(|s| s > ended) {
+                assert!(
+                    leases.contains(&op.id),
+                    "{} acknowledged before the backup",
+                    op.id
+                );
+            }
+        }
+        if (op.borrow && op.sent > ended) || (!op.borrow && op.acked < started) {
+            assert!(
+                !leases.contains(&op.id),
+                "{} is not of the snapshot's moment",
+                op.id
+            );
+        }
+    }
+
+    // A server on the restored directory serves the snapshot with the old credentials.
+    let proc = Proc::start(&restored, TOKEN, &[]);
+    let app = proc.app(TOKEN);
+    let listed = app
+        .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
+        .await
+        .expect(200);
+    let listed: HashSet<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, leases);
+    app.call(
+        "GET",
+        "vendor.localhost",
+        "/api/vendor/customers",
+        Some(&acme.vendor_key),
+        None,
+    )
+    .await
+    .expect(200);
+    app.call(
+        "POST",
+        &acme.host,
+        "/licenses/borrow",
+        Some(&acme.admin_key),
+        Some(borrow_body(ECU.id, "restored")),
+    )
+    .await
+    .expect(200);
+    proc.kill9();
+
+    // The killed server left its socket file behind; the stopped store is backed up
+    // directly.
+    let offline = work.path().join("offline.backup");
+    let out = cli_ok(&[
+        "backup",
+        "--data-dir",
+        restored.to_str().unwrap(),
+        "--out",
+        offline.to_str().unwrap(),
+    ]);
+    assert!(out.contains("of the stopped store"), "{out}");
+    let again = work.path().join("again");
+    cli_ok(&[
+        "restore",
+        "--from",
+        offline.to_str().unwrap(),
+        "--data-dir",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(stored_leases(&again).len(), leases.len() + 1);
+    println!("live backup taken while {busy_ops} operations were acknowledged around it");
+}

@@ -1,0 +1,108 @@
+//! Helpers for the commercial-model suites (budget, ledger, usage, requests).
+#![allow(dead_code)]
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Borrows a seat; the raw reply.
+pub async fn try_borrow(app: &TestApp, t: &Tenant, tool: &str, user: &str) -> Reply {
+    app.call(
+        "POST",
+        &t.host,
+        "/licenses/borrow",
+        Some(&t.admin_key),
+        Some(borrow_body(tool, user)),
+    )
+    .await
+}
+
+/// Borrows a seat that must be granted; its reply.
+pub async fn borrow(app: &TestApp, t: &Tenant, tool: &str, user: &str) -> Value {
+    try_borrow(app, t, tool, user).await.expect(200)
+}
+
+/// Borrows a seat that must be granted; its id.
+pub async fn borrow_id(app: &TestApp, t: &Tenant, tool: &str, user: &str) -> String {
+    borrow(app, t, tool, user).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Returns a seat (must succeed).
+pub async fn give_back(app: &TestApp, t: &Tenant, id: &str) {
+    app.call(
+        "POST",
+        &t.host,
+        "/licenses/return",
+        None,
+        Some(json!({ "id": id })),
+    )
+    .await
+    .expect(200);
+}
+
+/// A tenant-host GET with the admin key.
+pub async fn get(app: &TestApp, t: &Tenant, path: &str) -> Reply {
+    app.call("GET", &t.host, path, Some(&t.admin_key), None)
+        .await
+}
+
+/// A tenant-host PUT with the admin key.
+pub async fn put(app: &TestApp, t: &Tenant, path: &str, body: Value) -> Reply {
+    app.call("PUT", &t.host, path, Some(&t.admin_key), Some(body))
+        .await
+}
+
+/// A vendor-host call with the tenant's vendor key.
+pub async fn vendor(
+    app: &TestApp,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    app.call(method, "vendor.localhost", path, Some(key), body)
+        .await
+}
+
+/// The package id of `product_id` at tenant `t`, as the vendor sees it.
+pub async fn package_id(app: &TestApp, t: &Tenant, product_id: &str) -> String {
+    let customers = vendor(app, &t.vendor_key, "GET", "/api/vendor/customers", None)
+        .await
+        .expect(200);
+    customers["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["tenant_id"] == t.id.as_str())
+        .flat_map(|c| c["packages"].as_array().unwrap().iter())
+        .find(|p| p["product_id"] == product_id)
+        .and_then(|p| p["package_id"].as_str())
+        .expect("package listed")
+        .to_owned()
+}
+
+/// The `/config/budget` line of one tool.
+pub async fn budget_of(app: &TestApp, t: &Tenant, product_id: &str) -> Value {
+    let budget = get(app, t, "/config/budget").await.expect(200);
+    budget["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["product_id"] == product_id)
+        .cloned()
+        .expect("tool in the budget")
+}
+
+/// The status of one tool.
+pub async fn status_of(app: &TestApp, t: &Tenant, product_id: &str) -> Value {
+    get(app, t, &format!("/licenses/{product_id}/status"))
+        .await
+        .expect(200)
+}
+
+/// A vendor with one tenant of `tool`, like `bootstrap`, for tests needing two vendors.
+pub async fn second_vendor(app: &TestApp, vendor_id: &str, tenant: &str, tool: &Tool) -> Tenant {
+    bootstrap(app, vendor_id, tenant, tool).await
+}

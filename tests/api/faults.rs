@@ -1,0 +1,224 @@
+//! Fault isolation over HTTP, with faults injected through the test-only
+//! `fault-injection` routes: a tenant actor that panics is restarted with its stored
+//! state (the request that hit the fault gets 503, the queued ones are served by the
+//! restarted actor), a stuck tenant's full mailbox answers 503 + Retry-After, and other
+//! tenants are served meanwhile. Restarts and refusals are counted.
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// The operator's view of one tenant's actor.
+async fn actor(app: &TestApp, tenant: &str) -> Value {
+    let all = app
+        .call(
+            "GET",
+            "localhost",
+            "/api/admin/actors",
+            Some(&app.admin_token),
+            None,
+        )
+        .await
+        .expect(200);
+    all["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tenant"] == tenant)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Polls (bounded) until `field` of the tenant's actor figures reaches `want`.
+async fn until_actor(app: &TestApp, tenant: &str, field: &str, want: u64) {
+    for _ in 0..2_000 {
+        if actor(app, tenant).await[field].as_u64() == Some(want) {
+            return;
+        }
+        actix_rt::task::yield_now().await;
+    }
+    panic!(
+        "{tenant}: {field} never reached {want}: {}",
+        actor(app, tenant).await
+    );
+}
+
+async fn borrowed(app: &TestApp, t: &Tenant) -> u64 {
+    let s = app
+        .call(
+            "GET",
+            &t.host,
+            &format!("/licenses/{}/status", ECU.id),
+            Some(&t.admin_key),
+            None,
+        )
+        .await
+        .expect(200);
+    s["borrowed"].as_u64().unwrap()
+}
+
+fn borrow_req(
+    app: &TestApp,
+    t: &Tenant,
+    user: &str,
+) -> impl std::future::Future<Output = Reply> + 'static {
+    let app = TestApp::new(app.addr, &app.admin_token);
+    let (host, key) = (t.host.clone(), t.admin_key.clone());
+    let body = borrow_body(ECU.id, user);
+    async move {
+        app.call("POST", &host, "/licenses/borrow", Some(&key), Some(body))
+            .await
+    }
+}
+
+#[actix_web::test]
+async fn a_panicking_actor_restarts_with_stored_state_and_queued_requests_are_served() {
+    let app = spawn_app().await;
+    let acme = bootstrap(&app, "vector", "acme", &ECU).await;
+    let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
+    borrow_req(&app, &acme, "before").await.expect(200);
+    borrow_req(&app, &globex, "other").await.expect(200);
+
+    // Stall acme, then queue three borrows, the fault, and one more borrow, in order.
+    app.call(
+        "POST",
+        &acme.host,
+        "/_faults/stall",
+        Some(&acme.admin_key),
+        None,
+    )
+    .await
+    .expect(200);
+    let mut queued = Vec::new();
+    for (depth, user) in [(1, "q1"), (2, "q2"), (3, "q3")] {
+        queued.push(actix_rt::spawn(borrow_req(&app, &acme, user)));
+        until_actor(&app, "acme", "mailbox_depth", depth).await;
+    }
+    let fault = {
+        let app = TestApp::new(app.addr, &app.admin_token);
+        let (host, key) = (acme.host.clone(), acme.admin_key.clone());
+        actix_rt::spawn(async move {
+            app.call("POST", &host, "/_faults/panic", Some(&key), None)
+                .await
+        })
+    };
+    until_actor(&app, "acme", "mailbox_depth", 4).await;
+    queued.push(actix_rt::spawn(borrow_req(&app, &acme, "q4")));
+    until_actor(&app, "acme", "mailbox_depth", 5).await;
+
+    // Another tenant is served while acme is stuck.
+    borrow_req(&app, &globex, "meanwhile").await.expect(200);
+
+    app.call(
+        "POST",
+        &acme.host,
+        "/_faults/release",
+        Some(&acme.admin_key),
+        None,
+    )
+    .await
+    .expect(200);
+    let fault = fault.await.unwrap();
+    assert_eq!(fault.status.as_u16(), 503, "{}", fault.body);
+    assert_eq!(fault.code(), "tenant_unavailable");
+    assert!(fault.headers.contains_key("retry-after"));
+    for q in queued {
+        q.await.unwrap().expect(200);
+    }
+
+    // The phantom borrow the panicking handler made in memory is gone; the durable ones
+    // (before, q1..q3, q4) are all there.
+    assert_eq!(borrowed(&app, &acme).await, 5);
+    assert_eq!(borrowed(&app, &globex).await, 2);
+    let a = actor(&app, "acme").await;
+    assert_eq!(a["restarts"], 1, "{a}");
+    assert_eq!(actor(&app, "globex").await["restarts"], 0);
+
+    // A second fault, with nothing queued: 503 again, counted again, state intact.
+    let r = app
+        .call(
+            "POST",
+            &acme.host,
+            "/_faults/panic",
+            Some(&acme.admin_key),
+            None,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 503);
+    assert_eq!(borrowed(&app, &acme).await, 5);
+    let all = app
+        .call(
+            "GET",
+            "localhost",
+            "/api/admin/actors",
+            Some(&app.admin_token),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(all["restarts_total"], 2, "{all}");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_full_mailbox_answers_503_with_retry_after_while_other_tenants_are_served() {
+    const CAPACITY: u64 = 4;
+    const FLOOD: u64 = 40;
+    let app = spawn_with(|c| c.mailbox_capacity = CAPACITY as usize).await;
+    let acme = bootstrap(&app, "vector", "acme", &ECU).await;
+    let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
+
+    app.call(
+        "POST",
+        &acme.host,
+        "/_faults/stall",
+        Some(&acme.admin_key),
+        None,
+    )
+    .await
+    .expect(200);
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|i| actix_rt::spawn(borrow_req(&app, &acme, &format!("f{i}"))))
+        .collect();
+    // Everything beyond the capacity is refused at once; the rest waits in the mailbox.
+    until_actor(&app, "acme", "mailbox_rejections", FLOOD - CAPACITY).await;
+    until_actor(&app, "acme", "mailbox_depth", CAPACITY).await;
+
+    // The stuck tenant's flood does not touch the others, nor the server's health.
+    borrow_req(&app, &globex, "other").await.expect(200);
+    app.call("GET", "localhost", "/health", None, None)
+        .await
+        .expect(200);
+
+    app.call(
+        "POST",
+        &acme.host,
+        "/_faults/release",
+        Some(&acme.admin_key),
+        None,
+    )
+    .await
+    .expect(200);
+    let replies: Vec<Reply> = join_all(flood)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let refused: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.status.as_u16() == 503)
+        .collect();
+    let granted = replies.iter().filter(|r| r.status.as_u16() == 200).count() as u64;
+    // 20 seats: the four that waited all get one.
+    assert_eq!(
+        (refused.len() as u64, granted),
+        (FLOOD - CAPACITY, CAPACITY)
+    );
+    for r in refused {
+        assert_eq!(r.code(), "tenant_overloaded");
+        assert_eq!(r.headers.get("retry-after").unwrap(), "1");
+    }
+    assert_eq!(actor(&app, "acme").await["mailbox_depth"], 0);
+    assert_eq!(borrowed(&app, &acme).await, CAPACITY);
+    app.stop().await;
+}

@@ -1,0 +1,146 @@
+//! Start-up on a damaged, foreign or incomplete data directory fails with a message that
+//! says what is wrong and what to do, instead of serving wrong (older, empty) data.
+use std::fs;
+use std::path::Path;
+
+use crate::crash_harness::Proc;
+use crate::helpers::*;
+
+const TOKEN: &str = "startup-fault-operator-token";
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Overwrites `len` bytes of `file` at `at` with a pattern.
+fn scribble(file: &Path, at: usize, len: usize) {
+    let mut bytes = fs::read(file).unwrap();
+    assert!(
+        at + len <= bytes.len(),
+        "{} is only {} bytes",
+        file.display(),
+        bytes.len()
+    );
+    for (i, b) in bytes[at..at + len].iter_mut().enumerate() {
+        *b = 0x5a ^ i as u8;
+    }
+    fs::write(file, bytes).unwrap();
+}
+
+#[actix_web::test]
+async fn damaged_foreign_or_incomplete_data_directories_are_refused_with_a_clear_message() {
+    // A store with a vendor, a tenant and a borrow, stopped cleanly.
+    let base = tempfile::tempdir().unwrap();
+    let proc = Proc::start(base.path(), TOKEN, &[]);
+    let app = proc.app(TOKEN);
+    let acme = bootstrap(&app, "vector", "acme", &ECU).await;
+    app.call(
+        "POST",
+        &acme.host,
+        "/licenses/borrow",
+        Some(&acme.admin_key),
+        Some(borrow_body(ECU.id, "dev")),
+    )
+    .await
+    .expect(200);
+    proc.signal("TERM");
+    let (status, _) = proc.wait_exit();
+    assert!(status.success());
+    let db_len = fs::metadata(base.path().join("db")).unwrap().len() as usize;
+
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Damage, &str)> = vec![
+        (
+            "database overwritten with garbage",
+            Box::new(move |d| scribble(&d.join("db"), 0, db_len)),
+            "no readable permetrix store",
+        ),
+        (
+            "database truncated to half",
+            Box::new(move |d| {
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(d.join("db"))
+                    .unwrap();
+                f.set_len(db_len as u64 / 2).unwrap();
+            }),
+            "lost writes that were durable",
+        ),
+        (
+            "bytes damaged in the middle of the database",
+            Box::new(move |d| scribble(&d.join("db"), db_len / 2, 16)),
+            "lost writes that were durable",
+        ),
+        (
+            "damaged sled configuration",
+            Box::new(|d| fs::write(d.join("conf"), b"not a sled config").unwrap()),
+            "corrupt",
+        ),
+        (
+            "server key missing",
+            Box::new(|d| fs::remove_file(d.join("server.key")).unwrap()),
+            "server.key is missing",
+        ),
+        (
+            "server key damaged",
+            Box::new(|d| fs::write(d.join("server.key"), "garbage").unwrap()),
+            "is not a permetrix server key",
+        ),
+    ];
+    for (what, damage, expected) in &cases {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(base.path(), copy.path());
+        damage(copy.path());
+        match Proc::try_start(copy.path(), TOKEN, &[]) {
+            Ok(p) => {
+                p.kill9();
+                panic!("{what}: the server started");
+            }
+            Err(failure) => {
+                assert!(!failure.status.success(), "{what}");
+                assert!(
+                    failure.stderr.contains(expected),
+                    "{what}: expected {expected:?} in:\n{}",
+                    failure.stderr
+                );
+            }
+        }
+    }
+
+    // A directory that is not a store at all.
+    let foreign = tempfile::tempdir().unwrap();
+    fs::write(foreign.path().join("notes.txt"), "my files").unwrap();
+    let failure = Proc::try_start(foreign.path(), TOKEN, &[])
+        .err()
+        .expect("refused");
+    assert!(
+        failure.stderr.contains("holds no permetrix store"),
+        "{}",
+        failure.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(foreign.path().join("notes.txt")).unwrap(),
+        "my files"
+    );
+
+    // The control: an undamaged copy starts and serves what was stored.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(base.path(), copy.path());
+    let proc = Proc::start(copy.path(), TOKEN, &[]);
+    let borrows = proc
+        .app(TOKEN)
+        .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
+        .await
+        .expect(200);
+    assert_eq!(borrows.as_array().unwrap().len(), 1);
+    proc.kill9();
+}

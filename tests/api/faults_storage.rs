@@ -1,0 +1,175 @@
+//! Storage faults on the real binary: every write fails while its file-size limit is 0
+//! (what a full disk looks like to sled: writes fail, reads work), set and cleared from
+//! outside with prlimit(2), which works as root as well (unlike a read-only directory).
+//!
+//! While the fault lasts, writes answer 503 `storage_unavailable` and are not
+//! acknowledged, nothing is served from memory that is ahead of the disk, and the
+//! process stays up. Once the limit is lifted the store is reopened from disk, the
+//! server serves again, and memory and disk agree: the refused writes are in neither.
+use rustix::process::{Pid, Resource, Rlimit, prlimit};
+use serde_json::json;
+
+use crate::crash_harness::{PATIENCE, Proc};
+use crate::helpers::*;
+
+const TOKEN: &str = "storage-fault-operator-token";
+
+fn file_size_limit(proc: &Proc, limit: Option<u64>) {
+    let pid = Pid::from_raw(proc.pid() as i32).unwrap();
+    prlimit(
+        Some(pid),
+        Resource::Fsize,
+        Rlimit {
+            current: limit,
+            maximum: None,
+        },
+    )
+    .expect("prlimit on the child");
+}
+
+/// Polls `/ready` (bounded) until it answers `status`.
+async fn until_ready_is(app: &RemoteApp, status: u16) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let r = app.call("GET", "localhost", "/ready", None, None).await;
+        if r.status.as_u16() == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/ready never answered {status}: {} {}",
+            r.status,
+            r.body
+        );
+        actix_rt::task::yield_now().await;
+    }
+}
+
+#[actix_web::test]
+async fn failed_writes_are_refused_not_acknowledged_and_the_server_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(dir.path(), Proc::start(dir.path(), TOKEN, &[]), true).await;
+}
+
+/// The same with the log in a regular file, which the fault makes unwritable too: a log
+/// line that cannot be written must not take a thread down with it.
+#[actix_web::test]
+async fn the_server_recovers_when_its_log_file_cannot_be_written_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = tempfile::tempdir().unwrap();
+    let proc = Proc::start_logging_to(dir.path(), TOKEN, &log.path().join("server.log"));
+    scenario(dir.path(), proc, false).await;
+}
+
+/// `logged`: whether log lines written during the fault reach the log.
+async fn scenario(dir: &std::path::Path, proc: Proc, logged: bool) {
+    let app = proc.app(TOKEN);
+    let acme = bootstrap(&app, "vector", "acme", &ECU).await;
+    let kept = app
+        .call(
+            "POST",
+            &acme.host,
+            "/licenses/borrow",
+            Some(&acme.admin_key),
+            Some(borrow_body(ECU.id, "kept")),
+        )
+        .await
+        .expect(200);
+    let kept = kept["id"].as_str().unwrap().to_owned();
+
+    // The disk is "full".
+    file_size_limit(&proc, Some(0));
+    for user in ["w1", "w2", "w3"] {
+        let r = app
+            .call(
+                "POST",
+                &acme.host,
+                "/licenses/borrow",
+                Some(&acme.admin_key),
+                Some(borrow_body(ECU.id, user)),
+            )
+            .await;
+        assert_eq!(
+            r.status.as_u16(),
+            503,
+            "a write during the fault: {}",
+            r.body
+        );
+        assert_eq!(r.code(), "storage_unavailable", "{}", r.body);
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    let r = app
+        .call(
+            "POST",
+            &acme.host,
+            "/licenses/return",
+            None,
+            Some(json!({"id": kept})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 503, "{}", r.body);
+    // Readiness says so; liveness does not (a restart would not help).
+    until_ready_is(&app, 503).await;
+    app.call("GET", "localhost", "/health", None, None)
+        .await
+        .expect(200);
+    if logged {
+        proc.wait_for_log("storage failed");
+    }
+
+    // The fault clears: the store is reopened from disk and the server serves again.
+    file_size_limit(&proc, None);
+    until_ready_is(&app, 200).await;
+    proc.wait_for_log("storage reopened from disk");
+    let listed = app
+        .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
+        .await
+        .expect(200);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![kept.as_str()],
+        "memory holds exactly what is on disk"
+    );
+    let after = app
+        .call(
+            "POST",
+            &acme.host,
+            "/licenses/borrow",
+            Some(&acme.admin_key),
+            Some(borrow_body(ECU.id, "after")),
+        )
+        .await
+        .expect(200);
+    app.call(
+        "POST",
+        &acme.host,
+        "/licenses/return",
+        None,
+        Some(json!({"id": kept})),
+    )
+    .await
+    .expect(200);
+
+    // And the disk agrees after a crash.
+    proc.kill9();
+    let proc = Proc::start(dir, TOKEN, &[]);
+    let app = proc.app(TOKEN);
+    let listed = app
+        .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
+        .await
+        .expect(200);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![after["id"].as_str().unwrap()]);
+    proc.kill9();
+}

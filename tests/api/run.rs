@@ -1,0 +1,268 @@
+//! `permetrix run` end to end: the real binary wraps a command against a real server
+//! process. The jobs signal progress through files (handshakes), never through sleeps
+//! in the test.
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::leases::{BUS, borrow_as, status_of};
+use crate::queue::wait_until;
+
+struct Wrapper {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Wrapper {
+    fn start(server: &ServerProcess, t: &Tenant, extra: &[&str], job: &str) -> Wrapper {
+        let port = server.addr.port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_permetrix"))
+            .arg("run")
+            .args(["--server", &format!("http://{}:{port}", t.host)])
+            .args(["--connect", &server.addr.to_string()])
+            .args(["--tool", "bus", "--user", "ci-agent"])
+            .args(extra)
+            .args(["--", "sh", "-c", job])
+            .env("PERMETRIX_API_KEY", &t.admin_key)
+            .env_remove("PERMETRIX_SIGNING_SECRET")
+            .env_remove("PERMETRIX_VENDOR_ID")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wrapper starts");
+        let (tx, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Wrapper {
+            child,
+            stderr,
+            seen: Vec::new(),
+        }
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Waits (bounded) for the wrapper to exit; returns its status and its stderr.
+    fn finish(mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the wrapper did not exit");
+            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(20)) {
+                self.seen.push(line);
+            }
+        };
+        // The reader thread ends at EOF.
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        (status, self.seen.join("\n"))
+    }
+
+    /// Waits (bounded) for a stderr line containing `text`.
+    fn expect_line(&mut self, text: &str) {
+        if self.seen.iter().any(|l| l.contains(text)) {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(50)) {
+                let hit = line.contains(text);
+                self.seen.push(line);
+                if hit {
+                    return;
+                }
+            }
+        }
+        panic!(
+            "no stderr line with '{text}'; saw:\n{}",
+            self.seen.join("\n")
+        );
+    }
+}
+
+async fn exists(path: &Path) -> bool {
+    path.exists()
+}
+
+async fn setup() -> (ServerProcess, RemoteApp, Tenant, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "run-test-operator-token";
+    let server = ServerProcess::start(&dir.path().join("data"), token, &[]);
+    let app = RemoteApp::new(server.addr, token);
+    let t = bootstrap(&app, "vector", "acme", &BUS).await;
+    (server, app, t, dir)
+}
+
+#[actix_web::test]
+async fn the_seat_is_held_while_the_job_runs_and_its_exit_code_passes_through() {
+    let (server, app, t, dir) = setup().await;
+    let started = dir.path().join("started");
+    let go = dir.path().join("go");
+    let job = format!(
+        "echo running > {s}; while [ ! -f {g} ]; do sleep 0.05; done; exit 3",
+        s = started.display(),
+        g = go.display()
+    );
+    let wrapper = Wrapper::start(&server, &t, &["--lease", "30"], &job);
+    wait_until("the job started", || exists(&started)).await;
+    let s = status_of(&app, &t, "bus").await;
+    assert_eq!(s["borrowed"], 1, "the seat is held while the job runs");
+    let borrows = app
+        .call("GET", &t.host, "/borrows", Some(&t.admin_key), None)
+        .await
+        .expect(200);
+    assert_eq!(borrows[0]["user"], "ci-agent");
+    std::fs::write(&go, "").unwrap();
+    let (status, stderr) = wrapper.finish();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("seat returned"), "{stderr}");
+    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
+    server.kill9();
+}
+
+#[actix_web::test]
+async fn no_seat_exits_75_with_the_reason_and_a_queued_job_runs_when_one_frees() {
+    let (server, app, t, dir) = setup().await;
+    let held = borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
+        .await
+        .expect(200);
+
+    let marker = dir.path().join("never");
+    let job = format!("touch {}", marker.display());
+    let (status, stderr) = Wrapper::start(&server, &t, &[], &job).finish();
+    assert_eq!(status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("no_seats"), "{stderr}");
+    assert!(!marker.exists(), "the command must not run without a seat");
+
+    // Queued: progress on stderr, then the freed seat goes to the wrapper.
+    let ran = dir.path().join("ran");
+    let job = format!("touch {}", ran.display());
+    let mut queued = Wrapper::start(
+        &server,
+        &t,
+        &["--wait", "120", "--progress-seconds", "1"],
+        &job,
+    );
+    queued.expect_line("position 1 of 1");
+    assert!(!ran.exists());
+    app.call(
+        "POST",
+        &t.host,
+        "/licenses/return",
+        None,
+        Some(json!({"id": held["id"]})),
+    )
+    .await
+    .expect(200);
+    let (status, stderr) = queued.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(ran.exists());
+    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
+    server.kill9();
+}
+
+#[actix_web::test]
+async fn an_interrupted_wrapper_forwards_the_signal_and_returns_the_seat() {
+    let (server, app, t, dir) = setup().await;
+
+    // SIGTERM: the job traps it and exits 42; the wrapper exits 42.
+    let started = dir.path().join("term-started");
+    let job = format!(
+        "trap 'exit 42' TERM; echo up > {}; while :; do sleep 0.05; done",
+        started.display()
+    );
+    let wrapper = Wrapper::start(&server, &t, &[], &job);
+    wait_until("the job started", || exists(&started)).await;
+    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 1);
+    wrapper.signal(Signal::SIGTERM);
+    let (status, stderr) = wrapper.finish();
+    assert_eq!(status.code(), Some(42), "{stderr}");
+    assert!(stderr.contains("forwarding SIGTERM"), "{stderr}");
+    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
+
+    // SIGINT: the job dies of it; the wrapper exits 128 + 2.
+    let started = dir.path().join("int-started");
+    let job = format!("echo up > {}; exec sleep 300", started.display());
+    let wrapper = Wrapper::start(&server, &t, &[], &job);
+    wait_until("the job started", || exists(&started)).await;
+    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 1);
+    wrapper.signal(Signal::SIGINT);
+    let (status, stderr) = wrapper.finish();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
+    server.kill9();
+}
+
+#[actix_web::test]
+async fn a_wrapper_interrupted_while_queued_leaves_the_queue() {
+    let (server, app, t, _dir) = setup().await;
+    borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
+        .await
+        .expect(200);
+    let mut queued = Wrapper::start(
+        &server,
+        &t,
+        &["--wait", "120", "--progress-seconds", "1"],
+        "true",
+    );
+    queued.expect_line("position 1 of 1");
+    queued.signal(Signal::SIGINT);
+    let (status, stderr) = queued.finish();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    wait_until("the waiter is gone", || async {
+        status_of(&app, &t, "bus").await["waiting"] == 0
+    })
+    .await;
+    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 1);
+    server.kill9();
+}
+
+#[test]
+fn missing_configuration_is_a_usage_error_that_says_what_to_set() {
+    let out = Command::new(env!("CARGO_BIN_EXE_permetrix"))
+        .args([
+            "run",
+            "--server",
+            "http://acme.localhost:1",
+            "--tool",
+            "bus",
+            "--",
+            "true",
+        ])
+        .env_remove("PERMETRIX_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PERMETRIX_API_KEY"));
+    let out = Command::new(env!("CARGO_BIN_EXE_permetrix"))
+        .args([
+            "run",
+            "--server",
+            "acme.localhost",
+            "--tool",
+            "bus",
+            "--",
+            "true",
+        ])
+        .env("PERMETRIX_API_KEY", "pmx_t_x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http://"));
+}
