@@ -11,7 +11,9 @@
 //! which makes every tenant actor reload its state: whatever never became durable is gone
 //! from memory as well.
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+
+use arc_swap::ArcSwapOption;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -44,8 +46,10 @@ struct Inner {
     /// How to reopen; its observer reports failed flushes back to us.
     config: SledConfig,
     durability: Durability,
-    /// The database in service; `None` while it is being reopened.
-    current: RwLock<Option<Arc<SledStore>>>,
+    /// The database in service; `None` while it is being reopened. An `ArcSwap`, not a
+    /// lock: every store call of every tenant reads it, so it must not be a shared lock
+    /// on the borrow path.
+    current: ArcSwapOption<SledStore>,
     /// Set on the first failure, cleared once a reopened database is in service.
     failed: AtomicBool,
     incarnation: AtomicU64,
@@ -96,7 +100,7 @@ impl ResilientStore {
             Inner {
                 durability: config.durability,
                 config,
-                current: RwLock::new(current),
+                current: ArcSwapOption::new(current),
                 failed: AtomicBool::new(false),
                 incarnation: AtomicU64::new(0),
                 last_error: Mutex::new(String::new()),
@@ -137,9 +141,9 @@ impl ResilientStore {
 impl Inner {
     fn current(&self) -> Result<Arc<SledStore>, StorageError> {
         if !self.failed.load(Ordering::Acquire)
-            && let Some(store) = read(&self.current).as_ref()
+            && let Some(store) = self.current.load_full()
         {
-            return Ok(Arc::clone(store));
+            return Ok(store);
         }
         Err(self.unavailable())
     }
@@ -191,7 +195,7 @@ fn recover(inner: &Inner) {
             }
             continue;
         }
-        let old = write(&inner.current).take();
+        let old = inner.current.swap(None);
         if let Some(old) = old {
             retire(old);
         }
@@ -205,7 +209,7 @@ fn recover(inner: &Inner) {
             attempts += 1;
             match SledStore::open(inner.config.clone()) {
                 Ok(store) => {
-                    *write(&inner.current) = Some(Arc::new(store));
+                    inner.current.store(Some(Arc::new(store)));
                     let incarnation = inner.incarnation.fetch_add(1, Ordering::AcqRel) + 1;
                     inner.failed.store(false, Ordering::Release);
                     tracing::warn!(
@@ -245,14 +249,6 @@ fn retire(old: Arc<SledStore>) {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every value behind these locks is valid after any partial update.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Store for ResilientStore {
@@ -349,7 +345,7 @@ impl Store for ResilientStore {
         if let Some(handle) = handle {
             let _ = handle.join();
         }
-        match read(&self.inner.current).as_ref() {
+        match self.inner.current.load_full() {
             Some(store) => store.shutdown(),
             None => Err(self.inner.unavailable()),
         }

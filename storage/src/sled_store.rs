@@ -1,7 +1,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::codec::{self, Record};
 use crate::group_commit::{GroupCommit, SyncTarget};
@@ -14,8 +14,10 @@ use crate::{Durability, Durable, FlushObserver, StorageError, TenantId, Timestam
 
 mod backup;
 mod checkpoint;
+mod gate;
 
 use checkpoint::Checkpoints;
+use gate::WriteGate;
 
 /// Identifies a permetrix store; checked at every open.
 const MAGIC: &str = "permetrix";
@@ -57,9 +59,10 @@ pub struct SledStore {
     commit: GroupCommit,
     durability: Durability,
     sync: Arc<SledSync>,
-    /// Writers share it; a snapshot takes it exclusively, so that no write is half in
-    /// a snapshot. Held only while a batch is applied, never while waiting for a flush.
-    gate: RwLock<()>,
+    /// Writers share their stripe of it; a snapshot takes it whole, so that no write is
+    /// half in a snapshot. Held only while a batch is applied, never while waiting for
+    /// a flush.
+    gate: WriteGate,
     checkpoints: Checkpoints,
 }
 
@@ -154,7 +157,7 @@ impl SledStore {
             commit,
             durability: config.durability,
             sync,
-            gate: RwLock::new(()),
+            gate: WriteGate::new(),
             checkpoints,
         })
     }
@@ -203,13 +206,12 @@ impl SledStore {
         self.sync.failed.load(Ordering::Acquire)
     }
 
-    fn write_gate(&self) -> RwLockReadGuard<'_, ()> {
-        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
-        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    fn write_gate(&self, key: &[u8]) -> RwLockReadGuard<'_, ()> {
+        self.gate.shared(key)
     }
 
-    fn exclusive_gate(&self) -> RwLockWriteGuard<'_, ()> {
-        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    fn exclusive_gate(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
+        self.gate.exclusive()
     }
 
     fn tree(&self, table: Table) -> &sled::Tree {
@@ -425,7 +427,7 @@ impl Store for SledStore {
         tenant: &TenantId,
         mutations: &[TenantMutation],
     ) -> Result<Durable, StorageError> {
-        let _gate = self.write_gate();
+        let _gate = self.write_gate(tenant.as_str().as_bytes());
         let context = || format!("writing state of tenant {tenant}");
         if let [single] = mutations {
             // One record needs no batch. sled's `apply_batch` pins the log and rolls its
@@ -552,7 +554,8 @@ impl Store for SledStore {
     fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError> {
         use sled::Transactional;
         use sled::transaction::{ConflictableTransactionError, TransactionError};
-        let _gate = self.write_gate();
+        // Platform writes (accounts, keys, provisioning) are rare and off the borrow path.
+        let _gate = self.write_gate(b"\0platform");
         let trees: Vec<&sled::Tree> = self.platform.iter().collect();
         let result = trees.as_slice().transaction(|txs| {
             for op in &ops {
