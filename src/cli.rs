@@ -191,6 +191,13 @@ pub struct ServeArgs {
     /// fly.io), used to throttle failed logins per address; unset: the TCP peer.
     #[arg(long, env = "PERMETRIX_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<HeaderName>,
+    /// Tenants that keep their own `tenant` label in /metrics; beyond that, the least
+    /// recently active tenants are summed into `tenant="_other"`.
+    #[arg(long, env = "PERMETRIX_METRICS_MAX_TENANTS", default_value_t = crate::metrics::DEFAULT_MAX_TENANTS)]
+    pub metrics_max_tenants: usize,
+    /// How long vendor and operator fan-out queries wait for each tenant, in milliseconds.
+    #[arg(long, env = "PERMETRIX_FANOUT_DEADLINE_MS", default_value_t = 2000)]
+    pub fanout_deadline_ms: u64,
 }
 
 impl ServeArgs {
@@ -218,6 +225,8 @@ impl ServeArgs {
         c.sessions.secure = self.secure_cookies;
         c.sessions.client_ip_header = self.client_ip_header.clone();
         c.max_connections = self.max_connections.max(1);
+        c.metrics_max_tenants = self.metrics_max_tenants.max(1);
+        c.fanout_deadline = Duration::from_millis(self.fanout_deadline_ms.max(1));
         c
     }
 }

@@ -149,7 +149,8 @@ impl ApiError {
         ApiError::Internal(e.into())
     }
 
-    fn code(&self) -> &'static str {
+    /// The error code (`error` field of the body; `reason` of borrow failure metrics).
+    pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }

@@ -2,11 +2,13 @@
 mod admin;
 mod auth;
 mod budget;
+mod events;
 mod health;
 mod keys;
 mod ledger;
 mod licenses;
 mod limits;
+mod metrics;
 mod packages;
 mod queue;
 mod reporting;
@@ -45,7 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(usage::configure)
             .configure(requests::configure)
             .configure(users::configure)
-            .configure(auth::configure),
+            .configure(auth::configure)
+            .configure(events::configure),
     )
     .service(
         web::scope("")
@@ -62,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .guard(HostGuard::Main)
             .configure(admin::configure)
             .configure(crate::supervision::configure)
+            .configure(metrics::configure)
             .configure(signing::configure),
     );
 }

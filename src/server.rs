@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context;
-use permetrix_actors::metrics::NoMetrics;
 use permetrix_actors::{Clock, Registry, RegistryConfig, SystemClock};
-use permetrix_storage::{Durability, Platform, ResilientStore, SledConfig, Store};
+use permetrix_storage::records::Lifecycle;
+use permetrix_storage::{Durability, Platform, ResilientStore, SledConfig, Store, TenantId};
 use secrecy::SecretString;
 
 use crate::accounts::FANOUT_DEADLINE;
@@ -26,8 +26,11 @@ use crate::error::ApiError;
 use crate::host::{self, BaseDomains, HostContext};
 use crate::input;
 use crate::limits::{self, Limits};
+use crate::metrics::{DEFAULT_MAX_TENANTS, Metrics};
+use crate::request_log::request_log;
 use crate::routes;
 use crate::secrets::ServerSecrets;
+use crate::shutdown::{self, Shutdown};
 use crate::signature::{self, NonceCache};
 use crate::state::{AppState, SigningKeyCache};
 use crate::supervision::SupervisionStats;
@@ -61,6 +64,11 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Portal sessions: lifetime, `Secure` cookies, client address header.
     pub sessions: SessionConfig,
+    /// Tenants that keep their own `tenant` label in metrics before the least
+    /// recently active are aggregated into `tenant="_other"`.
+    pub metrics_max_tenants: usize,
+    /// How long fan-out queries wait for each tenant.
+    pub fanout_deadline: Duration,
     /// Open connections per HTTP worker beyond which no more are accepted (they wait in
     /// the listen backlog): bounds the memory a connection flood can take.
     pub max_connections: usize,
@@ -97,6 +105,8 @@ impl ServeConfig {
             handle_signals: true,
             limits: Limits::default(),
             sessions: SessionConfig::default(),
+            metrics_max_tenants: DEFAULT_MAX_TENANTS,
+            fanout_deadline: FANOUT_DEADLINE,
             max_connections: 25_000,
             clock: None,
         }
@@ -131,6 +141,8 @@ impl Application {
     /// actors, seeds demo data if asked, and binds the listener. Must run inside an
     /// actix `System`.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Application> {
+        let metrics =
+            Arc::new(Metrics::new(config.metrics_max_tenants).context("setting up metrics")?);
         // Write errors (a full disk, a file-size limit) must reach the store as errors.
         crate::storage_faults::survive_file_size_limit()
             .context("installing the SIGXFSZ handler")?;
@@ -142,7 +154,7 @@ impl Application {
                 path: config.data_dir.clone(),
                 durability: config.durability,
                 cache_capacity: config.cache_bytes,
-                observer: None,
+                observer: Some(metrics.flush_observer()),
             })
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
         );
@@ -153,7 +165,7 @@ impl Application {
         let platform = Platform::new(Arc::clone(&store));
         crate::startup_checks::require_key_for_existing_data(&config.data_dir, &platform)?;
         let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
-        let supervision = web::Data::new(SupervisionStats::new(Arc::new(NoMetrics)));
+        let supervision = web::Data::new(SupervisionStats::new(metrics.actor_hooks()));
         let clock: Arc<dyn Clock> = match &config.clock {
             Some(ClockSource(c)) => Arc::clone(c),
             None => Arc::new(SystemClock),
@@ -168,6 +180,7 @@ impl Application {
                 retry_after: Duration::from_secs(1),
             },
         );
+        metrics.watch_mailboxes(registry.clone());
         let (operator, setup) = OperatorToken::init(
             &platform,
             config.admin_token.clone().map(SecretString::from),
@@ -181,8 +194,10 @@ impl Application {
             bases: BaseDomains::new(config.base_domains.clone()),
             signing_keys: SigningKeyCache::default(),
             nonces: NonceCache::new(1_000_000),
-            fanout_deadline: FANOUT_DEADLINE,
+            fanout_deadline: config.fanout_deadline,
             security: SecurityState::new(config.sessions.clone(), config.limits.clone()),
+            metrics,
+            shutdown: Shutdown::default(),
         });
 
         let mut startup = Startup::default();
@@ -226,6 +241,7 @@ impl Application {
                 .app_data(input::query_config())
                 .wrap(from_fn(host_context))
                 .wrap(from_fn(limits::enforce))
+                .wrap(from_fn(request_log))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
@@ -254,6 +270,10 @@ impl Application {
         );
         spawn_nonce_purge(state.clone());
         spawn_security_upkeep(state.clone());
+        warm_fanout_cache(&state);
+        if config.handle_signals {
+            shutdown::notify_on_signals(state.clone());
+        }
         Ok(Application {
             addr,
             server,
@@ -344,6 +364,21 @@ fn spawn_security_upkeep(state: web::Data<AppState>) {
     });
 }
 
+/// Fan-out reads idle tenants from memory: load every live tenant in the background now
+/// rather than in the first vendor or operator query.
+fn warm_fanout_cache(state: &AppState) {
+    match state.platform.tenants() {
+        Ok(records) => state.registry.warm_idle(
+            records
+                .into_iter()
+                .filter(|t| t.lifecycle == Lifecycle::Active)
+                .filter_map(|t| TenantId::parse(&t.tenant_id).ok())
+                .collect(),
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot list tenants to warm the fan-out cache"),
+    }
+}
+
 /// Tags each request with its host context; names that can never be served get 404.
 async fn host_context(
     req: ServiceRequest,
@@ -353,7 +388,9 @@ async fn host_context(
         .app_data::<web::Data<AppState>>()
         .map(|s| s.bases.clone())
         .unwrap_or_else(|| BaseDomains::new(Vec::new()));
-    if let HostContext::Invalid(why) = host::tag(&req, &bases) {
+    // The request log middleware (outermost) has usually tagged it already.
+    let tagged = req.extensions().get::<HostContext>().cloned();
+    if let HostContext::Invalid(why) = tagged.unwrap_or_else(|| host::tag(&req, &bases)) {
         let res = actix_web::ResponseError::error_response(&ApiError::NotFound {
             code: "not_found",
             detail: why,

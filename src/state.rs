@@ -12,7 +12,9 @@ use secrecy::SecretSlice;
 use crate::auth::OperatorToken;
 use crate::auth::security::SecurityState;
 use crate::host::BaseDomains;
+use crate::metrics::Metrics;
 use crate::secrets::ServerSecrets;
+use crate::shutdown::Shutdown;
 use crate::signature::NonceCache;
 
 /// Everything a handler may need.
@@ -35,6 +37,10 @@ pub struct AppState {
     pub fanout_deadline: Duration,
     /// Sessions, limits, rate limiters, login throttles, key usage.
     pub security: SecurityState,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Notice of a graceful shutdown, for live event streams.
+    pub shutdown: Shutdown,
 }
 
 /// A vendor's signing secrets that verify now.

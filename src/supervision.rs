@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::{HttpResponse, web};
 use dashmap::DashMap;
+use permetrix_actors::domain::TenantState;
 use permetrix_actors::metrics::{ActorMetrics, TenantMetrics};
 use permetrix_storage::TenantId;
 use serde_json::json;
@@ -21,12 +22,19 @@ use crate::state::AppState;
 /// Counts restarts and refusals per tenant, then forwards to the next metrics sink.
 pub struct SupervisionStats {
     next: Arc<dyn ActorMetrics>,
-    tenants: DashMap<TenantId, Arc<TenantCounts>>,
+    tenants: DashMap<TenantId, Arc<Counts>>,
 }
 
-struct TenantCounts {
+/// One tenant's figures, kept across activations.
+#[derive(Default)]
+struct Counts {
     restarts: AtomicU64,
     rejections: AtomicU64,
+}
+
+/// The handle one activation of a tenant reports to.
+struct TenantCounts {
+    counts: Arc<Counts>,
     next: Arc<dyn TenantMetrics>,
 }
 
@@ -59,17 +67,18 @@ impl SupervisionStats {
 
 impl ActorMetrics for SupervisionStats {
     fn for_tenant(&self, tenant: &TenantId) -> Arc<dyn TenantMetrics> {
-        // A tenant activated again (after a deactivation) keeps counting where it was.
-        self.tenants
-            .entry(tenant.clone())
-            .or_insert_with(|| {
-                Arc::new(TenantCounts {
-                    restarts: AtomicU64::new(0),
-                    rejections: AtomicU64::new(0),
-                    next: self.next.for_tenant(tenant),
-                })
-            })
-            .clone()
+        // A tenant activated again (after a deactivation) keeps counting where it was,
+        // but asks `next` for its handle again: `next` may have dropped the old one
+        // (`tenant_removed`), and reporting to that would lose every figure.
+        let counts = Arc::clone(self.tenants.entry(tenant.clone()).or_default().value());
+        Arc::new(TenantCounts {
+            counts,
+            next: self.next.for_tenant(tenant),
+        })
+    }
+
+    fn tenant_removed(&self, tenant: &TenantId) {
+        self.next.tenant_removed(tenant);
     }
 }
 
@@ -81,13 +90,17 @@ impl TenantMetrics for TenantCounts {
     }
 
     fn restarted(&self) {
-        self.restarts.fetch_add(1, Ordering::Relaxed);
+        self.counts.restarts.fetch_add(1, Ordering::Relaxed);
         self.next.restarted();
     }
 
     fn rejected(&self) {
-        self.rejections.fetch_add(1, Ordering::Relaxed);
+        self.counts.rejections.fetch_add(1, Ordering::Relaxed);
         self.next.rejected();
+    }
+
+    fn levels(&self, state: &TenantState) {
+        self.next.levels(state);
     }
 }
 
@@ -201,5 +214,82 @@ mod tests {
         stats.for_tenant(&acme).restarted();
         stats.for_tenant(&globex).rejected();
         assert_eq!(stats.counts(), vec![(acme, 2, 0), (globex, 0, 1)]);
+    }
+
+    /// Records which hooks reached it, per handle generation.
+    #[derive(Default)]
+    struct Recorder {
+        calls: std::sync::Mutex<Vec<String>>,
+        handles: AtomicU64,
+    }
+
+    struct RecorderTenant {
+        generation: u64,
+        parent: Arc<Recorder>,
+    }
+
+    impl Recorder {
+        fn log(&self, what: String) {
+            self.calls.lock().unwrap().push(what);
+        }
+    }
+
+    struct Sink(Arc<Recorder>);
+
+    impl ActorMetrics for Sink {
+        fn for_tenant(&self, _: &TenantId) -> Arc<dyn TenantMetrics> {
+            let generation = self.0.handles.fetch_add(1, Ordering::Relaxed);
+            Arc::new(RecorderTenant {
+                generation,
+                parent: Arc::clone(&self.0),
+            })
+        }
+
+        fn tenant_removed(&self, tenant: &TenantId) {
+            self.0.log(format!("removed {tenant}"));
+        }
+    }
+
+    impl TenantMetrics for RecorderTenant {
+        fn message_handled(&self, kind: &'static str, _: Duration) {
+            self.parent
+                .log(format!("{} message {kind}", self.generation));
+        }
+        fn restarted(&self) {
+            self.parent.log(format!("{} restarted", self.generation));
+        }
+        fn rejected(&self) {
+            self.parent.log(format!("{} rejected", self.generation));
+        }
+        fn levels(&self, _: &TenantState) {
+            self.parent.log(format!("{} levels", self.generation));
+        }
+    }
+
+    #[test]
+    fn every_hook_reaches_the_next_sink_and_a_reactivation_gets_a_fresh_handle() {
+        let recorder = Arc::new(Recorder::default());
+        let stats = SupervisionStats::new(Arc::new(Sink(Arc::clone(&recorder))));
+        let acme = TenantId::parse("acme").unwrap();
+        let first = stats.for_tenant(&acme);
+        first.message_handled("borrow", Duration::from_millis(1));
+        first.restarted();
+        first.rejected();
+        first.levels(&TenantState::new(acme.clone()));
+        stats.tenant_removed(&acme);
+        // Activated again: the next sink's series were dropped, so it needs a new handle.
+        stats.for_tenant(&acme).restarted();
+        assert_eq!(
+            *recorder.calls.lock().unwrap(),
+            [
+                "0 message borrow",
+                "0 restarted",
+                "0 rejected",
+                "0 levels",
+                "removed acme",
+                "1 restarted"
+            ]
+        );
+        assert_eq!(stats.counts(), vec![(acme, 2, 1)]);
     }
 }

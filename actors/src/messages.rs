@@ -122,6 +122,7 @@ impl TenantCx<'_> {
             }
             return Reply::ready(Ok(reply));
         }
+        self.shared.metrics.levels(self.state);
         match self.store.append(self.shared.tenant(), &effects.mutations) {
             Err(e) => {
                 tracing::error!(tenant = %self.shared.tenant(), error = %e, "tenant write failed; reloading state");

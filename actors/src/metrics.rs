@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use permetrix_storage::TenantId;
 
+use crate::domain::TenantState;
+
 /// Creates the per-tenant metric handles when a tenant is activated, so that the hot
 /// path never looks up labels.
 pub trait ActorMetrics: Send + Sync + 'static {
     /// Handles for one tenant.
     fn for_tenant(&self, tenant: &TenantId) -> Arc<dyn TenantMetrics>;
+
+    /// The tenant was removed (soft delete): its series must not outlive it.
+    fn tenant_removed(&self, _tenant: &TenantId) {}
 }
 
 /// One tenant's metric handles.
@@ -21,6 +26,10 @@ pub trait TenantMetrics: Send + Sync + 'static {
     fn restarted(&self);
     /// A message was refused because the mailbox was full.
     fn rejected(&self);
+    /// The tenant's pools as they are now: called at activation, after every committed
+    /// change and after a reload, so that seat gauges are never stale. Runs on the
+    /// actor's thread; keep it cheap.
+    fn levels(&self, _state: &TenantState) {}
 }
 
 /// Metrics that go nowhere (tests, tools).

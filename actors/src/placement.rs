@@ -41,6 +41,16 @@ impl ArbiterPool {
         self.arbiters[slot(tenant, self.arbiters.len())].handle()
     }
 
+    /// The index of the arbiter that hosts `tenant`.
+    pub(crate) fn slot_of(&self, tenant: &TenantId) -> usize {
+        slot(tenant, self.arbiters.len())
+    }
+
+    /// The arbiter at `slot` (an index below [`ArbiterPool::len`]).
+    pub(crate) fn handle(&self, slot: usize) -> Option<ArbiterHandle> {
+        self.arbiters.get(slot).map(Arbiter::handle)
+    }
+
     pub(crate) fn stop(&self) {
         for a in &self.arbiters {
             a.stop();

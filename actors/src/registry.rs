@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use crate::TenantError;
 use crate::clock::Clock;
 use crate::domain::{TenantEvent, TenantState};
+use crate::fanout::IdleCache;
 use crate::messages::TenantMessage;
 use crate::metrics::ActorMetrics;
 use crate::placement::ArbiterPool;
@@ -59,14 +60,20 @@ struct Entry_ {
     shared: Arc<TenantShared>,
 }
 
+/// Hasher of the per-tenant maps: seeded per process, several times cheaper than
+/// SipHash on the short tenant ids looked up on every request and fan-out.
+pub(crate) type TenantHasher = foldhash::fast::RandomState;
+
 struct Inner {
-    tenants: DashMap<TenantId, Entry_>,
+    tenants: DashMap<TenantId, Entry_, TenantHasher>,
     store: Arc<dyn Store>,
     platform: Platform,
     arbiters: ArbiterPool,
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn ActorMetrics>,
     config: RegistryConfig,
+    /// Idle tenants' states read by fan-out (dropped when the tenant activates).
+    idle: IdleCache,
 }
 
 /// Handle to every tenant actor of this node. Cheap to clone.
@@ -82,13 +89,14 @@ impl Registry {
         config: RegistryConfig,
     ) -> Self {
         Registry(Arc::new(Inner {
-            tenants: DashMap::new(),
+            tenants: DashMap::with_hasher(TenantHasher::default()),
             platform: Platform::new(Arc::clone(&store)),
             store,
             arbiters: ArbiterPool::start(config.arbiters),
             clock,
             metrics,
             config,
+            idle: IdleCache::default(),
         }))
     }
 
@@ -132,6 +140,30 @@ impl Registry {
         request
             .await
             .map_err(|_| TenantError::Unavailable("its mailbox is closed"))?
+    }
+
+    /// Admits `msg` to the tenant's mailbox (activating it if needed) without waiting
+    /// for the reply: for messages that deliver their result themselves (fan-out). A
+    /// full mailbox is refused at once with [`TenantError::Overloaded`].
+    pub(crate) fn post<M: TenantMessage>(
+        &self,
+        tenant: &TenantId,
+        msg: M,
+    ) -> Result<(), TenantError> {
+        let entry = self.activate(tenant)?;
+        let permit = Arc::clone(&entry.shared.admission)
+            .try_acquire_owned()
+            .map_err(|_| {
+                entry.shared.metrics.rejected();
+                TenantError::Overloaded {
+                    retry_after: self.0.config.retry_after,
+                }
+            })?;
+        entry.addr.do_send(Admitted {
+            msg,
+            permit: Some(permit),
+        });
+        Ok(())
     }
 
     /// Whether `tenant` is a live tenant (reads the platform table; activates nothing).
@@ -183,12 +215,22 @@ impl Registry {
     pub fn deactivate(&self, tenant: &TenantId) {
         // Dropping the last address lets the supervisor finish once the queue drains.
         self.0.tenants.remove(tenant);
+        self.0.idle.invalidate(tenant);
+        self.0.metrics.tenant_removed(tenant);
     }
 
     /// Stops every arbiter thread (server shutdown, after HTTP has drained).
     pub fn shutdown(&self) {
         self.0.tenants.clear();
         self.0.arbiters.stop();
+    }
+
+    pub(crate) fn idle_cache(&self) -> &IdleCache {
+        &self.0.idle
+    }
+
+    pub(crate) fn arbiter_pool(&self) -> &ArbiterPool {
+        &self.0.arbiters
     }
 
     /// Reads a tenant's state without activating it: the running actor's if there is
@@ -236,7 +278,10 @@ impl Registry {
                 let arbiter = self.0.arbiters.for_tenant(tenant);
                 let addr = Supervisor::start_in_arbiter(&arbiter, move |_| actor);
                 tracing::debug!(tenant = %tenant, "activated tenant actor");
-                v.insert(Entry_ { addr, shared })
+                let entry = v.insert(Entry_ { addr, shared });
+                // The actor now owns the state: fan-out must ask it, not a copy.
+                self.0.idle.invalidate(tenant);
+                entry
             }
         };
         Ok(entry.downgrade())

@@ -53,6 +53,7 @@ impl TenantShared {
         capacity: usize,
         metrics: Arc<dyn TenantMetrics>,
     ) -> Self {
+        metrics.levels(state);
         TenantShared {
             tenant: state.tenant().clone(),
             view: ArcSwap::from_pointee(TenantView::of(vendor_id.clone(), state)),
@@ -176,6 +177,7 @@ impl TenantActor {
             Ok(records) => {
                 let state = TenantState::from_records(tenant, records);
                 self.shared.publish_view(&state);
+                self.shared.metrics.levels(&state);
                 self.state = Some(state);
                 self.incarnation = incarnation;
                 Ok(())

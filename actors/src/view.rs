@@ -35,6 +35,14 @@ impl TenantView {
         }
     }
 
+    /// The pool name `tool` (name or product id) refers to, if it is provisioned.
+    pub fn tool_name(&self, tool: &str) -> Option<&str> {
+        self.tools
+            .iter()
+            .find(|(name, id, _)| name == tool || id == tool)
+            .map(|(name, _, _)| name.as_str())
+    }
+
     /// The vendor whose signing secret signs borrows of `tool` (name or product id).
     pub fn tool_vendor(&self, tool: &str) -> Option<&str> {
         self.tools

@@ -62,6 +62,10 @@ async fn borrow(
     }
 
     let view = state.registry.view(&caller.tenant)?;
+    // From here on every request ends in exactly one counted outcome.
+    let attempt = state
+        .metrics
+        .borrow_attempt(&caller.tenant, view.tool_name(&tool));
     let headers = SignatureHeaders {
         signature: header(&req, "x-signature"),
         timestamp: header(&req, "x-timestamp"),
@@ -77,7 +81,7 @@ async fn borrow(
         body: &body,
         api_key: &caller.token,
     };
-    signature::check(
+    let checked = signature::check(
         view.settings.signature_policy,
         &headers,
         &signed,
@@ -89,14 +93,24 @@ async fn borrow(
     .map_err(|e| ApiError::Unauthorized {
         code: e.code(),
         detail: e.detail().into(),
-    })?;
-
+    });
     let request = BorrowRequest {
         tool,
         user,
         lease_seconds: input.lease_seconds,
     };
-    super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, input.wait_seconds).await
+    let result = match checked {
+        Ok(()) => {
+            super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, input.wait_seconds)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    attempt.finish(match &result {
+        Ok(borrowed) => Ok(borrowed.new_overage()),
+        Err(e) => Err(e.code()),
+    });
+    Ok(result?.into_response())
 }
 
 #[derive(Deserialize)]

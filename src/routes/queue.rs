@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use permetrix_actors::domain::{BorrowRequest, IdempotencyKey};
+use permetrix_actors::domain::{BorrowRequest, IdempotencyKey, LeaseView};
 use permetrix_actors::messages::{BorrowOrQueue, BorrowOutcome, QueueOf, ReturnIdempotent};
 use permetrix_storage::{BorrowId, TenantId};
 use serde_json::json;
@@ -27,6 +27,29 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>> {
     Ok(Some(IdempotencyKey::parse(text)?))
 }
 
+/// A granted borrow, as answered to the client.
+pub(super) struct Borrowed {
+    pub lease: LeaseView,
+    /// The outcome of an earlier request with the same `Idempotency-Key`.
+    pub replayed: bool,
+}
+
+impl Borrowed {
+    /// Whether this request checked out an overage seat (a replay checks out nothing).
+    pub fn new_overage(&self) -> bool {
+        !self.replayed && self.lease.is_overage
+    }
+
+    pub fn into_response(self) -> HttpResponse {
+        // Existing clients require exactly 200 (not 201) and compact JSON.
+        let mut res = HttpResponse::Ok();
+        if self.replayed {
+            res.insert_header((IDEMPOTENT_REPLAYED, "true"));
+        }
+        res.json(self.lease)
+    }
+}
+
 /// Borrows, waiting in the pool's queue for up to `wait_seconds` if no seat is free.
 /// The waiting request holds the waiter: if the client disconnects, actix drops this
 /// future (the server refuses half-closed connections), the waiter's channel closes and
@@ -37,7 +60,7 @@ pub(super) async fn borrow_or_wait(
     req: &HttpRequest,
     request: BorrowRequest,
     wait_seconds: Option<u32>,
-) -> Result<HttpResponse> {
+) -> Result<Borrowed> {
     let key = idempotency_key(req)?;
     let wait = Duration::from_secs(u64::from(wait_seconds.unwrap_or(0)));
     let outcome = state
@@ -51,18 +74,15 @@ pub(super) async fn borrow_or_wait(
             },
         )
         .await?;
-    // Existing clients require exactly 200 (not 201) and compact JSON.
-    match outcome {
-        BorrowOutcome::Granted(grant) => Ok(HttpResponse::Ok().json(grant.lease)),
-        BorrowOutcome::Replayed(lease) => Ok(HttpResponse::Ok()
-            .insert_header((IDEMPOTENT_REPLAYED, "true"))
-            .json(lease)),
+    let (lease, replayed) = match outcome {
+        BorrowOutcome::Granted(grant) => (grant.lease, false),
+        BorrowOutcome::Replayed(lease) => (lease, true),
         BorrowOutcome::Queued(queued) => {
             tracing::debug!(tenant = %tenant, position = queued.position, "borrow queued");
-            let grant = queued.granted().await?;
-            Ok(HttpResponse::Ok().json(grant.lease))
+            (queued.granted().await?.lease, false)
         }
-    }
+    };
+    Ok(Borrowed { lease, replayed })
 }
 
 /// Returns a seat; with an `Idempotency-Key`, a retry answers the original outcome.

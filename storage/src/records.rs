@@ -442,8 +442,9 @@ pub enum UsageKind {
     Expire,
 }
 
-/// One entry of a tenant's usage history: append-only, written in the same atomic batch
-/// as the lease change it describes, read back for usage reports. `in_use` makes peak
+/// One entry of a tenant's usage history: append-only, written with the lease change it
+/// describes (just before it; a crash between the two is rolled back on load, see
+/// `sled_store/seat_change.rs`), read back for usage reports. `in_use` makes peak
 /// concurrency over any window exact without replaying the history from the start.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {

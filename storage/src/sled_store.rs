@@ -15,6 +15,7 @@ use crate::{Durability, Durable, FlushObserver, StorageError, TenantId, Timestam
 mod backup;
 mod checkpoint;
 mod gate;
+mod seat_change;
 
 use checkpoint::Checkpoints;
 use gate::WriteGate;
@@ -407,7 +408,12 @@ impl Store for SledStore {
         let leases: Vec<LeaseRecord> = self.decode_range(keys::kind_prefix(tenant, keys::LEASE))?;
         let packages: Vec<PackageRecord> =
             self.decode_range(keys::kind_prefix(tenant, keys::PACKAGE))?;
-        let usage_head = self.usage_head(tenant, &packages)?;
+        let mut usage_head = self.usage_head(tenant, &packages)?;
+        if let Some(head) = &usage_head
+            && self.roll_back_torn_seat_change(tenant, head, &leases)?
+        {
+            usage_head = self.usage_head(tenant, &packages)?;
+        }
         Ok(TenantRecords {
             packages,
             leases,
@@ -430,16 +436,20 @@ impl Store for SledStore {
         let _gate = self.write_gate(tenant.as_str().as_bytes());
         let context = || format!("writing state of tenant {tenant}");
         if let [single] = mutations {
-            // One record needs no batch. sled's `apply_batch` pins the log and rolls its
-            // IO buffer before and after (a log write on sled's IO threads each time) so
-            // that recovery sees the batch whole; a single insert or remove is atomic by
-            // itself. Plain borrows and returns are single records: this halves their
-            // CPU cost (BENCHMARKS.md, "apply_batch").
+            // One record needs no batch. sled's `apply_batch` takes the database-wide
+            // concurrency-control lock exclusively, pins the log and rolls its IO buffer
+            // before and after so that recovery sees the batch whole; a single insert or
+            // remove is atomic by itself. Heartbeats and settings are single records; plain borrows and
+            // returns are written as ordered pairs (`seat_change`); only the rest
+            // (overage bookings, idempotent borrows) pays for a batch.
             match record_of(tenant, single) {
                 (key, Some(value)) => self.tenant_state.insert(key, value).map(drop),
                 (key, None) => self.tenant_state.remove(key).map(drop),
             }
             .map_err(sled_err(context()))?;
+        } else if let Some((usage, lease)) = seat_change::seat_change_pair(mutations) {
+            self.write_seat_change(tenant, usage, lease)
+                .map_err(sled_err(context()))?;
         } else {
             let mut batch = sled::Batch::default();
             for m in mutations {
@@ -732,7 +742,10 @@ mod tests {
             usage(2, "ecu-2", 1_000, 1),
             usage(3, "ecu", 2_000, 2),
             usage(4, "ecu", 2_000, 1),
-            usage(5, "ecu", 3_000, 0),
+            UsageRecord {
+                kind: UsageKind::Return,
+                ..usage(5, "ecu", 3_000, 0)
+            },
         ];
         {
             let store = open(dir.path());

@@ -251,6 +251,16 @@ fn read_store(dir: &Path) -> HashMap<&'static str, Stored> {
                 "{tenant}: {n} leases of {} above its limit",
                 tool.id
             );
+            // The usage history ends where the leases are: a seat change the kill cut
+            // in half (event written, lease change not) was rolled back on load.
+            let later = Timestamp::now().plus(Duration::from_secs(86_400));
+            let newest = store.usage_before(&id, tool.id, later).unwrap();
+            assert_eq!(
+                newest.map_or(0, |e| e.in_use),
+                n,
+                "{tenant}/{}: the usage history disagrees with the leases",
+                tool.id
+            );
         }
         for (lease, (_, overage)) in &leases {
             assert!(

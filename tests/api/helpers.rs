@@ -362,3 +362,49 @@ impl ServerProcess {
         self.child.wait().unwrap();
     }
 }
+
+/// A server in this process together with its shared state, for tests that need to
+/// reach inside (hold an actor, seed many tenants quickly).
+pub struct StatefulApp {
+    pub app: TestApp,
+    pub state: actix_web::web::Data<permetrix::state::AppState>,
+    handle: actix_web::dev::ServerHandle,
+    _dir: tempfile::TempDir,
+}
+
+impl StatefulApp {
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+/// Like [`spawn_with`], keeping a handle on the server's state.
+pub async fn spawn_stateful(tweak: impl FnOnce(&mut ServeConfig)) -> StatefulApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let admin_token = config.admin_token.clone().unwrap();
+    let app = Application::build(config).await.expect("server builds");
+    let (addr, handle, state) = (app.addr(), app.handle(), app.state());
+    actix_rt::spawn(async move {
+        let _ = app.run_until_stopped().await;
+    });
+    StatefulApp {
+        app: TestApp::new(addr, &admin_token),
+        state,
+        handle,
+        _dir: dir,
+    }
+}
+
+/// Polls `done` until it holds, for at most 10 s (a bound, not a synchronisation).
+pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        if done() {
+            return true;
+        }
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    done()
+}

@@ -1,0 +1,172 @@
+//! Metrics and live events of what issues 4 and 8 added: actor restarts after an
+//! injected panic (`/_faults/panic`, test builds only), lease expiry driven by a manual
+//! clock, and queued borrows.
+use serde_json::json;
+
+use crate::events::next_event;
+use crate::helpers::*;
+use crate::leases::{BUS, Clocked, borrow_as, status_of};
+use crate::metrics::{at, scrape};
+use crate::queue::wait_until;
+
+fn series(name: &str, labels: &str) -> String {
+    format!("{name}{{{labels}}}")
+}
+
+#[actix_web::test]
+async fn a_panic_moves_the_restart_counter_by_exactly_one() {
+    let app = spawn_app().await;
+    let acme = bootstrap(&app, "vector", "acme", &ECU).await;
+    let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
+    for t in [&acme, &globex] {
+        crate::metrics::borrow(&app, t, ECU.name, "before")
+            .await
+            .expect(200);
+    }
+    let restarts = |tenant: &str| {
+        series(
+            "permetrix_tenant_actor_restarts_total",
+            &format!("tenant=\"{tenant}\""),
+        )
+    };
+    let borrowed = series(
+        "licenses_borrowed",
+        &format!("tenant=\"acme\",tool=\"{}\"", ECU.name),
+    );
+    let before = scrape(&app).await;
+    assert_eq!(at(&before, &restarts("acme")), 0.0);
+    assert_eq!(at(&before, &borrowed), 1.0);
+
+    let r = app
+        .call(
+            "POST",
+            &acme.host,
+            "/_faults/panic",
+            Some(&acme.admin_key),
+            None,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 503, "{}", r.body);
+    // Served by the restarted actor: the restart has happened by now.
+    crate::metrics::borrow(&app, &acme, ECU.name, "after")
+        .await
+        .expect(200);
+
+    let after = scrape(&app).await;
+    assert_eq!(at(&after, &restarts("acme")), 1.0);
+    assert_eq!(at(&after, &restarts("globex")), 0.0);
+    // The gauges were published again from the reloaded state.
+    assert_eq!(at(&after, &borrowed), 2.0);
+    // The operator's view counts the same restart (one sink behind the other).
+    let actors = app
+        .call(
+            "GET",
+            "localhost",
+            "/api/admin/actors",
+            Some(&app.admin_token),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(actors["restarts_total"], 1, "{actors}");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_expired_lease_is_an_expire_event_and_frees_its_seat_in_the_gauges() {
+    let c = Clocked::start().await;
+    let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
+    let res = c
+        .app
+        .client
+        .get(c.app.url("/events"))
+        .insert_header(("Host", t.host.as_str()))
+        .insert_header(("Authorization", format!("Bearer {}", t.admin_key)))
+        .send()
+        .await
+        .expect("subscribed");
+    assert_eq!(res.status().as_u16(), 200);
+    let mut stream = res;
+    let mut buffer = String::new();
+
+    let granted = borrow_as(
+        &c.app,
+        &t,
+        json!({"tool": BUS.id, "user": "ci", "lease_seconds": 60}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        next_event(&mut stream, &mut buffer, "borrow").await["id"],
+        granted["id"]
+    );
+    let borrowed = series(
+        "licenses_borrowed",
+        &format!("tenant=\"acme\",tool=\"{}\"", BUS.name),
+    );
+    let expiries = series(
+        "permetrix_tenant_message_duration_seconds_count",
+        "tenant=\"acme\",message=\"expire_due\"",
+    );
+    let before = scrape(&c.app).await;
+    assert_eq!(at(&before, &borrowed), 1.0);
+
+    c.advance("acme", 61).await;
+    let e = next_event(&mut stream, &mut buffer, "expire").await;
+    assert_eq!(e["id"], granted["id"]);
+    assert_eq!(e["tool"], BUS.name);
+    assert_eq!(e["user"], "ci");
+
+    let after = scrape(&c.app).await;
+    assert_eq!(at(&after, &borrowed), 0.0);
+    assert_eq!(at(&after, &expiries) - at(&before, &expiries), 1.0);
+    c.app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_queued_borrow_that_times_out_is_one_attempt_and_one_failure() {
+    let c = Clocked::start().await;
+    let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
+    borrow_as(&c.app, &t, borrow_body(BUS.id, "first"))
+        .await
+        .expect(200);
+    let labels = format!("tenant=\"acme\",tool=\"{}\"", BUS.name);
+    let attempts = series("license_borrow_attempts_total", &labels);
+    let success = series("license_borrow_success_total", &labels);
+    let no_seats = series(
+        "license_borrow_failure_total",
+        &format!("{labels},reason=\"no_seats\""),
+    );
+    let before = scrape(&c.app).await;
+
+    // The only seat is taken: this borrow waits in the queue until its wait lapses.
+    let waiter = borrow_as(
+        &c.app,
+        &t,
+        json!({"tool": BUS.id, "user": "patient", "wait_seconds": 5}),
+    );
+    let driver = async {
+        wait_until("queued", || async {
+            status_of(&c.app, &t, BUS.id).await["waiting"] == 1
+        })
+        .await;
+        // Waiting: counted as an attempt, with no outcome yet.
+        let mid = scrape(&c.app).await;
+        assert_eq!(at(&mid, &attempts) - at(&before, &attempts), 1.0);
+        assert_eq!(at(&mid, &no_seats), at(&before, &no_seats));
+        c.advance("acme", 5).await;
+    };
+    let (r, ()) = tokio::join!(waiter, driver);
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (409, "no_seats"),
+        "{}",
+        r.body
+    );
+
+    let after = scrape(&c.app).await;
+    assert_eq!(at(&after, &attempts) - at(&before, &attempts), 1.0);
+    assert_eq!(at(&after, &success), at(&before, &success));
+    assert_eq!(at(&after, &no_seats) - at(&before, &no_seats), 1.0);
+    c.app.stop().await;
+}
