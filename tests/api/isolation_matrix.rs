@@ -88,6 +88,8 @@ enum Access {
     VendorOfAcme,
     /// Main host, operator.
     Operator,
+    /// Main host, no credential needed (issue 6's `/metrics`).
+    MainPublic,
 }
 
 struct Endpoint {
@@ -245,6 +247,9 @@ fn endpoints(acme_package: &str) -> Vec<Endpoint> {
         ),
         // Issue 8: supervision.
         e("GET", "/api/admin/actors", None, Operator),
+        // Issue 6: Prometheus metrics, unauthenticated on the main host only. (`/events`
+        // is not here: a stream that is let in never ends.)
+        e("GET", "/metrics", None, MainPublic),
         e(
             "POST",
             "/api/admin/vendors/spare/rotate-signing-secret",
@@ -285,6 +290,7 @@ fn intended(access: Access, cred: &Cred, host: Host) -> bool {
                 )
         }
         Access::Operator => host == Host::Main && cred.kind == Kind::Operator,
+        Access::MainPublic => host == Host::Main,
     }
 }
 
