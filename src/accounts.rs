@@ -207,6 +207,8 @@ pub struct CreatedKey {
     pub name: String,
     /// Scope.
     pub scope: &'static str,
+    /// When the key stops working, if it expires.
+    pub expires_at: Option<String>,
 }
 
 /// The wire name of a scope.
@@ -224,7 +226,19 @@ pub async fn create_key(
     name: String,
     scope: Scope,
 ) -> Result<CreatedKey> {
-    let (record, key) = new_key_record(state, tenant, name, scope);
+    create_expiring_key(state, tenant, name, scope, None).await
+}
+
+/// Creates a tenant API key that stops working at `expires_at` (if given).
+pub async fn create_expiring_key(
+    state: &AppState,
+    tenant: &TenantId,
+    name: String,
+    scope: Scope,
+    expires_at: Option<permetrix_storage::Timestamp>,
+) -> Result<CreatedKey> {
+    let (mut record, key) = new_key_record(state, tenant, name, scope);
+    record.expires_at = expires_at;
     state
         .platform
         .write(vec![PlatformOp::insert(
@@ -239,6 +253,7 @@ pub async fn create_key(
         api_key: key,
         name: record.name,
         scope: scope_name(scope),
+        expires_at: record.expires_at.map(permetrix_actors::domain::rfc3339),
     })
 }
 

@@ -5,12 +5,18 @@
 //! elsewhere or lacks the scope. A 403 never depends on whether the addressed tenant
 //! exists.
 pub mod api_key;
+pub mod client;
 mod extract;
+pub mod key_usage;
 mod operator;
 pub mod password;
+pub mod security;
+pub mod session;
+pub mod throttle;
 
 pub use extract::{
     AnyTenantCaller, OperatorAuth, TenantAdmin, TenantAuth, TenantBorrower, VendorAuth, bearer,
+    wrong_place,
 };
 pub use operator::{OperatorToken, TokenSetup};
 
@@ -40,7 +46,8 @@ pub enum Principal {
     Operator,
 }
 
-fn invalid_key() -> ApiError {
+/// 401 for a credential that is no valid key.
+pub fn invalid_key() -> ApiError {
     ApiError::unauthorized("the API key is not valid; check it, or create a new one")
 }
 
@@ -85,6 +92,12 @@ fn verify_tenant_key(
             "this API key has expired; create a new one",
         ));
     }
+    state.security.key_usage.touch(
+        &record.digest,
+        &tenant,
+        &record.key_id,
+        state.registry.clock().now(),
+    );
     Ok(Principal::Tenant {
         tenant,
         key_id: record.key_id,

@@ -3,8 +3,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use actix_web::http::header::HeaderName;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use permetrix_storage::Durability;
+
+use crate::auth::client::CookieSecurity;
 
 use crate::server::ServeConfig;
 
@@ -175,6 +178,19 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "PERMETRIX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// When portal session cookies are marked `Secure`: `auto` when the request came
+    /// over HTTPS (`X-Forwarded-Proto: https`), `always` behind a TLS proxy (fly.io).
+    #[arg(
+        long,
+        env = "PERMETRIX_SECURE_COOKIES",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub secure_cookies: CookieSecurity,
+    /// Header set by the reverse proxy to the client's address (`Fly-Client-IP` on
+    /// fly.io), used to throttle failed logins per address; unset: the TCP peer.
+    #[arg(long, env = "PERMETRIX_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<HeaderName>,
     /// Tenants that keep their own `tenant` label in /metrics; beyond that, the least
     /// recently active tenants are summed into `tenant="_other"`.
     #[arg(long, env = "PERMETRIX_METRICS_MAX_TENANTS", default_value_t = crate::metrics::DEFAULT_MAX_TENANTS)]
@@ -206,6 +222,8 @@ impl ServeArgs {
         }
         c.mailbox_capacity = self.mailbox_capacity.max(1);
         c.cache_bytes = self.cache_mb.max(8) * 1024 * 1024;
+        c.sessions.secure = self.secure_cookies;
+        c.sessions.client_ip_header = self.client_ip_header.clone();
         c.max_connections = self.max_connections.max(1);
         c.metrics_max_tenants = self.metrics_max_tenants.max(1);
         c.fanout_deadline = Duration::from_millis(self.fanout_deadline_ms.max(1));

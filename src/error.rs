@@ -75,6 +75,26 @@ pub enum ApiError {
         /// Back-off.
         retry_after: Duration,
     },
+    /// 429 with `Retry-After`: a rate limit or login throttle.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+        /// Back-off.
+        retry_after: Duration,
+    },
+    /// 408, 414 or 431: the request broke a size or time limit (`crate::limits`).
+    #[error("{detail}")]
+    RequestLimit {
+        /// Status.
+        status: StatusCode,
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+    },
     /// A rule of the domain refused the operation.
     #[error(transparent)]
     Domain(#[from] DomainError),
@@ -137,7 +157,9 @@ impl ApiError {
             | ApiError::Forbidden { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::Unavailable { code, .. } => code,
+            | ApiError::Unavailable { code, .. }
+            | ApiError::TooManyRequests { code, .. }
+            | ApiError::RequestLimit { code, .. } => code,
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::Domain(e) => denial_code(e),
             ApiError::Internal(_) => "internal_error",
@@ -185,6 +207,8 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestLimit { status, .. } => *status,
             ApiError::Domain(e) => domain_status(e),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -200,7 +224,8 @@ impl ResponseError for ApiError {
         };
         let mut res = HttpResponse::build(self.status_code());
         match self {
-            ApiError::Unavailable { retry_after, .. } => {
+            ApiError::Unavailable { retry_after, .. }
+            | ApiError::TooManyRequests { retry_after, .. } => {
                 res.insert_header((
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs().max(1)),

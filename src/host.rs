@@ -54,6 +54,13 @@ impl BaseDomains {
                 "'{host}.' ends with more than one dot; send the host name with at most one"
             ));
         }
+        // An empty label ("a..b", ".a") names no host; such a name must not fall
+        // through to the main context.
+        if host.starts_with('.') || host.contains("..") {
+            return HostContext::Invalid(format!(
+                "'{host}' has an empty label; send a host name such as <tenant>.<base domain>"
+            ));
+        }
         for base in &self.0 {
             if host == *base {
                 return HostContext::Main;
@@ -100,6 +107,13 @@ fn strip_port(host: &str) -> &str {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     }
+}
+
+/// A host name as routing sees it: port stripped, one trailing dot dropped, lowercase.
+/// Sessions are bound to this form of the host they were issued on.
+pub fn canonical_host(host: &str) -> String {
+    let host = strip_port(host.trim());
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
 /// The host of a request: the `Host` header, or the URI authority (HTTP/2).

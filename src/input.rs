@@ -45,6 +45,12 @@ pub fn json_config() -> web::JsonConfig {
                     ApiError::TooLarge { limit }
                 }
                 JsonPayloadError::Deserialize(e) => json_error(&e),
+                JsonPayloadError::Payload(p) => {
+                    crate::limits::body_timeout(&p).unwrap_or_else(|| ApiError::BadRequest {
+                        code: "invalid_json",
+                        detail: format!("the request body could not be read: {p}"),
+                    })
+                }
                 other => ApiError::BadRequest {
                     code: "invalid_json",
                     detail: format!("the request body could not be read: {other}"),
@@ -120,10 +126,12 @@ impl actix_web::FromRequest for RawBody {
                     Some(actix_web::error::PayloadError::Overflow) => {
                         ApiError::TooLarge { limit: MAX_BODY }
                     }
-                    _ => ApiError::BadRequest {
-                        code: "invalid_body",
-                        detail: format!("the request body could not be read: {e}"),
-                    },
+                    p => p.and_then(crate::limits::body_timeout).unwrap_or_else(|| {
+                        ApiError::BadRequest {
+                            code: "invalid_body",
+                            detail: format!("the request body could not be read: {e}"),
+                        }
+                    }),
                 }
             })
         })

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per area, mounted per host context.
 mod admin;
+mod auth;
 mod budget;
 mod events;
 mod health;
@@ -12,8 +13,10 @@ mod packages;
 mod queue;
 mod reporting;
 mod requests;
+mod signing;
 mod tenant_config;
 mod usage;
+mod users;
 mod vendor;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -43,6 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(ledger::configure)
             .configure(usage::configure)
             .configure(requests::configure)
+            .configure(users::configure)
+            .configure(auth::configure)
             .configure(events::configure),
     )
     .service(
@@ -52,14 +57,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(packages::configure_vendor)
             .configure(ledger::configure_vendor)
             .configure(usage::configure_vendor)
-            .configure(requests::configure_vendor),
+            .configure(requests::configure_vendor)
+            .configure(auth::configure),
     )
     .service(
         web::scope("")
             .guard(HostGuard::Main)
             .configure(admin::configure)
             .configure(crate::supervision::configure)
-            .configure(metrics::configure),
+            .configure(metrics::configure)
+            .configure(signing::configure),
     );
 }
 

@@ -17,11 +17,15 @@ use secrecy::SecretString;
 use crate::accounts::FANOUT_DEADLINE;
 use crate::auth::OperatorToken;
 use crate::auth::TokenSetup;
+use crate::auth::key_usage;
+use crate::auth::security::SecurityState;
+use crate::auth::session::{self, SessionConfig};
 use crate::backup::ControlSocket;
 use crate::demo::{self, DemoCredentials};
 use crate::error::ApiError;
 use crate::host::{self, BaseDomains, HostContext};
 use crate::input;
+use crate::limits::{self, Limits};
 use crate::metrics::{DEFAULT_MAX_TENANTS, Metrics};
 use crate::request_log::request_log;
 use crate::routes;
@@ -56,6 +60,10 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     /// Whether the server installs SIGTERM/SIGINT handlers (off in in-process tests).
     pub handle_signals: bool,
+    /// Size, time and rate limits.
+    pub limits: Limits,
+    /// Portal sessions: lifetime, `Secure` cookies, client address header.
+    pub sessions: SessionConfig,
     /// Tenants that keep their own `tenant` label in metrics before the least
     /// recently active are aggregated into `tenant="_other"`.
     pub metrics_max_tenants: usize,
@@ -95,6 +103,8 @@ impl ServeConfig {
             mailbox_capacity: 1024,
             cache_bytes: 64 * 1024 * 1024,
             handle_signals: true,
+            limits: Limits::default(),
+            sessions: SessionConfig::default(),
             metrics_max_tenants: DEFAULT_MAX_TENANTS,
             fanout_deadline: FANOUT_DEADLINE,
             max_connections: 25_000,
@@ -185,6 +195,7 @@ impl Application {
             signing_keys: SigningKeyCache::default(),
             nonces: NonceCache::new(1_000_000),
             fanout_deadline: config.fanout_deadline,
+            security: SecurityState::new(config.sessions.clone(), config.limits.clone()),
             metrics,
             shutdown: Shutdown::default(),
         });
@@ -229,6 +240,7 @@ impl Application {
                 .app_data(input::path_config())
                 .app_data(input::query_config())
                 .wrap(from_fn(host_context))
+                .wrap(from_fn(limits::enforce))
                 .wrap(from_fn(request_log))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
@@ -242,7 +254,8 @@ impl Application {
         // end the request so that its waiter is dropped (half-closing HTTP/1 clients
         // that still expect an answer are not known among license clients).
         .h1_allow_half_closed(false)
-        .client_request_timeout(Duration::from_secs(10))
+        .client_request_timeout(config.limits.request_timeout)
+        .client_disconnect_timeout(config.limits.disconnect_timeout)
         .shutdown_timeout(30)
         .listen(listener)
         .context("starting the HTTP server")?;
@@ -256,6 +269,7 @@ impl Application {
             "listening on {addr}"
         );
         spawn_nonce_purge(state.clone());
+        spawn_security_upkeep(state.clone());
         warm_fanout_cache(&state);
         if config.handle_signals {
             shutdown::notify_on_signals(state.clone());
@@ -295,6 +309,15 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")?;
         tracing::info!("HTTP server stopped; flushing storage");
+        if let Err(e) = self
+            .state
+            .security
+            .key_usage
+            .flush(&self.state.platform)
+            .await
+        {
+            tracing::warn!(error = %e, "writing API key usage at shutdown failed");
+        }
         if let Some(control) = self.control {
             control.stop();
         }
@@ -311,6 +334,32 @@ fn spawn_nonce_purge(state: web::Data<AppState>) {
         loop {
             tick.tick().await;
             state.nonces.purge(state.registry.clock().now().secs());
+        }
+    });
+}
+
+/// Persists API-key usage and purges expired sessions, each on its own interval.
+fn spawn_security_upkeep(state: web::Data<AppState>) {
+    let usage = state.clone();
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(key_usage::PERSIST_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = usage.security.key_usage.flush(&usage.platform).await {
+                tracing::warn!(error = %e, "writing API key usage failed; retrying next interval");
+            }
+        }
+    });
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(session::PURGE_EVERY);
+        loop {
+            tick.tick().await;
+            match session::purge_expired(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "purged expired portal sessions"),
+                Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+            }
         }
     });
 }

@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 /// How far a timestamp may be from the server's clock.
 pub const WINDOW_SECS: i64 = 300;
+/// Longest `X-Nonce` accepted (the cache stores every nonce for the window).
+pub const MAX_NONCE: usize = 128;
 
 /// Why a signature was refused (the `error` code of the 401).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,16 +36,15 @@ pub enum SignatureError {
 }
 
 impl SignatureError {
-    /// The error code.
+    /// The error code. Only the five codes of the contract are used; the detail tells
+    /// a malformed header from a wrong HMAC, and v1 from a missing signature.
     pub fn code(self) -> &'static str {
         match self {
-            SignatureError::Missing => "missing_signature",
-            SignatureError::Malformed => "malformed_signature",
+            SignatureError::Missing | SignatureError::VersionRequired => "missing_signature",
+            SignatureError::Malformed | SignatureError::BadSignature => "bad_signature",
             SignatureError::Stale => "stale_timestamp",
-            SignatureError::BadSignature => "bad_signature",
             SignatureError::WrongVendor => "wrong_vendor",
             SignatureError::Replayed => "replayed_nonce",
-            SignatureError::VersionRequired => "signature_version_required",
         }
     }
 
@@ -51,10 +52,13 @@ impl SignatureError {
     pub fn detail(self) -> &'static str {
         match self {
             SignatureError::Missing => {
-                "this tenant requires signed borrows: send X-Signature, X-Timestamp and X-Vendor-ID"
+                "this tenant requires signed borrows: send X-Signature and X-Timestamp (v2 also \
+                 X-Signature-Version: 2 and X-Nonce), and X-Vendor-ID"
             }
             SignatureError::Malformed => {
-                "X-Signature must be lowercase hex HMAC-SHA256 and X-Timestamp unix seconds"
+                "malformed signature headers: X-Signature must be 64 lowercase hex characters \
+                 (HMAC-SHA256), X-Timestamp unix seconds, X-Signature-Version 1 or 2, and \
+                 X-Nonce at most 128 characters"
             }
             SignatureError::Stale => {
                 "X-Timestamp is more than 300 s away from the server's clock; check the client's clock"
@@ -269,10 +273,12 @@ pub fn check(
     let signed_string = match version {
         1 => v1_string(signed.tool, signed.user, timestamp, signed.api_key),
         _ => {
-            let nonce = headers.nonce.filter(|n| !n.is_empty() && n.len() <= 128);
-            let Some(nonce) = nonce else {
+            let Some(nonce) = headers.nonce.filter(|n| !n.is_empty()) else {
                 return Err(SignatureError::Missing);
             };
+            if nonce.len() > MAX_NONCE {
+                return Err(SignatureError::Malformed);
+            }
             v2_string(
                 signed.method,
                 signed.path,
@@ -483,5 +489,157 @@ mod tests {
         assert!(n.check_and_insert("v", "b", 0));
         assert!(!n.check_and_insert("v", "c", 0));
         assert!(n.check_and_insert("v", "c", 10_000));
+    }
+
+    #[test]
+    fn refusals_use_only_the_contracts_codes() {
+        use SignatureError::*;
+        for e in [
+            Missing,
+            Malformed,
+            Stale,
+            BadSignature,
+            WrongVendor,
+            Replayed,
+            VersionRequired,
+        ] {
+            assert!(
+                [
+                    "missing_signature",
+                    "bad_signature",
+                    "stale_timestamp",
+                    "replayed_nonce",
+                    "wrong_vendor"
+                ]
+                .contains(&e.code()),
+                "{e:?}"
+            );
+            assert!(e.detail().len() > 20);
+        }
+    }
+
+    #[test]
+    fn malformed_headers_are_refused_not_trusted() {
+        let n = NonceCache::new(100);
+        let now = 1_795_749_205;
+        let cases = [
+            SignatureHeaders {
+                signature: Some(&V1[..63]),
+                ..v1()
+            },
+            SignatureHeaders {
+                timestamp: Some("soon"),
+                ..v1()
+            },
+            SignatureHeaders {
+                version: Some("3"),
+                ..v1()
+            },
+        ];
+        for h in cases {
+            assert_eq!(
+                run(SignaturePolicy::V1, h, now, &n),
+                Err(SignatureError::Malformed)
+            );
+        }
+        let upper = V1.to_uppercase();
+        let h = SignatureHeaders {
+            signature: Some(&upper),
+            ..v1()
+        };
+        assert_eq!(
+            run(SignaturePolicy::V1, h, now, &n),
+            Err(SignatureError::Malformed)
+        );
+        let long = "n".repeat(MAX_NONCE + 1);
+        let h = SignatureHeaders {
+            nonce: Some(&long),
+            ..v2()
+        };
+        assert_eq!(
+            run(SignaturePolicy::V2, h, now, &n),
+            Err(SignatureError::Malformed)
+        );
+        // A refused request does not burn its nonce: the genuine one still passes.
+        let bad = SignatureHeaders {
+            signature: Some(V1),
+            ..v2()
+        };
+        assert_eq!(
+            run(SignaturePolicy::V2, bad, now, &n),
+            Err(SignatureError::BadSignature)
+        );
+        assert_eq!(run(SignaturePolicy::V2, v2(), now, &n), Ok(()));
+    }
+
+    #[test]
+    fn a_previous_secret_verifies_alongside_the_current_one() {
+        let signed = Signed {
+            tool: "t",
+            user: "u",
+            method: "POST",
+            path: "/licenses/borrow",
+            body: b"{}",
+            api_key: "",
+        };
+        let old = b"old-secret-000000000000000000000000".to_vec();
+        let new = b"new-secret-000000000000000000000000".to_vec();
+        let sig = sign(&old, &v1_string("t", "u", "100", ""));
+        let h = SignatureHeaders {
+            signature: Some(&sig),
+            timestamp: Some("100"),
+            vendor_id: None,
+            ..Default::default()
+        };
+        let both = |_: &str| {
+            std::sync::Arc::new(vec![
+                secrecy::SecretSlice::from(new.clone()),
+                secrecy::SecretSlice::from(old.clone()),
+            ])
+        };
+        let only_new = |_: &str| std::sync::Arc::new(vec![secrecy::SecretSlice::from(new.clone())]);
+        let n = NonceCache::new(10);
+        let check_with = |f: &dyn Fn(&str) -> std::sync::Arc<Vec<secrecy::SecretSlice<u8>>>| {
+            check(SignaturePolicy::V1, &h, &signed, Some("v"), f, &n, 100)
+        };
+        assert_eq!(check_with(&both), Ok(()));
+        assert_eq!(check_with(&only_new), Err(SignatureError::BadSignature));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 2000,
+            rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+            ..Default::default()
+        })]
+
+        /// Arbitrary headers and bodies never panic and never pass without the secret.
+        #[test]
+        fn arbitrary_headers_never_panic_or_pass(
+            signature in proptest::option::of("[0-9a-fA-F]{0,70}|\\PC{0,80}"),
+            timestamp in proptest::option::of("-?[0-9]{0,20}|\\PC{0,20}"),
+            vendor in proptest::option::of("[a-z]{1,8}|\\PC{0,20}"),
+            version in proptest::option::of("[0-9]|\\PC{0,4}"),
+            nonce in proptest::option::of("\\PC{0,200}"),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+            policy in proptest::sample::select(vec![SignaturePolicy::V1, SignaturePolicy::V2]),
+        ) {
+            let headers = SignatureHeaders {
+                signature: signature.as_deref(),
+                timestamp: timestamp.as_deref(),
+                vendor_id: vendor.as_deref(),
+                version: version.as_deref(),
+                nonce: nonce.as_deref(),
+            };
+            let signed = Signed {
+                tool: "t", user: "u", method: "POST", path: "/licenses/borrow",
+                body: &body, api_key: "k",
+            };
+            let n = NonceCache::new(16);
+            let secret = |_: &str| std::sync::Arc::new(vec![secrecy::SecretSlice::from(b"s".to_vec())]);
+            let now = timestamp.as_deref().and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+            let r = check(policy, &headers, &signed, Some("v"), secret, &n, now);
+            proptest::prop_assert!(r.is_err());
+        }
     }
 }

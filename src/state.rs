@@ -1,5 +1,6 @@
 //! Shared application state handed to every handler.
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -9,6 +10,7 @@ use permetrix_storage::{Platform, Timestamp, VendorId};
 use secrecy::SecretSlice;
 
 use crate::auth::OperatorToken;
+use crate::auth::security::SecurityState;
 use crate::host::BaseDomains;
 use crate::metrics::Metrics;
 use crate::secrets::ServerSecrets;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub nonces: NonceCache,
     /// Deadline of fan-out queries.
     pub fanout_deadline: Duration,
+    /// Sessions, limits, rate limiters, login throttles, key usage.
+    pub security: SecurityState,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Notice of a graceful shutdown, for live event streams.
@@ -50,11 +54,16 @@ struct CachedKeys {
 #[derive(Default)]
 pub struct SigningKeyCache {
     map: DashMap<String, CachedKeys>,
+    /// Bumped by every [`SigningKeyCache::forget`], so that a load that read the store
+    /// before a rotation cannot cache the old secrets after it.
+    generation: AtomicU64,
 }
 
 impl SigningKeyCache {
-    /// Forgets a vendor's secrets (after a rotation or deletion).
+    /// Forgets a vendor's secrets (after a rotation or deletion). Call after the
+    /// change is written.
     pub fn forget(&self, vendor: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.map.remove(vendor);
     }
 }
@@ -68,9 +77,14 @@ impl AppState {
         {
             return Arc::clone(&hit.keys);
         }
+        let generation = self.signing_keys.generation.load(Ordering::SeqCst);
         let loaded = self.load_signing_secrets(vendor, now);
         let keys = Arc::clone(&loaded.keys);
         self.signing_keys.map.insert(vendor.to_owned(), loaded);
+        if self.signing_keys.generation.load(Ordering::SeqCst) != generation {
+            // A rotation raced with this load: what was read may be stale.
+            self.signing_keys.map.remove(vendor);
+        }
         keys
     }
 

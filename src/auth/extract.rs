@@ -3,9 +3,10 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::{Either, LocalBoxFuture, Ready, ready};
-use permetrix_storage::records::Scope;
+use permetrix_storage::records::{Scope, UserRole};
 use permetrix_storage::{TenantId, VendorId};
 
+use super::session::{self, Refusal, Session, SessionPrincipal};
 use super::{Principal, identify_key, invalid_key};
 use crate::error::ApiError;
 use crate::host::{HostContext, context_of};
@@ -47,7 +48,9 @@ fn malformed() -> ApiError {
     ApiError::unauthorized("malformed Authorization header; send 'Authorization: Bearer <key>'")
 }
 
-fn wrong_place() -> ApiError {
+/// 403 for a valid credential used on a host it does not belong to. The same answer
+/// whether or not the host's tenant exists.
+pub fn wrong_place() -> ApiError {
     ApiError::forbidden("this credential is not valid for this host")
 }
 
@@ -77,8 +80,17 @@ pub struct TenantAuth<const ADMIN: bool> {
     pub key_id: String,
     /// Key scope.
     pub scope: Scope,
-    /// The bearer token as sent (signatures cover it).
+    /// The bearer token as sent (signatures cover it); empty for a portal session.
     pub token: String,
+    /// The portal user, when the caller authenticated with a session cookie.
+    pub user: Option<String>,
+}
+
+impl<const ADMIN: bool> TenantAuth<ADMIN> {
+    /// Who is calling, for per-credential rate limits.
+    pub fn credential(&self) -> (&str, &str, Option<&str>) {
+        (self.tenant.as_str(), &self.key_id, self.user.as_deref())
+    }
 }
 
 /// Borrow scope (or admin).
@@ -104,6 +116,11 @@ fn tenant_auth<const ADMIN: bool>(
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return now(Err(e)),
     };
     let Some(token) = token else {
+        match tenant_session::<ADMIN>(&state, req, &tenant, optional) {
+            Ok(Some(auth)) => return now(Ok(Some(auth))),
+            Ok(None) => {}
+            Err(e) => return now(Err(e)),
+        }
         if optional {
             return now(Ok(None));
         }
@@ -137,10 +154,70 @@ fn tenant_auth<const ADMIN: bool>(
                 key_id,
                 scope,
                 token,
+                user: None,
             })))
         }
         Some(Ok(_)) => now(Err(wrong_place())),
     }
+}
+
+fn insufficient_scope(detail: &str) -> ApiError {
+    ApiError::Forbidden {
+        code: "insufficient_scope",
+        detail: detail.into(),
+    }
+}
+
+/// A tenant caller authenticated by a portal session cookie (only consulted when the
+/// request has no `Authorization` header). Where the credential is optional, a cookie
+/// that is not usable (ended, or a mutation without the CSRF token) counts as none.
+fn tenant_session<const ADMIN: bool>(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &TenantId,
+    optional: bool,
+) -> Result<Option<TenantAuth<ADMIN>>, ApiError> {
+    let session = match session::authenticate(state, req) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Ok(None),
+        Err(Refusal::Unusable(_)) if optional => return Ok(None),
+        Err(Refusal::Unusable(e) | Refusal::Failed(e)) => return Err(e),
+        Err(Refusal::Elsewhere) => return Err(wrong_place()),
+    };
+    let SessionPrincipal::TenantUser {
+        tenant: owner,
+        username,
+        role,
+    } = session.principal
+    else {
+        return Err(wrong_place());
+    };
+    if owner != *tenant {
+        return Err(wrong_place());
+    }
+    if ADMIN && role != UserRole::Admin {
+        return Err(insufficient_scope(
+            "this endpoint needs a tenant admin; viewer users may only read",
+        ));
+    }
+    if role == UserRole::Viewer && !session::is_safe(req.method()) {
+        if optional {
+            return Ok(None);
+        }
+        return Err(insufficient_scope(
+            "viewer users may only read; ask a tenant admin",
+        ));
+    }
+    Ok(Some(TenantAuth {
+        tenant: owner,
+        key_id: String::new(),
+        scope: match role {
+            UserRole::Admin => Scope::Admin,
+            UserRole::Viewer => Scope::Borrow,
+        },
+        token: String::new(),
+        user: Some(username),
+    }))
 }
 
 impl<const ADMIN: bool> FromRequest for TenantAuth<ADMIN> {
@@ -207,9 +284,18 @@ impl FromRequest for VendorAuth {
             (Err(e), _) | (_, Err(e)) => return now(Err(e)),
         };
         let Some(token) = token else {
-            return now(Err(ApiError::unauthorized(
-                "this endpoint needs the vendor API key: send 'Authorization: Bearer <key>'",
-            )));
+            return now(match session::authenticate(&state, req) {
+                Ok(Some(Session {
+                    principal: SessionPrincipal::Vendor(vendor),
+                    ..
+                })) => Ok(VendorAuth { vendor }),
+                Ok(Some(_)) | Err(Refusal::Elsewhere) => Err(wrong_place()),
+                Err(Refusal::Unusable(e) | Refusal::Failed(e)) => Err(e),
+                Ok(None) => Err(ApiError::unauthorized(
+                    "this endpoint needs the vendor API key ('Authorization: Bearer <key>') or \
+                     a portal session (POST /api/auth/login)",
+                )),
+            });
         };
         match identify_key(&state, &token) {
             None => refuse_opaque(state, token),

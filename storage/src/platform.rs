@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use crate::codec::{self, Record};
 use crate::records::{
-    AdminTokenRecord, ApiKeyRecord, Lifecycle, PackageIndexRecord, TenantRecord, VendorRecord,
+    AdminTokenRecord, ApiKeyRecord, KeyUsageRecord, Lifecycle, PackageIndexRecord, SessionRecord,
+    TenantRecord, UserRecord, VendorRecord,
 };
 use crate::store::{PlatformOp, Store, Table};
 use crate::{Durable, StorageError, TenantId, VendorId};
@@ -123,5 +124,47 @@ impl Platform {
     /// Stores the operator token hash.
     pub fn set_admin_token(&self, record: &AdminTokenRecord) -> Result<Durable, StorageError> {
         self.write(vec![PlatformOp::put(Table::Meta, ADMIN_TOKEN_KEY, record)])
+    }
+
+    /// Key for [`Table::Users`] (usernames never contain `/`).
+    pub fn user_key(tenant: &TenantId, username: &str) -> String {
+        format!("{tenant}/{username}")
+    }
+
+    /// One tenant portal user.
+    pub fn user(
+        &self,
+        tenant: &TenantId,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StorageError> {
+        self.get(Table::Users, &Self::user_key(tenant, username))
+    }
+
+    /// A tenant's portal users, in name order.
+    pub fn tenant_users(&self, tenant: &TenantId) -> Result<Vec<UserRecord>, StorageError> {
+        self.scan(Table::Users, &format!("{tenant}/"))
+    }
+
+    /// A portal session by the hex digest of its token.
+    pub fn session(&self, digest_hex: &str) -> Result<Option<SessionRecord>, StorageError> {
+        self.get(Table::Sessions, digest_hex)
+    }
+
+    /// Every portal session with its key (for purging expired ones).
+    pub fn sessions(&self) -> Result<Vec<(String, SessionRecord)>, StorageError> {
+        self.store
+            .platform_scan(Table::Sessions, "")?
+            .into_iter()
+            .map(|(key, bytes)| Ok((key, codec::decode(&bytes)?)))
+            .collect()
+    }
+
+    /// When a tenant API key was last used, as last persisted.
+    pub fn key_usage(
+        &self,
+        tenant: &TenantId,
+        key_id: &str,
+    ) -> Result<Option<KeyUsageRecord>, StorageError> {
+        self.get(Table::KeyUsage, &Self::api_key_key(tenant, key_id))
     }
 }

@@ -119,17 +119,26 @@ pub enum Table {
     Packages,
     /// Named singletons (operator token hash, …).
     Meta,
+    /// `tenant_id/username` → [`crate::records::UserRecord`].
+    Users,
+    /// `hex(session digest)` → [`crate::records::SessionRecord`].
+    Sessions,
+    /// `tenant_id/key_id` → [`crate::records::KeyUsageRecord`].
+    KeyUsage,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 9] = [
         Table::Vendors,
         Table::Tenants,
         Table::VendorTenants,
         Table::ApiKeys,
         Table::Packages,
         Table::Meta,
+        Table::Users,
+        Table::Sessions,
+        Table::KeyUsage,
     ];
 
     /// The table's name (sled tree name, error messages).
@@ -141,6 +150,9 @@ impl Table {
             Table::ApiKeys => "api_keys",
             Table::Packages => "packages",
             Table::Meta => "platform_meta",
+            Table::Users => "users",
+            Table::Sessions => "sessions",
+            Table::KeyUsage => "api_key_usage",
         }
     }
 
@@ -152,6 +164,9 @@ impl Table {
             Table::ApiKeys => 3,
             Table::Packages => 4,
             Table::Meta => 5,
+            Table::Users => 6,
+            Table::Sessions => 7,
+            Table::KeyUsage => 8,
         }
     }
 }
