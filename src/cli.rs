@@ -222,9 +222,9 @@ impl ServeArgs {
         }
         c.mailbox_capacity = self.mailbox_capacity.max(1);
         c.cache_bytes = self.cache_mb.max(8) * 1024 * 1024;
-        c.max_connections = self.max_connections.max(1);
         c.sessions.secure = self.secure_cookies;
         c.sessions.client_ip_header = self.client_ip_header.clone();
+        c.max_connections = self.max_connections.max(1);
         c.metrics_max_tenants = self.metrics_max_tenants.max(1);
         c.fanout_deadline = Duration::from_millis(self.fanout_deadline_ms.max(1));
         c

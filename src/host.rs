@@ -49,10 +49,17 @@ impl BaseDomains {
     pub fn classify(&self, host: &str) -> HostContext {
         let host = strip_port(host.trim());
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-        // An empty label ("a..b", ".a", or a second trailing dot) names no host; such a
-        // name must not fall through to the main context.
-        if host.starts_with('.') || host.ends_with('.') || host.contains("..") {
-            return HostContext::Invalid(format!("'{host}' has an empty label"));
+        if host.ends_with('.') {
+            return HostContext::Invalid(format!(
+                "'{host}.' ends with more than one dot; send the host name with at most one"
+            ));
+        }
+        // An empty label ("a..b", ".a") names no host; such a name must not fall
+        // through to the main context.
+        if host.starts_with('.') || host.contains("..") {
+            return HostContext::Invalid(format!(
+                "'{host}' has an empty label; send a host name such as <tenant>.<base domain>"
+            ));
         }
         for base in &self.0 {
             if host == *base {

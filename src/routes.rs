@@ -67,8 +67,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .guard(HostGuard::Main)
             .configure(admin::configure)
             .configure(crate::supervision::configure)
-            .configure(signing::configure)
-            .configure(metrics::configure),
+            .configure(metrics::configure)
+            .configure(signing::configure),
     );
 }
 

@@ -60,6 +60,10 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     /// Whether the server installs SIGTERM/SIGINT handlers (off in in-process tests).
     pub handle_signals: bool,
+    /// Size, time and rate limits.
+    pub limits: Limits,
+    /// Portal sessions: lifetime, `Secure` cookies, client address header.
+    pub sessions: SessionConfig,
     /// Tenants that keep their own `tenant` label in metrics before the least
     /// recently active are aggregated into `tenant="_other"`.
     pub metrics_max_tenants: usize,
@@ -71,10 +75,6 @@ pub struct ServeConfig {
     /// Where the actors read the time (`None`: the system clock). Embedders and
     /// in-process tests may pass a manual clock to drive lease expiry.
     pub clock: Option<ClockSource>,
-    /// Size, time and rate limits.
-    pub limits: Limits,
-    /// Portal sessions: lifetime, `Secure` cookies, client address header.
-    pub sessions: SessionConfig,
 }
 
 /// A clock handed to the server (see [`ServeConfig::clock`]).
@@ -103,12 +103,12 @@ impl ServeConfig {
             mailbox_capacity: 1024,
             cache_bytes: 64 * 1024 * 1024,
             handle_signals: true,
+            limits: Limits::default(),
+            sessions: SessionConfig::default(),
             metrics_max_tenants: DEFAULT_MAX_TENANTS,
             fanout_deadline: FANOUT_DEADLINE,
             max_connections: 25_000,
             clock: None,
-            limits: Limits::default(),
-            sessions: SessionConfig::default(),
         }
     }
 }
@@ -338,21 +338,6 @@ fn spawn_nonce_purge(state: web::Data<AppState>) {
     });
 }
 
-/// Fan-out reads idle tenants from memory: load every live tenant in the background now
-/// rather than in the first vendor or operator query.
-fn warm_fanout_cache(state: &AppState) {
-    match state.platform.tenants() {
-        Ok(records) => state.registry.warm_idle(
-            records
-                .into_iter()
-                .filter(|t| t.lifecycle == Lifecycle::Active)
-                .filter_map(|t| TenantId::parse(&t.tenant_id).ok())
-                .collect(),
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot list tenants to warm the fan-out cache"),
-    }
-}
-
 /// Persists API-key usage and purges expired sessions, each on its own interval.
 fn spawn_security_upkeep(state: web::Data<AppState>) {
     let usage = state.clone();
@@ -377,6 +362,21 @@ fn spawn_security_upkeep(state: web::Data<AppState>) {
             }
         }
     });
+}
+
+/// Fan-out reads idle tenants from memory: load every live tenant in the background now
+/// rather than in the first vendor or operator query.
+fn warm_fanout_cache(state: &AppState) {
+    match state.platform.tenants() {
+        Ok(records) => state.registry.warm_idle(
+            records
+                .into_iter()
+                .filter(|t| t.lifecycle == Lifecycle::Active)
+                .filter_map(|t| TenantId::parse(&t.tenant_id).ok())
+                .collect(),
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot list tenants to warm the fan-out cache"),
+    }
 }
 
 /// Tags each request with its host context; names that can never be served get 404.

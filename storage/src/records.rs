@@ -296,6 +296,78 @@ pub struct SpendRecord {
 }
 record!(SpendRecord, "spend counter", version = 1);
 
+/// What a tenant portal user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserRole {
+    /// Read-only: the tenant's status, borrows and charges.
+    Viewer,
+    /// Everything an admin-scope API key may do.
+    Admin,
+}
+
+/// A tenant portal user (`POST /api/users`). Vendor portal users are the vendors
+/// themselves ([`VendorRecord::password_hash`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Random id of this incarnation of the user: a session names it, so a user
+    /// deleted and created again under the same name does not revive old sessions.
+    pub user_id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Login name (lowercase).
+    pub username: String,
+    /// argon2id PHC string of the password.
+    pub password_hash: String,
+    /// Permission.
+    pub role: UserRole,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+record!(UserRecord, "portal user", version = 1);
+
+/// Whom a portal session authenticates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionSubject {
+    /// A vendor, on the vendor host.
+    Vendor {
+        /// Vendor id.
+        vendor_id: String,
+    },
+    /// A tenant portal user, on its tenant's host.
+    TenantUser {
+        /// Tenant id.
+        tenant_id: String,
+        /// Login name.
+        username: String,
+        /// [`UserRecord::user_id`] at login.
+        user_id: String,
+    },
+}
+
+/// A portal session. Stored under a keyed digest of its token; the token itself lives
+/// only in the client's cookie.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Who is logged in.
+    pub subject: SessionSubject,
+    /// The host name (lowercase, no port) the session was issued on and is valid on.
+    pub host: String,
+    /// Login time.
+    pub created_at: Timestamp,
+    /// The session is refused from this instant.
+    pub expires_at: Timestamp,
+}
+record!(SessionRecord, "portal session", version = 1);
+
+/// When a tenant API key was last used. Kept apart from [`ApiKeyRecord`] so that the
+/// periodic write of usage never races with a revocation of the key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyUsageRecord {
+    /// Latest successful authentication seen (coalesced, persisted periodically).
+    pub last_used_at: Timestamp,
+}
+record!(KeyUsageRecord, "api key usage", version = 1);
+
 /// Which request an idempotency key was used on (keys of different operations never
 /// collide).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -444,74 +516,3 @@ pub struct MoreRequestRecord {
     pub applied: Option<(u32, u32, u32)>,
 }
 record!(MoreRequestRecord, "request for more seats", version = 1);
-/// What a tenant portal user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum UserRole {
-    /// Read-only: the tenant's status, borrows and charges.
-    Viewer,
-    /// Everything an admin-scope API key may do.
-    Admin,
-}
-
-/// A tenant portal user (`POST /api/users`). Vendor portal users are the vendors
-/// themselves ([`VendorRecord::password_hash`]).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRecord {
-    /// Random id of this incarnation of the user: a session names it, so a user
-    /// deleted and created again under the same name does not revive old sessions.
-    pub user_id: String,
-    /// Owning tenant.
-    pub tenant_id: String,
-    /// Login name (lowercase).
-    pub username: String,
-    /// argon2id PHC string of the password.
-    pub password_hash: String,
-    /// Permission.
-    pub role: UserRole,
-    /// Creation time.
-    pub created_at: Timestamp,
-}
-record!(UserRecord, "portal user", version = 1);
-
-/// Whom a portal session authenticates.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SessionSubject {
-    /// A vendor, on the vendor host.
-    Vendor {
-        /// Vendor id.
-        vendor_id: String,
-    },
-    /// A tenant portal user, on its tenant's host.
-    TenantUser {
-        /// Tenant id.
-        tenant_id: String,
-        /// Login name.
-        username: String,
-        /// [`UserRecord::user_id`] at login.
-        user_id: String,
-    },
-}
-
-/// A portal session. Stored under a keyed digest of its token; the token itself lives
-/// only in the client's cookie.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionRecord {
-    /// Who is logged in.
-    pub subject: SessionSubject,
-    /// The host name (lowercase, no port) the session was issued on and is valid on.
-    pub host: String,
-    /// Login time.
-    pub created_at: Timestamp,
-    /// The session is refused from this instant.
-    pub expires_at: Timestamp,
-}
-record!(SessionRecord, "portal session", version = 1);
-
-/// When a tenant API key was last used. Kept apart from [`ApiKeyRecord`] so that the
-/// periodic write of usage never races with a revocation of the key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyUsageRecord {
-    /// Latest successful authentication seen (coalesced, persisted periodically).
-    pub last_used_at: Timestamp,
-}
-record!(KeyUsageRecord, "api key usage", version = 1);

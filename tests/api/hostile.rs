@@ -137,6 +137,34 @@ const ENDPOINTS: &[(&str, &str, Ctx)] = &[
     ("GET", "/api/admin/tenants", Ctx::Main),
     ("DELETE", "/api/admin/tenants/{}", Ctx::Main),
     ("GET", "/api/admin/stats", Ctx::Main),
+    ("GET", "/api/admin/actors", Ctx::Main),
+    // Issues 4 and 5.
+    ("GET", "/licenses/{}/queue", Ctx::Tenant),
+    ("GET", "/config/limits", Ctx::Tenant),
+    ("PUT", "/config/limits", Ctx::Tenant),
+    ("GET", "/config/budget", Ctx::Tenant),
+    ("PUT", "/config/budget", Ctx::Tenant),
+    ("PUT", "/config/protection", Ctx::Tenant),
+    ("GET", "/overage-charges", Ctx::Tenant),
+    ("GET", "/overage-charges/verify", Ctx::Tenant),
+    ("GET", "/usage", Ctx::Tenant),
+    ("POST", "/api/customer/request-more", Ctx::Tenant),
+    ("GET", "/api/customer/requests", Ctx::Tenant),
+    ("GET", "/api/vendor/usage", Ctx::Vendor),
+    ("GET", "/api/vendor/requests", Ctx::Vendor),
+    ("POST", "/api/vendor/requests/{}/approve", Ctx::Vendor),
+    ("POST", "/api/vendor/requests/{}/reject", Ctx::Vendor),
+    ("PATCH", "/api/vendor/packages/{}", Ctx::Vendor),
+    (
+        "GET",
+        "/api/vendor/customers/{}/overage-charges",
+        Ctx::Vendor,
+    ),
+    (
+        "GET",
+        "/api/vendor/customers/{}/overage-charges/verify",
+        Ctx::Vendor,
+    ),
 ];
 
 /// Field names the endpoints read, so that generated JSON reaches their validation.
@@ -173,6 +201,14 @@ const FIELDS: &[&str] = &[
     "contact_email",
     "lease_seconds",
     "wait_seconds",
+    "max_per_user",
+    "max_spend",
+    "requested_total",
+    "requested_overage",
+    "message",
+    "note",
+    "status",
+    "crm_opportunity_id",
 ];
 
 /// Headers never generated: they frame the message, and the client sets them itself.
@@ -678,7 +714,7 @@ proptest! {
             );
         }
         prop_assert_eq!(bases.classify(&host.to_ascii_uppercase()), ctx.clone());
-        if !host.contains(':') && !host.contains('[') {
+        if !host.contains([':', '[']) && host.trim() == host {
             prop_assert_eq!(bases.classify(&format!("{host}:8443")), ctx);
         }
     }

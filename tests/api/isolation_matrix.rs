@@ -88,22 +88,26 @@ enum Access {
     VendorOfAcme,
     /// Main host, operator.
     Operator,
+    /// Main host, no credential needed (issue 6's `/metrics`).
+    MainPublic,
 }
 
 struct Endpoint {
     method: &'static str,
-    path: &'static str,
+    path: String,
     body: Option<fn(usize) -> Value>,
     access: Access,
 }
 
 const UNKNOWN_BORROW: &str = "6f0c5c9e-0d7e-4d5e-9a51-3c1f3f0e8a11";
 
-fn endpoints() -> Vec<Endpoint> {
+/// Every endpoint, with the access it intends. `acme_package` is the package id of
+/// acme's tool (random, known only after provisioning).
+fn endpoints(acme_package: &str) -> Vec<Endpoint> {
     use Access::*;
-    let e = |method, path, body, access| Endpoint {
+    let e = |method, path: &str, body, access| Endpoint {
         method,
-        path,
+        path: path.to_owned(),
         body,
         access,
     };
@@ -180,6 +184,72 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         e("GET", "/api/admin/tenants", None, Operator),
         e("GET", "/api/admin/stats", None, Operator),
+        // Issue 4: leases, the wait queue, per-user limits.
+        e("GET", "/licenses/ecu-dev-suite/queue", None, TenantRead),
+        e("GET", "/config/limits", None, TenantAdmin),
+        e(
+            "PUT",
+            "/config/limits",
+            Some(|_| json!({"tool": ECU.id, "max_per_user": null})),
+            TenantAdmin,
+        ),
+        // Issue 5: commercial model.
+        e("GET", "/config/budget", None, TenantAdmin),
+        e(
+            "PUT",
+            "/config/budget",
+            Some(|_| json!({"tool": ECU.id, "max_overage": null})),
+            TenantAdmin,
+        ),
+        e(
+            "PUT",
+            "/config/protection",
+            Some(|_| json!({"tool": ECU.id, "max_spend": null})),
+            TenantAdmin,
+        ),
+        e("GET", "/overage-charges", None, TenantRead),
+        e("GET", "/overage-charges/verify", None, TenantRead),
+        e("GET", "/usage", None, TenantRead),
+        e(
+            "POST",
+            "/api/customer/request-more",
+            Some(|_| json!({"tool": ECU.id, "requested_total": 40})),
+            TenantAdmin,
+        ),
+        e("GET", "/api/customer/requests", None, TenantAdmin),
+        e("GET", "/api/vendor/usage", None, Vendor),
+        e("GET", "/api/vendor/requests", None, Vendor),
+        // An id of no request: each vendor gets the same 404, whether or not the
+        // tenant named in the id is its customer.
+        e(
+            "POST",
+            "/api/vendor/requests/acme.ffffffffffffffff/reject",
+            None,
+            Vendor,
+        ),
+        Endpoint {
+            method: "PATCH",
+            path: format!("/api/vendor/packages/{acme_package}"),
+            body: Some(|n| json!({"crm_opportunity_id": format!("opp-{n}")})),
+            access: VendorOfAcme,
+        },
+        e(
+            "GET",
+            "/api/vendor/customers/acme/overage-charges",
+            None,
+            VendorOfAcme,
+        ),
+        e(
+            "GET",
+            "/api/vendor/customers/acme/overage-charges/verify",
+            None,
+            VendorOfAcme,
+        ),
+        // Issue 8: supervision.
+        e("GET", "/api/admin/actors", None, Operator),
+        // Issue 6: Prometheus metrics, unauthenticated on the main host only. (`/events`
+        // is not here: a stream that is let in never ends.)
+        e("GET", "/metrics", None, MainPublic),
         e(
             "POST",
             "/api/admin/vendors/spare/rotate-signing-secret",
@@ -220,14 +290,24 @@ fn intended(access: Access, cred: &Cred, host: Host) -> bool {
                 )
         }
         Access::Operator => host == Host::Main && cred.kind == Kind::Operator,
+        Access::MainPublic => host == Host::Main,
     }
 }
 
-/// Got through: 2xx, or a 404 about the object itself (the caller was let in).
+/// Got through: 2xx, or an answer about the object itself (the caller was let in): a
+/// 404 for an object that does not exist, or the 409 of a second request for more
+/// seats while the first is pending.
 fn succeeded(r: &Reply) -> bool {
     r.status.is_success()
         || (r.status.as_u16() == 404
-            && ["unknown_borrow", "unknown_key", "unknown_user"].contains(&r.code()))
+            && [
+                "unknown_borrow",
+                "unknown_key",
+                "unknown_user",
+                "unknown_request",
+            ]
+            .contains(&r.code()))
+        || (r.status.as_u16() == 409 && r.code() == "request_pending")
 }
 
 #[actix_web::test]
@@ -346,7 +426,25 @@ async fn every_endpoint_credential_and_host() {
         },
     ];
 
-    let endpoints = endpoints();
+    let acme_package = app
+        .call(
+            "GET",
+            "vendor.localhost",
+            "/api/vendor/customers",
+            Some(&vector_key),
+            None,
+        )
+        .await
+        .expect(200)["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["tenant_id"] == "acme")
+        .unwrap()["packages"][0]["package_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let endpoints = endpoints(&acme_package);
     let mut n = 0;
     let mut wrong = Vec::new();
     // results[endpoint][host][cred]
@@ -367,7 +465,7 @@ async fn every_endpoint_credential_and_host() {
                     &app,
                     ep.method,
                     host.name(),
-                    ep.path,
+                    &ep.path,
                     &headers,
                     body.as_ref(),
                 )
@@ -390,6 +488,54 @@ async fn every_endpoint_credential_and_host() {
             }
         }
     }
+
+    // Every mutation a session may make needs the session's CSRF token: the same
+    // request with the cookie alone is refused (returns excepted: there an unusable
+    // cookie counts as no credential, and the borrow id authorises).
+    let mut csrf_checks = 0;
+    for (ei, ep) in endpoints.iter().enumerate() {
+        if ep.method == "GET" || ep.access == Access::Return {
+            continue;
+        }
+        for (hi, &host) in Host::ALL.iter().enumerate() {
+            for (ci, cred) in creds.iter().enumerate() {
+                let session = matches!(cred.kind, Kind::VendorSession | Kind::TenantSession { .. });
+                if !session || !succeeded(&results[ei][hi][ci]) {
+                    continue;
+                }
+                n += 1;
+                csrf_checks += 1;
+                let body = ep.body.map(|b| b(n));
+                let cookie_only: Vec<(&str, &str)> = cred
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| name == "Cookie")
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
+                let r = send(
+                    &app,
+                    ep.method,
+                    host.name(),
+                    &ep.path,
+                    &cookie_only,
+                    body.as_ref(),
+                )
+                .await;
+                if (r.status.as_u16(), r.code()) != (403, "csrf_token_invalid") {
+                    wrong.push(format!(
+                        "{} {} on {} with {} but no CSRF token: {} {} (expected 403 csrf_token_invalid)",
+                        ep.method,
+                        ep.path,
+                        host.name(),
+                        cred.label,
+                        r.status,
+                        r.body
+                    ));
+                }
+            }
+        }
+    }
+    assert!(csrf_checks > 0, "no session mutation was let in");
 
     // Refusals on another tenant's host do not reveal whether that tenant exists:
     // on every endpoint served on tenant hosts, every credential that does not belong
@@ -442,11 +588,13 @@ async fn every_endpoint_credential_and_host() {
         let _ = writeln!(table);
     }
     println!(
-        "\nIsolation matrix: {} endpoints × {} credentials × {} hosts = {n} requests \
-         (✅ = let in; every other cell is a refusal)\n{table}",
+        "\nIsolation matrix: {} endpoints × {} credentials × {} hosts = {} requests \
+         (✅ = let in; every other cell is a refusal), plus {csrf_checks} session \
+         mutations repeated without the CSRF token (all refused)\n{table}",
         endpoints.len(),
         creds.len(),
-        Host::ALL.len()
+        Host::ALL.len(),
+        n - csrf_checks
     );
     assert!(
         wrong.is_empty(),
