@@ -241,6 +241,22 @@ describe('permetrix portals', () => {
     await vendorPage.locator(`.customer[data-tenant="acme"] tr[data-product="${TOOL}"] .badge.active`).waitFor();
   });
 
+  test('the vendor approves a request for more seats', async () => {
+    await expectCall(201, server, 'POST', `${TENANT}.localhost`, '/api/customer/request-more', {
+      token: tenantAdminKey,
+      json: { tool: TOOL, requested_total: 5, message: 'release crunch' },
+    });
+    await vendorPage.getByRole('button', { name: 'Refresh' }).click();
+    const request = vendorPage.locator('#requests tbody tr', { hasText: 'release crunch' });
+    await request.waitFor();
+    assert.match(await request.textContent(), /total 5/);
+    await request.getByRole('button', { name: /^approve/i }).click();
+    await request.waitFor({ state: 'detached' });
+    await vendorPage.getByText('No pending requests.').waitFor();
+    await vendorPage.locator(`.customer[data-tenant="acme"] tr[data-product="${TOOL}"]`)
+      .filter({ hasText: '· 5 total' }).waitFor();
+  });
+
   test('every form control of the portals has a label', async () => {
     for (const page of [vendorPage, tenantPage]) {
       const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
