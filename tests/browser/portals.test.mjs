@@ -56,10 +56,13 @@ describe('permetrix portals', () => {
     await page.goto(server.url('vendor.localhost') + '/');
     // No session: the portal sends the browser to its login page.
     await page.waitForURL('**/login');
-    await page.getByLabel('User name').fill(VENDOR);
-    await page.getByLabel('Password').fill('not-the-password');
-    // Submitted from the keyboard.
-    await page.getByLabel('Password').press('Enter');
+    // Keyboard only: the user name has the focus, Tab moves on, Enter submits.
+    await page.waitForFunction(() => document.activeElement?.id === 'username');
+    await page.keyboard.type(VENDOR);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'password');
+    await page.keyboard.type('not-the-password');
+    await page.keyboard.press('Enter');
     const alert = page.locator('#login-error');
     await alert.waitFor({ state: 'visible' });
     assert.match(await alert.textContent(), /username or password is wrong/i);
