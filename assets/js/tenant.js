@@ -173,6 +173,11 @@ function connect() {
 
 const activity = $('activity');
 activity.append(el('li', { class: 'ev quiet' }, 'Waiting for activity…'));
+// Back to a tab that was hidden: read once (a package provisioned meanwhile sends no event).
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') scheduleRefresh();
+});
+
 await refresh();
 connect();
 if (isAdmin) initAdmin();

@@ -179,6 +179,10 @@ onSubmit($('provision'), async (v, form) => {
 });
 
 $('refresh').addEventListener('click', () => Promise.all([loadCustomers(), loadRequests()]));
+// Back to a tab that was hidden: the counts are read again once.
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') Promise.all([loadCustomers(), loadRequests()]);
+});
 
 await Promise.all([loadCustomers(), loadRequests()]);
 initUsage();
