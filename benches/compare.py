@@ -22,6 +22,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 TOKEN = "bench-operator-token"
@@ -52,7 +53,14 @@ class Server:
                 break
         if not self.addr:
             sys.exit(f"{name} server did not start; see {self.log.name}")
+        # Keep draining: the server logs one line per request, and a full pipe would
+        # block it (every run then reports 0 req/s).
+        threading.Thread(target=self._drain, daemon=True).start()
         self.creds = os.path.join(self.dir, "creds.json")
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.write(line)
 
     def rss_kib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
