@@ -124,14 +124,7 @@ impl Registry {
     ) -> Result<M::Reply, TenantError> {
         let request = {
             let entry = self.activate(tenant)?;
-            let permit = Arc::clone(&entry.shared.admission)
-                .try_acquire_owned()
-                .map_err(|_| {
-                    entry.shared.metrics.rejected();
-                    TenantError::Overloaded {
-                        retry_after: self.0.config.retry_after,
-                    }
-                })?;
+            let permit = self.admit(&entry)?;
             entry.addr.send(Admitted {
                 msg,
                 permit: Some(permit),
@@ -151,19 +144,24 @@ impl Registry {
         msg: M,
     ) -> Result<(), TenantError> {
         let entry = self.activate(tenant)?;
-        let permit = Arc::clone(&entry.shared.admission)
+        let permit = self.admit(&entry)?;
+        entry.addr.do_send(Admitted {
+            msg,
+            permit: Some(permit),
+        });
+        Ok(())
+    }
+
+    /// Takes a mailbox slot of `entry`'s tenant; a full mailbox is counted and refused.
+    fn admit(&self, entry: &Entry_) -> Result<tokio::sync::OwnedSemaphorePermit, TenantError> {
+        Arc::clone(&entry.shared.admission)
             .try_acquire_owned()
             .map_err(|_| {
                 entry.shared.metrics.rejected();
                 TenantError::Overloaded {
                     retry_after: self.0.config.retry_after,
                 }
-            })?;
-        entry.addr.do_send(Admitted {
-            msg,
-            permit: Some(permit),
-        });
-        Ok(())
+            })
     }
 
     /// Whether `tenant` is a live tenant (reads the platform table; activates nothing).
