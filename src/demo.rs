@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 
 use permetrix_actors::domain::SettingsPatch;
 use permetrix_actors::messages::UpdateSettings;
-use permetrix_storage::records::{PackageRecord, PackageStatus, Scope, SignaturePolicy};
-use permetrix_storage::{Money, TenantId, VendorId};
+use permetrix_storage::records::{
+    PackageRecord, PackageStatus, Scope, SignaturePolicy, UserRecord, UserRole,
+};
+use permetrix_storage::{Money, Platform, PlatformOp, Table, TenantId, VendorId};
 use secrecy::SecretString;
 
 use crate::accounts::{self, NewTenant, NewVendor};
@@ -42,6 +44,34 @@ pub struct DemoCredentials {
     pub signing_secret: String,
     /// `(tenant id, admin key, borrow key)`.
     pub tenants: Vec<(String, String, String)>,
+    /// Password of each demo tenant's portal user `admin` (the dashboards' login).
+    pub tenant_admin_password: String,
+}
+
+/// Creates the portal user `admin` (role admin) of a demo tenant.
+async fn add_portal_admin(
+    state: &AppState,
+    tenant: &TenantId,
+    password: &str,
+) -> anyhow::Result<()> {
+    let record = UserRecord {
+        user_id: random_hex::<16>(),
+        tenant_id: tenant.to_string(),
+        username: "admin".into(),
+        password_hash: state.security.hash_password(password.to_owned()).await?,
+        role: UserRole::Admin,
+        created_at: now(state),
+    };
+    state
+        .platform
+        .write(vec![PlatformOp::insert(
+            Table::Users,
+            Platform::user_key(tenant, "admin"),
+            &record,
+        )])?
+        .wait()
+        .await?;
+    Ok(())
 }
 
 /// Seeds demo data if no vendor exists yet; `None` if the store already had data.
@@ -64,6 +94,7 @@ pub async fn seed_if_empty(state: &AppState) -> anyhow::Result<Option<DemoCreden
     .await
     .map_err(|e| anyhow::anyhow!("seeding the demo vendor: {e}"))?;
 
+    let tenant_admin_password = format!("demo-{}", random_hex::<6>());
     let mut tenants = Vec::new();
     for (id, company, policy) in [
         // acme has signatures off so that plain curl works; globex keeps the default (v1).
@@ -118,6 +149,9 @@ pub async fn seed_if_empty(state: &AppState) -> anyhow::Result<Option<DemoCreden
             accounts::create_key(state, &tenant_id, "demo build farm".into(), Scope::Borrow)
                 .await
                 .map_err(|e| anyhow::anyhow!("creating a demo key for {id}: {e}"))?;
+        add_portal_admin(state, &tenant_id, &tenant_admin_password)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the portal user of {id}: {e}"))?;
         tenants.push((id.to_owned(), created.admin_api_key, borrow_key.api_key));
     }
     tracing::info!("seeded demo data: vendor 'vector', tenants acme and globex");
@@ -127,6 +161,7 @@ pub async fn seed_if_empty(state: &AppState) -> anyhow::Result<Option<DemoCreden
         vendor_api_key: vendor.api_key,
         signing_secret: vendor.signing_secret,
         tenants,
+        tenant_admin_password,
     }))
 }
 
@@ -146,6 +181,25 @@ impl DemoCredentials {
         for (id, admin, borrow) in &self.tenants {
             let _ = writeln!(s, "  tenant {id:<7} admin key  {admin}");
             let _ = writeln!(s, "  tenant {id:<7} borrow key {borrow}");
+        }
+        let _ = writeln!(
+            s,
+            "\nPortals (in a browser; *.localhost resolves to this machine):"
+        );
+        let _ = writeln!(
+            s,
+            "  vendor portal  http://vendor.localhost:{}/  user {} password {}",
+            addr.port(),
+            self.vendor_id,
+            self.vendor_password
+        );
+        for (id, _, _) in &self.tenants {
+            let _ = writeln!(
+                s,
+                "  dashboard      http://{id}.localhost:{}/  user admin password {}",
+                addr.port(),
+                self.tenant_admin_password
+            );
         }
         if let Some((id, _, borrow)) = self.tenants.first() {
             let _ = writeln!(s, "\nTry it (tenant {id}, signatures off):");

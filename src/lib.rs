@@ -30,3 +30,4 @@ pub mod state;
 pub mod storage_faults;
 pub mod supervision;
 pub mod telemetry;
+pub mod web;

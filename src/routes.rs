@@ -28,6 +28,8 @@ use crate::state::AppState;
 /// Mounts every route. Health endpoints answer on every host; the rest only on theirs.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    // The portals' pages and assets (`/`, `/login`, `/assets/*`), before the host scopes.
+    crate::web::configure(cfg);
     // Before the tenant scope below, which answers every path it does not know with 404.
     #[cfg(feature = "fault-injection")]
     cfg.service(

@@ -30,6 +30,7 @@ mod metrics;
 mod metrics_labels;
 mod metrics_request_log;
 mod metrics_supervision;
+mod portals;
 mod queue;
 mod restart;
 mod run;

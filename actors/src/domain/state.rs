@@ -35,6 +35,9 @@ pub enum TenantEventKind {
     Expire,
     /// A borrow was refused.
     Denied,
+    /// A borrow found no seat and waits in the pool's queue (it ends in a `Borrow`
+    /// when granted, or a `Denied` when its wait runs out).
+    Queued,
 }
 
 impl TenantEventKind {
@@ -45,6 +48,7 @@ impl TenantEventKind {
             TenantEventKind::Return => "return",
             TenantEventKind::Expire => "expire",
             TenantEventKind::Denied => "denied",
+            TenantEventKind::Queued => "queued",
         }
     }
 }
@@ -591,6 +595,15 @@ impl TenantState {
             at: now,
             reason: Some(reason),
             is_overage: false,
+        }
+    }
+
+    /// The event of a borrow that found no seat and joined the pool's wait queue.
+    pub fn queued_event(&self, req: &BorrowRequest, now: Timestamp) -> TenantEvent {
+        TenantEvent {
+            kind: TenantEventKind::Queued,
+            reason: None,
+            ..self.denied_event(req, "", now)
         }
     }
 }

@@ -126,6 +126,8 @@ impl TenantMessage for BorrowOrQueue {
                     .enqueue(self.req.clone(), refusal, self.wait, ticket, now)
                 {
                     Ok(queued) => {
+                        // Dashboards show the wait queue live.
+                        cx.publish(cx.state.queued_event(&self.req, now));
                         let (tx, rx) = oneshot::channel();
                         cx.waiters.insert(queued.id, tx);
                         Reply::ready(Ok(BorrowOutcome::Queued(QueuedBorrow {
