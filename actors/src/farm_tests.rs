@@ -4,17 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus, TenantRecord};
-use permetrix_storage::{
-    Money, Platform, PlatformOp, SledConfig, SledStore, Store, Table, TenantId, Timestamp,
-};
+use permetrix_storage::{SledConfig, SledStore, Store, TenantId, Timestamp};
 
-use crate::domain::{BorrowRequest, DomainError, IdempotencyKey, ProvisionRequest};
+use crate::domain::{BorrowRequest, DomainError, IdempotencyKey};
 use crate::messages::{
-    BorrowOrQueue, BorrowOutcome, ExpireDue, Heartbeat, Provision, QueueOf, QueuedBorrow, Return,
-    Status,
+    BorrowOrQueue, BorrowOutcome, ExpireDue, Heartbeat, QueueOf, QueuedBorrow, Return, Status,
 };
 use crate::metrics::NoMetrics;
+use crate::test_support::{Pool, add_tenant};
 use crate::{ManualClock, Registry, RegistryConfig, TenantError};
 
 const START: Timestamp = Timestamp::from_secs(1_795_749_205);
@@ -41,42 +38,7 @@ async fn fixture(seats: u32) -> Fixture {
             retry_after: Duration::from_secs(1),
         },
     );
-    let tenant = TenantId::parse("acme").unwrap();
-    let record = TenantRecord {
-        tenant_id: "acme".into(),
-        vendor_id: "vector".into(),
-        company_name: "ACME".into(),
-        domain: None,
-        crm_id: None,
-        created_at: START,
-        lifecycle: Lifecycle::Active,
-    };
-    Platform::new(Arc::clone(&store))
-        .write(vec![PlatformOp::insert(Table::Tenants, "acme", &record)])
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
-    let package = PackageRecord {
-        package_id: "pkg-acme".into(),
-        vendor_id: "vector".into(),
-        product_id: "ecu".into(),
-        product_name: "ECU".into(),
-        total: seats,
-        commit_qty: seats,
-        max_overage: 0,
-        commit_price: Money::ZERO,
-        overage_price: Money::ZERO,
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: START,
-    };
-    registry
-        .send(&tenant, Provision(ProvisionRequest { package }))
-        .await
-        .unwrap();
+    let tenant = add_tenant(&store, &registry, "acme", START, Pool::commit_only(seats)).await;
     Fixture {
         _dir: dir,
         store,

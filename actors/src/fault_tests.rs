@@ -4,18 +4,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use permetrix_storage::records::{
-    ChargeRecord, Lifecycle, MoreRequestRecord, PackageRecord, PackageStatus, TenantRecord,
-    UsageRecord,
-};
+use permetrix_storage::records::{ChargeRecord, MoreRequestRecord, UsageRecord};
 use permetrix_storage::{
-    Durability, Durable, Money, Platform, PlatformOp, SledConfig, SledStore, StorageError, Store,
-    Table, TenantId, TenantMutation, TenantRecords, Timestamp,
+    Durability, Durable, PlatformOp, SledConfig, SledStore, StorageError, Store, Table, TenantId,
+    TenantMutation, TenantRecords, Timestamp,
 };
 
-use crate::domain::{BorrowRequest, ProvisionRequest};
-use crate::messages::{Borrow, Provision, Status};
+use crate::domain::BorrowRequest;
+use crate::messages::{Borrow, Status};
 use crate::metrics::NoMetrics;
+use crate::test_support::{Pool, add_tenant};
 use crate::{Registry, RegistryConfig, SystemClock, TenantError};
 
 /// A store whose writes can be made to fail and whose incarnation can be moved on.
@@ -120,42 +118,12 @@ async fn fixture() -> Fixture {
             retry_after: Duration::from_secs(1),
         },
     );
-    let tenant = TenantId::parse("acme").unwrap();
-    let record = TenantRecord {
-        tenant_id: "acme".into(),
-        vendor_id: "vector".into(),
-        company_name: "acme".into(),
-        domain: None,
-        crm_id: None,
-        created_at: Timestamp::now(),
-        lifecycle: Lifecycle::Active,
+    let pool = Pool {
+        commit: 2,
+        overage: 3,
+        overage_cents: 100,
     };
-    Platform::new(dyn_store)
-        .write(vec![PlatformOp::insert(Table::Tenants, "acme", &record)])
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
-    let package = PackageRecord {
-        package_id: "pkg".into(),
-        vendor_id: "vector".into(),
-        product_id: "ecu".into(),
-        product_name: "ECU".into(),
-        total: 5,
-        commit_qty: 2,
-        max_overage: 3,
-        commit_price: Money::ZERO,
-        overage_price: Money::from_cents(100),
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: Timestamp::now(),
-    };
-    registry
-        .send(&tenant, Provision(ProvisionRequest { package }))
-        .await
-        .unwrap();
+    let tenant = add_tenant(&dyn_store, &registry, "acme", Timestamp::now(), pool).await;
     Fixture {
         _dir: dir,
         store,

@@ -55,6 +55,8 @@ mod farm_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_reports;

@@ -3,14 +3,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus, TenantRecord};
-use permetrix_storage::{
-    Money, Platform, PlatformOp, SledConfig, SledStore, Store, Table, TenantId, Timestamp,
-};
+use permetrix_storage::{SledConfig, SledStore, Store, TenantId, Timestamp};
 
-use crate::domain::{BorrowRequest, DomainError, ProvisionRequest};
-use crate::messages::{Borrow, Provision, Reply, Return, Status, TenantCx, TenantMessage};
+use crate::domain::{BorrowRequest, DomainError};
+use crate::messages::{Borrow, Reply, Return, Status, TenantCx, TenantMessage};
 use crate::metrics::{ActorMetrics, TenantMetrics};
+use crate::test_support::{self, Pool};
 use crate::{Registry, RegistryConfig, SystemClock, TenantError};
 
 #[derive(Default)]
@@ -65,43 +63,14 @@ fn fixture(capacity: usize) -> Fixture {
 }
 
 async fn add_tenant(f: &Fixture, id: &str, seats: u32) -> TenantId {
-    let tenant = TenantId::parse(id).unwrap();
-    let record = TenantRecord {
-        tenant_id: id.into(),
-        vendor_id: "vector".into(),
-        company_name: id.into(),
-        domain: None,
-        crm_id: None,
-        created_at: Timestamp::now(),
-        lifecycle: Lifecycle::Active,
-    };
-    Platform::new(Arc::clone(&f.store))
-        .write(vec![PlatformOp::insert(Table::Tenants, id, &record)])
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
-    let package = PackageRecord {
-        package_id: format!("pkg-{id}"),
-        vendor_id: "vector".into(),
-        product_id: "ecu".into(),
-        product_name: "ECU".into(),
-        total: seats,
-        commit_qty: seats,
-        max_overage: 0,
-        commit_price: Money::ZERO,
-        overage_price: Money::ZERO,
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: Timestamp::now(),
-    };
-    f.registry
-        .send(&tenant, Provision(ProvisionRequest { package }))
-        .await
-        .unwrap();
-    tenant
+    test_support::add_tenant(
+        &f.store,
+        &f.registry,
+        id,
+        Timestamp::now(),
+        Pool::commit_only(seats),
+    )
+    .await
 }
 
 fn borrow(user: &str) -> Borrow {

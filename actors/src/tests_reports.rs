@@ -4,16 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus, TenantRecord};
 use permetrix_storage::{
-    BorrowId, Money, Platform, PlatformOp, SledConfig, SledStore, Store, Table, TenantId,
-    Timestamp, test_support,
+    BorrowId, Money, SledConfig, SledStore, Store, TenantId, Timestamp, test_support,
 };
 
-use crate::domain::{BorrowRequest, LedgerHead, PoolUsage, ProvisionRequest, chain_hash};
-use crate::messages::{Borrow, GetLedgerHead, Provision, Return};
+use crate::domain::{BorrowRequest, LedgerHead, PoolUsage, chain_hash};
+use crate::messages::{Borrow, GetLedgerHead, Return};
 use crate::metrics::NoMetrics;
 use crate::reports::{self, ChargeFilter};
+use crate::test_support::{Pool, add_tenant};
 use crate::{ManualClock, Registry, RegistryConfig};
 
 const T0: Timestamp = Timestamp::from_secs(1_795_749_200);
@@ -41,42 +40,12 @@ async fn fixture(commit: u32, overage: u32) -> Fixture {
             ..RegistryConfig::default()
         },
     );
-    let tenant = TenantId::parse("acme").unwrap();
-    let record = TenantRecord {
-        tenant_id: "acme".into(),
-        vendor_id: "vector".into(),
-        company_name: "ACME".into(),
-        domain: None,
-        crm_id: None,
-        created_at: T0,
-        lifecycle: Lifecycle::Active,
+    let pool = Pool {
+        commit,
+        overage,
+        overage_cents: 500,
     };
-    Platform::new(Arc::clone(&store))
-        .write(vec![PlatformOp::insert(Table::Tenants, "acme", &record)])
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
-    let package = PackageRecord {
-        package_id: "pkg-ecu".into(),
-        vendor_id: "vector".into(),
-        product_id: "ecu".into(),
-        product_name: "ECU".into(),
-        total: commit + overage,
-        commit_qty: commit,
-        max_overage: overage,
-        commit_price: Money::ZERO,
-        overage_price: Money::from_cents(500),
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: T0,
-    };
-    registry
-        .send(&tenant, Provision(ProvisionRequest { package }))
-        .await
-        .unwrap();
+    let tenant = add_tenant(&store, &registry, "acme", T0, pool).await;
     Fixture {
         _dir: dir,
         sled,

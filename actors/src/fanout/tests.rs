@@ -3,16 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus, TenantRecord};
-use permetrix_storage::{
-    Durability, Money, Platform, PlatformOp, SledConfig, SledStore, Store, Table, TenantId,
-    Timestamp,
-};
+use permetrix_storage::{Durability, SledConfig, SledStore, Store, TenantId, Timestamp};
 
 use super::IdleCache;
-use crate::domain::{BorrowRequest, ProvisionRequest, TenantState};
-use crate::messages::{Borrow, Provision, Reply, TenantCx, TenantMessage};
+use crate::domain::{BorrowRequest, TenantState};
+use crate::messages::{Borrow, Reply, TenantCx, TenantMessage};
 use crate::metrics::NoMetrics;
+use crate::test_support::{Pool, add_tenant};
 use crate::{Registry, RegistryConfig, SystemClock, TenantError};
 
 fn start(store: &Arc<dyn Store>) -> Registry {
@@ -38,50 +35,15 @@ fn open(dir: &std::path::Path) -> Arc<dyn Store> {
 }
 
 async fn seed(store: &Arc<dyn Store>, registry: &Registry, n: usize) -> Vec<TenantId> {
-    let platform = Platform::new(Arc::clone(store));
     let mut ids = Vec::new();
     for i in 0..n {
         let id = format!("t{i:04}");
-        let record = TenantRecord {
-            tenant_id: id.clone(),
-            vendor_id: "vector".into(),
-            company_name: id.clone(),
-            domain: None,
-            crm_id: None,
-            created_at: Timestamp::now(),
-            lifecycle: Lifecycle::Active,
+        let pool = Pool {
+            commit: 2,
+            overage: 8,
+            overage_cents: 0,
         };
-        platform
-            .write(vec![PlatformOp::insert(
-                Table::Tenants,
-                id.as_str(),
-                &record,
-            )])
-            .unwrap()
-            .wait()
-            .await
-            .unwrap();
-        let tenant = TenantId::parse(&id).unwrap();
-        let package = PackageRecord {
-            package_id: format!("pkg-{id}"),
-            vendor_id: "vector".into(),
-            product_id: "ecu".into(),
-            product_name: "ECU".into(),
-            total: 10,
-            commit_qty: 2,
-            max_overage: 8,
-            commit_price: Money::ZERO,
-            overage_price: Money::ZERO,
-            crm_opportunity_id: None,
-            valid_from: None,
-            valid_until: None,
-            status: PackageStatus::Active,
-            created_at: Timestamp::now(),
-        };
-        registry
-            .send(&tenant, Provision(ProvisionRequest { package }))
-            .await
-            .unwrap();
+        let tenant = add_tenant(store, registry, &id, Timestamp::now(), pool).await;
         // Tenant i holds i % 4 seats.
         for u in 0..i % 4 {
             registry

@@ -1,0 +1,76 @@
+//! Set-up shared by the actor-level tests: a tenant registered as the vendor API does
+//! it, with one "ecu" pool provisioned through its actor.
+use std::sync::Arc;
+
+use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus, TenantRecord};
+use permetrix_storage::{Money, Platform, PlatformOp, Store, Table, TenantId, Timestamp};
+
+use crate::Registry;
+use crate::domain::ProvisionRequest;
+use crate::messages::Provision;
+
+/// The "ecu" pool (product name "ECU") a test tenant gets.
+#[derive(Clone, Copy)]
+pub(crate) struct Pool {
+    pub commit: u32,
+    pub overage: u32,
+    pub overage_cents: i64,
+}
+
+impl Pool {
+    /// `seats` commit seats, no overage.
+    pub(crate) fn commit_only(seats: u32) -> Self {
+        Pool {
+            commit: seats,
+            overage: 0,
+            overage_cents: 0,
+        }
+    }
+}
+
+/// Registers tenant `id` of vendor "vector" at `at` and provisions `pool` for it.
+pub(crate) async fn add_tenant(
+    store: &Arc<dyn Store>,
+    registry: &Registry,
+    id: &str,
+    at: Timestamp,
+    pool: Pool,
+) -> TenantId {
+    let record = TenantRecord {
+        tenant_id: id.into(),
+        vendor_id: "vector".into(),
+        company_name: id.into(),
+        domain: None,
+        crm_id: None,
+        created_at: at,
+        lifecycle: Lifecycle::Active,
+    };
+    Platform::new(Arc::clone(store))
+        .write(vec![PlatformOp::insert(Table::Tenants, id, &record)])
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let package = PackageRecord {
+        package_id: format!("pkg-{id}"),
+        vendor_id: "vector".into(),
+        product_id: "ecu".into(),
+        product_name: "ECU".into(),
+        total: pool.commit + pool.overage,
+        commit_qty: pool.commit,
+        max_overage: pool.overage,
+        commit_price: Money::ZERO,
+        overage_price: Money::from_cents(pool.overage_cents),
+        crm_opportunity_id: None,
+        valid_from: None,
+        valid_until: None,
+        status: PackageStatus::Active,
+        created_at: at,
+    };
+    let tenant = TenantId::parse(id).unwrap();
+    registry
+        .send(&tenant, Provision(ProvisionRequest { package }))
+        .await
+        .unwrap();
+    tenant
+}
