@@ -376,20 +376,7 @@ impl Drop for ResilientStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::LeaseRecord;
-    use crate::{BorrowId, Timestamp};
-
-    fn lease() -> LeaseRecord {
-        LeaseRecord {
-            id: BorrowId::random(),
-            product_id: "ecu".into(),
-            user: "dev".into(),
-            borrowed_at: Timestamp::from_secs(1),
-            lease_expires_at: Timestamp::from_secs(3601),
-            lease_seconds: 3600,
-            is_overage: false,
-        }
-    }
+    use crate::test_records::lease;
 
     /// A failure takes the store out of service; the recovery thread reopens it and
     /// the incarnation moves on; what was durable is still there.
@@ -398,7 +385,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ResilientStore::open(SledConfig::new(dir.path())).unwrap();
         let acme = TenantId::parse("acme").unwrap();
-        let kept = lease();
+        let kept = lease("ecu");
         store
             .append(&acme, &[TenantMutation::PutLease(kept.clone())])
             .unwrap()
@@ -409,7 +396,7 @@ mod tests {
 
         store.inner.fail("injected by the test");
         assert!(matches!(
-            store.append(&acme, &[TenantMutation::PutLease(lease())]),
+            store.append(&acme, &[TenantMutation::PutLease(lease("ecu"))]),
             Err(StorageError::Unavailable(_))
         ));
         assert!(matches!(

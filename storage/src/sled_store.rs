@@ -629,22 +629,11 @@ impl Store for SledStore {
 mod tests {
     use super::*;
     use crate::records::*;
+    use crate::test_records::{lease, package};
     use crate::{BorrowId, Money, Platform};
 
     fn open(dir: &Path) -> SledStore {
         SledStore::open(SledConfig::new(dir)).unwrap()
-    }
-
-    fn lease(product: &str) -> LeaseRecord {
-        LeaseRecord {
-            id: BorrowId::random(),
-            product_id: product.into(),
-            user: "dev1".into(),
-            borrowed_at: Timestamp::from_secs(1),
-            lease_expires_at: Timestamp::from_secs(3601),
-            lease_seconds: 3600,
-            is_overage: false,
-        }
     }
 
     fn charge(seq: u64) -> ChargeRecord {
@@ -711,25 +700,6 @@ mod tests {
             is_overage: false,
             amount: Money::ZERO,
             in_use,
-        }
-    }
-
-    fn package(product: &str) -> PackageRecord {
-        PackageRecord {
-            package_id: format!("pkg-{product}"),
-            vendor_id: "v".into(),
-            product_id: product.into(),
-            product_name: product.into(),
-            total: 1,
-            commit_qty: 1,
-            max_overage: 0,
-            commit_price: Money::ZERO,
-            overage_price: Money::ZERO,
-            crm_opportunity_id: None,
-            valid_from: None,
-            valid_until: None,
-            status: PackageStatus::Active,
-            created_at: Timestamp::from_secs(1),
         }
     }
 

@@ -173,26 +173,14 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::LeaseRecord;
-    use crate::{BorrowId, SledConfig, Store, TenantId, TenantMutation, Timestamp};
-
-    fn lease() -> LeaseRecord {
-        LeaseRecord {
-            id: BorrowId::random(),
-            product_id: "ecu".into(),
-            user: "dev".into(),
-            borrowed_at: Timestamp::from_secs(1),
-            lease_expires_at: Timestamp::from_secs(3601),
-            lease_seconds: 3600,
-            is_overage: false,
-        }
-    }
+    use crate::test_records::lease;
+    use crate::{SledConfig, Store, TenantId, TenantMutation};
 
     #[tokio::test]
     async fn a_snapshot_restores_into_an_equal_store() {
         let src = tempfile::tempdir().unwrap();
         let acme = TenantId::parse("acme").unwrap();
-        let leases = [lease(), lease()];
+        let leases = [lease("ecu"), lease("ecu")];
         let file = src.path().join("snap");
         {
             let store = SledStore::open(SledConfig::new(src.path().join("data"))).unwrap();

@@ -105,18 +105,13 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::PackageRecord;
+    use crate::test_records;
     use crate::{BorrowId, Money, SledConfig, Store, Timestamp};
 
     fn lease(id: BorrowId) -> LeaseRecord {
         LeaseRecord {
             id,
-            product_id: "ecu".into(),
-            user: "dev1".into(),
-            borrowed_at: Timestamp::from_secs(1),
-            lease_expires_at: Timestamp::from_secs(3601),
-            lease_seconds: 3600,
-            is_overage: false,
+            ..test_records::lease("ecu")
         }
     }
 
@@ -135,22 +130,7 @@ mod tests {
     }
 
     fn package() -> TenantMutation {
-        TenantMutation::PutPackage(PackageRecord {
-            package_id: "pkg-ecu".into(),
-            vendor_id: "v".into(),
-            product_id: "ecu".into(),
-            product_name: "ecu".into(),
-            total: 5,
-            commit_qty: 5,
-            max_overage: 0,
-            commit_price: Money::ZERO,
-            overage_price: Money::ZERO,
-            crm_opportunity_id: None,
-            valid_from: None,
-            valid_until: None,
-            status: crate::records::PackageStatus::Active,
-            created_at: Timestamp::from_secs(1),
-        })
+        TenantMutation::PutPackage(test_records::package("ecu"))
     }
 
     #[test]
