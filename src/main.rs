@@ -6,24 +6,30 @@ use permetrix::cli::{BackupArgs, Cli, Command, RestoreArgs, ServeArgs};
 use permetrix::server::Application;
 use secrecy::ExposeSecret;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Declared before `result` so that it is dropped (and the log flushed) after the
+    // error below is logged.
+    let _log;
     let result = match cli.command {
         Command::Run(args) => {
             let code = actix_rt::System::new().block_on(permetrix::run::run(args));
             return ExitCode::from(code);
         }
         Command::Serve(args) => {
-            permetrix::telemetry::init(args.log_format);
+            _log = permetrix::telemetry::init(args.log_format);
             permetrix::supervision::install_panic_hook();
             actix_rt::System::new().block_on(serve(args))
         }
         Command::Backup(args) => {
-            permetrix::telemetry::init(permetrix::cli::LogFormat::Text);
+            _log = permetrix::telemetry::init(permetrix::cli::LogFormat::Text);
             backup(&args)
         }
         Command::Restore(args) => {
-            permetrix::telemetry::init(permetrix::cli::LogFormat::Text);
+            _log = permetrix::telemetry::init(permetrix::cli::LogFormat::Text);
             restore(&args)
         }
         Command::Load(args) => permetrix::load::main(args),
