@@ -28,6 +28,13 @@ use crate::waiters::WaiterSlots;
 /// Events buffered per subscriber before a slow one starts losing them.
 const EVENT_BUFFER: usize = 1024;
 
+/// Messages a tenant actor handles in a row before it lets the other actors on its
+/// arbiter run. actix drains a mailbox to the end in one go, and admission refills a
+/// flooded tenant's mailbox while it drains, so without a turn limit one busy tenant
+/// holds its arbiter thread for as long as the flood lasts and every tenant placed
+/// beside it waits (BENCHMARKS.md, "fair turns").
+pub(crate) const FAIR_TURN: u32 = 4;
+
 /// What the registry and the edge share with one tenant's actor.
 pub(crate) struct TenantShared {
     tenant: TenantId,
@@ -122,6 +129,8 @@ pub(crate) struct TenantActor {
     /// The store's incarnation the state was loaded under; a reopened store means
     /// writes may have been lost, so the state is reloaded.
     incarnation: u64,
+    /// Messages handled since the actor last yielded its arbiter ([`FAIR_TURN`]).
+    turn: u32,
 }
 
 impl TenantActor {
@@ -141,6 +150,7 @@ impl TenantActor {
             me: None,
             timer: None,
             incarnation,
+            turn: 0,
         }
     }
 
@@ -187,6 +197,17 @@ impl TenantActor {
                 self.state = None;
                 Err(e)
             }
+        }
+    }
+
+    /// Counts this message against the actor's turn; at the end of a turn, pauses the
+    /// mailbox (after this message) until the arbiter has run its other ready tasks once.
+    /// An actor alone on its arbiter resumes at once.
+    fn take_turn(&mut self, ctx: &mut Context<Self>) {
+        self.turn += 1;
+        if self.turn >= FAIR_TURN {
+            self.turn = 0;
+            ctx.wait(actix::fut::wrap_future(tokio::task::yield_now()));
         }
     }
 
@@ -252,6 +273,7 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
 
     fn handle(&mut self, envelope: Admitted<M>, ctx: &mut Self::Context) -> Self::Result {
         drop(envelope.permit);
+        self.take_turn(ctx);
         let started = Instant::now();
         if self.needs_reload() {
             self.forget_memory(ctx);

@@ -1,6 +1,6 @@
 //! Actor-level tests: activation, durability of replies, supervision, admission.
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use permetrix_storage::{SledConfig, SledStore, Store, TenantId, Timestamp};
@@ -182,16 +182,20 @@ impl TenantMessage for Hold {
     }
 }
 
-#[actix_rt::test]
-async fn a_full_mailbox_is_refused_and_depth_returns_to_zero() {
-    let f = fixture(4);
-    let acme = add_tenant(&f, "acme", 100).await;
+/// Sends [`Hold`] to `tenant` and waits (bounded) until its actor, and with it its
+/// arbiter thread, is blocked inside it. Send on the returned channel to release it.
+async fn hold(
+    f: &Fixture,
+    tenant: &TenantId,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    actix_rt::task::JoinHandle<Result<(), TenantError>>,
+) {
     let (release, held) = std::sync::mpsc::channel();
     let (started_tx, started) = std::sync::mpsc::channel();
     let reg = f.registry.clone();
-    let a = acme.clone();
-    let hold = actix_rt::spawn(async move { reg.send(&a, Hold(held, started_tx)).await });
-    // Bounded poll until the actor is inside Hold.
+    let t = tenant.clone();
+    let reply = actix_rt::spawn(async move { reg.send(&t, Hold(held, started_tx)).await });
     let mut inside = false;
     for _ in 0..100_000 {
         if started.try_recv().is_ok() {
@@ -201,6 +205,32 @@ async fn a_full_mailbox_is_refused_and_depth_returns_to_zero() {
         actix_rt::task::yield_now().await;
     }
     assert!(inside, "the actor never picked up Hold");
+    (release, reply)
+}
+
+/// Bounded poll until `tenant`'s mailbox holds `depth` admitted messages.
+async fn wait_for_depth(f: &Fixture, tenant: &TenantId, depth: usize) {
+    let mut seen = 0;
+    for _ in 0..100_000 {
+        seen = f
+            .registry
+            .mailboxes()
+            .iter()
+            .find(|m| &m.tenant == tenant)
+            .map_or(0, |m| m.depth);
+        if seen == depth {
+            return;
+        }
+        actix_rt::task::yield_now().await;
+    }
+    assert_eq!(seen, depth, "mailbox depth of {tenant}");
+}
+
+#[actix_rt::test]
+async fn a_full_mailbox_is_refused_and_depth_returns_to_zero() {
+    let f = fixture(4);
+    let acme = add_tenant(&f, "acme", 100).await;
+    let (release, hold) = hold(&f, &acme).await;
 
     let queued: Vec<_> = (0..4)
         .map(|i| {
@@ -209,16 +239,7 @@ async fn a_full_mailbox_is_refused_and_depth_returns_to_zero() {
             actix_rt::spawn(async move { reg.send(&a, borrow(&format!("q{i}"))).await })
         })
         .collect();
-    // Bounded poll until all four are admitted.
-    let mut depth = 0;
-    for _ in 0..100_000 {
-        depth = f.registry.mailboxes()[0].depth;
-        if depth == 4 {
-            break;
-        }
-        actix_rt::task::yield_now().await;
-    }
-    assert_eq!(depth, 4);
+    wait_for_depth(&f, &acme, 4).await;
     assert!(matches!(
         f.registry.send(&acme, Status(None)).await,
         Err(TenantError::Overloaded { .. })
@@ -260,5 +281,60 @@ async fn a_subscriber_that_joins_after_activation_sees_later_events_only() {
         events.try_recv().is_err(),
         "nothing from before the subscription"
     );
+    f.registry.shutdown();
+}
+
+/// Notes, when handled, which tenant's actor handled it (test-only).
+struct Mark(&'static str, Arc<Mutex<Vec<&'static str>>>);
+
+impl TenantMessage for Mark {
+    type Reply = ();
+    const KIND: &'static str = "mark";
+    fn handle(self, _: &mut TenantCx<'_>) -> Reply<()> {
+        self.1.lock().unwrap().push(self.0);
+        Reply::ready(Ok(()))
+    }
+}
+
+#[actix_rt::test]
+async fn a_flooded_tenant_takes_turns_with_the_tenants_on_its_arbiter() {
+    let f = fixture(1024);
+    let busy = add_tenant(&f, "busy", 1).await;
+    let pool = f.registry.arbiter_pool();
+    let neighbour = (0..64)
+        .map(|i| TenantId::parse(&format!("n{i}")).unwrap())
+        .find(|t| pool.slot_of(t) == pool.slot_of(&busy))
+        .expect("some tenant id lands on busy's arbiter");
+    let neighbour = add_tenant(&f, neighbour.as_str(), 1).await;
+
+    // With the arbiter thread blocked, queue a flood for `busy` and one message for its
+    // neighbour; both are waiting when the thread resumes inside busy's mailbox loop.
+    let (release, held) = hold(&f, &busy).await;
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let send = |t: &TenantId, label| {
+        let (reg, t, order) = (f.registry.clone(), t.clone(), Arc::clone(&order));
+        actix_rt::spawn(async move { reg.send(&t, Mark(label, order)).await })
+    };
+    let flood_len = 40;
+    let flood: Vec<_> = (0..flood_len).map(|_| send(&busy, "busy")).collect();
+    wait_for_depth(&f, &busy, flood_len).await;
+    let other = send(&neighbour, "neighbour");
+    wait_for_depth(&f, &neighbour, 1).await;
+
+    release.send(()).unwrap();
+    held.await.unwrap().unwrap();
+    other.await.unwrap().unwrap();
+    for m in flood {
+        m.await.unwrap().unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    let at = order.iter().position(|l| *l == "neighbour").unwrap();
+    // It did not wait for the flood to drain, only for the rest of busy's turn (of
+    // which `Hold` used the first slot).
+    assert!(
+        at < flood_len && at < crate::tenant_actor::FAIR_TURN as usize,
+        "the neighbour waited behind {at} of the flood's {flood_len} messages: {order:?}"
+    );
+    assert_eq!(order.len(), flood_len + 1);
     f.registry.shutdown();
 }
