@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use permetrix_actors::domain::{LedgerHead, verify_chain};
 use permetrix_storage::{SledConfig, SledStore, Store, TenantId};
-use serde_json::json;
 
 use crate::crash_harness::{Proc, run_cli};
 use crate::helpers::*;
@@ -72,27 +71,9 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let mut held = Vec::new();
     for i in 0..7 {
-        let b = app
-            .call(
-                "POST",
-                &acme.host,
-                "/licenses/borrow",
-                Some(&acme.admin_key),
-                Some(borrow_body(ECU.id, &format!("u{i}"))),
-            )
-            .await
-            .expect(200);
-        held.push(b["id"].as_str().unwrap().to_owned());
+        held.push(app.borrow_id(&acme, ECU.id, &format!("u{i}")).await);
     }
-    app.call(
-        "POST",
-        &acme.host,
-        "/licenses/return",
-        None,
-        Some(json!({"id": held.remove(0)})),
-    )
-    .await
-    .expect(200);
+    app.return_ok(&acme.host, held.remove(0)).await;
 
     // A client borrows and returns (overage seats, with charges) throughout the backup.
     let ops = Rc::new(RefCell::new(Vec::<Op>::new()));
@@ -105,13 +86,7 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
             while !*stop.borrow() {
                 let sent = Instant::now();
                 let b = client
-                    .call(
-                        "POST",
-                        &host,
-                        "/licenses/borrow",
-                        Some(&key),
-                        Some(borrow_body(ECU.id, "busy")),
-                    )
+                    .borrow_with(&host, &key, ECU.id, "busy")
                     .await
                     .expect(200);
                 let id = b["id"].as_str().unwrap().to_owned();
@@ -122,16 +97,7 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
                     acked: Instant::now(),
                 });
                 let sent = Instant::now();
-                client
-                    .call(
-                        "POST",
-                        &host,
-                        "/licenses/return",
-                        None,
-                        Some(json!({"id": id})),
-                    )
-                    .await
-                    .expect(200);
+                client.return_ok(&host, &id).await;
                 ops.borrow_mut().push(Op {
                     borrow: false,
                     id,
@@ -169,16 +135,7 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     assert!(busy_ops > 0);
 
     // Written after the backup: must not come back.
-    let after = app
-        .call(
-            "POST",
-            &acme.host,
-            "/licenses/borrow",
-            Some(&acme.admin_key),
-            Some(borrow_body(ECU.id, "after")),
-        )
-        .await
-        .expect(200);
+    let after = app.borrow_ok(&acme, ECU.id, "after").await;
     proc.kill9();
 
     // Restore; never over an existing store; never from a damaged file.
@@ -266,16 +223,7 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     // A server on the restored directory serves the snapshot with the old credentials.
     let proc = Proc::start(&restored, TOKEN, &[]);
     let app = proc.app(TOKEN);
-    let listed = app
-        .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
-        .await
-        .expect(200);
-    let listed: HashSet<String> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap().to_owned())
-        .collect();
+    let listed: HashSet<String> = app.borrow_ids(&acme).await.into_iter().collect();
     assert_eq!(listed, leases);
     app.call(
         "GET",
@@ -286,15 +234,7 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     )
     .await
     .expect(200);
-    app.call(
-        "POST",
-        &acme.host,
-        "/licenses/borrow",
-        Some(&acme.admin_key),
-        Some(borrow_body(ECU.id, "restored")),
-    )
-    .await
-    .expect(200);
+    app.borrow_ok(&acme, ECU.id, "restored").await;
     proc.kill9();
 
     // The killed server left its socket file behind; the stopped store is backed up

@@ -30,13 +30,7 @@ async fn bootstrap_provision_borrow_status_return() {
     let mut ids = Vec::new();
     for i in 0..6 {
         let b = app
-            .call(
-                "POST",
-                &t.host,
-                "/licenses/borrow",
-                Some(&farm),
-                Some(borrow_body(ECU.name, &format!("dev{i}"))),
-            )
+            .borrow_with(&t.host, &farm, ECU.name, &format!("dev{i}"))
             .await
             .expect(200);
         assert_eq!(b["tool"], ECU.name);
@@ -111,26 +105,9 @@ async fn bootstrap_provision_borrow_status_return() {
     assert_eq!(mine[0]["id"], ids[3].as_str());
 
     // Returns need no credential: the borrow id authorises them.
-    let r = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": ids[0]})),
-        )
-        .await
-        .expect(200);
+    let r = app.return_ok(&t.host, &ids[0]).await;
     assert_eq!(r, json!({"status": "ok", "tool": ECU.name}));
-    let again = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": ids[0]})),
-        )
-        .await;
+    let again = app.return_seat(&t.host, &ids[0]).await;
     assert_eq!(
         (again.status.as_u16(), again.code()),
         (404, "unknown_borrow")
@@ -239,15 +216,7 @@ async fn signatures_are_required_by_default_and_verified() {
     )
     .await
     .expect(200);
-    let unsigned = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/borrow",
-            Some(&t.admin_key),
-            Some(borrow_body(ECU.name, "dev1")),
-        )
-        .await;
+    let unsigned = app.borrow(&t, ECU.name, "dev1").await;
     assert_eq!(
         (unsigned.status.as_u16(), unsigned.code()),
         (401, "missing_signature")

@@ -135,7 +135,7 @@ async fn request_more_round_trip() {
         ),
         (&json!(30), &json!(25))
     );
-    let s = status_of(&app, &t, ECU.id).await;
+    let s = app.status_of(&t, ECU.id).await;
     assert_eq!(
         (&s["total"], &s["commit"], &s["max_overage"]),
         (&json!(30), &json!(5), &json!(25))
@@ -175,7 +175,7 @@ async fn request_more_round_trip() {
         (&json!("rejected"), &json!("not this quarter"))
     );
     assert_eq!(rejected["package"], serde_json::Value::Null);
-    assert_eq!(status_of(&app, &t, ECU.id).await["total"], 30);
+    assert_eq!(app.status_of(&t, ECU.id).await["total"], 30);
     let mine = get(&app, &t, "/api/customer/requests").await.expect(200);
     let statuses: Vec<_> = mine["requests"]
         .as_array()

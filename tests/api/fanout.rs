@@ -230,15 +230,7 @@ async fn after_a_restart_idle_tenants_are_read_from_storage_without_activation()
     }
     for (i, t) in tenants.iter().enumerate() {
         for u in 0..seats_of(i) {
-            app.call(
-                "POST",
-                &t.host,
-                "/licenses/borrow",
-                Some(&t.admin_key),
-                Some(borrow_body(ECU.id, &format!("u{u}"))),
-            )
-            .await
-            .expect(200);
+            app.borrow_ok(t, ECU.id, &format!("u{u}")).await;
         }
     }
     first.kill9();

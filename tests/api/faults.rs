@@ -44,31 +44,16 @@ async fn until_actor(app: &TestApp, tenant: &str, field: &str, want: u64) {
 }
 
 async fn borrowed(app: &TestApp, t: &Tenant) -> u64 {
-    let s = app
-        .call(
-            "GET",
-            &t.host,
-            &format!("/licenses/{}/status", ECU.id),
-            Some(&t.admin_key),
-            None,
-        )
-        .await
-        .expect(200);
-    s["borrowed"].as_u64().unwrap()
+    app.status_of(t, ECU.id).await["borrowed"].as_u64().unwrap()
 }
 
+/// A borrow of ECU by `user` at `t`, as a future to spawn.
 fn borrow_req(
     app: &TestApp,
     t: &Tenant,
     user: &str,
 ) -> impl std::future::Future<Output = Reply> + 'static {
-    let app = TestApp::new(app.addr, &app.admin_token);
-    let (host, key) = (t.host.clone(), t.admin_key.clone());
-    let body = borrow_body(ECU.id, user);
-    async move {
-        app.call("POST", &host, "/licenses/borrow", Some(&key), Some(body))
-            .await
-    }
+    app.borrow_task(t, borrow_body(ECU.id, user))
 }
 
 #[actix_web::test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::helpers::*;
 use crate::security_support::*;
@@ -658,25 +658,8 @@ async fn a_generated_barrage_gets_no_5xx_and_no_panic() {
         .await
         .expect(200);
     let after = bootstrap(&app, "after-barrage", "after-barrage", &ECU).await;
-    let b = app
-        .call(
-            "POST",
-            &after.host,
-            "/licenses/borrow",
-            Some(&after.admin_key),
-            Some(borrow_body(ECU.name, "dev1")),
-        )
-        .await
-        .expect(200);
-    app.call(
-        "POST",
-        &after.host,
-        "/licenses/return",
-        None,
-        Some(json!({"id": b["id"]})),
-    )
-    .await
-    .expect(200);
+    let b = app.borrow_ok(&after, ECU.name, "dev1").await;
+    app.return_ok(&after.host, &b["id"]).await;
     let panics = server.panics();
     println!(
         "hostile barrage (seed {seed}): {sent} HTTP cases sent ({unsendable} not expressible by the \

@@ -151,15 +151,7 @@ async fn malformed_bodies_are_4xx_with_detail() {
     // Unknown routes and methods: JSON 404.
     let r = app.call("GET", &t.host, "/no/such/route", key, None).await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"));
-    let r = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": "not-a-uuid"})),
-        )
-        .await;
+    let r = app.return_seat(&t.host, "not-a-uuid").await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_borrow"));
 
     // The server is still healthy.

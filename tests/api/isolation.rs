@@ -8,48 +8,35 @@ async fn credentials_are_refused_outside_their_context() {
     let app = spawn_app().await;
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
-    let borrow = || Some(borrow_body(ECU.name, "dev1"));
 
     // No key at all: 401 (and the error is JSON).
     let r = app
-        .call("POST", &acme.host, "/licenses/borrow", None, borrow())
+        .call(
+            "POST",
+            &acme.host,
+            "/licenses/borrow",
+            None,
+            Some(borrow_body(ECU.name, "dev1")),
+        )
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "unauthorized"));
     assert!(r.headers.contains_key("www-authenticate"));
 
     // A tenant's key on another tenant's host: 403.
     let r = app
-        .call(
-            "POST",
-            &globex.host,
-            "/licenses/borrow",
-            Some(&acme.admin_key),
-            borrow(),
-        )
+        .borrow_with(&globex.host, &acme.admin_key, ECU.name, "dev1")
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (403, "forbidden"));
 
     // ... and the same 403 whether or not the other tenant exists.
     let r2 = app
-        .call(
-            "POST",
-            "nobody.localhost",
-            "/licenses/borrow",
-            Some(&acme.admin_key),
-            borrow(),
-        )
+        .borrow_with("nobody.localhost", &acme.admin_key, ECU.name, "dev1")
         .await;
     assert_eq!((r2.status.as_u16(), r2.body.clone()), (403, r.body));
 
     // A vendor key on a tenant host, and the operator token there: 403.
     let r = app
-        .call(
-            "POST",
-            &acme.host,
-            "/licenses/borrow",
-            Some(&acme.vendor_key),
-            borrow(),
-        )
+        .borrow_with(&acme.host, &acme.vendor_key, ECU.name, "dev1")
         .await;
     assert_eq!(r.status.as_u16(), 403);
     let r = app

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::leases::{BUS, Clocked, status_of};
+use crate::leases::{BUS, Clocked};
 
 async fn keyed(app: &TestApp, t: &Tenant, path: &str, key: &str, body: Value) -> Reply {
     let res = app
@@ -36,7 +36,7 @@ async fn a_retried_borrow_gets_the_original_seat_and_never_a_second() {
     let retry = keyed(&app, &t, "/licenses/borrow", "job-4711", body).await;
     assert!(replayed(&retry));
     assert_eq!(retry.expect(200), first);
-    assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 1);
+    assert_eq!(app.status_of(&t, ECU.id).await["borrowed"], 1);
 
     // Same key, different request: 422, nothing borrowed.
     let other = keyed(
@@ -51,7 +51,7 @@ async fn a_retried_borrow_gets_the_original_seat_and_never_a_second() {
         (other.status.as_u16(), other.code()),
         (422, "idempotency_key_reused")
     );
-    assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 1);
+    assert_eq!(app.status_of(&t, ECU.id).await["borrowed"], 1);
 
     // A malformed key is refused before anything happens.
     let bad = keyed(
@@ -82,17 +82,7 @@ async fn a_retried_borrow_gets_the_original_seat_and_never_a_second() {
 async fn refusals_are_not_remembered_and_keys_are_forgotten_after_a_day() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    let held = c
-        .app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/borrow",
-            Some(&t.admin_key),
-            Some(borrow_body("bus", "holder")),
-        )
-        .await
-        .expect(200);
+    let held = c.app.borrow_ok(&t, "bus", "holder").await;
     let refused = keyed(
         &c.app,
         &t,
@@ -102,16 +92,7 @@ async fn refusals_are_not_remembered_and_keys_are_forgotten_after_a_day() {
     )
     .await;
     assert_eq!(refused.status.as_u16(), 409);
-    c.app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": held["id"]})),
-        )
-        .await
-        .expect(200);
+    c.app.return_ok(&t.host, &held["id"]).await;
     // The refusal took nothing, so the retry is a new attempt, and it succeeds.
     let granted = keyed(
         &c.app,
@@ -167,7 +148,7 @@ async fn a_retry_after_a_crash_finds_the_original_borrow() {
     let retry = keyed(&app, &t, "/licenses/borrow", "nightly-42", body).await;
     assert!(replayed(&retry));
     assert_eq!(retry.expect(200), original);
-    assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 1);
+    assert_eq!(app.status_of(&t, ECU.id).await["borrowed"], 1);
     // The per-user limit survived too.
     let limit = app
         .call(
