@@ -2,6 +2,7 @@
 use serde_json::json;
 
 use crate::helpers::*;
+use crate::security_support::add_farm_key;
 
 #[actix_web::test]
 async fn bootstrap_provision_borrow_status_return() {
@@ -14,16 +15,7 @@ async fn bootstrap_provision_borrow_status_return() {
         .expect(200);
 
     // A borrow key for the build farm.
-    let key = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            Some(&t.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let key = add_farm_key(&app, &t).await;
     let farm = key["api_key"].as_str().unwrap().to_owned();
 
     // Five borrows fill the commit, the sixth is overage.
@@ -158,24 +150,12 @@ async fn bootstrap_provision_borrow_status_return() {
 
     // The operator sees vendors, tenants and totals.
     let vendors = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/vendors",
-            Some(&app.admin_token),
-            None,
-        )
+        .operator("GET", "/api/admin/vendors", None)
         .await
         .expect(200);
     assert_eq!(vendors["vendors"][0]["vendor_id"], "vector");
     let stats = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/stats",
-            Some(&app.admin_token),
-            None,
-        )
+        .operator("GET", "/api/admin/stats", None)
         .await
         .expect(200);
     assert_eq!(stats["usage"]["borrowed"], 4);
@@ -258,32 +238,26 @@ async fn an_imported_signing_secret_verifies_existing_clients() {
     let app = spawn_app().await;
     let secret = "vendor-signing-secret-0123456789abcdef";
     let v = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": "legacy", "vendor_name": "Legacy", "signing_secret": secret})),
         )
         .await
         .expect(201);
     assert_eq!(v["signing_secret"], secret);
     let short = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": "short", "vendor_name": "S", "signing_secret": "too-short"})),
         )
         .await;
     assert_eq!(short.status.as_u16(), 400);
     let dup = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": "legacy", "vendor_name": "Again"})),
         )
         .await;

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::commercial_helpers::*;
 use crate::helpers::*;
+use crate::security_support::add_farm_key;
 
 #[actix_web::test]
 async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after_return() {
@@ -229,16 +230,7 @@ async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_t
     );
 
     // Budget endpoints need the admin scope.
-    let key = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            Some(&t.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let key = add_farm_key(&app, &t).await;
     let farm = key["api_key"].as_str().unwrap();
     let r = app
         .call("GET", &t.host, "/config/budget", Some(farm), None)

@@ -125,13 +125,7 @@ async fn a_fan_out_over_two_thousand_tenants_returns_them_all_with_live_counts()
 
     let stats = s
         .app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/stats",
-            Some(&s.app.admin_token),
-            None,
-        )
+        .operator("GET", "/api/admin/stats", None)
         .await
         .expect(200);
     assert_eq!(stats["tenants"], 2_001);
@@ -254,7 +248,7 @@ async fn after_a_restart_idle_tenants_are_read_from_storage_without_activation()
         );
     }
     let stats = app
-        .call("GET", "localhost", "/api/admin/stats", Some(token), None)
+        .operator("GET", "/api/admin/stats", None)
         .await
         .expect(200);
     let expected: u64 = (0..tenants.len()).map(seats_of).sum();

@@ -231,11 +231,9 @@ pub struct Tenant {
 /// Creates a vendor (if needed), a tenant of it with one tool, and turns signatures off.
 pub async fn bootstrap(app: &TestApp, vendor: &str, tenant: &str, tool: &Tool) -> Tenant {
     let v = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": vendor, "vendor_name": format!("{vendor} GmbH")})),
         )
         .await;

@@ -2,6 +2,7 @@
 use serde_json::json;
 
 use crate::helpers::*;
+use crate::security_support::add_farm_key;
 
 #[actix_web::test]
 async fn credentials_are_refused_outside_their_context() {
@@ -91,16 +92,7 @@ async fn credentials_are_refused_outside_their_context() {
     }
 
     // A borrow-scope key cannot administer.
-    let k = app
-        .call(
-            "POST",
-            &acme.host,
-            "/api/keys",
-            Some(&acme.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let k = add_farm_key(&app, &acme).await;
     let farm = k["api_key"].as_str().unwrap();
     let r = app
         .call("GET", &acme.host, "/api/keys", Some(farm), None)

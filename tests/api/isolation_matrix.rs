@@ -321,16 +321,7 @@ async fn every_endpoint_credential_and_host() {
     for v in ["spare", "victim-vendor"] {
         vendor_with_password(&app, v, "some-password").await;
     }
-    let borrow_key = app
-        .call(
-            "POST",
-            &acme.host,
-            "/api/keys",
-            Some(&acme.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201)["api_key"]
+    let borrow_key = add_farm_key(&app, &acme).await["api_key"]
         .as_str()
         .unwrap()
         .to_owned();

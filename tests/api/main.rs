@@ -31,6 +31,7 @@ mod metrics;
 mod metrics_labels;
 mod metrics_request_log;
 mod metrics_supervision;
+mod operator_calls;
 mod portals;
 mod queue;
 mod restart;

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::event_stream::{next_event, subscribe};
+use crate::faults::inject;
 use crate::helpers::*;
 use crate::leases::{BUS, Clocked};
 use crate::metrics::{at, scrape};
@@ -35,15 +36,7 @@ async fn a_panic_moves_the_restart_counter_by_exactly_one() {
     assert_eq!(at(&before, &restarts("acme")), 0.0);
     assert_eq!(at(&before, &borrowed), 1.0);
 
-    let r = app
-        .call(
-            "POST",
-            &acme.host,
-            "/_faults/panic",
-            Some(&acme.admin_key),
-            None,
-        )
-        .await;
+    let r = inject(&app, &acme, "panic").await;
     assert_eq!(r.status.as_u16(), 503, "{}", r.body);
     // Served by the restarted actor: the restart has happened by now.
     app.borrow_ok(&acme, ECU.name, "after").await;
@@ -54,16 +47,7 @@ async fn a_panic_moves_the_restart_counter_by_exactly_one() {
     // The gauges were published again from the reloaded state.
     assert_eq!(at(&after, &borrowed), 2.0);
     // The operator's view counts the same restart (one sink behind the other).
-    let actors = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/actors",
-            Some(&app.admin_token),
-            None,
-        )
-        .await
-        .expect(200);
+    let actors = app.actors().await;
     assert_eq!(actors["restarts_total"], 1, "{actors}");
     app.stop().await;
 }

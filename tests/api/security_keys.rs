@@ -113,16 +113,7 @@ async fn keys_expire_record_their_last_use_and_are_revoked_at_once() {
     assert_eq!(key_info(&list, &ci_id)["last_used_at"], used_at.as_str());
 
     // Revocation is effective on the very next request, and survives a usage flush.
-    let k = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            admin,
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let k = add_farm_key(&app, &t).await;
     let (farm, farm_id) = (
         k["api_key"].as_str().unwrap(),
         k["key_id"].as_str().unwrap(),

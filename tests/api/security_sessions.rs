@@ -220,16 +220,7 @@ async fn tenant_users_have_roles_and_die_with_their_account() {
         assert_eq!(r.status.as_u16(), status, "{}", r.body);
     }
     // Only admins manage users; the list shows no password hashes.
-    let k = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            Some(&t.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let k = add_farm_key(&app, &t).await;
     let farm = k["api_key"].as_str().unwrap();
     let r = app
         .call("GET", &t.host, "/api/users", Some(farm), None)

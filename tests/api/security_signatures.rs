@@ -109,16 +109,7 @@ async fn v1_and_v2_signatures_verify_and_refusals_carry_reason_codes() {
         "bad_signature",
     );
     // A signature over another bearer key does not carry over.
-    let k2 = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            Some(key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let k2 = add_farm_key(&app, &t).await;
     let farm = k2["api_key"].as_str().unwrap();
     refused(
         signed_borrow(&app, &t.host, farm, &h, &body("dev1")).await,
@@ -281,13 +272,7 @@ async fn rotated_signing_secrets_overlap_then_only_the_new_one_verifies() {
         .await;
     assert_eq!(r.status.as_u16(), 404);
     let r = app
-        .call(
-            "POST",
-            "localhost",
-            path,
-            Some(&app.admin_token),
-            Some(json!({"overlap_seconds": 3600})),
-        )
+        .operator("POST", path, Some(json!({"overlap_seconds": 3600})))
         .await
         .expect(200);
     let new = r["signing_secret"].as_str().unwrap().to_owned();
@@ -306,11 +291,9 @@ async fn rotated_signing_secrets_overlap_then_only_the_new_one_verifies() {
     // Without overlap the previous secret stops at once; an imported secret is used.
     let imported = "imported-signing-secret-0123456789abcdef";
     let r = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             path,
-            Some(&app.admin_token),
             Some(json!({"overlap_seconds": 0, "signing_secret": imported})),
         )
         .await
@@ -335,23 +318,13 @@ async fn rotated_signing_secrets_overlap_then_only_the_new_one_verifies() {
         (json!({"signing_secret": "short"}), 400),
         (json!({"overlap": 5}), 400),
     ] {
-        let r = app
-            .call(
-                "POST",
-                "localhost",
-                path,
-                Some(&app.admin_token),
-                Some(body),
-            )
-            .await;
+        let r = app.operator("POST", path, Some(body)).await;
         assert_eq!(r.status.as_u16(), status, "{}", r.body);
     }
     let r = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors/nobody/rotate-signing-secret",
-            Some(&app.admin_token),
             None,
         )
         .await;

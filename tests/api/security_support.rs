@@ -165,11 +165,9 @@ pub async fn portal(app: &TestApp, host: &str, username: &str, password: &str) -
 /// Creates a vendor with a portal password; returns `(api_key, signing_secret)`.
 pub async fn vendor_with_password(app: &TestApp, vendor: &str, password: &str) -> (String, String) {
     let v = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": vendor, "vendor_name": vendor, "password": password})),
         )
         .await
@@ -191,6 +189,20 @@ pub async fn add_user(app: &TestApp, t: &Tenant, username: &str, password: &str,
     )
     .await
     .expect(201);
+}
+
+/// Creates a borrow-scope API key named "farm" with the admin key; its reply
+/// (`api_key`, `key_id`, `expires_at`).
+pub async fn add_farm_key(app: &TestApp, t: &Tenant) -> Value {
+    app.call(
+        "POST",
+        &t.host,
+        "/api/keys",
+        Some(&t.admin_key),
+        Some(json!({"name": "farm", "scope": "borrow"})),
+    )
+    .await
+    .expect(201)
 }
 
 /// Headers of a v1-signed borrow.

@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::time::Instant;
 
 use crate::crash_harness::Proc;
+use crate::faults::inject;
 use crate::helpers::*;
 
 const TOKEN: &str = "shutdown-test-operator-token";
@@ -20,21 +21,10 @@ async fn sigterm_drains_the_request_in_flight_flushes_and_exits_zero() {
 
     // A borrow is in flight when SIGTERM arrives: it waits behind a stall that SIGTERM
     // itself ends, so it can only complete during the shutdown.
-    app.call(
-        "POST",
-        &acme.host,
-        "/_faults/stall?until=sigterm",
-        Some(&acme.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
+    inject(&app, &acme, "stall?until=sigterm").await.expect(200);
     let in_flight = actix_rt::spawn(app.borrow_task(&acme, borrow_body(ECU.id, "in-flight")));
     for _ in 0..2_000 {
-        let actors = app
-            .call("GET", "localhost", "/api/admin/actors", Some(TOKEN), None)
-            .await
-            .expect(200);
+        let actors = app.actors().await;
         if actors["tenants"][0]["mailbox_depth"] == 1 {
             break;
         }
