@@ -17,7 +17,8 @@ use crate::helpers::*;
 
 const TOKEN: &str = "backup-test-operator-token";
 
-fn cli_ok(args: &[&str]) -> String {
+/// Runs `permetrix ARGS`, which must succeed; its stdout.
+fn cli_ok(args: &[String]) -> String {
     let out = run_cli(args);
     assert!(
         out.status.success(),
@@ -28,10 +29,27 @@ fn cli_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn cli_err(args: &[&str]) -> String {
+/// Runs `permetrix ARGS`, which must fail; its stderr.
+fn cli_err(args: &[String]) -> String {
     let out = run_cli(args);
     assert!(!out.status.success(), "permetrix {args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `permetrix backup` of the store in `dir` into the file `out`.
+fn backup_args(dir: &Path, out: &Path) -> Vec<String> {
+    let (dir, out) = (dir.to_str().unwrap(), out.to_str().unwrap());
+    ["backup", "--data-dir", dir, "--out", out]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// `permetrix restore` of the backup `from` into the directory `dir`.
+fn restore_args(from: &Path, dir: &Path) -> Vec<String> {
+    let (from, dir) = (from.to_str().unwrap(), dir.to_str().unwrap());
+    ["restore", "--from", from, "--data-dir", dir]
+        .map(str::to_owned)
+        .to_vec()
 }
 
 /// One acknowledged operation of the background client.
@@ -108,22 +126,10 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
         })
     };
     let started = Instant::now();
-    let args: Vec<String> = [
-        "backup",
-        "--data-dir",
-        live.to_str().unwrap(),
-        "--out",
-        file.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let out = actix_rt::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli_ok(&args)
-    })
-    .await
-    .unwrap();
+    let args = backup_args(&live, &file);
+    let out = actix_rt::task::spawn_blocking(move || cli_ok(&args))
+        .await
+        .unwrap();
     let ended = Instant::now();
     *stop.borrow_mut() = true;
     writer.await.unwrap();
@@ -140,21 +146,9 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
 
     // Restore; never over an existing store; never from a damaged file.
     let restored = work.path().join("restored");
-    let out = cli_ok(&[
-        "restore",
-        "--from",
-        file.to_str().unwrap(),
-        "--data-dir",
-        restored.to_str().unwrap(),
-    ]);
+    let out = cli_ok(&restore_args(&file, &restored));
     assert!(out.contains("1 file(s)"), "{out}");
-    let err = cli_err(&[
-        "restore",
-        "--from",
-        file.to_str().unwrap(),
-        "--data-dir",
-        live.to_str().unwrap(),
-    ]);
+    let err = cli_err(&restore_args(&file, &live));
     assert!(err.contains("not empty"), "{err}");
     let mut bytes = std::fs::read(&file).unwrap();
     let damaged = work.path().join("damaged.backup");
@@ -162,23 +156,11 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     bytes[middle] ^= 0x01;
     std::fs::write(&damaged, &bytes).unwrap();
     let target = work.path().join("never");
-    let err = cli_err(&[
-        "restore",
-        "--from",
-        damaged.to_str().unwrap(),
-        "--data-dir",
-        target.to_str().unwrap(),
-    ]);
+    let err = cli_err(&restore_args(&damaged, &target));
     assert!(err.contains("corrupt"), "{err}");
     assert!(!target.join("db").exists());
     std::fs::write(&damaged, &bytes[..middle]).unwrap();
-    let err = cli_err(&[
-        "restore",
-        "--from",
-        damaged.to_str().unwrap(),
-        "--data-dir",
-        target.to_str().unwrap(),
-    ]);
+    let err = cli_err(&restore_args(&damaged, &target));
     assert!(err.contains("cut short"), "{err}");
 
     // The snapshot is a moment between the backup's start and end: everything
@@ -240,22 +222,10 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     // The killed server left its socket file behind; the stopped store is backed up
     // directly.
     let offline = work.path().join("offline.backup");
-    let out = cli_ok(&[
-        "backup",
-        "--data-dir",
-        restored.to_str().unwrap(),
-        "--out",
-        offline.to_str().unwrap(),
-    ]);
+    let out = cli_ok(&backup_args(&restored, &offline));
     assert!(out.contains("of the stopped store"), "{out}");
     let again = work.path().join("again");
-    cli_ok(&[
-        "restore",
-        "--from",
-        offline.to_str().unwrap(),
-        "--data-dir",
-        again.to_str().unwrap(),
-    ]);
+    cli_ok(&restore_args(&offline, &again));
     assert_eq!(stored_leases(&again).len(), leases.len() + 1);
     println!("live backup taken while {busy_ops} operations were acknowledged around it");
 }

@@ -220,7 +220,7 @@ fn tail(path: &Path, pid: u32, tx: &std::sync::mpsc::Sender<String>) {
 }
 
 /// Runs `permetrix ARGS` to completion (backup, restore).
-pub fn run_cli(args: &[&str]) -> Output {
+pub fn run_cli(args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
     Command::new(binary())
         .args(args)
         .env("RUST_LOG", "warn")
