@@ -97,56 +97,35 @@ async fn malformed_bodies_are_4xx_with_detail() {
     assert_eq!((dup.status.as_u16(), dup.code()), (409, "package_exists"));
 
     // Bad ids and settings.
-    let r = app
-        .call(
-            "POST",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(&t.vendor_key),
-            Some(json!({"tenant_id": "Bad_Id", "company_name": "x"})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 400);
-    let r = app
-        .call(
-            "POST",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(&t.vendor_key),
-            Some(json!({"tenant_id": "www", "company_name": "x"})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 400);
-    let r = app
-        .call(
+    for body in [
+        json!({"tenant_id": "Bad_Id", "company_name": "x"}),
+        json!({"tenant_id": "www", "company_name": "x"}),
+    ] {
+        let r = app
+            .call(
+                "POST",
+                "vendor.localhost",
+                "/api/vendor/customers",
+                Some(&t.vendor_key),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 400, "{body}: {}", r.body);
+    }
+    for (method, path, body) in [
+        ("PUT", "/config/security", json!({"signature_policy": "v9"})),
+        (
             "PUT",
-            &t.host,
             "/config/security",
-            key,
-            Some(json!({"signature_policy": "v9"})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 400);
-    let r = app
-        .call(
-            "PUT",
-            &t.host,
-            "/config/security",
-            key,
-            Some(json!({"default_lease_seconds": 1})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 400);
-    let r = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            key,
-            Some(json!({"name": "k", "scope": "root"})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 400);
+            json!({"default_lease_seconds": 1}),
+        ),
+        ("POST", "/api/keys", json!({"name": "k", "scope": "root"})),
+    ] {
+        let r = app
+            .call(method, &t.host, path, key, Some(body.clone()))
+            .await;
+        assert_eq!(r.status.as_u16(), 400, "{body}: {}", r.body);
+    }
 
     // Unknown routes and methods: JSON 404.
     let r = app.call("GET", &t.host, "/no/such/route", key, None).await;

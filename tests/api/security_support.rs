@@ -126,6 +126,38 @@ impl Portal {
     pub fn cookie_only(&self) -> Vec<(&str, &str)> {
         vec![("Cookie", self.cookie.as_str())]
     }
+
+    /// A GET on the session's host with the cookie alone (reads need no CSRF token).
+    pub async fn get(&self, app: &TestApp, path: &str) -> Reply {
+        self.get_at(app, &self.host, path).await
+    }
+
+    /// A GET on `host` with the session's cookie alone.
+    pub async fn get_at(&self, app: &TestApp, host: &str, path: &str) -> Reply {
+        send(app, "GET", host, path, &self.cookie_only(), None).await
+    }
+
+    /// A mutation on the session's host with the cookie and the CSRF token.
+    pub async fn mutate(
+        &self,
+        app: &TestApp,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        send(app, method, &self.host, path, &self.headers(), body).await
+    }
+
+    /// The same mutation with the cookie alone, as a forged cross-site request would send it.
+    pub async fn mutate_without_csrf(
+        &self,
+        app: &TestApp,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        send(app, method, &self.host, path, &self.cookie_only(), body).await
+    }
 }
 
 /// The session `Set-Cookie` of a reply.
