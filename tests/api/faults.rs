@@ -40,14 +40,9 @@ async fn borrowed(app: &TestApp, t: &Tenant) -> u64 {
 
 /// POSTs `/_faults/{fault}` (test builds only) at `t` with its admin key.
 pub async fn inject(app: &TestApp, t: &Tenant, fault: &str) -> Reply {
-    app.call(
-        "POST",
-        &t.host,
-        &format!("/_faults/{fault}"),
-        Some(&t.admin_key),
-        None,
-    )
-    .await
+    let path = format!("/_faults/{fault}");
+    app.call("POST", &t.host, &path, Some(&t.admin_key), None)
+        .await
 }
 
 /// A borrow of ECU by `user` at `t`, as a future to spawn.

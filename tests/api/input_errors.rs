@@ -97,21 +97,26 @@ async fn malformed_bodies_are_4xx_with_detail() {
     assert_eq!((dup.status.as_u16(), dup.code()), (409, "package_exists"));
 
     // Bad ids and settings.
-    for body in [
-        json!({"tenant_id": "Bad_Id", "company_name": "x"}),
-        json!({"tenant_id": "www", "company_name": "x"}),
-    ] {
-        let r = app
-            .call(
-                "POST",
-                "vendor.localhost",
-                "/api/vendor/customers",
-                Some(&t.vendor_key),
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!(r.status.as_u16(), 400, "{body}: {}", r.body);
-    }
+    let r = app
+        .call(
+            "POST",
+            "vendor.localhost",
+            "/api/vendor/customers",
+            Some(&t.vendor_key),
+            Some(json!({"tenant_id": "Bad_Id", "company_name": "x"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400);
+    let r = app
+        .call(
+            "POST",
+            "vendor.localhost",
+            "/api/vendor/customers",
+            Some(&t.vendor_key),
+            Some(json!({"tenant_id": "www", "company_name": "x"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400);
     for (method, path, body) in [
         ("PUT", "/config/security", json!({"signature_policy": "v9"})),
         (

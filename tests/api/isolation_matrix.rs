@@ -342,80 +342,79 @@ async fn every_endpoint_credential_and_host() {
             ("X-CSRF-Token".to_owned(), p.csrf.clone()),
         ]
     };
-    let cred = |label, kind, home, headers| Cred {
-        label,
-        kind,
-        home,
-        headers,
-    };
     let creds = vec![
-        cred("none", Kind::None, None, vec![]),
-        cred(
-            "bad key",
-            Kind::BadKey,
-            None,
-            bearer("pmx_t_acme_0000000000000000_00"),
-        ),
-        cred(
-            "acme admin key",
-            Kind::TenantKey { admin: true },
-            Some(Host::Acme),
-            bearer(&acme.admin_key),
-        ),
-        cred(
-            "acme borrow key",
-            Kind::TenantKey { admin: false },
-            Some(Host::Acme),
-            bearer(&borrow_key),
-        ),
-        cred(
-            "globex key",
-            Kind::TenantKey { admin: true },
-            Some(Host::Globex),
-            bearer(&globex.admin_key),
-        ),
-        cred(
-            "vendor key",
-            Kind::VendorKey { vector: true },
-            Some(Host::Vendor),
-            bearer(&vector_key),
-        ),
-        cred(
-            "other vendor key",
-            Kind::VendorKey { vector: false },
-            Some(Host::Vendor),
-            bearer(&ghs_key),
-        ),
-        cred(
-            "operator",
-            Kind::Operator,
-            Some(Host::Main),
-            bearer(&app.admin_token),
-        ),
-        cred(
-            "vendor session",
-            Kind::VendorSession,
-            Some(Host::Vendor),
-            cookie(&sessions[0]),
-        ),
-        cred(
-            "acme admin session",
-            Kind::TenantSession { admin: true },
-            Some(Host::Acme),
-            cookie(&sessions[1]),
-        ),
-        cred(
-            "acme viewer session",
-            Kind::TenantSession { admin: false },
-            Some(Host::Acme),
-            cookie(&sessions[2]),
-        ),
-        cred(
-            "globex session",
-            Kind::TenantSession { admin: true },
-            Some(Host::Globex),
-            cookie(&sessions[3]),
-        ),
+        Cred {
+            label: "none",
+            kind: Kind::None,
+            home: None,
+            headers: vec![],
+        },
+        Cred {
+            label: "bad key",
+            kind: Kind::BadKey,
+            home: None,
+            headers: bearer("pmx_t_acme_0000000000000000_00"),
+        },
+        Cred {
+            label: "acme admin key",
+            kind: Kind::TenantKey { admin: true },
+            home: Some(Host::Acme),
+            headers: bearer(&acme.admin_key),
+        },
+        Cred {
+            label: "acme borrow key",
+            kind: Kind::TenantKey { admin: false },
+            home: Some(Host::Acme),
+            headers: bearer(&borrow_key),
+        },
+        Cred {
+            label: "globex key",
+            kind: Kind::TenantKey { admin: true },
+            home: Some(Host::Globex),
+            headers: bearer(&globex.admin_key),
+        },
+        Cred {
+            label: "vendor key",
+            kind: Kind::VendorKey { vector: true },
+            home: Some(Host::Vendor),
+            headers: bearer(&vector_key),
+        },
+        Cred {
+            label: "other vendor key",
+            kind: Kind::VendorKey { vector: false },
+            home: Some(Host::Vendor),
+            headers: bearer(&ghs_key),
+        },
+        Cred {
+            label: "operator",
+            kind: Kind::Operator,
+            home: Some(Host::Main),
+            headers: bearer(&app.admin_token),
+        },
+        Cred {
+            label: "vendor session",
+            kind: Kind::VendorSession,
+            home: Some(Host::Vendor),
+            headers: cookie(&sessions[0]),
+        },
+        Cred {
+            label: "acme admin session",
+            kind: Kind::TenantSession { admin: true },
+            home: Some(Host::Acme),
+            headers: cookie(&sessions[1]),
+        },
+        Cred {
+            label: "acme viewer session",
+            kind: Kind::TenantSession { admin: false },
+            home: Some(Host::Acme),
+            headers: cookie(&sessions[2]),
+        },
+        Cred {
+            label: "globex session",
+            kind: Kind::TenantSession { admin: true },
+            home: Some(Host::Globex),
+            headers: cookie(&sessions[3]),
+        },
     ];
 
     let acme_package = app

@@ -51,6 +51,11 @@ impl Clocked {
     }
 }
 
+/// A borrow body asking for a lease of `secs` seconds.
+pub fn lease_body(tool: &str, user: &str, secs: u32) -> Value {
+    json!({"tool": tool, "user": user, "lease_seconds": secs})
+}
+
 pub fn millis(rfc3339: &Value) -> i64 {
     let t = time::OffsetDateTime::parse(
         rfc3339.as_str().unwrap(),
@@ -70,13 +75,7 @@ async fn leases_default_to_the_tenant_setting_and_are_range_checked() {
         3_600_000
     );
     for bad in [29, 86_401] {
-        let r = c
-            .app
-            .borrow_json(
-                &t,
-                json!({"tool": ECU.id, "user": "dev", "lease_seconds": bad}),
-            )
-            .await;
+        let r = c.app.borrow_json(&t, lease_body(ECU.id, "dev", bad)).await;
         assert_eq!(r.status.as_u16(), 400, "{}", r.body);
     }
     c.app
@@ -96,10 +95,7 @@ async fn leases_default_to_the_tenant_setting_and_are_range_checked() {
     );
     let b = c
         .app
-        .borrow_json(
-            &t,
-            json!({"tool": ECU.id, "user": "dev", "lease_seconds": 30}),
-        )
+        .borrow_json(&t, lease_body(ECU.id, "dev", 30))
         .await
         .expect(200);
     assert_eq!(
@@ -114,10 +110,7 @@ async fn heartbeats_extend_the_lease_from_now() {
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
     let b = c
         .app
-        .borrow_json(
-            &t,
-            json!({"tool": "bus", "user": "dev", "lease_seconds": 60}),
-        )
+        .borrow_json(&t, lease_body("bus", "dev", 60))
         .await
         .expect(200);
     let id = b["id"].as_str().unwrap();
@@ -161,10 +154,7 @@ async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so() 
         .unwrap();
     let b = c
         .app
-        .borrow_json(
-            &t,
-            json!({"tool": "bus", "user": "dev", "lease_seconds": 30}),
-        )
+        .borrow_json(&t, lease_body("bus", "dev", 30))
         .await
         .expect(200);
     let id = b["id"].as_str().unwrap().to_owned();

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::event_stream::{next_event, subscribe};
 use crate::faults::inject;
 use crate::helpers::*;
-use crate::leases::{BUS, Clocked};
+use crate::leases::{BUS, Clocked, lease_body};
 use crate::metrics::{at, scrape};
 use crate::queue::wait_until;
 
@@ -63,10 +63,7 @@ async fn an_expired_lease_is_an_expire_event_and_frees_its_seat_in_the_gauges() 
 
     let granted = c
         .app
-        .borrow_json(
-            &t,
-            json!({"tool": BUS.id, "user": "ci", "lease_seconds": 60}),
-        )
+        .borrow_json(&t, lease_body(BUS.id, "ci", 60))
         .await
         .expect(200);
     assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::leases::{BUS, Clocked};
+use crate::leases::{BUS, Clocked, lease_body};
 
 /// Polls `probe` until it returns true (bounded: 10 s).
 pub async fn wait_until<F, Fut>(what: &str, mut probe: F)
@@ -179,10 +179,7 @@ async fn an_expired_lease_hands_its_seat_to_the_waiter() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
     c.app
-        .borrow_json(
-            &t,
-            json!({"tool": "bus", "user": "crashed-agent", "lease_seconds": 30}),
-        )
+        .borrow_json(&t, lease_body("bus", "crashed-agent", 30))
         .await
         .expect(200);
     let waiter = c.app.borrow_json(&t, waiting_borrow("next-job", 300));

@@ -51,14 +51,9 @@ impl TestApp {
 
     /// Returns seat `id` at `host` with no credential (the id authorises); the raw reply.
     pub async fn return_seat(&self, host: &str, id: impl Serialize) -> Reply {
-        self.call(
-            "POST",
-            host,
-            "/licenses/return",
-            None,
-            Some(json!({ "id": id })),
-        )
-        .await
+        let body = json!({ "id": id });
+        self.call("POST", host, "/licenses/return", None, Some(body))
+            .await
     }
 
     /// Returns a seat that must be held; the reply's body.
@@ -68,15 +63,10 @@ impl TestApp {
 
     /// The status of one tool at `t` (must answer 200).
     pub async fn status_of(&self, t: &Tenant, tool: &str) -> Value {
-        self.call(
-            "GET",
-            &t.host,
-            &format!("/licenses/{tool}/status"),
-            Some(&t.admin_key),
-            None,
-        )
-        .await
-        .expect(200)
+        let path = format!("/licenses/{tool}/status");
+        self.call("GET", &t.host, &path, Some(&t.admin_key), None)
+            .await
+            .expect(200)
     }
 
     /// The ids of `t`'s borrows, in the order `/borrows` lists them.

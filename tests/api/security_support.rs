@@ -147,17 +147,6 @@ impl Portal {
     ) -> Reply {
         send(app, method, &self.host, path, &self.headers(), body).await
     }
-
-    /// The same mutation with the cookie alone, as a forged cross-site request would send it.
-    pub async fn mutate_without_csrf(
-        &self,
-        app: &TestApp,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Reply {
-        send(app, method, &self.host, path, &self.cookie_only(), body).await
-    }
 }
 
 /// The session `Set-Cookie` of a reply.
@@ -226,15 +215,10 @@ pub async fn add_user(app: &TestApp, t: &Tenant, username: &str, password: &str,
 /// Creates a borrow-scope API key named "farm" with the admin key; its reply
 /// (`api_key`, `key_id`, `expires_at`).
 pub async fn add_farm_key(app: &TestApp, t: &Tenant) -> Value {
-    app.call(
-        "POST",
-        &t.host,
-        "/api/keys",
-        Some(&t.admin_key),
-        Some(json!({"name": "farm", "scope": "borrow"})),
-    )
-    .await
-    .expect(201)
+    let body = json!({"name": "farm", "scope": "borrow"});
+    app.call("POST", &t.host, "/api/keys", Some(&t.admin_key), Some(body))
+        .await
+        .expect(201)
 }
 
 /// Headers of a v1-signed borrow.
