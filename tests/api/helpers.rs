@@ -65,25 +65,38 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
-/// Spawns the app with a tweaked configuration.
-pub async fn spawn_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
+/// A server built from the test configuration and running on this runtime, in parts.
+pub struct Started {
+    pub addr: SocketAddr,
+    pub admin_token: String,
+    pub handle: actix_web::dev::ServerHandle,
+    pub state: actix_web::web::Data<permetrix::state::AppState>,
+    pub dir: tempfile::TempDir,
+}
+
+/// Builds the app in a fresh directory with a `tweak`ed configuration and runs it.
+pub async fn start(tweak: impl FnOnce(&mut ServeConfig)) -> Started {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     tweak(&mut config);
     let admin_token = config.admin_token.clone().unwrap();
     let app = Application::build(config).await.expect("server builds");
-    let addr = app.addr();
-    let handle = app.handle();
+    let (addr, handle, state) = (app.addr(), app.handle(), app.state());
     actix_rt::spawn(async move {
         let _ = app.run_until_stopped().await;
     });
-    TestApp {
+    Started {
         addr,
         admin_token,
-        client: client(),
-        dir: Some(dir),
-        handle: Some(handle),
+        handle,
+        state,
+        dir,
     }
+}
+
+/// Spawns the app with a tweaked configuration.
+pub async fn spawn_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    spawn_with_state(tweak).await.0
 }
 
 /// Spawns the app with a tweaked configuration and also returns its shared state, for
@@ -92,25 +105,15 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
 pub async fn spawn_with_state(
     tweak: impl FnOnce(&mut ServeConfig),
 ) -> (TestApp, actix_web::web::Data<permetrix::state::AppState>) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    let admin_token = config.admin_token.clone().unwrap();
-    let app = Application::build(config).await.expect("server builds");
-    let addr = app.addr();
-    let handle = app.handle();
-    let state = app.state();
-    actix_rt::spawn(async move {
-        let _ = app.run_until_stopped().await;
-    });
+    let s = start(tweak).await;
     let test_app = TestApp {
-        addr,
-        admin_token,
+        addr: s.addr,
+        admin_token: s.admin_token,
         client: client(),
-        dir: Some(dir),
-        handle: Some(handle),
+        dir: Some(s.dir),
+        handle: Some(s.handle),
     };
-    (test_app, state)
+    (test_app, s.state)
 }
 
 fn client() -> awc::Client {
@@ -310,6 +313,19 @@ pub fn borrow_body(tool: &str, user: &str) -> Value {
     json!({"tool": tool, "user": user})
 }
 
+/// `permetrix serve` on a free port with `workers` workers, the data in `dir` and the
+/// operator token `token`, its stdout discarded; the caller adds arguments and stderr.
+pub fn serve_command(dir: &std::path::Path, token: &str, workers: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_permetrix"));
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", workers])
+        .args(["--arbiters", "2", "--data-dir"])
+        .arg(dir)
+        .env("PERMETRIX_ADMIN_TOKEN", token)
+        .stdout(Stdio::null());
+    command
+}
+
 /// The real binary as a child process.
 pub struct ServerProcess {
     pub child: Child,
@@ -319,22 +335,9 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `permetrix serve` on a free port and waits for its ready line.
     pub fn start(dir: &std::path::Path, admin_token: &str, extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_permetrix"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--arbiters",
-                "2",
-                "--data-dir",
-            ])
-            .arg(dir)
+        let mut child = serve_command(dir, admin_token, "1")
             .args(extra)
-            .env("PERMETRIX_ADMIN_TOKEN", admin_token)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("binary starts");
@@ -378,20 +381,12 @@ impl StatefulApp {
 
 /// Like [`spawn_with`], keeping a handle on the server's state.
 pub async fn spawn_stateful(tweak: impl FnOnce(&mut ServeConfig)) -> StatefulApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    let admin_token = config.admin_token.clone().unwrap();
-    let app = Application::build(config).await.expect("server builds");
-    let (addr, handle, state) = (app.addr(), app.handle(), app.state());
-    actix_rt::spawn(async move {
-        let _ = app.run_until_stopped().await;
-    });
+    let s = start(tweak).await;
     StatefulApp {
-        app: TestApp::new(addr, &admin_token),
-        state,
-        handle,
-        _dir: dir,
+        app: TestApp::new(s.addr, &s.admin_token),
+        state: s.state,
+        handle: s.handle,
+        _dir: s.dir,
     }
 }
 

@@ -8,7 +8,7 @@
 //! plus a tenth as many raw cases); `PERMETRIX_HOSTILE_SEED=n` picks another barrage.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,21 +31,8 @@ struct Watched {
 impl Watched {
     fn start(token: &str) -> Watched {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_permetrix"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--workers",
-                "2",
-                "--arbiters",
-                "2",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("PERMETRIX_ADMIN_TOKEN", token)
+        let mut child = serve_command(dir.path(), token, "2")
             .env("RUST_LOG", "warn,permetrix=info")
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("binary starts");

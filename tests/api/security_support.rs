@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::cookie::Cookie;
 use actix_web::web;
-use permetrix::server::{Application, ClockSource, ServeConfig};
+use permetrix::server::{ClockSource, ServeConfig};
 use permetrix::signature;
 use permetrix::state::AppState;
 use permetrix_actors::ManualClock;
@@ -36,25 +36,19 @@ pub async fn spawn_secure() -> SecureApp {
 }
 
 pub async fn spawn_secure_with(tweak: impl FnOnce(&mut ServeConfig)) -> SecureApp {
-    let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::now());
-    let mut config = test_config(dir.path());
-    config.clock = Some(ClockSource(Arc::new(clock.clone())));
-    tweak(&mut config);
-    let admin_token = config.admin_token.clone().unwrap();
-    let application = Application::build(config).await.expect("server builds");
-    let state = application.state();
-    let handle = application.handle();
-    let addr = application.addr();
-    actix_rt::spawn(async move {
-        let _ = application.run_until_stopped().await;
-    });
+    let source = ClockSource(Arc::new(clock.clone()));
+    let s = start(|config| {
+        config.clock = Some(source);
+        tweak(config);
+    })
+    .await;
     SecureApp {
-        app: TestApp::new(addr, &admin_token),
-        state,
+        app: TestApp::new(s.addr, &s.admin_token),
+        state: s.state,
         clock,
-        handle,
-        dir,
+        handle: s.handle,
+        dir: s.dir,
     }
 }
 
