@@ -12,6 +12,7 @@ use std::time::Instant;
 use permetrix_actors::domain::{LedgerHead, verify_chain};
 use permetrix_storage::{SledConfig, SledStore, Store, TenantId};
 
+use crate::commercial_helpers::customers;
 use crate::crash_harness::{Proc, run_cli};
 use crate::helpers::*;
 
@@ -207,15 +208,7 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     let app = proc.app(TOKEN);
     let listed: HashSet<String> = app.borrow_ids(&acme).await.into_iter().collect();
     assert_eq!(listed, leases);
-    app.call(
-        "GET",
-        "vendor.localhost",
-        "/api/vendor/customers",
-        Some(&acme.vendor_key),
-        None,
-    )
-    .await
-    .expect(200);
+    customers(&app, &acme.vendor_key).await;
     app.borrow_ok(&acme, ECU.id, "restored").await;
     proc.kill9();
 

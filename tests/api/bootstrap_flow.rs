@@ -1,6 +1,7 @@
 //! The whole bootstrap → provision → borrow → status → return flow.
 use serde_json::json;
 
+use crate::commercial_helpers::customers;
 use crate::helpers::*;
 use crate::security_support::add_farm_key;
 
@@ -17,6 +18,7 @@ async fn bootstrap_provision_borrow_status_return() {
     // A borrow key for the build farm.
     let key = add_farm_key(&app, &t).await;
     let farm = key["api_key"].as_str().unwrap().to_owned();
+    let read_as_farm = |path: &'static str| app.call("GET", &t.host, path, Some(&farm), None);
 
     // Five borrows fill the commit, the sixth is overage.
     let mut ids = Vec::new();
@@ -32,10 +34,7 @@ async fn bootstrap_provision_borrow_status_return() {
         ids.push(b["id"].as_str().unwrap().to_owned());
     }
 
-    let status = app
-        .call("GET", &t.host, "/licenses/status", Some(&farm), None)
-        .await
-        .expect(200);
+    let status = read_as_farm("/licenses/status").await.expect(200);
     let s = &status.as_array().unwrap()[0];
     assert_eq!(s["tool"], ECU.name);
     assert_eq!(
@@ -53,46 +52,24 @@ async fn bootstrap_provision_borrow_status_return() {
     assert_eq!(s["current_overage_cost"].as_f64(), Some(500.0));
 
     // The per-tool status takes the percent-encoded name or the product id.
-    let one = app
-        .call(
-            "GET",
-            &t.host,
-            "/licenses/ECU%20Development%20Suite/status",
-            Some(&farm),
-            None,
-        )
+    let one = read_as_farm("/licenses/ECU%20Development%20Suite/status")
         .await
         .expect(200);
     assert_eq!(one["borrowed"], 6);
-    let by_id = app
-        .call(
-            "GET",
-            &t.host,
-            "/licenses/ecu-dev-suite/status",
-            Some(&farm),
-            None,
-        )
+    let by_id = read_as_farm("/licenses/ecu-dev-suite/status")
         .await
         .expect(200);
     assert_eq!(by_id["tool"], ECU.name);
-    let missing = app
-        .call("GET", &t.host, "/licenses/nope/status", Some(&farm), None)
-        .await;
+    let missing = read_as_farm("/licenses/nope/status").await;
     assert_eq!(
         (missing.status.as_u16(), missing.code()),
         (404, "unknown_tool")
     );
 
     // Borrows list, newest first, filterable by user.
-    let all = app
-        .call("GET", &t.host, "/borrows", Some(&farm), None)
-        .await
-        .expect(200);
+    let all = read_as_farm("/borrows").await.expect(200);
     assert_eq!(all.as_array().unwrap().len(), 6);
-    let mine = app
-        .call("GET", &t.host, "/borrows?user=dev3", Some(&farm), None)
-        .await
-        .expect(200);
+    let mine = read_as_farm("/borrows?user=dev3").await.expect(200);
     assert_eq!(mine.as_array().unwrap().len(), 1);
     assert_eq!(mine[0]["id"], ids[3].as_str());
 
@@ -115,14 +92,7 @@ async fn bootstrap_provision_borrow_status_return() {
     )
     .await
     .expect(200);
-    let s = app
-        .call(
-            "GET",
-            &t.host,
-            "/licenses/ecu-dev-suite/status",
-            Some(&farm),
-            None,
-        )
+    let s = read_as_farm("/licenses/ecu-dev-suite/status")
         .await
         .expect(200);
     assert_eq!(
@@ -132,16 +102,7 @@ async fn bootstrap_provision_borrow_status_return() {
     assert_eq!(s["current_overage_cost"].as_f64(), Some(500.0));
 
     // The vendor sees live counts.
-    let customers = app
-        .call(
-            "GET",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(&t.vendor_key),
-            None,
-        )
-        .await
-        .expect(200);
+    let customers = customers(&app, &t.vendor_key).await;
     assert_eq!(customers["partial"], false);
     let c = &customers["customers"][0];
     assert_eq!(c["tenant_id"], "acme");

@@ -1,5 +1,6 @@
 //! Helpers for the commercial-model suites (budget, ledger, usage, requests).
 #![allow(dead_code)]
+use actix_web::web::Bytes;
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -28,12 +29,30 @@ pub async fn vendor(
         .await
 }
 
+/// The body of a vendor-host GET with `key`, unparsed (the CSV exports are not JSON).
+pub async fn vendor_bytes(app: &TestApp, key: &str, path: &str) -> Bytes {
+    app.client
+        .get(app.url(path))
+        .insert_header(("Host", "vendor.localhost"))
+        .insert_header(("Authorization", format!("Bearer {key}")))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap()
+}
+
+/// The customers of the vendor with `vendor_key`, as it lists them (must answer 200).
+pub async fn customers(app: &TestApp, vendor_key: &str) -> Value {
+    vendor(app, vendor_key, "GET", "/api/vendor/customers", None)
+        .await
+        .expect(200)
+}
+
 /// The package id of `product_id` at tenant `t`, as the vendor sees it.
 pub async fn package_id(app: &TestApp, t: &Tenant, product_id: &str) -> String {
-    let customers = vendor(app, &t.vendor_key, "GET", "/api/vendor/customers", None)
-        .await
-        .expect(200);
-    customers["customers"]
+    customers(app, &t.vendor_key).await["customers"]
         .as_array()
         .unwrap()
         .iter()

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use awc::ClientRequest;
 use awc::http::StatusCode;
 use permetrix::server::{Application, ServeConfig};
 use serde_json::{Value, json};
@@ -138,6 +139,19 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A request with the given Host and optional bearer token, not yet sent.
+    fn request(&self, method: &str, host: &str, path: &str, token: Option<&str>) -> ClientRequest {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let req = self
+            .client
+            .request(method, self.url(path))
+            .insert_header(("Host", host));
+        match token {
+            Some(t) => req.insert_header(("Authorization", format!("Bearer {t}"))),
+            None => req,
+        }
+    }
+
     /// Sends a request with the given Host, optional bearer token and optional JSON.
     pub async fn call(
         &self,
@@ -147,14 +161,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .insert_header(("Host", host));
-        if let Some(t) = token {
-            req = req.insert_header(("Authorization", format!("Bearer {t}")));
-        }
+        let req = self.request(method, host, path, token);
         let res = match body {
             Some(b) => req.send_json(&b).await,
             None => req.send().await,
@@ -171,14 +178,7 @@ impl TestApp {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
-        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .insert_header(("Host", host));
-        if let Some(t) = token {
-            req = req.insert_header(("Authorization", format!("Bearer {t}")));
-        }
+        let req = self.request(method, host, path, token);
         read(req.send_body(body).await.expect("request sent")).await
     }
 
@@ -326,6 +326,16 @@ pub fn serve_command(dir: &std::path::Path, token: &str, workers: &str) -> Comma
     command
 }
 
+/// Spawns `permetrix serve` with one worker and `extra` arguments, info logs on a pipe.
+pub fn spawn_serve(dir: &std::path::Path, token: &str, extra: &[&str]) -> Child {
+    serve_command(dir, token, "1")
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts")
+}
+
 /// The real binary as a child process.
 pub struct ServerProcess {
     pub child: Child,
@@ -335,12 +345,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `permetrix serve` on a free port and waits for its ready line.
     pub fn start(dir: &std::path::Path, admin_token: &str, extra: &[&str]) -> ServerProcess {
-        let mut child = serve_command(dir, admin_token, "1")
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("binary starts");
+        let mut child = spawn_serve(dir, admin_token, extra);
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let addr = loop {

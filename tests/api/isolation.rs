@@ -1,6 +1,7 @@
 //! Credentials are valid only in their own context.
 use serde_json::json;
 
+use crate::commercial_helpers::customers;
 use crate::helpers::*;
 use crate::security_support::add_farm_key;
 
@@ -113,16 +114,7 @@ async fn a_vendor_sees_and_provisions_only_its_own_customers() {
     let vector = bootstrap(&app, "vector", "acme", &ECU).await;
     let ghs = bootstrap(&app, "greenhills", "globex", &ECU).await;
 
-    let mine = app
-        .call(
-            "GET",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(&vector.vendor_key),
-            None,
-        )
-        .await
-        .expect(200);
+    let mine = customers(&app, &vector.vendor_key).await;
     let ids: Vec<_> = mine["customers"]
         .as_array()
         .unwrap()

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::commercial_helpers::customers;
 use crate::helpers::*;
 use crate::security_support::*;
 
@@ -417,16 +418,7 @@ async fn every_endpoint_credential_and_host() {
         },
     ];
 
-    let acme_package = app
-        .call(
-            "GET",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(&vector_key),
-            None,
-        )
-        .await
-        .expect(200)["customers"]
+    let acme_package = customers(&app, &vector_key).await["customers"]
         .as_array()
         .unwrap()
         .iter()

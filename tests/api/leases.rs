@@ -115,17 +115,7 @@ async fn heartbeats_extend_the_lease_from_now() {
         .expect(200);
     let id = b["id"].as_str().unwrap();
     c.clock.advance(Duration::from_secs(50));
-    let hb = c
-        .app
-        .call(
-            "POST",
-            &t.host,
-            &format!("/licenses/{id}/heartbeat"),
-            Some(&t.admin_key),
-            None,
-        )
-        .await
-        .expect(200);
+    let hb = c.app.heartbeat(&t, &id).await.expect(200);
     assert_eq!(hb["id"], id);
     assert_eq!(millis(&hb["lease_expires_at"]), START.millis() + 110_000);
     // Past the first deadline, before the new one: still held.
@@ -173,16 +163,7 @@ async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so() 
     assert_eq!(expire_event.id.map(|i| i.to_string()), Some(id.clone()));
 
     // Heartbeat and return of the expired borrow: 404 with a code that says why.
-    let hb = c
-        .app
-        .call(
-            "POST",
-            &t.host,
-            &format!("/licenses/{id}/heartbeat"),
-            Some(&t.admin_key),
-            None,
-        )
-        .await;
+    let hb = c.app.heartbeat(&t, &id).await;
     assert_eq!(
         (hb.status.as_u16(), hb.code()),
         (404, "lease_expired"),

@@ -112,17 +112,7 @@ async fn both_sides_verify_the_chain_and_exports_recompute_from_the_recipe() {
 
     // CSV carries the same hashes.
     let path = format!("/api/vendor/customers/{}/overage-charges?format=csv", t.id);
-    let res = app
-        .client
-        .get(app.url(&path))
-        .insert_header(("Host", "vendor.localhost"))
-        .insert_header(("Authorization", format!("Bearer {}", t.vendor_key)))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
+    let res = vendor_bytes(&app, &t.vendor_key, &path).await;
     let mut reader = csv::Reader::from_reader(res.as_ref());
     let headers = reader.headers().unwrap().clone();
     let hash_col = headers.iter().position(|h| h == "hash").unwrap();

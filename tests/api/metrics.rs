@@ -182,7 +182,10 @@ async fn counters_move_by_exactly_the_number_of_operations() {
 }
 
 /// Blocks its tenant's actor until released (test-only), so messages queue up.
-struct Hold(std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>);
+pub struct Hold(
+    pub std::sync::mpsc::Receiver<()>,
+    pub std::sync::mpsc::Sender<()>,
+);
 
 impl TenantMessage for Hold {
     type Reply = ();

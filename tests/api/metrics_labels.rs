@@ -36,15 +36,7 @@ async fn no_series_carries_a_user_a_borrow_id_or_a_raw_path() {
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let granted = app.borrow_ok(&t, ECU.name, "alice.secret-user").await;
     let id = granted["id"].as_str().unwrap().to_owned();
-    app.call(
-        "POST",
-        &t.host,
-        &format!("/licenses/{id}/heartbeat"),
-        Some(&t.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
+    app.heartbeat(&t, &id).await.expect(200);
     app.status_of(&t, "ECU%20Development%20Suite").await;
     let r = app
         .borrow(&t, "tool-of-bob.denied-user", "bob.denied-user")

@@ -1,6 +1,5 @@
 //! Request ids and the one structured log line per request.
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -101,12 +100,7 @@ pub struct LoggedServer {
 impl LoggedServer {
     /// Starts the binary and waits for its ready line (text or JSON logs).
     pub fn start(dir: &std::path::Path, token: &str, extra: &[&str]) -> LoggedServer {
-        let mut child = serve_command(dir, token, "1")
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("binary starts");
+        let mut child = spawn_serve(dir, token, extra);
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -5,6 +5,7 @@
 use awc::http::StatusCode;
 use serde_json::json;
 
+use crate::commercial_helpers::customers;
 use crate::event_stream::{next_event, subscribe};
 use crate::helpers::*;
 use crate::security_support::*;
@@ -252,15 +253,7 @@ async fn pages_shadow_no_api_route() {
         .await
         .expect(200);
     assert!(status.is_array());
-    app.call(
-        "GET",
-        "vendor.localhost",
-        "/api/vendor/customers",
-        Some(&t.vendor_key),
-        None,
-    )
-    .await
-    .expect(200);
+    customers(&app, &t.vendor_key).await;
     // Other methods on page paths are the API's 404 JSON, not a page.
     let r = app.call("POST", &t.host, "/", None, Some(json!({}))).await;
     assert_eq!(r.status, 404);

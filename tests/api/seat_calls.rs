@@ -61,6 +61,13 @@ impl TestApp {
         self.return_seat(host, id).await.expect(200)
     }
 
+    /// Renews the lease of borrow `id` at `t` with its admin key; the raw reply.
+    pub async fn heartbeat(&self, t: &Tenant, id: &str) -> Reply {
+        let path = format!("/licenses/{id}/heartbeat");
+        self.call("POST", &t.host, &path, Some(&t.admin_key), None)
+            .await
+    }
+
     /// The status of one tool at `t` (must answer 200).
     pub async fn status_of(&self, t: &Tenant, tool: &str) -> Value {
         let path = format!("/licenses/{tool}/status");

@@ -130,17 +130,8 @@ async fn usage_reports_match_a_scripted_workload_exactly() {
     );
 
     // The same figures as CSV.
-    let res = app
-        .client
-        .get(app.url(&format!("/api/vendor/usage?{SINCE}&format=csv")))
-        .insert_header(("Host", "vendor.localhost"))
-        .insert_header(("Authorization", format!("Bearer {}", acme.vendor_key)))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
+    let path = format!("/api/vendor/usage?{SINCE}&format=csv");
+    let res = vendor_bytes(&app, &acme.vendor_key, &path).await;
     let mut reader = csv::Reader::from_reader(res.as_ref());
     let header: Vec<String> = reader
         .headers()
