@@ -198,14 +198,11 @@ async fn key_management_is_rate_limited_per_credential() {
         .expect(201);
     let other = other["api_key"].as_str().unwrap();
     // The burst: 30 requests in all (one was the creation above).
+    let list_keys = || app.call("GET", &t.host, "/api/keys", Some(&t.admin_key), None);
     for _ in 0..29 {
-        app.call("GET", &t.host, "/api/keys", Some(&t.admin_key), None)
-            .await
-            .expect(200);
+        list_keys().await.expect(200);
     }
-    let r = app
-        .call("GET", &t.host, "/api/keys", Some(&t.admin_key), None)
-        .await;
+    let r = list_keys().await;
     assert_eq!((r.status.as_u16(), r.code()), (429, "rate_limited"));
     assert_eq!(r.headers.get("retry-after").unwrap(), "1");
     // Another credential has its own allowance; borrowing is not limited.
@@ -217,12 +214,8 @@ async fn key_management_is_rate_limited_per_credential() {
         .expect(200);
     // The allowance refills with time.
     app.clock.advance(Duration::from_secs(1));
-    app.call("GET", &t.host, "/api/keys", Some(&t.admin_key), None)
-        .await
-        .expect(200);
-    let r = app
-        .call("GET", &t.host, "/api/keys", Some(&t.admin_key), None)
-        .await;
+    list_keys().await.expect(200);
+    let r = list_keys().await;
     assert_eq!(r.status.as_u16(), 429);
     app.stop().await;
 }
