@@ -115,7 +115,7 @@ async fn heartbeats_extend_the_lease_from_now() {
         .expect(200);
     let id = b["id"].as_str().unwrap();
     c.clock.advance(Duration::from_secs(50));
-    let hb = c.app.heartbeat(&t, &id).await.expect(200);
+    let hb = c.app.heartbeat(&t, id).await.expect(200);
     assert_eq!(hb["id"], id);
     assert_eq!(millis(&hb["lease_expires_at"]), START.millis() + 110_000);
     // Past the first deadline, before the new one: still held.
