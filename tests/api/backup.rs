@@ -11,14 +11,15 @@ use std::time::Instant;
 
 use permetrix_actors::domain::{LedgerHead, verify_chain};
 use permetrix_storage::{SledConfig, SledStore, Store, TenantId};
-use serde_json::json;
 
+use crate::commercial_helpers::customers;
 use crate::crash_harness::{Proc, run_cli};
 use crate::helpers::*;
 
 const TOKEN: &str = "backup-test-operator-token";
 
-fn cli_ok(args: &[&str]) -> String {
+/// Runs `permetrix ARGS`, which must succeed; its stdout.
+fn cli_ok(args: &[String]) -> String {
     let out = run_cli(args);
     assert!(
         out.status.success(),
@@ -29,10 +30,27 @@ fn cli_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn cli_err(args: &[&str]) -> String {
+/// Runs `permetrix ARGS`, which must fail; its stderr.
+fn cli_err(args: &[String]) -> String {
     let out = run_cli(args);
     assert!(!out.status.success(), "permetrix {args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `permetrix backup` of the store in `dir` into the file `out`.
+fn backup_args(dir: &Path, out: &Path) -> Vec<String> {
+    let (dir, out) = (dir.to_str().unwrap(), out.to_str().unwrap());
+    ["backup", "--data-dir", dir, "--out", out]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// `permetrix restore` of the backup `from` into the directory `dir`.
+fn restore_args(from: &Path, dir: &Path) -> Vec<String> {
+    let (from, dir) = (from.to_str().unwrap(), dir.to_str().unwrap());
+    ["restore", "--from", from, "--data-dir", dir]
+        .map(str::to_owned)
+        .to_vec()
 }
 
 /// One acknowledged operation of the background client.
@@ -72,27 +90,9 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let mut held = Vec::new();
     for i in 0..7 {
-        let b = app
-            .call(
-                "POST",
-                &acme.host,
-                "/licenses/borrow",
-                Some(&acme.admin_key),
-                Some(borrow_body(ECU.id, &format!("u{i}"))),
-            )
-            .await
-            .expect(200);
-        held.push(b["id"].as_str().unwrap().to_owned());
+        held.push(app.borrow_id(&acme, ECU.id, &format!("u{i}")).await);
     }
-    app.call(
-        "POST",
-        &acme.host,
-        "/licenses/return",
-        None,
-        Some(json!({"id": held.remove(0)})),
-    )
-    .await
-    .expect(200);
+    app.return_ok(&acme.host, held.remove(0)).await;
 
     // A client borrows and returns (overage seats, with charges) throughout the backup.
     let ops = Rc::new(RefCell::new(Vec::<Op>::new()));
@@ -105,13 +105,7 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
             while !*stop.borrow() {
                 let sent = Instant::now();
                 let b = client
-                    .call(
-                        "POST",
-                        &host,
-                        "/licenses/borrow",
-                        Some(&key),
-                        Some(borrow_body(ECU.id, "busy")),
-                    )
+                    .borrow_with(&host, &key, ECU.id, "busy")
                     .await
                     .expect(200);
                 let id = b["id"].as_str().unwrap().to_owned();
@@ -122,16 +116,7 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
                     acked: Instant::now(),
                 });
                 let sent = Instant::now();
-                client
-                    .call(
-                        "POST",
-                        &host,
-                        "/licenses/return",
-                        None,
-                        Some(json!({"id": id})),
-                    )
-                    .await
-                    .expect(200);
+                client.return_ok(&host, &id).await;
                 ops.borrow_mut().push(Op {
                     borrow: false,
                     id,
@@ -142,22 +127,10 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
         })
     };
     let started = Instant::now();
-    let args: Vec<String> = [
-        "backup",
-        "--data-dir",
-        live.to_str().unwrap(),
-        "--out",
-        file.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let out = actix_rt::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli_ok(&args)
-    })
-    .await
-    .unwrap();
+    let args = backup_args(&live, &file);
+    let out = actix_rt::task::spawn_blocking(move || cli_ok(&args))
+        .await
+        .unwrap();
     let ended = Instant::now();
     *stop.borrow_mut() = true;
     writer.await.unwrap();
@@ -169,35 +142,14 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     assert!(busy_ops > 0);
 
     // Written after the backup: must not come back.
-    let after = app
-        .call(
-            "POST",
-            &acme.host,
-            "/licenses/borrow",
-            Some(&acme.admin_key),
-            Some(borrow_body(ECU.id, "after")),
-        )
-        .await
-        .expect(200);
+    let after = app.borrow_ok(&acme, ECU.id, "after").await;
     proc.kill9();
 
     // Restore; never over an existing store; never from a damaged file.
     let restored = work.path().join("restored");
-    let out = cli_ok(&[
-        "restore",
-        "--from",
-        file.to_str().unwrap(),
-        "--data-dir",
-        restored.to_str().unwrap(),
-    ]);
+    let out = cli_ok(&restore_args(&file, &restored));
     assert!(out.contains("1 file(s)"), "{out}");
-    let err = cli_err(&[
-        "restore",
-        "--from",
-        file.to_str().unwrap(),
-        "--data-dir",
-        live.to_str().unwrap(),
-    ]);
+    let err = cli_err(&restore_args(&file, &live));
     assert!(err.contains("not empty"), "{err}");
     let mut bytes = std::fs::read(&file).unwrap();
     let damaged = work.path().join("damaged.backup");
@@ -205,23 +157,11 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     bytes[middle] ^= 0x01;
     std::fs::write(&damaged, &bytes).unwrap();
     let target = work.path().join("never");
-    let err = cli_err(&[
-        "restore",
-        "--from",
-        damaged.to_str().unwrap(),
-        "--data-dir",
-        target.to_str().unwrap(),
-    ]);
+    let err = cli_err(&restore_args(&damaged, &target));
     assert!(err.contains("corrupt"), "{err}");
     assert!(!target.join("db").exists());
     std::fs::write(&damaged, &bytes[..middle]).unwrap();
-    let err = cli_err(&[
-        "restore",
-        "--from",
-        damaged.to_str().unwrap(),
-        "--data-dir",
-        target.to_str().unwrap(),
-    ]);
+    let err = cli_err(&restore_args(&damaged, &target));
     assert!(err.contains("cut short"), "{err}");
 
     // The snapshot is a moment between the backup's start and end: everything
@@ -266,56 +206,19 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     // A server on the restored directory serves the snapshot with the old credentials.
     let proc = Proc::start(&restored, TOKEN, &[]);
     let app = proc.app(TOKEN);
-    let listed = app
-        .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
-        .await
-        .expect(200);
-    let listed: HashSet<String> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap().to_owned())
-        .collect();
+    let listed: HashSet<String> = app.borrow_ids(&acme).await.into_iter().collect();
     assert_eq!(listed, leases);
-    app.call(
-        "GET",
-        "vendor.localhost",
-        "/api/vendor/customers",
-        Some(&acme.vendor_key),
-        None,
-    )
-    .await
-    .expect(200);
-    app.call(
-        "POST",
-        &acme.host,
-        "/licenses/borrow",
-        Some(&acme.admin_key),
-        Some(borrow_body(ECU.id, "restored")),
-    )
-    .await
-    .expect(200);
+    customers(&app, &acme.vendor_key).await;
+    app.borrow_ok(&acme, ECU.id, "restored").await;
     proc.kill9();
 
     // The killed server left its socket file behind; the stopped store is backed up
     // directly.
     let offline = work.path().join("offline.backup");
-    let out = cli_ok(&[
-        "backup",
-        "--data-dir",
-        restored.to_str().unwrap(),
-        "--out",
-        offline.to_str().unwrap(),
-    ]);
+    let out = cli_ok(&backup_args(&restored, &offline));
     assert!(out.contains("of the stopped store"), "{out}");
     let again = work.path().join("again");
-    cli_ok(&[
-        "restore",
-        "--from",
-        offline.to_str().unwrap(),
-        "--data-dir",
-        again.to_str().unwrap(),
-    ]);
+    cli_ok(&restore_args(&offline, &again));
     assert_eq!(stored_leases(&again).len(), leases.len() + 1);
     println!("live backup taken while {busy_ops} operations were acknowledged around it");
 }

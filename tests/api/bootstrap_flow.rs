@@ -1,7 +1,9 @@
 //! The whole bootstrap → provision → borrow → status → return flow.
 use serde_json::json;
 
+use crate::commercial_helpers::customers;
 use crate::helpers::*;
+use crate::security_support::add_farm_key;
 
 #[actix_web::test]
 async fn bootstrap_provision_borrow_status_return() {
@@ -14,29 +16,15 @@ async fn bootstrap_provision_borrow_status_return() {
         .expect(200);
 
     // A borrow key for the build farm.
-    let key = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            Some(&t.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let key = add_farm_key(&app, &t).await;
     let farm = key["api_key"].as_str().unwrap().to_owned();
+    let read_as_farm = |path: &'static str| app.call("GET", &t.host, path, Some(&farm), None);
 
     // Five borrows fill the commit, the sixth is overage.
     let mut ids = Vec::new();
     for i in 0..6 {
         let b = app
-            .call(
-                "POST",
-                &t.host,
-                "/licenses/borrow",
-                Some(&farm),
-                Some(borrow_body(ECU.name, &format!("dev{i}"))),
-            )
+            .borrow_with(&t.host, &farm, ECU.name, &format!("dev{i}"))
             .await
             .expect(200);
         assert_eq!(b["tool"], ECU.name);
@@ -46,10 +34,7 @@ async fn bootstrap_provision_borrow_status_return() {
         ids.push(b["id"].as_str().unwrap().to_owned());
     }
 
-    let status = app
-        .call("GET", &t.host, "/licenses/status", Some(&farm), None)
-        .await
-        .expect(200);
+    let status = read_as_farm("/licenses/status").await.expect(200);
     let s = &status.as_array().unwrap()[0];
     assert_eq!(s["tool"], ECU.name);
     assert_eq!(
@@ -67,70 +52,31 @@ async fn bootstrap_provision_borrow_status_return() {
     assert_eq!(s["current_overage_cost"].as_f64(), Some(500.0));
 
     // The per-tool status takes the percent-encoded name or the product id.
-    let one = app
-        .call(
-            "GET",
-            &t.host,
-            "/licenses/ECU%20Development%20Suite/status",
-            Some(&farm),
-            None,
-        )
+    let one = read_as_farm("/licenses/ECU%20Development%20Suite/status")
         .await
         .expect(200);
     assert_eq!(one["borrowed"], 6);
-    let by_id = app
-        .call(
-            "GET",
-            &t.host,
-            "/licenses/ecu-dev-suite/status",
-            Some(&farm),
-            None,
-        )
+    let by_id = read_as_farm("/licenses/ecu-dev-suite/status")
         .await
         .expect(200);
     assert_eq!(by_id["tool"], ECU.name);
-    let missing = app
-        .call("GET", &t.host, "/licenses/nope/status", Some(&farm), None)
-        .await;
+    let missing = read_as_farm("/licenses/nope/status").await;
     assert_eq!(
         (missing.status.as_u16(), missing.code()),
         (404, "unknown_tool")
     );
 
     // Borrows list, newest first, filterable by user.
-    let all = app
-        .call("GET", &t.host, "/borrows", Some(&farm), None)
-        .await
-        .expect(200);
+    let all = read_as_farm("/borrows").await.expect(200);
     assert_eq!(all.as_array().unwrap().len(), 6);
-    let mine = app
-        .call("GET", &t.host, "/borrows?user=dev3", Some(&farm), None)
-        .await
-        .expect(200);
+    let mine = read_as_farm("/borrows?user=dev3").await.expect(200);
     assert_eq!(mine.as_array().unwrap().len(), 1);
     assert_eq!(mine[0]["id"], ids[3].as_str());
 
     // Returns need no credential: the borrow id authorises them.
-    let r = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": ids[0]})),
-        )
-        .await
-        .expect(200);
+    let r = app.return_ok(&t.host, &ids[0]).await;
     assert_eq!(r, json!({"status": "ok", "tool": ECU.name}));
-    let again = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": ids[0]})),
-        )
-        .await;
+    let again = app.return_seat(&t.host, &ids[0]).await;
     assert_eq!(
         (again.status.as_u16(), again.code()),
         (404, "unknown_borrow")
@@ -146,14 +92,7 @@ async fn bootstrap_provision_borrow_status_return() {
     )
     .await
     .expect(200);
-    let s = app
-        .call(
-            "GET",
-            &t.host,
-            "/licenses/ecu-dev-suite/status",
-            Some(&farm),
-            None,
-        )
+    let s = read_as_farm("/licenses/ecu-dev-suite/status")
         .await
         .expect(200);
     assert_eq!(
@@ -163,16 +102,7 @@ async fn bootstrap_provision_borrow_status_return() {
     assert_eq!(s["current_overage_cost"].as_f64(), Some(500.0));
 
     // The vendor sees live counts.
-    let customers = app
-        .call(
-            "GET",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(&t.vendor_key),
-            None,
-        )
-        .await
-        .expect(200);
+    let customers = customers(&app, &t.vendor_key).await;
     assert_eq!(customers["partial"], false);
     let c = &customers["customers"][0];
     assert_eq!(c["tenant_id"], "acme");
@@ -181,24 +111,12 @@ async fn bootstrap_provision_borrow_status_return() {
 
     // The operator sees vendors, tenants and totals.
     let vendors = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/vendors",
-            Some(&app.admin_token),
-            None,
-        )
+        .operator("GET", "/api/admin/vendors", None)
         .await
         .expect(200);
     assert_eq!(vendors["vendors"][0]["vendor_id"], "vector");
     let stats = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/stats",
-            Some(&app.admin_token),
-            None,
-        )
+        .operator("GET", "/api/admin/stats", None)
         .await
         .expect(200);
     assert_eq!(stats["usage"]["borrowed"], 4);
@@ -239,15 +157,7 @@ async fn signatures_are_required_by_default_and_verified() {
     )
     .await
     .expect(200);
-    let unsigned = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/borrow",
-            Some(&t.admin_key),
-            Some(borrow_body(ECU.name, "dev1")),
-        )
-        .await;
+    let unsigned = app.borrow(&t, ECU.name, "dev1").await;
     assert_eq!(
         (unsigned.status.as_u16(), unsigned.code()),
         (401, "missing_signature")
@@ -289,32 +199,26 @@ async fn an_imported_signing_secret_verifies_existing_clients() {
     let app = spawn_app().await;
     let secret = "vendor-signing-secret-0123456789abcdef";
     let v = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": "legacy", "vendor_name": "Legacy", "signing_secret": secret})),
         )
         .await
         .expect(201);
     assert_eq!(v["signing_secret"], secret);
     let short = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": "short", "vendor_name": "S", "signing_secret": "too-short"})),
         )
         .await;
     assert_eq!(short.status.as_u16(), 400);
     let dup = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": "legacy", "vendor_name": "Again"})),
         )
         .await;

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::commercial_helpers::*;
 use crate::helpers::*;
+use crate::security_support::add_farm_key;
 
 #[actix_web::test]
 async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after_return() {
@@ -12,7 +13,7 @@ async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after
     let t = bootstrap(&app, "vector", "acme", &ECU).await; // commit 5, overage 15, 500.00
     let mut ids = Vec::new();
     for i in 0..7 {
-        let b = borrow(&app, &t, ECU.id, &format!("dev{i}")).await;
+        let b = app.borrow_ok(&t, ECU.id, &format!("dev{i}")).await;
         assert_eq!(b["is_overage"], i >= 5, "borrow {i}");
         ids.push(b["id"].as_str().unwrap().to_owned());
     }
@@ -31,14 +32,14 @@ async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after
     assert_eq!(listed["next_after_seq"], serde_json::Value::Null);
 
     for id in &ids {
-        give_back(&app, &t, id).await;
+        app.return_ok(&t.host, id).await;
     }
     let after = get(&app, &t, "/overage-charges").await.expect(200);
     assert_eq!(
         after["charges"], listed["charges"],
         "charges stay after return"
     );
-    let s = status_of(&app, &t, ECU.id).await;
+    let s = app.status_of(&t, ECU.id).await;
     assert_eq!(s["borrowed"], 0);
     assert_eq!(s["current_overage_cost"].as_f64(), Some(1000.0));
     let line = budget_of(&app, &t, ECU.id).await;
@@ -126,9 +127,9 @@ async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_t
     );
     let mut held = Vec::new();
     for i in 0..7 {
-        held.push(borrow_id(&app, &t, ECU.id, &format!("u{i}")).await);
+        held.push(app.borrow_id(&t, ECU.id, &format!("u{i}")).await);
     }
-    let r = try_borrow(&app, &t, ECU.id, "u7").await;
+    let r = app.borrow(&t, ECU.id, "u7").await;
     assert_eq!((r.status.as_u16(), r.code()), (409, "max_overage_reached"));
 
     // Lower than what is in use: new borrows are refused, no seat is taken away.
@@ -141,21 +142,18 @@ async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_t
     .await
     .expect(200);
     assert_eq!((&r["total"], &r["borrowed"]), (&json!(3), &json!(7)));
-    let s = status_of(&app, &t, ECU.id).await;
+    let s = app.status_of(&t, ECU.id).await;
     assert_eq!(
         (&s["total"], &s["borrowed"], &s["available"]),
         (&json!(3), &json!(7), &json!(0))
     );
     let listed = get(&app, &t, "/borrows").await.expect(200);
     assert_eq!(listed.as_array().unwrap().len(), 7);
-    assert_eq!(
-        try_borrow(&app, &t, ECU.id, "u8").await.status.as_u16(),
-        409
-    );
+    assert_eq!(app.borrow(&t, ECU.id, "u8").await.status.as_u16(), 409);
     for id in &held[..5] {
-        give_back(&app, &t, id).await;
+        app.return_ok(&t.host, id).await;
     }
-    borrow(&app, &t, ECU.id, "u8").await;
+    app.borrow_ok(&t, ECU.id, "u8").await;
 
     // An absent field stays; null clears the restriction.
     let r = put(
@@ -232,16 +230,7 @@ async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_t
     );
 
     // Budget endpoints need the admin scope.
-    let key = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            Some(&t.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let key = add_farm_key(&app, &t).await;
     let farm = key["api_key"].as_str().unwrap();
     let r = app
         .call("GET", &t.host, "/config/budget", Some(farm), None)
@@ -274,7 +263,7 @@ async fn the_spend_cap_is_never_exceeded_under_100_concurrent_overage_borrows() 
     assert_eq!(line["remaining_spend"].as_f64(), Some(12_345.0));
 
     let users: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
-    let asks = users.iter().map(|u| try_borrow(&app, &t, tool.id, u));
+    let asks = users.iter().map(|u| app.borrow(&t, tool.id, u));
     let replies = futures_util::future::join_all(asks).await;
     let granted = replies.iter().filter(|r| r.status.as_u16() == 200).count();
     let capped = replies
@@ -326,6 +315,6 @@ async fn the_spend_cap_is_never_exceeded_under_100_concurrent_overage_borrows() 
         (&line["customer_max_spend"], &line["remaining_spend"]),
         (&json!(null), &json!(null))
     );
-    borrow(&app, &t, tool.id, "after").await;
+    app.borrow_ok(&t, tool.id, "after").await;
     app.stop().await;
 }

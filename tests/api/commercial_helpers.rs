@@ -1,46 +1,9 @@
 //! Helpers for the commercial-model suites (budget, ledger, usage, requests).
 #![allow(dead_code)]
-use serde_json::{Value, json};
+use actix_web::web::Bytes;
+use serde_json::Value;
 
 use crate::helpers::*;
-
-/// Borrows a seat; the raw reply.
-pub async fn try_borrow(app: &TestApp, t: &Tenant, tool: &str, user: &str) -> Reply {
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/borrow",
-        Some(&t.admin_key),
-        Some(borrow_body(tool, user)),
-    )
-    .await
-}
-
-/// Borrows a seat that must be granted; its reply.
-pub async fn borrow(app: &TestApp, t: &Tenant, tool: &str, user: &str) -> Value {
-    try_borrow(app, t, tool, user).await.expect(200)
-}
-
-/// Borrows a seat that must be granted; its id.
-pub async fn borrow_id(app: &TestApp, t: &Tenant, tool: &str, user: &str) -> String {
-    borrow(app, t, tool, user).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Returns a seat (must succeed).
-pub async fn give_back(app: &TestApp, t: &Tenant, id: &str) {
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/return",
-        None,
-        Some(json!({ "id": id })),
-    )
-    .await
-    .expect(200);
-}
 
 /// A tenant-host GET with the admin key.
 pub async fn get(app: &TestApp, t: &Tenant, path: &str) -> Reply {
@@ -66,12 +29,30 @@ pub async fn vendor(
         .await
 }
 
+/// The body of a vendor-host GET with `key`, unparsed (the CSV exports are not JSON).
+pub async fn vendor_bytes(app: &TestApp, key: &str, path: &str) -> Bytes {
+    app.client
+        .get(app.url(path))
+        .insert_header(("Host", "vendor.localhost"))
+        .insert_header(("Authorization", format!("Bearer {key}")))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap()
+}
+
+/// The customers of the vendor with `vendor_key`, as it lists them (must answer 200).
+pub async fn customers(app: &TestApp, vendor_key: &str) -> Value {
+    vendor(app, vendor_key, "GET", "/api/vendor/customers", None)
+        .await
+        .expect(200)
+}
+
 /// The package id of `product_id` at tenant `t`, as the vendor sees it.
 pub async fn package_id(app: &TestApp, t: &Tenant, product_id: &str) -> String {
-    let customers = vendor(app, &t.vendor_key, "GET", "/api/vendor/customers", None)
-        .await
-        .expect(200);
-    customers["customers"]
+    customers(app, &t.vendor_key).await["customers"]
         .as_array()
         .unwrap()
         .iter()
@@ -93,13 +74,6 @@ pub async fn budget_of(app: &TestApp, t: &Tenant, product_id: &str) -> Value {
         .find(|l| l["product_id"] == product_id)
         .cloned()
         .expect("tool in the budget")
-}
-
-/// The status of one tool.
-pub async fn status_of(app: &TestApp, t: &Tenant, product_id: &str) -> Value {
-    get(app, t, &format!("/licenses/{product_id}/status"))
-        .await
-        .expect(200)
 }
 
 /// A vendor with one tenant of `tool`, like `bootstrap`, for tests needing two vendors.

@@ -12,28 +12,28 @@ async fn suspended_and_expired_packages_refuse_borrows_while_leases_run_out() {
     let pkg = package_id(&app, &t, ECU.id).await;
     let path = format!("/api/vendor/packages/{pkg}");
     let patch = |body: serde_json::Value| vendor(&app, &t.vendor_key, "PATCH", &path, Some(body));
-    let held = borrow_id(&app, &t, ECU.id, "running").await;
+    let held = app.borrow_id(&t, ECU.id, "running").await;
 
     let p = patch(json!({"status": "suspended"})).await.expect(200);
     assert_eq!(
         (&p["status"], &p["package_id"]),
         (&json!("suspended"), &json!(pkg))
     );
-    let r = try_borrow(&app, &t, ECU.id, "new").await;
+    let r = app.borrow(&t, ECU.id, "new").await;
     assert_eq!((r.status.as_u16(), r.code()), (403, "package_inactive"));
-    let s = status_of(&app, &t, ECU.id).await;
+    let s = app.status_of(&t, ECU.id).await;
     assert_eq!(
         (&s["status"], &s["borrowed"], &s["available"]),
         (&json!("suspended"), &json!(1), &json!(0))
     );
-    give_back(&app, &t, &held).await;
+    app.return_ok(&t.host, &held).await;
 
     // Active again, but past its validity window.
     let p = patch(json!({"status": "active", "valid_until": "2020-01-01"}))
         .await
         .expect(200);
     assert_eq!(p["valid_until"], "2020-01-01T00:00:00.000+00:00");
-    let r = try_borrow(&app, &t, ECU.id, "new").await;
+    let r = app.borrow(&t, ECU.id, "new").await;
     assert_eq!((r.status.as_u16(), r.code()), (403, "package_inactive"));
     assert!(
         r.body["detail"].as_str().unwrap().contains("expired"),
@@ -44,15 +44,15 @@ async fn suspended_and_expired_packages_refuse_borrows_while_leases_run_out() {
         .await
         .expect(200);
     assert_eq!(p["valid_until"], serde_json::Value::Null);
-    let r = try_borrow(&app, &t, ECU.id, "new").await;
+    let r = app.borrow(&t, ECU.id, "new").await;
     assert!(
         r.body["detail"].as_str().unwrap().contains("not valid yet"),
         "{}",
         r.body
     );
     patch(json!({"valid_from": null})).await.expect(200);
-    let b = borrow_id(&app, &t, ECU.id, "new").await;
-    give_back(&app, &t, &b).await;
+    let b = app.borrow_id(&t, ECU.id, "new").await;
+    app.return_ok(&t.host, &b).await;
 
     // Limits keep total = commit + overage; prices change for later borrows.
     let p = patch(json!({"total": 8})).await.expect(200);
@@ -104,11 +104,11 @@ async fn suspended_and_expired_packages_refuse_borrows_while_leases_run_out() {
     patch(json!({"status": "revoked"})).await.expect(200);
     let r = patch(json!({"status": "active"})).await;
     assert_eq!((r.status.as_u16(), r.code()), (409, "package_revoked"));
-    let r = try_borrow(&app, &t, ECU.id, "new").await;
+    let r = app.borrow(&t, ECU.id, "new").await;
     assert_eq!((r.status.as_u16(), r.code()), (403, "package_inactive"));
     let fresh = provision(&app, &t.vendor_key, &t.id, &ECU).await;
     assert_ne!(fresh["package_id"], json!(pkg));
-    borrow(&app, &t, ECU.id, "new").await;
+    app.borrow_ok(&t, ECU.id, "new").await;
     app.stop().await;
 }
 

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::commercial_helpers::*;
 use crate::helpers::*;
+use crate::security_support::add_farm_key;
 
 async fn file(app: &TestApp, t: &Tenant, body: serde_json::Value) -> Reply {
     app.call(
@@ -56,16 +57,7 @@ async fn request_more_round_trip() {
         (unknown.status.as_u16(), unknown.code()),
         (404, "unknown_tool")
     );
-    let key = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            Some(&t.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let key = add_farm_key(&app, &t).await;
     let farm = key["api_key"].as_str().unwrap();
     let r = app
         .call(
@@ -135,7 +127,7 @@ async fn request_more_round_trip() {
         ),
         (&json!(30), &json!(25))
     );
-    let s = status_of(&app, &t, ECU.id).await;
+    let s = app.status_of(&t, ECU.id).await;
     assert_eq!(
         (&s["total"], &s["commit"], &s["max_overage"]),
         (&json!(30), &json!(5), &json!(25))
@@ -175,7 +167,7 @@ async fn request_more_round_trip() {
         (&json!("rejected"), &json!("not this quarter"))
     );
     assert_eq!(rejected["package"], serde_json::Value::Null);
-    assert_eq!(status_of(&app, &t, ECU.id).await["total"], 30);
+    assert_eq!(app.status_of(&t, ECU.id).await["total"], 30);
     let mine = get(&app, &t, "/api/customer/requests").await.expect(200);
     let statuses: Vec<_> = mine["requests"]
         .as_array()

@@ -1,5 +1,4 @@
 //! Many clients at once against one pool.
-use serde_json::json;
 
 use crate::helpers::*;
 
@@ -14,15 +13,7 @@ async fn two_hundred_concurrent_borrows_of_ten_seats_grant_exactly_ten() {
         price: 0.0,
     };
     let t = bootstrap(&app, "vector", "acme", &tool).await;
-    let asks = (0..200).map(|i| {
-        app.call(
-            "POST",
-            &t.host,
-            "/licenses/borrow",
-            Some(&t.admin_key),
-            Some(borrow_body(tool.name, &format!("u{i}"))),
-        )
-    });
+    let asks = (0..200).map(|i| app.borrow_json(&t, borrow_body(tool.name, &format!("u{i}"))));
     let replies = futures_util::future::join_all(asks).await;
     let granted: Vec<_> = replies
         .iter()
@@ -41,16 +32,7 @@ async fn two_hundred_concurrent_borrows_of_ten_seats_grant_exactly_ten() {
     ids.dedup();
     assert_eq!(ids.len(), 10, "borrow ids are unique");
 
-    let s = app
-        .call(
-            "GET",
-            &t.host,
-            "/licenses/can-analyzer-pro/status",
-            Some(&t.admin_key),
-            None,
-        )
-        .await
-        .expect(200);
+    let s = app.status_of(&t, tool.id).await;
     assert_eq!(
         (s["borrowed"].as_u64(), s["available"].as_u64()),
         (Some(10), Some(0))
@@ -63,26 +45,9 @@ async fn two_hundred_concurrent_borrows_of_ten_seats_grant_exactly_ten() {
 
     // Returning all ten frees the pool completely.
     for id in ids {
-        app.call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": id})),
-        )
-        .await
-        .expect(200);
+        app.return_ok(&t.host, id).await;
     }
-    let s = app
-        .call(
-            "GET",
-            &t.host,
-            "/licenses/can-analyzer-pro/status",
-            Some(&t.admin_key),
-            None,
-        )
-        .await
-        .expect(200);
+    let s = app.status_of(&t, tool.id).await;
     assert_eq!(s["borrowed"], 0);
     app.stop().await;
 }
@@ -99,25 +64,9 @@ async fn overage_cap_refuses_with_max_overage_reached() {
     };
     let t = bootstrap(&app, "vector", "acme", &tool).await;
     for i in 0..3 {
-        app.call(
-            "POST",
-            &t.host,
-            "/licenses/borrow",
-            Some(&t.admin_key),
-            Some(borrow_body(tool.id, &format!("u{i}"))),
-        )
-        .await
-        .expect(200);
+        app.borrow_ok(&t, tool.id, &format!("u{i}")).await;
     }
-    let r = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/borrow",
-            Some(&t.admin_key),
-            Some(borrow_body(tool.id, "u9")),
-        )
-        .await;
+    let r = app.borrow(&t, tool.id, "u9").await;
     assert_eq!((r.status.as_u16(), r.code()), (409, "max_overage_reached"));
     app.stop().await;
 }

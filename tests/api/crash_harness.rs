@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use crate::helpers::RemoteApp;
+use crate::helpers::{RemoteApp, serve_command};
 
 /// Generous bound for things that take milliseconds (a start, a log line, a recovery):
 /// only reached when something is broken.
@@ -65,22 +65,9 @@ impl Proc {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::piped(),
         };
-        let mut child = Command::new(binary())
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--workers",
-                "2",
-                "--arbiters",
-                "2",
-            ])
-            .arg("--data-dir")
-            .arg(dir)
+        let mut child = serve_command(dir, token, "2")
             .args(extra)
-            .env("PERMETRIX_ADMIN_TOKEN", token)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("the binary starts");
@@ -220,7 +207,7 @@ fn tail(path: &Path, pid: u32, tx: &std::sync::mpsc::Sender<String>) {
 }
 
 /// Runs `permetrix ARGS` to completion (backup, restore).
-pub fn run_cli(args: &[&str]) -> Output {
+pub fn run_cli(args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
     Command::new(binary())
         .args(args)
         .env("RUST_LOG", "warn")

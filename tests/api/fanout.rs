@@ -4,12 +4,14 @@ use std::time::Duration;
 
 use permetrix::accounts::{self, NewTenant};
 use permetrix_actors::domain::BorrowRequest;
-use permetrix_actors::messages::{Borrow, Reply as TenantReply, TenantCx, TenantMessage};
+use permetrix_actors::messages::Borrow;
 use permetrix_storage::records::{PackageRecord, PackageStatus};
 use permetrix_storage::{Durability, Money, TenantId, Timestamp, VendorId};
 use serde_json::Value;
 
+use crate::commercial_helpers::customers;
 use crate::helpers::*;
+use crate::metrics::Hold;
 
 fn package(tenant: &str) -> PackageRecord {
     PackageRecord {
@@ -75,18 +77,6 @@ fn seats_of(i: usize) -> u64 {
     (i % 7) as u64
 }
 
-async fn customers(app: &TestApp, vendor_key: &str) -> Value {
-    app.call(
-        "GET",
-        "vendor.localhost",
-        "/api/vendor/customers",
-        Some(vendor_key),
-        None,
-    )
-    .await
-    .expect(200)
-}
-
 #[actix_web::test]
 async fn a_fan_out_over_two_thousand_tenants_returns_them_all_with_live_counts() {
     let s = spawn_stateful(|c| {
@@ -125,32 +115,13 @@ async fn a_fan_out_over_two_thousand_tenants_returns_them_all_with_live_counts()
 
     let stats = s
         .app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/stats",
-            Some(&s.app.admin_token),
-            None,
-        )
+        .operator("GET", "/api/admin/stats", None)
         .await
         .expect(200);
     assert_eq!(stats["tenants"], 2_001);
     assert_eq!(stats["partial"], false);
     assert_eq!(stats["usage"]["borrowed"].as_u64(), Some(expected_total));
     s.stop().await;
-}
-
-/// Blocks its tenant's actor until released (test-only).
-struct Hold(std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>);
-
-impl TenantMessage for Hold {
-    type Reply = ();
-    const KIND: &'static str = "hold";
-    fn handle(self, _: &mut TenantCx<'_>) -> TenantReply<()> {
-        let _ = self.1.send(());
-        let _ = self.0.recv();
-        TenantReply::ready(Ok(()))
-    }
 }
 
 #[actix_web::test]
@@ -230,15 +201,7 @@ async fn after_a_restart_idle_tenants_are_read_from_storage_without_activation()
     }
     for (i, t) in tenants.iter().enumerate() {
         for u in 0..seats_of(i) {
-            app.call(
-                "POST",
-                &t.host,
-                "/licenses/borrow",
-                Some(&t.admin_key),
-                Some(borrow_body(ECU.id, &format!("u{u}"))),
-            )
-            .await
-            .expect(200);
+            app.borrow_ok(t, ECU.id, &format!("u{u}")).await;
         }
     }
     first.kill9();
@@ -262,7 +225,7 @@ async fn after_a_restart_idle_tenants_are_read_from_storage_without_activation()
         );
     }
     let stats = app
-        .call("GET", "localhost", "/api/admin/stats", Some(token), None)
+        .operator("GET", "/api/admin/stats", None)
         .await
         .expect(200);
     let expected: u64 = (0..tenants.len()).map(seats_of).sum();

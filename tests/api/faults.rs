@@ -10,16 +10,7 @@ use crate::helpers::*;
 
 /// The operator's view of one tenant's actor.
 async fn actor(app: &TestApp, tenant: &str) -> Value {
-    let all = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/actors",
-            Some(&app.admin_token),
-            None,
-        )
-        .await
-        .expect(200);
+    let all = app.actors().await;
     all["tenants"]
         .as_array()
         .unwrap()
@@ -44,31 +35,23 @@ async fn until_actor(app: &TestApp, tenant: &str, field: &str, want: u64) {
 }
 
 async fn borrowed(app: &TestApp, t: &Tenant) -> u64 {
-    let s = app
-        .call(
-            "GET",
-            &t.host,
-            &format!("/licenses/{}/status", ECU.id),
-            Some(&t.admin_key),
-            None,
-        )
-        .await
-        .expect(200);
-    s["borrowed"].as_u64().unwrap()
+    app.status_of(t, ECU.id).await["borrowed"].as_u64().unwrap()
 }
 
+/// POSTs `/_faults/{fault}` (test builds only) at `t` with its admin key.
+pub async fn inject(app: &TestApp, t: &Tenant, fault: &str) -> Reply {
+    let path = format!("/_faults/{fault}");
+    app.call("POST", &t.host, &path, Some(&t.admin_key), None)
+        .await
+}
+
+/// A borrow of ECU by `user` at `t`, as a future to spawn.
 fn borrow_req(
     app: &TestApp,
     t: &Tenant,
     user: &str,
 ) -> impl std::future::Future<Output = Reply> + 'static {
-    let app = TestApp::new(app.addr, &app.admin_token);
-    let (host, key) = (t.host.clone(), t.admin_key.clone());
-    let body = borrow_body(ECU.id, user);
-    async move {
-        app.call("POST", &host, "/licenses/borrow", Some(&key), Some(body))
-            .await
-    }
+    app.borrow_task(t, borrow_body(ECU.id, user))
 }
 
 #[actix_web::test]
@@ -80,15 +63,7 @@ async fn a_panicking_actor_restarts_with_stored_state_and_queued_requests_are_se
     borrow_req(&app, &globex, "other").await.expect(200);
 
     // Stall acme, then queue three borrows, the fault, and one more borrow, in order.
-    app.call(
-        "POST",
-        &acme.host,
-        "/_faults/stall",
-        Some(&acme.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
+    inject(&app, &acme, "stall").await.expect(200);
     let mut queued = Vec::new();
     for (depth, user) in [(1, "q1"), (2, "q2"), (3, "q3")] {
         queued.push(actix_rt::spawn(borrow_req(&app, &acme, user)));
@@ -109,15 +84,7 @@ async fn a_panicking_actor_restarts_with_stored_state_and_queued_requests_are_se
     // Another tenant is served while acme is stuck.
     borrow_req(&app, &globex, "meanwhile").await.expect(200);
 
-    app.call(
-        "POST",
-        &acme.host,
-        "/_faults/release",
-        Some(&acme.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
+    inject(&app, &acme, "release").await.expect(200);
     let fault = fault.await.unwrap();
     assert_eq!(fault.status.as_u16(), 503, "{}", fault.body);
     assert_eq!(fault.code(), "tenant_unavailable");
@@ -135,27 +102,10 @@ async fn a_panicking_actor_restarts_with_stored_state_and_queued_requests_are_se
     assert_eq!(actor(&app, "globex").await["restarts"], 0);
 
     // A second fault, with nothing queued: 503 again, counted again, state intact.
-    let r = app
-        .call(
-            "POST",
-            &acme.host,
-            "/_faults/panic",
-            Some(&acme.admin_key),
-            None,
-        )
-        .await;
+    let r = inject(&app, &acme, "panic").await;
     assert_eq!(r.status.as_u16(), 503);
     assert_eq!(borrowed(&app, &acme).await, 5);
-    let all = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/actors",
-            Some(&app.admin_token),
-            None,
-        )
-        .await
-        .expect(200);
+    let all = app.actors().await;
     assert_eq!(all["restarts_total"], 2, "{all}");
     app.stop().await;
 }
@@ -168,15 +118,7 @@ async fn a_full_mailbox_answers_503_with_retry_after_while_other_tenants_are_ser
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
 
-    app.call(
-        "POST",
-        &acme.host,
-        "/_faults/stall",
-        Some(&acme.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
+    inject(&app, &acme, "stall").await.expect(200);
     let flood: Vec<_> = (0..FLOOD)
         .map(|i| actix_rt::spawn(borrow_req(&app, &acme, &format!("f{i}"))))
         .collect();
@@ -190,15 +132,7 @@ async fn a_full_mailbox_answers_503_with_retry_after_while_other_tenants_are_ser
         .await
         .expect(200);
 
-    app.call(
-        "POST",
-        &acme.host,
-        "/_faults/release",
-        Some(&acme.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
+    inject(&app, &acme, "release").await.expect(200);
     let replies: Vec<Reply> = join_all(flood)
         .await
         .into_iter()

@@ -43,15 +43,7 @@ async fn damaged_foreign_or_incomplete_data_directories_are_refused_with_a_clear
     let proc = Proc::start(base.path(), TOKEN, &[]);
     let app = proc.app(TOKEN);
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
-    app.call(
-        "POST",
-        &acme.host,
-        "/licenses/borrow",
-        Some(&acme.admin_key),
-        Some(borrow_body(ECU.id, "dev")),
-    )
-    .await
-    .expect(200);
+    app.borrow_ok(&acme, ECU.id, "dev").await;
     proc.signal("TERM");
     let (status, _) = proc.wait_exit();
     assert!(status.success());

@@ -7,7 +7,6 @@
 //! process stays up. Once the limit is lifted the store is reopened from disk, the
 //! server serves again, and memory and disk agree: the refused writes are in neither.
 use rustix::process::{Pid, Resource, Rlimit, prlimit};
-use serde_json::json;
 
 use crate::crash_harness::{PATIENCE, Proc};
 use crate::helpers::*;
@@ -65,30 +64,12 @@ async fn the_server_recovers_when_its_log_file_cannot_be_written_either() {
 async fn scenario(dir: &std::path::Path, proc: Proc, logged: bool) {
     let app = proc.app(TOKEN);
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
-    let kept = app
-        .call(
-            "POST",
-            &acme.host,
-            "/licenses/borrow",
-            Some(&acme.admin_key),
-            Some(borrow_body(ECU.id, "kept")),
-        )
-        .await
-        .expect(200);
-    let kept = kept["id"].as_str().unwrap().to_owned();
+    let kept = app.borrow_id(&acme, ECU.id, "kept").await;
 
     // The disk is "full".
     file_size_limit(&proc, Some(0));
     for user in ["w1", "w2", "w3"] {
-        let r = app
-            .call(
-                "POST",
-                &acme.host,
-                "/licenses/borrow",
-                Some(&acme.admin_key),
-                Some(borrow_body(ECU.id, user)),
-            )
-            .await;
+        let r = app.borrow(&acme, ECU.id, user).await;
         assert_eq!(
             r.status.as_u16(),
             503,
@@ -98,15 +79,7 @@ async fn scenario(dir: &std::path::Path, proc: Proc, logged: bool) {
         assert_eq!(r.code(), "storage_unavailable", "{}", r.body);
         assert!(r.headers.contains_key("retry-after"));
     }
-    let r = app
-        .call(
-            "POST",
-            &acme.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": kept})),
-        )
-        .await;
+    let r = app.return_seat(&acme.host, &kept).await;
     assert_eq!(r.status.as_u16(), 503, "{}", r.body);
     // Readiness says so; liveness does not (a restart would not help).
     until_ready_is(&app, 503).await;
@@ -121,55 +94,21 @@ async fn scenario(dir: &std::path::Path, proc: Proc, logged: bool) {
     file_size_limit(&proc, None);
     until_ready_is(&app, 200).await;
     proc.wait_for_log("storage reopened from disk");
-    let listed = app
-        .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
-        .await
-        .expect(200);
-    let ids: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        ids,
-        vec![kept.as_str()],
+        app.borrow_ids(&acme).await,
+        vec![kept.clone()],
         "memory holds exactly what is on disk"
     );
-    let after = app
-        .call(
-            "POST",
-            &acme.host,
-            "/licenses/borrow",
-            Some(&acme.admin_key),
-            Some(borrow_body(ECU.id, "after")),
-        )
-        .await
-        .expect(200);
-    app.call(
-        "POST",
-        &acme.host,
-        "/licenses/return",
-        None,
-        Some(json!({"id": kept})),
-    )
-    .await
-    .expect(200);
+    let after = app.borrow_ok(&acme, ECU.id, "after").await;
+    app.return_ok(&acme.host, &kept).await;
 
     // And the disk agrees after a crash.
     proc.kill9();
     let proc = Proc::start(dir, TOKEN, &[]);
     let app = proc.app(TOKEN);
-    let listed = app
-        .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
-        .await
-        .expect(200);
-    let ids: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, vec![after["id"].as_str().unwrap()]);
+    assert_eq!(
+        app.borrow_ids(&acme).await,
+        vec![after["id"].as_str().unwrap()]
+    );
     proc.kill9();
 }

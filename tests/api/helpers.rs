@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use awc::ClientRequest;
 use awc::http::StatusCode;
 use permetrix::server::{Application, ServeConfig};
 use serde_json::{Value, json};
@@ -65,25 +66,38 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
-/// Spawns the app with a tweaked configuration.
-pub async fn spawn_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
+/// A server built from the test configuration and running on this runtime, in parts.
+pub struct Started {
+    pub addr: SocketAddr,
+    pub admin_token: String,
+    pub handle: actix_web::dev::ServerHandle,
+    pub state: actix_web::web::Data<permetrix::state::AppState>,
+    pub dir: tempfile::TempDir,
+}
+
+/// Builds the app in a fresh directory with a `tweak`ed configuration and runs it.
+pub async fn start(tweak: impl FnOnce(&mut ServeConfig)) -> Started {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     tweak(&mut config);
     let admin_token = config.admin_token.clone().unwrap();
     let app = Application::build(config).await.expect("server builds");
-    let addr = app.addr();
-    let handle = app.handle();
+    let (addr, handle, state) = (app.addr(), app.handle(), app.state());
     actix_rt::spawn(async move {
         let _ = app.run_until_stopped().await;
     });
-    TestApp {
+    Started {
         addr,
         admin_token,
-        client: client(),
-        dir: Some(dir),
-        handle: Some(handle),
+        handle,
+        state,
+        dir,
     }
+}
+
+/// Spawns the app with a tweaked configuration.
+pub async fn spawn_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    spawn_with_state(tweak).await.0
 }
 
 /// Spawns the app with a tweaked configuration and also returns its shared state, for
@@ -92,25 +106,15 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
 pub async fn spawn_with_state(
     tweak: impl FnOnce(&mut ServeConfig),
 ) -> (TestApp, actix_web::web::Data<permetrix::state::AppState>) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    let admin_token = config.admin_token.clone().unwrap();
-    let app = Application::build(config).await.expect("server builds");
-    let addr = app.addr();
-    let handle = app.handle();
-    let state = app.state();
-    actix_rt::spawn(async move {
-        let _ = app.run_until_stopped().await;
-    });
+    let s = start(tweak).await;
     let test_app = TestApp {
-        addr,
-        admin_token,
+        addr: s.addr,
+        admin_token: s.admin_token,
         client: client(),
-        dir: Some(dir),
-        handle: Some(handle),
+        dir: Some(s.dir),
+        handle: Some(s.handle),
     };
-    (test_app, state)
+    (test_app, s.state)
 }
 
 fn client() -> awc::Client {
@@ -135,6 +139,19 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A request with the given Host and optional bearer token, not yet sent.
+    fn request(&self, method: &str, host: &str, path: &str, token: Option<&str>) -> ClientRequest {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let req = self
+            .client
+            .request(method, self.url(path))
+            .insert_header(("Host", host));
+        match token {
+            Some(t) => req.insert_header(("Authorization", format!("Bearer {t}"))),
+            None => req,
+        }
+    }
+
     /// Sends a request with the given Host, optional bearer token and optional JSON.
     pub async fn call(
         &self,
@@ -144,14 +161,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .insert_header(("Host", host));
-        if let Some(t) = token {
-            req = req.insert_header(("Authorization", format!("Bearer {t}")));
-        }
+        let req = self.request(method, host, path, token);
         let res = match body {
             Some(b) => req.send_json(&b).await,
             None => req.send().await,
@@ -168,14 +178,7 @@ impl TestApp {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
-        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .insert_header(("Host", host));
-        if let Some(t) = token {
-            req = req.insert_header(("Authorization", format!("Bearer {t}")));
-        }
+        let req = self.request(method, host, path, token);
         read(req.send_body(body).await.expect("request sent")).await
     }
 
@@ -231,11 +234,9 @@ pub struct Tenant {
 /// Creates a vendor (if needed), a tenant of it with one tool, and turns signatures off.
 pub async fn bootstrap(app: &TestApp, vendor: &str, tenant: &str, tool: &Tool) -> Tenant {
     let v = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": vendor, "vendor_name": format!("{vendor} GmbH")})),
         )
         .await;
@@ -312,6 +313,29 @@ pub fn borrow_body(tool: &str, user: &str) -> Value {
     json!({"tool": tool, "user": user})
 }
 
+/// `permetrix serve` on a free port with `workers` workers, the data in `dir` and the
+/// operator token `token`, its stdout discarded; the caller adds arguments and stderr.
+pub fn serve_command(dir: &std::path::Path, token: &str, workers: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_permetrix"));
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", workers])
+        .args(["--arbiters", "2", "--data-dir"])
+        .arg(dir)
+        .env("PERMETRIX_ADMIN_TOKEN", token)
+        .stdout(Stdio::null());
+    command
+}
+
+/// Spawns `permetrix serve` with one worker and `extra` arguments, info logs on a pipe.
+pub fn spawn_serve(dir: &std::path::Path, token: &str, extra: &[&str]) -> Child {
+    serve_command(dir, token, "1")
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts")
+}
+
 /// The real binary as a child process.
 pub struct ServerProcess {
     pub child: Child,
@@ -321,25 +345,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `permetrix serve` on a free port and waits for its ready line.
     pub fn start(dir: &std::path::Path, admin_token: &str, extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_permetrix"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--arbiters",
-                "2",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .args(extra)
-            .env("PERMETRIX_ADMIN_TOKEN", admin_token)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("binary starts");
+        let mut child = spawn_serve(dir, admin_token, extra);
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let addr = loop {
@@ -380,20 +386,12 @@ impl StatefulApp {
 
 /// Like [`spawn_with`], keeping a handle on the server's state.
 pub async fn spawn_stateful(tweak: impl FnOnce(&mut ServeConfig)) -> StatefulApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    let admin_token = config.admin_token.clone().unwrap();
-    let app = Application::build(config).await.expect("server builds");
-    let (addr, handle, state) = (app.addr(), app.handle(), app.state());
-    actix_rt::spawn(async move {
-        let _ = app.run_until_stopped().await;
-    });
+    let s = start(tweak).await;
     StatefulApp {
-        app: TestApp::new(addr, &admin_token),
-        state,
-        handle,
-        _dir: dir,
+        app: TestApp::new(s.addr, &s.admin_token),
+        state: s.state,
+        handle: s.handle,
+        _dir: s.dir,
     }
 }
 

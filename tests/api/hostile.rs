@@ -8,14 +8,14 @@
 //! plus a tenth as many raw cases); `PERMETRIX_HOSTILE_SEED=n` picks another barrage.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::helpers::*;
 use crate::security_support::*;
@@ -31,21 +31,8 @@ struct Watched {
 impl Watched {
     fn start(token: &str) -> Watched {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_permetrix"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--workers",
-                "2",
-                "--arbiters",
-                "2",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("PERMETRIX_ADMIN_TOKEN", token)
+        let mut child = serve_command(dir.path(), token, "2")
             .env("RUST_LOG", "warn,permetrix=info")
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("binary starts");
@@ -658,25 +645,8 @@ async fn a_generated_barrage_gets_no_5xx_and_no_panic() {
         .await
         .expect(200);
     let after = bootstrap(&app, "after-barrage", "after-barrage", &ECU).await;
-    let b = app
-        .call(
-            "POST",
-            &after.host,
-            "/licenses/borrow",
-            Some(&after.admin_key),
-            Some(borrow_body(ECU.name, "dev1")),
-        )
-        .await
-        .expect(200);
-    app.call(
-        "POST",
-        &after.host,
-        "/licenses/return",
-        None,
-        Some(json!({"id": b["id"]})),
-    )
-    .await
-    .expect(200);
+    let b = app.borrow_ok(&after, ECU.name, "dev1").await;
+    app.return_ok(&after.host, &b["id"]).await;
     let panics = server.panics();
     println!(
         "hostile barrage (seed {seed}): {sent} HTTP cases sent ({unsendable} not expressible by the \

@@ -1,6 +1,7 @@
 //! Malformed input is a 4xx with a useful detail, never a 500.
 use serde_json::json;
 
+use crate::commercial_helpers::vendor;
 use crate::helpers::*;
 
 #[actix_web::test]
@@ -97,69 +98,37 @@ async fn malformed_bodies_are_4xx_with_detail() {
     assert_eq!((dup.status.as_u16(), dup.code()), (409, "package_exists"));
 
     // Bad ids and settings.
-    let r = app
-        .call(
+    for id in ["Bad_Id", "www"] {
+        let customer = Some(json!({"tenant_id": id, "company_name": "x"}));
+        let r = vendor(
+            &app,
+            &t.vendor_key,
             "POST",
-            "vendor.localhost",
             "/api/vendor/customers",
-            Some(&t.vendor_key),
-            Some(json!({"tenant_id": "Bad_Id", "company_name": "x"})),
+            customer,
         )
         .await;
-    assert_eq!(r.status.as_u16(), 400);
-    let r = app
-        .call(
-            "POST",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(&t.vendor_key),
-            Some(json!({"tenant_id": "www", "company_name": "x"})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 400);
-    let r = app
-        .call(
+        assert_eq!(r.status.as_u16(), 400, "{id}: {}", r.body);
+    }
+    for (method, path, body) in [
+        ("PUT", "/config/security", json!({"signature_policy": "v9"})),
+        (
             "PUT",
-            &t.host,
             "/config/security",
-            key,
-            Some(json!({"signature_policy": "v9"})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 400);
-    let r = app
-        .call(
-            "PUT",
-            &t.host,
-            "/config/security",
-            key,
-            Some(json!({"default_lease_seconds": 1})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 400);
-    let r = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            key,
-            Some(json!({"name": "k", "scope": "root"})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 400);
+            json!({"default_lease_seconds": 1}),
+        ),
+        ("POST", "/api/keys", json!({"name": "k", "scope": "root"})),
+    ] {
+        let r = app
+            .call(method, &t.host, path, key, Some(body.clone()))
+            .await;
+        assert_eq!(r.status.as_u16(), 400, "{body}: {}", r.body);
+    }
 
     // Unknown routes and methods: JSON 404.
     let r = app.call("GET", &t.host, "/no/such/route", key, None).await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"));
-    let r = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": "not-a-uuid"})),
-        )
-        .await;
+    let r = app.return_seat(&t.host, "not-a-uuid").await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_borrow"));
 
     // The server is still healthy.

@@ -1,99 +1,65 @@
 //! Credentials are valid only in their own context.
 use serde_json::json;
 
+use crate::commercial_helpers::customers;
 use crate::helpers::*;
+use crate::security_support::add_farm_key;
 
 #[actix_web::test]
 async fn credentials_are_refused_outside_their_context() {
     let app = spawn_app().await;
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
-    let borrow = || Some(borrow_body(ECU.name, "dev1"));
 
     // No key at all: 401 (and the error is JSON).
     let r = app
-        .call("POST", &acme.host, "/licenses/borrow", None, borrow())
+        .call(
+            "POST",
+            &acme.host,
+            "/licenses/borrow",
+            None,
+            Some(borrow_body(ECU.name, "dev1")),
+        )
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "unauthorized"));
     assert!(r.headers.contains_key("www-authenticate"));
 
     // A tenant's key on another tenant's host: 403.
     let r = app
-        .call(
-            "POST",
-            &globex.host,
-            "/licenses/borrow",
-            Some(&acme.admin_key),
-            borrow(),
-        )
+        .borrow_with(&globex.host, &acme.admin_key, ECU.name, "dev1")
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (403, "forbidden"));
 
     // ... and the same 403 whether or not the other tenant exists.
     let r2 = app
-        .call(
-            "POST",
-            "nobody.localhost",
-            "/licenses/borrow",
-            Some(&acme.admin_key),
-            borrow(),
-        )
+        .borrow_with("nobody.localhost", &acme.admin_key, ECU.name, "dev1")
         .await;
     assert_eq!((r2.status.as_u16(), r2.body.clone()), (403, r.body));
 
-    // A vendor key on a tenant host, and the operator token there: 403.
+    // A vendor key on a tenant host: 403.
     let r = app
-        .call(
-            "POST",
-            &acme.host,
-            "/licenses/borrow",
-            Some(&acme.vendor_key),
-            borrow(),
-        )
+        .borrow_with(&acme.host, &acme.vendor_key, ECU.name, "dev1")
         .await;
     assert_eq!(r.status.as_u16(), 403);
-    let r = app
-        .call(
-            "GET",
-            &acme.host,
+    // The operator token there, a tenant key on the vendor host and on the operator API,
+    // and a vendor key on the operator API: 403 too.
+    for (host, path, key) in [
+        (
+            acme.host.as_str(),
             "/licenses/status",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 403);
-
-    // A tenant key on the vendor host and on the operator API: 403.
-    let r = app
-        .call(
-            "GET",
+            app.admin_token.as_str(),
+        ),
+        (
             "vendor.localhost",
             "/api/vendor/customers",
-            Some(&acme.admin_key),
-            None,
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 403);
-    let r = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/tenants",
-            Some(&acme.admin_key),
-            None,
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 403);
-    let r = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/tenants",
-            Some(&acme.vendor_key),
-            None,
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 403);
+            acme.admin_key.as_str(),
+        ),
+        ("localhost", "/api/admin/tenants", acme.admin_key.as_str()),
+        ("localhost", "/api/admin/tenants", acme.vendor_key.as_str()),
+    ] {
+        let r = app.call("GET", host, path, Some(key), None).await;
+        assert_eq!(r.status.as_u16(), 403, "{path} on {host}");
+    }
 
     // Garbage keys: 401.
     for bad in ["pmx_t_acme_ffff_0000", "pmx_v_vector_0000", "nonsense"] {
@@ -104,16 +70,7 @@ async fn credentials_are_refused_outside_their_context() {
     }
 
     // A borrow-scope key cannot administer.
-    let k = app
-        .call(
-            "POST",
-            &acme.host,
-            "/api/keys",
-            Some(&acme.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let k = add_farm_key(&app, &acme).await;
     let farm = k["api_key"].as_str().unwrap();
     let r = app
         .call("GET", &acme.host, "/api/keys", Some(farm), None)
@@ -157,16 +114,7 @@ async fn a_vendor_sees_and_provisions_only_its_own_customers() {
     let vector = bootstrap(&app, "vector", "acme", &ECU).await;
     let ghs = bootstrap(&app, "greenhills", "globex", &ECU).await;
 
-    let mine = app
-        .call(
-            "GET",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(&vector.vendor_key),
-            None,
-        )
-        .await
-        .expect(200);
+    let mine = customers(&app, &vector.vendor_key).await;
     let ids: Vec<_> = mine["customers"]
         .as_array()
         .unwrap()
@@ -250,26 +198,18 @@ async fn hosts_route_to_their_context() {
         )
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"));
-    let r = app
-        .call(
-            "GET",
-            &t.host,
-            "/api/admin/tenants",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 404);
-    // IP literals are the main host.
-    let r = app
-        .call(
-            "GET",
-            "127.0.0.1",
-            "/api/admin/tenants",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 200);
+    // (IP literals are the main host.)
+    for (host, status) in [(t.host.as_str(), 404), ("127.0.0.1", 200)] {
+        let r = app
+            .call(
+                "GET",
+                host,
+                "/api/admin/tenants",
+                Some(&app.admin_token),
+                None,
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), status, "{host}");
+    }
     app.stop().await;
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::commercial_helpers::customers;
 use crate::helpers::*;
 use crate::security_support::*;
 
@@ -321,16 +322,7 @@ async fn every_endpoint_credential_and_host() {
     for v in ["spare", "victim-vendor"] {
         vendor_with_password(&app, v, "some-password").await;
     }
-    let borrow_key = app
-        .call(
-            "POST",
-            &acme.host,
-            "/api/keys",
-            Some(&acme.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201)["api_key"]
+    let borrow_key = add_farm_key(&app, &acme).await["api_key"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -426,16 +418,7 @@ async fn every_endpoint_credential_and_host() {
         },
     ];
 
-    let acme_package = app
-        .call(
-            "GET",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(&vector_key),
-            None,
-        )
-        .await
-        .expect(200)["customers"]
+    let acme_package = customers(&app, &vector_key).await["customers"]
         .as_array()
         .unwrap()
         .iter()

@@ -51,6 +51,11 @@ impl Clocked {
     }
 }
 
+/// A borrow body asking for a lease of `secs` seconds.
+pub fn lease_body(tool: &str, user: &str, secs: u32) -> Value {
+    json!({"tool": tool, "user": user, "lease_seconds": secs})
+}
+
 pub fn millis(rfc3339: &Value) -> i64 {
     let t = time::OffsetDateTime::parse(
         rfc3339.as_str().unwrap(),
@@ -60,47 +65,17 @@ pub fn millis(rfc3339: &Value) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-pub async fn borrow_as(app: &TestApp, t: &Tenant, body: Value) -> Reply {
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/borrow",
-        Some(&t.admin_key),
-        Some(body),
-    )
-    .await
-}
-
-pub async fn status_of(app: &TestApp, t: &Tenant, tool: &str) -> Value {
-    app.call(
-        "GET",
-        &t.host,
-        &format!("/licenses/{tool}/status"),
-        Some(&t.admin_key),
-        None,
-    )
-    .await
-    .expect(200)
-}
-
 #[actix_web::test]
 async fn leases_default_to_the_tenant_setting_and_are_range_checked() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &ECU).await;
-    let b = borrow_as(&c.app, &t, borrow_body(ECU.id, "dev"))
-        .await
-        .expect(200);
+    let b = c.app.borrow_ok(&t, ECU.id, "dev").await;
     assert_eq!(
         millis(&b["lease_expires_at"]) - millis(&b["borrowed_at"]),
         3_600_000
     );
     for bad in [29, 86_401] {
-        let r = borrow_as(
-            &c.app,
-            &t,
-            json!({"tool": ECU.id, "user": "dev", "lease_seconds": bad}),
-        )
-        .await;
+        let r = c.app.borrow_json(&t, lease_body(ECU.id, "dev", bad)).await;
         assert_eq!(r.status.as_u16(), 400, "{}", r.body);
     }
     c.app
@@ -113,20 +88,16 @@ async fn leases_default_to_the_tenant_setting_and_are_range_checked() {
         )
         .await
         .expect(200);
-    let b = borrow_as(&c.app, &t, borrow_body(ECU.id, "dev"))
-        .await
-        .expect(200);
+    let b = c.app.borrow_ok(&t, ECU.id, "dev").await;
     assert_eq!(
         millis(&b["lease_expires_at"]) - millis(&b["borrowed_at"]),
         120_000
     );
-    let b = borrow_as(
-        &c.app,
-        &t,
-        json!({"tool": ECU.id, "user": "dev", "lease_seconds": 30}),
-    )
-    .await
-    .expect(200);
+    let b = c
+        .app
+        .borrow_json(&t, lease_body(ECU.id, "dev", 30))
+        .await
+        .expect(200);
     assert_eq!(
         millis(&b["lease_expires_at"]) - millis(&b["borrowed_at"]),
         30_000
@@ -137,31 +108,19 @@ async fn leases_default_to_the_tenant_setting_and_are_range_checked() {
 async fn heartbeats_extend_the_lease_from_now() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    let b = borrow_as(
-        &c.app,
-        &t,
-        json!({"tool": "bus", "user": "dev", "lease_seconds": 60}),
-    )
-    .await
-    .expect(200);
-    let id = b["id"].as_str().unwrap();
-    c.clock.advance(Duration::from_secs(50));
-    let hb = c
+    let b = c
         .app
-        .call(
-            "POST",
-            &t.host,
-            &format!("/licenses/{id}/heartbeat"),
-            Some(&t.admin_key),
-            None,
-        )
+        .borrow_json(&t, lease_body("bus", "dev", 60))
         .await
         .expect(200);
+    let id = b["id"].as_str().unwrap();
+    c.clock.advance(Duration::from_secs(50));
+    let hb = c.app.heartbeat(&t, id).await.expect(200);
     assert_eq!(hb["id"], id);
     assert_eq!(millis(&hb["lease_expires_at"]), START.millis() + 110_000);
     // Past the first deadline, before the new one: still held.
     assert_eq!(c.advance("acme", 40).await.expired, 0);
-    assert_eq!(status_of(&c.app, &t, "bus").await["borrowed"], 1);
+    assert_eq!(c.app.status_of(&t, "bus").await["borrowed"], 1);
     let listed = c
         .app
         .call("GET", &t.host, "/borrows", Some(&t.admin_key), None)
@@ -171,16 +130,7 @@ async fn heartbeats_extend_the_lease_from_now() {
         millis(&listed[0]["lease_expires_at"]),
         START.millis() + 110_000
     );
-    c.app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": id})),
-        )
-        .await
-        .expect(200);
+    c.app.return_ok(&t.host, id).await;
 }
 
 #[actix_web::test]
@@ -192,17 +142,15 @@ async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so() 
         .registry
         .subscribe(&TenantId::parse("acme").unwrap())
         .unwrap();
-    let b = borrow_as(
-        &c.app,
-        &t,
-        json!({"tool": "bus", "user": "dev", "lease_seconds": 30}),
-    )
-    .await
-    .expect(200);
+    let b = c
+        .app
+        .borrow_json(&t, lease_body("bus", "dev", 30))
+        .await
+        .expect(200);
     let id = b["id"].as_str().unwrap().to_owned();
     assert_eq!(c.advance("acme", 29).await.expired, 0);
     assert_eq!(c.advance("acme", 1).await.expired, 1);
-    let s = status_of(&c.app, &t, "bus").await;
+    let s = c.app.status_of(&t, "bus").await;
     assert_eq!(
         (s["borrowed"].as_u64(), s["available"].as_u64()),
         (Some(0), Some(1))
@@ -215,16 +163,7 @@ async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so() 
     assert_eq!(expire_event.id.map(|i| i.to_string()), Some(id.clone()));
 
     // Heartbeat and return of the expired borrow: 404 with a code that says why.
-    let hb = c
-        .app
-        .call(
-            "POST",
-            &t.host,
-            &format!("/licenses/{id}/heartbeat"),
-            Some(&t.admin_key),
-            None,
-        )
-        .await;
+    let hb = c.app.heartbeat(&t, &id).await;
     assert_eq!(
         (hb.status.as_u16(), hb.code()),
         (404, "lease_expired"),
@@ -232,31 +171,14 @@ async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so() 
         hb.body
     );
     assert!(hb.body["detail"].as_str().unwrap().contains("borrow again"));
-    let r = c
-        .app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": id})),
-        )
-        .await;
+    let r = c.app.return_seat(&t.host, id).await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "lease_expired"));
     // An id that never existed stays unknown_borrow.
     let r = c
         .app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": "00000000-0000-4000-8000-000000000000"})),
-        )
+        .return_seat(&t.host, "00000000-0000-4000-8000-000000000000")
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_borrow"));
     // The seat is free for someone else.
-    borrow_as(&c.app, &t, json!({"tool": "bus", "user": "next"}))
-        .await
-        .expect(200);
+    c.app.borrow_ok(&t, "bus", "next").await;
 }

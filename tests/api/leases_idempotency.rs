@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::leases::{BUS, Clocked, status_of};
+use crate::leases::{BUS, Clocked};
 
 async fn keyed(app: &TestApp, t: &Tenant, path: &str, key: &str, body: Value) -> Reply {
     let res = app
@@ -19,6 +19,11 @@ async fn keyed(app: &TestApp, t: &Tenant, path: &str, key: &str, body: Value) ->
     read(res).await
 }
 
+/// A borrow of `tool` for `user` under the `Idempotency-Key` `key`.
+async fn keyed_borrow(app: &TestApp, t: &Tenant, key: &str, tool: &str, user: &str) -> Reply {
+    keyed(app, t, "/licenses/borrow", key, borrow_body(tool, user)).await
+}
+
 fn replayed(r: &Reply) -> bool {
     r.headers
         .get("idempotent-replayed")
@@ -29,39 +34,24 @@ fn replayed(r: &Reply) -> bool {
 async fn a_retried_borrow_gets_the_original_seat_and_never_a_second() {
     let app = spawn_app().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
-    let body = borrow_body(ECU.id, "ci-agent-7");
-    let first = keyed(&app, &t, "/licenses/borrow", "job-4711", body.clone()).await;
+    let first = keyed_borrow(&app, &t, "job-4711", ECU.id, "ci-agent-7").await;
     assert!(!replayed(&first));
     let first = first.expect(200);
-    let retry = keyed(&app, &t, "/licenses/borrow", "job-4711", body).await;
+    let retry = keyed_borrow(&app, &t, "job-4711", ECU.id, "ci-agent-7").await;
     assert!(replayed(&retry));
     assert_eq!(retry.expect(200), first);
-    assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 1);
+    assert_eq!(app.status_of(&t, ECU.id).await["borrowed"], 1);
 
     // Same key, different request: 422, nothing borrowed.
-    let other = keyed(
-        &app,
-        &t,
-        "/licenses/borrow",
-        "job-4711",
-        borrow_body(ECU.id, "someone-else"),
-    )
-    .await;
+    let other = keyed_borrow(&app, &t, "job-4711", ECU.id, "someone-else").await;
     assert_eq!(
         (other.status.as_u16(), other.code()),
         (422, "idempotency_key_reused")
     );
-    assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 1);
+    assert_eq!(app.status_of(&t, ECU.id).await["borrowed"], 1);
 
     // A malformed key is refused before anything happens.
-    let bad = keyed(
-        &app,
-        &t,
-        "/licenses/borrow",
-        "has space",
-        borrow_body(ECU.id, "x"),
-    )
-    .await;
+    let bad = keyed_borrow(&app, &t, "has space", ECU.id, "x").await;
     assert_eq!(bad.status.as_u16(), 400);
 
     // Returns: with a key the retry answers the original 200; without one it is 404.
@@ -82,59 +72,19 @@ async fn a_retried_borrow_gets_the_original_seat_and_never_a_second() {
 async fn refusals_are_not_remembered_and_keys_are_forgotten_after_a_day() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    let held = c
-        .app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/borrow",
-            Some(&t.admin_key),
-            Some(borrow_body("bus", "holder")),
-        )
-        .await
-        .expect(200);
-    let refused = keyed(
-        &c.app,
-        &t,
-        "/licenses/borrow",
-        "k",
-        borrow_body("bus", "dev"),
-    )
-    .await;
+    let held = c.app.borrow_ok(&t, "bus", "holder").await;
+    let refused = keyed_borrow(&c.app, &t, "k", "bus", "dev").await;
     assert_eq!(refused.status.as_u16(), 409);
-    c.app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": held["id"]})),
-        )
-        .await
-        .expect(200);
+    c.app.return_ok(&t.host, &held["id"]).await;
     // The refusal took nothing, so the retry is a new attempt, and it succeeds.
-    let granted = keyed(
-        &c.app,
-        &t,
-        "/licenses/borrow",
-        "k",
-        borrow_body("bus", "dev"),
-    )
-    .await;
+    let granted = keyed_borrow(&c.app, &t, "k", "bus", "dev").await;
     assert!(!replayed(&granted));
     let granted = granted.expect(200);
 
     // 24 h (and the pruning slack) later the key is gone from memory and storage.
     let report = c.advance("acme", 24 * 3600 + 120).await;
     assert_eq!(report.forgotten_keys, 1);
-    let again = keyed(
-        &c.app,
-        &t,
-        "/licenses/borrow",
-        "k",
-        borrow_body("bus", "dev"),
-    )
-    .await;
+    let again = keyed_borrow(&c.app, &t, "k", "bus", "dev").await;
     assert!(!replayed(&again));
     assert_ne!(again.expect(200)["id"], granted["id"]);
 }
@@ -146,8 +96,7 @@ async fn a_retry_after_a_crash_finds_the_original_borrow() {
     let first = ServerProcess::start(dir.path(), token, &[]);
     let app = RemoteApp::new(first.addr, token);
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
-    let body = borrow_body(ECU.id, "ci");
-    let original = keyed(&app, &t, "/licenses/borrow", "nightly-42", body.clone())
+    let original = keyed_borrow(&app, &t, "nightly-42", ECU.id, "ci")
         .await
         .expect(200);
     app.call(
@@ -164,10 +113,10 @@ async fn a_retry_after_a_crash_finds_the_original_borrow() {
 
     let second = ServerProcess::start(dir.path(), token, &[]);
     let app = RemoteApp::new(second.addr, token);
-    let retry = keyed(&app, &t, "/licenses/borrow", "nightly-42", body).await;
+    let retry = keyed_borrow(&app, &t, "nightly-42", ECU.id, "ci").await;
     assert!(replayed(&retry));
     assert_eq!(retry.expect(200), original);
-    assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 1);
+    assert_eq!(app.status_of(&t, ECU.id).await["borrowed"], 1);
     // The per-user limit survived too.
     let limit = app
         .call(

@@ -2,7 +2,6 @@
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::leases::{borrow_as, status_of};
 
 #[actix_web::test]
 async fn a_user_at_the_limit_is_refused_until_the_limit_is_cleared() {
@@ -29,32 +28,26 @@ async fn a_user_at_the_limit_is_refused_until_the_limit_is_cleared() {
     assert_eq!(set["max_per_user"], 2);
     assert_eq!(set["product_id"], ECU.id);
 
-    borrow_as(&app, &t, borrow_body(ECU.id, "alice"))
-        .await
-        .expect(200);
-    borrow_as(&app, &t, borrow_body(ECU.id, "alice"))
-        .await
-        .expect(200);
-    let third = borrow_as(&app, &t, borrow_body(ECU.id, "alice")).await;
+    app.borrow_ok(&t, ECU.id, "alice").await;
+    app.borrow_ok(&t, ECU.id, "alice").await;
+    let third = app.borrow(&t, ECU.id, "alice").await;
     assert_eq!(
         (third.status.as_u16(), third.code()),
         (409, "user_limit_reached")
     );
     assert!(third.body["detail"].as_str().unwrap().contains("alice"));
     // A per-user refusal does not queue: no freed seat would cure it.
-    let waited = borrow_as(
-        &app,
-        &t,
-        json!({"tool": ECU.id, "user": "alice", "wait_seconds": 30}),
-    )
-    .await;
+    let waited = app
+        .borrow_json(
+            &t,
+            json!({"tool": ECU.id, "user": "alice", "wait_seconds": 30}),
+        )
+        .await;
     assert_eq!(
         (waited.status.as_u16(), waited.code()),
         (409, "user_limit_reached")
     );
-    borrow_as(&app, &t, borrow_body(ECU.id, "bob"))
-        .await
-        .expect(200);
+    app.borrow_ok(&t, ECU.id, "bob").await;
 
     let cleared = app
         .call(
@@ -67,10 +60,8 @@ async fn a_user_at_the_limit_is_refused_until_the_limit_is_cleared() {
         .await
         .expect(200);
     assert_eq!(cleared["max_per_user"], serde_json::Value::Null);
-    borrow_as(&app, &t, borrow_body(ECU.id, "alice"))
-        .await
-        .expect(200);
-    assert_eq!(status_of(&app, &t, ECU.id).await["borrowed"], 4);
+    app.borrow_ok(&t, ECU.id, "alice").await;
+    assert_eq!(app.status_of(&t, ECU.id).await["borrowed"], 4);
 }
 
 #[actix_web::test]

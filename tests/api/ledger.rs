@@ -83,9 +83,9 @@ async fn both_sides_verify_the_chain_and_exports_recompute_from_the_recipe() {
     let t = bootstrap(&app, "vector", "acme", &PAYG).await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(borrow_id(&app, &t, PAYG.id, &format!("dev{i}")).await);
+        ids.push(app.borrow_id(&t, PAYG.id, &format!("dev{i}")).await);
     }
-    give_back(&app, &t, &ids[0]).await;
+    app.return_ok(&t.host, &ids[0]).await;
 
     let tenant_check = verify(&app, &t, "").await;
     assert_eq!(
@@ -112,17 +112,7 @@ async fn both_sides_verify_the_chain_and_exports_recompute_from_the_recipe() {
 
     // CSV carries the same hashes.
     let path = format!("/api/vendor/customers/{}/overage-charges?format=csv", t.id);
-    let res = app
-        .client
-        .get(app.url(&path))
-        .insert_header(("Host", "vendor.localhost"))
-        .insert_header(("Authorization", format!("Bearer {}", t.vendor_key)))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
+    let res = vendor_bytes(&app, &t.vendor_key, &path).await;
     let mut reader = csv::Reader::from_reader(res.as_ref());
     let headers = reader.headers().unwrap().clone();
     let hash_col = headers.iter().position(|h| h == "hash").unwrap();
@@ -186,7 +176,7 @@ async fn a_modified_stored_charge_is_detected_by_both_sides() {
     let app = TestApp::new(first.addr, token);
     let t = bootstrap(&app, "vector", "acme", &PAYG).await;
     for i in 0..4 {
-        borrow(&app, &t, PAYG.id, &format!("dev{i}")).await;
+        app.borrow_ok(&t, PAYG.id, &format!("dev{i}")).await;
     }
     let before = verify(&app, &t, "").await;
     assert_eq!(before["valid"], true);

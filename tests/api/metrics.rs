@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use permetrix_actors::messages::{Reply as TenantReply, TenantCx, TenantMessage};
 use permetrix_storage::TenantId;
-use serde_json::json;
 
 use crate::helpers::*;
 
@@ -52,17 +51,6 @@ const CAN: Tool = Tool {
     price: 0.0,
 };
 
-pub async fn borrow(app: &TestApp, t: &Tenant, tool: &str, user: &str) -> Reply {
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/borrow",
-        Some(&t.admin_key),
-        Some(borrow_body(tool, user)),
-    )
-    .await
-}
-
 #[actix_web::test]
 async fn counters_move_by_exactly_the_number_of_operations() {
     let app = spawn_app().await;
@@ -74,30 +62,19 @@ async fn counters_move_by_exactly_the_number_of_operations() {
     // 2 borrows of a tool nobody provisioned, 2 returns.
     let mut ids = Vec::new();
     for i in 0..7 {
-        let b = borrow(&app, &t, ECU.name, &format!("u{i}"))
-            .await
-            .expect(200);
-        ids.push(b["id"].as_str().unwrap().to_owned());
+        ids.push(app.borrow_id(&t, ECU.name, &format!("u{i}")).await);
     }
-    borrow(&app, &t, CAN.id, "c0").await.expect(200);
+    app.borrow_ok(&t, CAN.id, "c0").await;
     for i in 1..4 {
-        let r = borrow(&app, &t, CAN.name, &format!("c{i}")).await;
+        let r = app.borrow(&t, CAN.name, &format!("c{i}")).await;
         assert_eq!((r.status.as_u16(), r.code()), (409, "no_seats"));
     }
     for _ in 0..2 {
-        let r = borrow(&app, &t, "Nothing Such", "x").await;
+        let r = app.borrow(&t, "Nothing Such", "x").await;
         assert_eq!(r.code(), "unknown_tool");
     }
     for id in &ids[..2] {
-        app.call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({ "id": id })),
-        )
-        .await
-        .expect(200);
+        app.return_ok(&t.host, id).await;
     }
 
     let after = scrape(&app).await;
@@ -205,7 +182,10 @@ async fn counters_move_by_exactly_the_number_of_operations() {
 }
 
 /// Blocks its tenant's actor until released (test-only), so messages queue up.
-struct Hold(std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>);
+pub struct Hold(
+    pub std::sync::mpsc::Receiver<()>,
+    pub std::sync::mpsc::Sender<()>,
+);
 
 impl TenantMessage for Hold {
     type Reply = ();
@@ -250,26 +230,12 @@ async fn mailbox_depth_rises_under_a_held_actor_and_returns_to_zero() {
     assert_eq!(wait_for(app, depth, 0.0).await, 0.0);
 
     let queued: Vec<_> = (0..3)
-        .map(|i| {
-            let client = TestApp::new(app.addr, &app.admin_token);
-            let (host, key) = (t.host.clone(), t.admin_key.clone());
-            actix_rt::spawn(async move {
-                client
-                    .call(
-                        "POST",
-                        &host,
-                        "/licenses/borrow",
-                        Some(&key),
-                        Some(borrow_body(ECU.id, &format!("q{i}"))),
-                    )
-                    .await
-            })
-        })
+        .map(|i| actix_rt::spawn(app.borrow_task(&t, borrow_body(ECU.id, &format!("q{i}")))))
         .collect();
     assert_eq!(wait_for(app, depth, 3.0).await, 3.0);
 
     // Full: the next one is refused at once, and counted.
-    let refused = borrow(app, &t, ECU.id, "late").await;
+    let refused = app.borrow(&t, ECU.id, "late").await;
     assert_eq!(
         (refused.status.as_u16(), refused.code()),
         (503, "tenant_overloaded")

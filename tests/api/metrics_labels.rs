@@ -1,10 +1,8 @@
 //! `GET /metrics`: no forbidden labels, main host only, the cardinality guard.
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::json;
-
 use crate::helpers::*;
-use crate::metrics::{borrow, samples, scrape, scrape_text};
+use crate::metrics::{samples, scrape, scrape_text};
 
 /// Label names any series may carry.
 const ALLOWED_LABELS: [&str; 8] = [
@@ -36,41 +34,17 @@ fn label_names(series: &str) -> (String, Vec<String>) {
 async fn no_series_carries_a_user_a_borrow_id_or_a_raw_path() {
     let app = spawn_app().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
-    let granted = borrow(&app, &t, ECU.name, "alice.secret-user")
-        .await
-        .expect(200);
+    let granted = app.borrow_ok(&t, ECU.name, "alice.secret-user").await;
     let id = granted["id"].as_str().unwrap().to_owned();
-    app.call(
-        "POST",
-        &t.host,
-        &format!("/licenses/{id}/heartbeat"),
-        Some(&t.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
-    app.call(
-        "GET",
-        &t.host,
-        "/licenses/ECU%20Development%20Suite/status",
-        Some(&t.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
-    let r = borrow(&app, &t, "tool-of-bob.denied-user", "bob.denied-user").await;
+    app.heartbeat(&t, &id).await.expect(200);
+    app.status_of(&t, "ECU%20Development%20Suite").await;
+    let r = app
+        .borrow(&t, "tool-of-bob.denied-user", "bob.denied-user")
+        .await;
     assert_eq!(r.status.as_u16(), 404);
     app.call("GET", &t.host, "/no/such/route/xyz-raw", None, None)
         .await;
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/return",
-        None,
-        Some(json!({ "id": id })),
-    )
-    .await
-    .expect(200);
+    app.return_ok(&t.host, &id).await;
 
     let text = scrape_text(&app).await;
     for secret in [
@@ -160,7 +134,7 @@ async fn beyond_the_tenant_limit_the_rest_is_summed_into_other() {
     }
     for (i, t) in tenants.iter().enumerate() {
         for u in 0..=i {
-            borrow(app, t, ECU.id, &format!("u{u}")).await.expect(200);
+            app.borrow_ok(t, ECU.id, &format!("u{u}")).await;
         }
     }
     let m = scrape(app).await;

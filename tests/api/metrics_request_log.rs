@@ -1,6 +1,5 @@
 //! Request ids and the one structured log line per request.
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -101,25 +100,7 @@ pub struct LoggedServer {
 impl LoggedServer {
     /// Starts the binary and waits for its ready line (text or JSON logs).
     pub fn start(dir: &std::path::Path, token: &str, extra: &[&str]) -> LoggedServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_permetrix"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--arbiters",
-                "2",
-            ])
-            .arg("--data-dir")
-            .arg(dir)
-            .args(extra)
-            .env("PERMETRIX_ADMIN_TOKEN", token)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("binary starts");
+        let mut child = spawn_serve(dir, token, extra);
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

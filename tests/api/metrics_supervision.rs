@@ -3,9 +3,10 @@
 //! clock, and queued borrows.
 use serde_json::json;
 
-use crate::events::next_event;
+use crate::event_stream::{next_event, subscribe};
+use crate::faults::inject;
 use crate::helpers::*;
-use crate::leases::{BUS, Clocked, borrow_as, status_of};
+use crate::leases::{BUS, Clocked, lease_body};
 use crate::metrics::{at, scrape};
 use crate::queue::wait_until;
 
@@ -19,9 +20,7 @@ async fn a_panic_moves_the_restart_counter_by_exactly_one() {
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
     for t in [&acme, &globex] {
-        crate::metrics::borrow(&app, t, ECU.name, "before")
-            .await
-            .expect(200);
+        app.borrow_ok(t, ECU.name, "before").await;
     }
     let restarts = |tenant: &str| {
         series(
@@ -37,20 +36,10 @@ async fn a_panic_moves_the_restart_counter_by_exactly_one() {
     assert_eq!(at(&before, &restarts("acme")), 0.0);
     assert_eq!(at(&before, &borrowed), 1.0);
 
-    let r = app
-        .call(
-            "POST",
-            &acme.host,
-            "/_faults/panic",
-            Some(&acme.admin_key),
-            None,
-        )
-        .await;
+    let r = inject(&app, &acme, "panic").await;
     assert_eq!(r.status.as_u16(), 503, "{}", r.body);
     // Served by the restarted actor: the restart has happened by now.
-    crate::metrics::borrow(&app, &acme, ECU.name, "after")
-        .await
-        .expect(200);
+    app.borrow_ok(&acme, ECU.name, "after").await;
 
     let after = scrape(&app).await;
     assert_eq!(at(&after, &restarts("acme")), 1.0);
@@ -58,16 +47,7 @@ async fn a_panic_moves_the_restart_counter_by_exactly_one() {
     // The gauges were published again from the reloaded state.
     assert_eq!(at(&after, &borrowed), 2.0);
     // The operator's view counts the same restart (one sink behind the other).
-    let actors = app
-        .call(
-            "GET",
-            "localhost",
-            "/api/admin/actors",
-            Some(&app.admin_token),
-            None,
-        )
-        .await
-        .expect(200);
+    let actors = app.actors().await;
     assert_eq!(actors["restarts_total"], 1, "{actors}");
     app.stop().await;
 }
@@ -76,26 +56,16 @@ async fn a_panic_moves_the_restart_counter_by_exactly_one() {
 async fn an_expired_lease_is_an_expire_event_and_frees_its_seat_in_the_gauges() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    let res = c
-        .app
-        .client
-        .get(c.app.url("/events"))
-        .insert_header(("Host", t.host.as_str()))
-        .insert_header(("Authorization", format!("Bearer {}", t.admin_key)))
-        .send()
-        .await
-        .expect("subscribed");
+    let res = subscribe(&c.app, &t).await;
     assert_eq!(res.status().as_u16(), 200);
     let mut stream = res;
     let mut buffer = String::new();
 
-    let granted = borrow_as(
-        &c.app,
-        &t,
-        json!({"tool": BUS.id, "user": "ci", "lease_seconds": 60}),
-    )
-    .await
-    .expect(200);
+    let granted = c
+        .app
+        .borrow_json(&t, lease_body(BUS.id, "ci", 60))
+        .await
+        .expect(200);
     assert_eq!(
         next_event(&mut stream, &mut buffer, "borrow").await["id"],
         granted["id"]
@@ -127,9 +97,7 @@ async fn an_expired_lease_is_an_expire_event_and_frees_its_seat_in_the_gauges() 
 async fn a_queued_borrow_that_times_out_is_one_attempt_and_one_failure() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    borrow_as(&c.app, &t, borrow_body(BUS.id, "first"))
-        .await
-        .expect(200);
+    c.app.borrow_ok(&t, BUS.id, "first").await;
     let labels = format!("tenant=\"acme\",tool=\"{}\"", BUS.name);
     let attempts = series("license_borrow_attempts_total", &labels);
     let success = series("license_borrow_success_total", &labels);
@@ -140,14 +108,13 @@ async fn a_queued_borrow_that_times_out_is_one_attempt_and_one_failure() {
     let before = scrape(&c.app).await;
 
     // The only seat is taken: this borrow waits in the queue until its wait lapses.
-    let waiter = borrow_as(
-        &c.app,
+    let waiter = c.app.borrow_json(
         &t,
         json!({"tool": BUS.id, "user": "patient", "wait_seconds": 5}),
     );
     let driver = async {
         wait_until("queued", || async {
-            status_of(&c.app, &t, BUS.id).await["waiting"] == 1
+            c.app.status_of(&t, BUS.id).await["waiting"] == 1
         })
         .await;
         // Waiting: counted as an attempt, with no outcome yet.

@@ -5,6 +5,8 @@
 use awc::http::StatusCode;
 use serde_json::json;
 
+use crate::commercial_helpers::customers;
+use crate::event_stream::{next_event, subscribe};
 use crate::helpers::*;
 use crate::security_support::*;
 
@@ -251,15 +253,7 @@ async fn pages_shadow_no_api_route() {
         .await
         .expect(200);
     assert!(status.is_array());
-    app.call(
-        "GET",
-        "vendor.localhost",
-        "/api/vendor/customers",
-        Some(&t.vendor_key),
-        None,
-    )
-    .await
-    .expect(200);
+    customers(&app, &t.vendor_key).await;
     // Other methods on page paths are the API's 404 JSON, not a page.
     let r = app.call("POST", &t.host, "/", None, Some(json!({}))).await;
     assert_eq!(r.status, 404);
@@ -278,81 +272,22 @@ const ONE_SEAT: Tool = Tool {
     price: 100.0,
 };
 
-/// Reads an SSE stream until a frame `event: <kind>` arrives; returns its data line.
-async fn next_frame(
-    res: &mut awc::ClientResponse<
-        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
-        + Unpin,
-    >,
-    buffer: &mut String,
-    kind: &str,
-) -> serde_json::Value {
-    use futures_util::StreamExt;
-    let head = format!("event: {kind}\ndata: ");
-    loop {
-        if let Some(start) = buffer.find(&head) {
-            let rest = &buffer[start + head.len()..];
-            if let Some(end) = rest.find("\n\n") {
-                let data = serde_json::from_str(&rest[..end]).expect("JSON data");
-                buffer.drain(..start + head.len() + end + 2);
-                return data;
-            }
-        }
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), res.next())
-            .await
-            .unwrap_or_else(|_| panic!("no '{kind}' event; stream so far: {buffer:?}"))
-            .expect("stream open")
-            .expect("chunk readable");
-        buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
-    }
-}
-
 /// The dashboard's wait queue is live: a borrow that waits is announced as a `queued`
 /// event, and its grant as a `borrow` event.
 #[actix_web::test]
 async fn a_borrow_that_waits_is_announced_as_queued() {
     let app = spawn_app().await;
     let t = bootstrap(&app, "vector", "acme", &ONE_SEAT).await;
-    let mut events = app
-        .client
-        .get(app.url("/events"))
-        .insert_header(("Host", t.host.as_str()))
-        .insert_header(("Authorization", format!("Bearer {}", t.admin_key)))
-        .send()
-        .await
-        .expect("subscribed");
+    let mut events = subscribe(&app, &t).await;
     let mut buffer = String::new();
-    let first = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/borrow",
-            Some(&t.admin_key),
-            Some(borrow_body(ONE_SEAT.id, "holder")),
-        )
-        .await
-        .expect(200);
-    next_frame(&mut events, &mut buffer, "borrow").await;
+    let first = app.borrow_ok(&t, ONE_SEAT.id, "holder").await;
+    next_event(&mut events, &mut buffer, "borrow").await;
 
-    let waiter = {
-        let (client, url, host, key) = (
-            app.client.clone(),
-            app.url("/licenses/borrow"),
-            t.host.clone(),
-            t.admin_key.clone(),
-        );
-        actix_rt::spawn(async move {
-            let res = client
-                .post(url)
-                .insert_header(("Host", host))
-                .insert_header(("Authorization", format!("Bearer {key}")))
-                .send_json(&json!({"tool": ONE_SEAT.id, "user": "waiter", "wait_seconds": 60}))
-                .await
-                .expect("sent");
-            res.status().as_u16()
-        })
-    };
-    let queued = next_frame(&mut events, &mut buffer, "queued").await;
+    let waiter = actix_rt::spawn(app.borrow_task(
+        &t,
+        json!({"tool": ONE_SEAT.id, "user": "waiter", "wait_seconds": 60}),
+    ));
+    let queued = next_event(&mut events, &mut buffer, "queued").await;
     assert_eq!(
         (queued["user"].as_str(), queued["tool"].as_str()),
         (Some("waiter"), Some(ONE_SEAT.name))
@@ -370,16 +305,8 @@ async fn a_borrow_that_waits_is_announced_as_queued() {
         .expect(200);
     assert_eq!(listing["waiting"], 1);
 
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/return",
-        None,
-        Some(json!({"id": first["id"]})),
-    )
-    .await
-    .expect(200);
-    let granted = next_frame(&mut events, &mut buffer, "borrow").await;
+    app.return_ok(&t.host, &first["id"]).await;
+    let granted = next_event(&mut events, &mut buffer, "borrow").await;
     assert_eq!(granted["user"], "waiter");
-    assert_eq!(waiter.await.unwrap(), 200);
+    assert_eq!(waiter.await.unwrap().status.as_u16(), 200);
 }

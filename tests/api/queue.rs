@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::leases::{BUS, Clocked, borrow_as, status_of};
+use crate::leases::{BUS, Clocked, lease_body};
 
 /// Polls `probe` until it returns true (bounded: 10 s).
 pub async fn wait_until<F, Fut>(what: &str, mut probe: F)
@@ -25,7 +25,7 @@ where
 }
 
 async fn waiting(app: &TestApp, t: &Tenant) -> u64 {
-    status_of(app, t, "bus").await["waiting"].as_u64().unwrap()
+    app.status_of(t, "bus").await["waiting"].as_u64().unwrap()
 }
 
 async fn holder(app: &TestApp, t: &Tenant) -> Option<(String, String)> {
@@ -49,18 +49,16 @@ fn waiting_borrow(user: &str, wait: u32) -> Value {
 async fn waiters_get_freed_seats_first_come_first_served() {
     let app = spawn_app().await;
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
-    borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
-        .await
-        .expect(200);
+    app.borrow_ok(&t, "bus", "holder").await;
 
-    let w1 = borrow_as(&app, &t, waiting_borrow("w1", 120));
+    let w1 = app.borrow_json(&t, waiting_borrow("w1", 120));
     let w2 = async {
         wait_until("w1 queued", || async { waiting(&app, &t).await >= 1 }).await;
-        borrow_as(&app, &t, waiting_borrow("w2", 120)).await
+        app.borrow_json(&t, waiting_borrow("w2", 120)).await
     };
     let w3 = async {
         wait_until("w2 queued", || async { waiting(&app, &t).await >= 2 }).await;
-        borrow_as(&app, &t, waiting_borrow("w3", 120)).await
+        app.borrow_json(&t, waiting_borrow("w3", 120)).await
     };
     let driver = async {
         wait_until("three waiters", || async { waiting(&app, &t).await == 3 }).await;
@@ -94,15 +92,7 @@ async fn waiters_get_freed_seats_first_come_first_served() {
         assert!(q["queue"][0]["since"].is_string());
         for next in ["w1", "w2", "w3"] {
             let (id, _) = holder(&app, &t).await.unwrap();
-            app.call(
-                "POST",
-                &t.host,
-                "/licenses/return",
-                None,
-                Some(json!({"id": id})),
-            )
-            .await
-            .expect(200);
+            app.return_ok(&t.host, id).await;
             // The seat went straight to the head of the queue: nobody polled for it.
             wait_until("the next waiter holds the seat", || async {
                 holder(&app, &t).await.is_some_and(|(_, u)| u == next)
@@ -122,9 +112,7 @@ async fn waiters_get_freed_seats_first_come_first_served() {
 async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
     let app = spawn_app().await;
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
-    let held = borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
-        .await
-        .expect(200);
+    let held = app.borrow_ok(&t, "bus", "holder").await;
 
     let body = waiting_borrow("impatient", 300).to_string();
     let mut raw = std::net::TcpStream::connect(app.addr).unwrap();
@@ -150,16 +138,8 @@ async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
     .await;
 
     // The freed seat goes to nobody: the departed waiter got nothing.
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/return",
-        None,
-        Some(json!({"id": held["id"]})),
-    )
-    .await
-    .expect(200);
-    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
+    app.return_ok(&t.host, &held["id"]).await;
+    assert_eq!(app.status_of(&t, "bus").await["borrowed"], 0);
     assert!(holder(&app, &t).await.is_none());
 }
 
@@ -167,18 +147,16 @@ async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
 async fn a_wait_that_runs_out_answers_409_with_the_original_reason() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    borrow_as(&c.app, &t, json!({"tool": "bus", "user": "holder"}))
-        .await
-        .expect(200);
+    c.app.borrow_ok(&t, "bus", "holder").await;
     // No wait, or a wait of 0: refused at once.
-    let r = borrow_as(&c.app, &t, json!({"tool": "bus", "user": "x"})).await;
+    let r = c.app.borrow(&t, "bus", "x").await;
     assert_eq!((r.status.as_u16(), r.code()), (409, "no_seats"));
-    let r = borrow_as(&c.app, &t, waiting_borrow("x", 0)).await;
+    let r = c.app.borrow_json(&t, waiting_borrow("x", 0)).await;
     assert_eq!((r.status.as_u16(), r.code()), (409, "no_seats"));
-    let r = borrow_as(&c.app, &t, waiting_borrow("x", 301)).await;
+    let r = c.app.borrow_json(&t, waiting_borrow("x", 301)).await;
     assert_eq!(r.status.as_u16(), 400);
 
-    let waiter = borrow_as(&c.app, &t, waiting_borrow("patient", 5));
+    let waiter = c.app.borrow_json(&t, waiting_borrow("patient", 5));
     let driver = async {
         wait_until("queued", || async { waiting(&c.app, &t).await == 1 }).await;
         c.advance("acme", 4).await;
@@ -200,21 +178,18 @@ async fn a_wait_that_runs_out_answers_409_with_the_original_reason() {
 async fn an_expired_lease_hands_its_seat_to_the_waiter() {
     let c = Clocked::start().await;
     let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    borrow_as(
-        &c.app,
-        &t,
-        json!({"tool": "bus", "user": "crashed-agent", "lease_seconds": 30}),
-    )
-    .await
-    .expect(200);
-    let waiter = borrow_as(&c.app, &t, waiting_borrow("next-job", 300));
+    c.app
+        .borrow_json(&t, lease_body("bus", "crashed-agent", 30))
+        .await
+        .expect(200);
+    let waiter = c.app.borrow_json(&t, waiting_borrow("next-job", 300));
     let driver = async {
         wait_until("queued", || async { waiting(&c.app, &t).await == 1 }).await;
         assert_eq!(c.advance("acme", 30).await.expired, 1);
     };
     let (r, ()) = tokio::join!(waiter, driver);
     assert_eq!(r.expect(200)["user"], "next-job");
-    let s = status_of(&c.app, &t, "bus").await;
+    let s = c.app.status_of(&t, "bus").await;
     assert_eq!(
         (s["borrowed"].as_u64(), s["waiting"].as_u64()),
         (Some(1), Some(0))

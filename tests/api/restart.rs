@@ -1,5 +1,4 @@
 //! Acknowledged borrows survive SIGKILL of the real binary.
-use serde_json::json;
 
 use crate::helpers::*;
 
@@ -12,81 +11,29 @@ async fn acknowledged_borrows_survive_sigkill_and_can_be_returned() {
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let mut ids = Vec::new();
     for i in 0..8 {
-        let b = app
-            .call(
-                "POST",
-                &t.host,
-                "/licenses/borrow",
-                Some(&t.admin_key),
-                Some(borrow_body(ECU.id, &format!("u{i}"))),
-            )
-            .await
-            .expect(200);
-        ids.push(b["id"].as_str().unwrap().to_owned());
+        ids.push(app.borrow_id(&t, ECU.id, &format!("u{i}")).await);
     }
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/return",
-        None,
-        Some(json!({"id": ids[0]})),
-    )
-    .await
-    .expect(200);
+    app.return_ok(&t.host, &ids[0]).await;
     first.kill9();
 
     let second = ServerProcess::start(dir.path(), token, &[]);
     let app = remote(second.addr, token);
-    let s = app
-        .call(
-            "GET",
-            &t.host,
-            "/licenses/ecu-dev-suite/status",
-            Some(&t.admin_key),
-            None,
-        )
-        .await
-        .expect(200);
+    let s = app.status_of(&t, ECU.id).await;
     assert_eq!(
         (s["borrowed"].as_u64(), s["overage"].as_u64()),
         (Some(7), Some(2))
     );
     assert_eq!(s["current_overage_cost"].as_f64(), Some(1500.0));
-    let listed = app
-        .call("GET", &t.host, "/borrows", Some(&t.admin_key), None)
-        .await
-        .expect(200);
-    let mut listed: Vec<_> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap().to_owned())
-        .collect();
+    let mut listed = app.borrow_ids(&t).await;
     listed.sort();
     let mut expected = ids[1..].to_vec();
     expected.sort();
     assert_eq!(listed, expected);
     // The returned one stays returned; the others can be returned now.
-    let r = app
-        .call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": ids[0]})),
-        )
-        .await;
+    let r = app.return_seat(&t.host, &ids[0]).await;
     assert_eq!(r.status.as_u16(), 404);
     for id in &ids[1..] {
-        app.call(
-            "POST",
-            &t.host,
-            "/licenses/return",
-            None,
-            Some(json!({"id": id})),
-        )
-        .await
-        .expect(200);
+        app.return_ok(&t.host, id).await;
     }
     second.kill9();
 }

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::json;
 
 use crate::helpers::*;
-use crate::leases::{BUS, borrow_as, status_of};
+use crate::leases::BUS;
 use crate::queue::wait_until;
 
 struct Wrapper {
@@ -121,7 +120,7 @@ async fn the_seat_is_held_while_the_job_runs_and_its_exit_code_passes_through() 
     );
     let wrapper = Wrapper::start(&server, &t, &["--lease", "30"], &job);
     wait_until("the job started", || exists(&started)).await;
-    let s = status_of(&app, &t, "bus").await;
+    let s = app.status_of(&t, "bus").await;
     assert_eq!(s["borrowed"], 1, "the seat is held while the job runs");
     let borrows = app
         .call("GET", &t.host, "/borrows", Some(&t.admin_key), None)
@@ -132,16 +131,14 @@ async fn the_seat_is_held_while_the_job_runs_and_its_exit_code_passes_through() 
     let (status, stderr) = wrapper.finish();
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("seat returned"), "{stderr}");
-    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
+    assert_eq!(app.status_of(&t, "bus").await["borrowed"], 0);
     server.kill9();
 }
 
 #[actix_web::test]
 async fn no_seat_exits_75_with_the_reason_and_a_queued_job_runs_when_one_frees() {
     let (server, app, t, dir) = setup().await;
-    let held = borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
-        .await
-        .expect(200);
+    let held = app.borrow_ok(&t, "bus", "holder").await;
 
     let marker = dir.path().join("never");
     let job = format!("touch {}", marker.display());
@@ -161,19 +158,11 @@ async fn no_seat_exits_75_with_the_reason_and_a_queued_job_runs_when_one_frees()
     );
     queued.expect_line("position 1 of 1");
     assert!(!ran.exists());
-    app.call(
-        "POST",
-        &t.host,
-        "/licenses/return",
-        None,
-        Some(json!({"id": held["id"]})),
-    )
-    .await
-    .expect(200);
+    app.return_ok(&t.host, &held["id"]).await;
     let (status, stderr) = queued.finish();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(ran.exists());
-    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
+    assert_eq!(app.status_of(&t, "bus").await["borrowed"], 0);
     server.kill9();
 }
 
@@ -189,32 +178,30 @@ async fn an_interrupted_wrapper_forwards_the_signal_and_returns_the_seat() {
     );
     let wrapper = Wrapper::start(&server, &t, &[], &job);
     wait_until("the job started", || exists(&started)).await;
-    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 1);
+    assert_eq!(app.status_of(&t, "bus").await["borrowed"], 1);
     wrapper.signal(Signal::SIGTERM);
     let (status, stderr) = wrapper.finish();
     assert_eq!(status.code(), Some(42), "{stderr}");
     assert!(stderr.contains("forwarding SIGTERM"), "{stderr}");
-    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
+    assert_eq!(app.status_of(&t, "bus").await["borrowed"], 0);
 
     // SIGINT: the job dies of it; the wrapper exits 128 + 2.
     let started = dir.path().join("int-started");
     let job = format!("echo up > {}; exec sleep 300", started.display());
     let wrapper = Wrapper::start(&server, &t, &[], &job);
     wait_until("the job started", || exists(&started)).await;
-    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 1);
+    assert_eq!(app.status_of(&t, "bus").await["borrowed"], 1);
     wrapper.signal(Signal::SIGINT);
     let (status, stderr) = wrapper.finish();
     assert_eq!(status.code(), Some(130), "{stderr}");
-    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 0);
+    assert_eq!(app.status_of(&t, "bus").await["borrowed"], 0);
     server.kill9();
 }
 
 #[actix_web::test]
 async fn a_wrapper_interrupted_while_queued_leaves_the_queue() {
     let (server, app, t, _dir) = setup().await;
-    borrow_as(&app, &t, json!({"tool": "bus", "user": "holder"}))
-        .await
-        .expect(200);
+    app.borrow_ok(&t, "bus", "holder").await;
     let mut queued = Wrapper::start(
         &server,
         &t,
@@ -226,10 +213,10 @@ async fn a_wrapper_interrupted_while_queued_leaves_the_queue() {
     let (status, stderr) = queued.finish();
     assert_eq!(status.code(), Some(130), "{stderr}");
     wait_until("the waiter is gone", || async {
-        status_of(&app, &t, "bus").await["waiting"] == 0
+        app.status_of(&t, "bus").await["waiting"] == 0
     })
     .await;
-    assert_eq!(status_of(&app, &t, "bus").await["borrowed"], 1);
+    assert_eq!(app.status_of(&t, "bus").await["borrowed"], 1);
     server.kill9();
 }
 

@@ -113,16 +113,7 @@ async fn keys_expire_record_their_last_use_and_are_revoked_at_once() {
     assert_eq!(key_info(&list, &ci_id)["last_used_at"], used_at.as_str());
 
     // Revocation is effective on the very next request, and survives a usage flush.
-    let k = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            admin,
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let k = add_farm_key(&app, &t).await;
     let (farm, farm_id) = (
         k["api_key"].as_str().unwrap(),
         k["key_id"].as_str().unwrap(),
@@ -207,14 +198,11 @@ async fn key_management_is_rate_limited_per_credential() {
         .expect(201);
     let other = other["api_key"].as_str().unwrap();
     // The burst: 30 requests in all (one was the creation above).
+    let list_keys = || app.call("GET", &t.host, "/api/keys", Some(&t.admin_key), None);
     for _ in 0..29 {
-        app.call("GET", &t.host, "/api/keys", Some(&t.admin_key), None)
-            .await
-            .expect(200);
+        list_keys().await.expect(200);
     }
-    let r = app
-        .call("GET", &t.host, "/api/keys", Some(&t.admin_key), None)
-        .await;
+    let r = list_keys().await;
     assert_eq!((r.status.as_u16(), r.code()), (429, "rate_limited"));
     assert_eq!(r.headers.get("retry-after").unwrap(), "1");
     // Another credential has its own allowance; borrowing is not limited.
@@ -226,12 +214,8 @@ async fn key_management_is_rate_limited_per_credential() {
         .expect(200);
     // The allowance refills with time.
     app.clock.advance(Duration::from_secs(1));
-    app.call("GET", &t.host, "/api/keys", Some(&t.admin_key), None)
-        .await
-        .expect(200);
-    let r = app
-        .call("GET", &t.host, "/api/keys", Some(&t.admin_key), None)
-        .await;
+    list_keys().await.expect(200);
+    let r = list_keys().await;
     assert_eq!(r.status.as_u16(), 429);
     app.stop().await;
 }

@@ -54,20 +54,9 @@ async fn vendors_log_in_with_a_host_bound_cookie_and_csrf_token() {
     };
 
     // The cookie works for reads on the vendor host ...
-    let me = send(&app, "GET", host, "/api/auth/me", &p.cookie_only(), None)
-        .await
-        .expect(200);
+    let me = p.get(&app, "/api/auth/me").await.expect(200);
     assert_eq!(me["vendor_id"], "vector");
-    send(
-        &app,
-        "GET",
-        host,
-        "/api/vendor/customers",
-        &p.cookie_only(),
-        None,
-    )
-    .await
-    .expect(200);
+    p.get(&app, "/api/vendor/customers").await.expect(200);
     // ... mutations need the CSRF token ...
     let customer = json!({"tenant_id": "acme", "company_name": "ACME"});
     let r = send(
@@ -91,61 +80,24 @@ async fn vendors_log_in_with_a_host_bound_cookie_and_csrf_token() {
     )
     .await;
     assert_eq!(r.status.as_u16(), 403);
-    send(
-        &app,
-        "POST",
-        host,
-        "/api/vendor/customers",
-        &p.headers(),
-        Some(&customer),
-    )
-    .await
-    .expect(201);
+    p.mutate(&app, "POST", "/api/vendor/customers", Some(&customer))
+        .await
+        .expect(201);
 
     // ... and nowhere else: not under another name of the vendor host, not on a tenant
     // host (existing or not, the same answer), not as an operator credential.
-    let r = send(
-        &app,
-        "GET",
-        "vendor.permetrix.fly.dev",
-        "/api/vendor/customers",
-        &p.cookie_only(),
-        None,
-    )
-    .await;
+    let r = p
+        .get_at(&app, "vendor.permetrix.fly.dev", "/api/vendor/customers")
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (403, "forbidden"));
-    let on_acme = send(
-        &app,
-        "GET",
-        "acme.localhost",
-        "/licenses/status",
-        &p.cookie_only(),
-        None,
-    )
-    .await;
-    let on_ghost = send(
-        &app,
-        "GET",
-        "ghost.localhost",
-        "/licenses/status",
-        &p.cookie_only(),
-        None,
-    )
-    .await;
+    let on_acme = p.get_at(&app, "acme.localhost", "/licenses/status").await;
+    let on_ghost = p.get_at(&app, "ghost.localhost", "/licenses/status").await;
     assert_eq!(on_acme.status.as_u16(), 403);
     assert_eq!(
         (on_acme.status, &on_acme.body),
         (on_ghost.status, &on_ghost.body)
     );
-    let r = send(
-        &app,
-        "GET",
-        "localhost",
-        "/api/admin/tenants",
-        &p.cookie_only(),
-        None,
-    )
-    .await;
+    let r = p.get_at(&app, "localhost", "/api/admin/tenants").await;
     assert_eq!(r.status.as_u16(), 401);
 
     // Logout needs the CSRF token, ends the session and clears the cookie.
@@ -159,7 +111,7 @@ async fn vendors_log_in_with_a_host_bound_cookie_and_csrf_token() {
     )
     .await;
     assert_eq!(r.status.as_u16(), 403);
-    let r = send(&app, "POST", host, "/api/auth/logout", &p.headers(), None).await;
+    let r = p.mutate(&app, "POST", "/api/auth/logout", None).await;
     let removal = session_cookie(&r).expect("removal cookie");
     assert_eq!(removal.value(), "");
     assert_eq!(
@@ -167,15 +119,7 @@ async fn vendors_log_in_with_a_host_bound_cookie_and_csrf_token() {
         Some(actix_web::cookie::time::Duration::ZERO)
     );
     r.expect(200);
-    let r = send(
-        &app,
-        "GET",
-        host,
-        "/api/vendor/customers",
-        &p.cookie_only(),
-        None,
-    )
-    .await;
+    let r = p.get(&app, "/api/vendor/customers").await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "invalid_session"));
     app.stop().await;
 }
@@ -220,16 +164,7 @@ async fn tenant_users_have_roles_and_die_with_their_account() {
         assert_eq!(r.status.as_u16(), status, "{}", r.body);
     }
     // Only admins manage users; the list shows no password hashes.
-    let k = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            Some(&t.admin_key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let k = add_farm_key(&app, &t).await;
     let farm = k["api_key"].as_str().unwrap();
     let r = app
         .call("GET", &t.host, "/api/users", Some(farm), None)
@@ -265,16 +200,7 @@ async fn tenant_users_have_roles_and_die_with_their_account() {
     );
     let viewer = portal(&app, &t.host, "bob", "bob-password").await;
     let admin = portal(&app, &t.host, "ALICE@acme.com", "alice-password").await;
-    let me = send(
-        &app,
-        "GET",
-        &t.host,
-        "/api/auth/me",
-        &admin.cookie_only(),
-        None,
-    )
-    .await
-    .expect(200);
+    let me = admin.get(&app, "/api/auth/me").await.expect(200);
     assert_eq!(
         (me["username"].as_str(), me["role"].as_str()),
         (Some("alice@acme.com"), Some("admin"))
@@ -282,23 +208,15 @@ async fn tenant_users_have_roles_and_die_with_their_account() {
 
     // Viewer: reads borrow-scope endpoints; no mutations, no admin endpoints.
     for path in ["/licenses/status", "/borrows", "/api/auth/me"] {
-        send(&app, "GET", &t.host, path, &viewer.cookie_only(), None)
-            .await
-            .expect(200);
+        viewer.get(&app, path).await.expect(200);
     }
     let borrow = borrow_body(ECU.name, "dev1");
-    let r = send(
-        &app,
-        "POST",
-        &t.host,
-        "/licenses/borrow",
-        &viewer.headers(),
-        Some(&borrow),
-    )
-    .await;
+    let r = viewer
+        .mutate(&app, "POST", "/licenses/borrow", Some(&borrow))
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (403, "insufficient_scope"));
     for path in ["/config/security", "/api/keys", "/api/users"] {
-        let r = send(&app, "GET", &t.host, path, &viewer.cookie_only(), None).await;
+        let r = viewer.get(&app, path).await;
         assert_eq!(
             (r.status.as_u16(), r.code()),
             (403, "insufficient_scope"),
@@ -307,16 +225,7 @@ async fn tenant_users_have_roles_and_die_with_their_account() {
     }
 
     // Admin: everything an admin key may, mutations with the CSRF token.
-    send(
-        &app,
-        "GET",
-        &t.host,
-        "/api/keys",
-        &admin.cookie_only(),
-        None,
-    )
-    .await
-    .expect(200);
+    admin.get(&app, "/api/keys").await.expect(200);
     let r = send(
         &app,
         "PUT",
@@ -327,56 +236,32 @@ async fn tenant_users_have_roles_and_die_with_their_account() {
     )
     .await;
     assert_eq!((r.status.as_u16(), r.code()), (403, "csrf_token_invalid"));
-    send(
-        &app,
-        "PUT",
-        &t.host,
-        "/config/security",
-        &admin.headers(),
-        Some(&json!({"anonymous_status": true})),
-    )
-    .await
-    .expect(200);
-    send(
-        &app,
-        "POST",
-        &t.host,
-        "/licenses/borrow",
-        &admin.headers(),
-        Some(&borrow),
-    )
-    .await
-    .expect(200);
-    send(
-        &app,
-        "POST",
-        &t.host,
-        "/api/keys",
-        &admin.headers(),
-        Some(&json!({"name": "ui", "scope": "borrow"})),
-    )
-    .await
-    .expect(201);
+    admin
+        .mutate(
+            &app,
+            "PUT",
+            "/config/security",
+            Some(&json!({"anonymous_status": true})),
+        )
+        .await
+        .expect(200);
+    admin
+        .mutate(&app, "POST", "/licenses/borrow", Some(&borrow))
+        .await
+        .expect(200);
+    admin
+        .mutate(
+            &app,
+            "POST",
+            "/api/keys",
+            Some(&json!({"name": "ui", "scope": "borrow"})),
+        )
+        .await
+        .expect(201);
 
     // An acme session on globex's host is refused like on a host with no tenant.
-    let on_globex = send(
-        &app,
-        "GET",
-        &g.host,
-        "/api/keys",
-        &admin.cookie_only(),
-        None,
-    )
-    .await;
-    let on_ghost = send(
-        &app,
-        "GET",
-        "ghost.localhost",
-        "/api/keys",
-        &admin.cookie_only(),
-        None,
-    )
-    .await;
+    let on_globex = admin.get_at(&app, &g.host, "/api/keys").await;
+    let on_ghost = admin.get_at(&app, "ghost.localhost", "/api/keys").await;
     assert_eq!(on_globex.status.as_u16(), 403);
     assert_eq!(
         (on_globex.status, &on_globex.body),
@@ -408,26 +293,10 @@ async fn tenant_users_have_roles_and_die_with_their_account() {
     )
     .await
     .expect(200);
-    let r = send(
-        &app,
-        "GET",
-        &t.host,
-        "/borrows",
-        &viewer.cookie_only(),
-        None,
-    )
-    .await;
+    let r = viewer.get(&app, "/borrows").await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "invalid_session"));
     add_user(&app, &t, "bob", "bob-password", "viewer").await;
-    let r = send(
-        &app,
-        "GET",
-        &t.host,
-        "/licenses/status",
-        &viewer.cookie_only(),
-        None,
-    )
-    .await;
+    let r = viewer.get(&app, "/licenses/status").await;
     assert_eq!(r.status.as_u16(), 401);
     let r = app
         .call(
@@ -441,26 +310,9 @@ async fn tenant_users_have_roles_and_die_with_their_account() {
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_user"));
 
     // Sessions end after their lifetime, and expired ones are purged from the store.
-    send(
-        &app,
-        "GET",
-        &t.host,
-        "/api/keys",
-        &admin.cookie_only(),
-        None,
-    )
-    .await
-    .expect(200);
+    admin.get(&app, "/api/keys").await.expect(200);
     app.clock.advance(Duration::from_secs(12 * 3600 + 1));
-    let r = send(
-        &app,
-        "GET",
-        &t.host,
-        "/api/keys",
-        &admin.cookie_only(),
-        None,
-    )
-    .await;
+    let r = admin.get(&app, "/api/keys").await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "invalid_session"));
     let purged = permetrix::auth::session::purge_expired(&app.state)
         .await

@@ -22,6 +22,20 @@ async fn set_policy(app: &TestApp, t: &Tenant, policy: &str) {
     assert_eq!(r["signature_policy"], policy);
 }
 
+/// Headers of a v2-signed borrow by acme's vendor.
+fn v2_borrow(secret: &str, body: &[u8], ts: i64, nonce: &str, key: &str) -> Vec<(String, String)> {
+    v2_headers(
+        secret,
+        "vector",
+        "POST",
+        "/licenses/borrow",
+        body,
+        ts,
+        nonce,
+        key,
+    )
+}
+
 fn body(user: &str) -> Vec<u8> {
     serde_json::to_vec(&borrow_body(ECU.name, user)).unwrap()
 }
@@ -53,16 +67,7 @@ async fn v1_and_v2_signatures_verify_and_refusals_carry_reason_codes() {
 
     // v2 under the v1 policy: accepted.
     let b = body("dev2");
-    let h2 = v2_headers(
-        secret,
-        "vector",
-        "POST",
-        "/licenses/borrow",
-        &b,
-        now,
-        "n-1",
-        key,
-    );
+    let h2 = v2_borrow(secret, &b, now, "n-1", key);
     signed_borrow(&app, &t.host, key, &h2, &b).await.expect(200);
 
     // Each refusal: 401 with its code.
@@ -70,55 +75,47 @@ async fn v1_and_v2_signatures_verify_and_refusals_carry_reason_codes() {
         assert_eq!((r.status.as_u16(), r.code()), (401, code), "{}", r.body);
         assert!(r.body["detail"].as_str().unwrap().len() > 20);
     };
-    refused(
-        signed_borrow(&app, &t.host, key, &[], &body("dev1")).await,
-        "missing_signature",
-    );
-    let wrong_user = v1_headers(secret, "vector", ECU.name, "mallory", now, key);
-    refused(
-        signed_borrow(&app, &t.host, key, &wrong_user, &body("dev1")).await,
-        "bad_signature",
-    );
-    let stale = v1_headers(secret, "vector", ECU.name, "dev1", now - 301, key);
-    refused(
-        signed_borrow(&app, &t.host, key, &stale, &body("dev1")).await,
-        "stale_timestamp",
-    );
-    let future = v1_headers(secret, "vector", ECU.name, "dev1", now + 301, key);
-    refused(
-        signed_borrow(&app, &t.host, key, &future, &body("dev1")).await,
-        "stale_timestamp",
-    );
-    // Another vendor's secret, claiming to be that vendor: wrong_vendor.
-    let foreign = v1_headers(
-        &other.signing_secret,
-        "greenhills",
-        ECU.name,
-        "dev1",
-        now,
-        key,
-    );
-    refused(
-        signed_borrow(&app, &t.host, key, &foreign, &body("dev1")).await,
-        "wrong_vendor",
-    );
-    // Another vendor's secret, claiming to be the right vendor: bad_signature.
-    let forged = v1_headers(&other.signing_secret, "vector", ECU.name, "dev1", now, key);
-    refused(
-        signed_borrow(&app, &t.host, key, &forged, &body("dev1")).await,
-        "bad_signature",
-    );
+    for (headers, code) in [
+        (vec![], "missing_signature"),
+        // Signed for another user.
+        (
+            v1_headers(secret, "vector", ECU.name, "mallory", now, key),
+            "bad_signature",
+        ),
+        // Outside the five-minute window, either way.
+        (
+            v1_headers(secret, "vector", ECU.name, "dev1", now - 301, key),
+            "stale_timestamp",
+        ),
+        (
+            v1_headers(secret, "vector", ECU.name, "dev1", now + 301, key),
+            "stale_timestamp",
+        ),
+        // Another vendor's secret, claiming to be that vendor: wrong_vendor.
+        (
+            v1_headers(
+                &other.signing_secret,
+                "greenhills",
+                ECU.name,
+                "dev1",
+                now,
+                key,
+            ),
+            "wrong_vendor",
+        ),
+        // Another vendor's secret, claiming to be the right vendor: bad_signature.
+        (
+            v1_headers(&other.signing_secret, "vector", ECU.name, "dev1", now, key),
+            "bad_signature",
+        ),
+    ] {
+        refused(
+            signed_borrow(&app, &t.host, key, &headers, &body("dev1")).await,
+            code,
+        );
+    }
     // A signature over another bearer key does not carry over.
-    let k2 = app
-        .call(
-            "POST",
-            &t.host,
-            "/api/keys",
-            Some(key),
-            Some(json!({"name": "farm", "scope": "borrow"})),
-        )
-        .await
-        .expect(201);
+    let k2 = add_farm_key(&app, &t).await;
     let farm = k2["api_key"].as_str().unwrap();
     refused(
         signed_borrow(&app, &t.host, farm, &h, &body("dev1")).await,
@@ -127,16 +124,7 @@ async fn v1_and_v2_signatures_verify_and_refusals_carry_reason_codes() {
 
     // v2 covers method, path and body: a changed body is refused.
     let b = body("dev3");
-    let h3 = v2_headers(
-        secret,
-        "vector",
-        "POST",
-        "/licenses/borrow",
-        &b,
-        now,
-        "n-2",
-        key,
-    );
+    let h3 = v2_borrow(secret, &b, now, "n-2", key);
     refused(
         signed_borrow(&app, &t.host, key, &h3, &body("dev4")).await,
         "bad_signature",
@@ -152,16 +140,7 @@ async fn a_v2_replay_is_refused_and_the_v2_policy_refuses_v1() {
     let now = app.clock.now().secs();
     let (key, secret) = (t.admin_key.as_str(), t.signing_secret.as_str());
     let b = body("dev1");
-    let h = v2_headers(
-        secret,
-        "vector",
-        "POST",
-        "/licenses/borrow",
-        &b,
-        now,
-        "abc123",
-        key,
-    );
+    let h = v2_borrow(secret, &b, now, "abc123", key);
     signed_borrow(&app, &t.host, key, &h, &b).await.expect(200);
 
     // The identical request again, a minute later, inside the window: replayed_nonce.
@@ -176,16 +155,7 @@ async fn a_v2_replay_is_refused_and_the_v2_policy_refuses_v1() {
 
     // A fresh nonce works; a v1 signature does not under the v2 policy.
     let now = app.clock.now().secs();
-    let h = v2_headers(
-        secret,
-        "vector",
-        "POST",
-        "/licenses/borrow",
-        &b,
-        now,
-        "fresh",
-        key,
-    );
+    let h = v2_borrow(secret, &b, now, "fresh", key);
     signed_borrow(&app, &t.host, key, &h, &b).await.expect(200);
     let v1 = v1_headers(secret, "vector", ECU.name, "dev1", now, key);
     let r = signed_borrow(&app, &t.host, key, &v1, &b).await;
@@ -281,13 +251,7 @@ async fn rotated_signing_secrets_overlap_then_only_the_new_one_verifies() {
         .await;
     assert_eq!(r.status.as_u16(), 404);
     let r = app
-        .call(
-            "POST",
-            "localhost",
-            path,
-            Some(&app.admin_token),
-            Some(json!({"overlap_seconds": 3600})),
-        )
+        .operator("POST", path, Some(json!({"overlap_seconds": 3600})))
         .await
         .expect(200);
     let new = r["signing_secret"].as_str().unwrap().to_owned();
@@ -306,11 +270,9 @@ async fn rotated_signing_secrets_overlap_then_only_the_new_one_verifies() {
     // Without overlap the previous secret stops at once; an imported secret is used.
     let imported = "imported-signing-secret-0123456789abcdef";
     let r = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             path,
-            Some(&app.admin_token),
             Some(json!({"overlap_seconds": 0, "signing_secret": imported})),
         )
         .await
@@ -335,23 +297,13 @@ async fn rotated_signing_secrets_overlap_then_only_the_new_one_verifies() {
         (json!({"signing_secret": "short"}), 400),
         (json!({"overlap": 5}), 400),
     ] {
-        let r = app
-            .call(
-                "POST",
-                "localhost",
-                path,
-                Some(&app.admin_token),
-                Some(body),
-            )
-            .await;
+        let r = app.operator("POST", path, Some(body)).await;
         assert_eq!(r.status.as_u16(), status, "{}", r.body);
     }
     let r = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors/nobody/rotate-signing-secret",
-            Some(&app.admin_token),
             None,
         )
         .await;

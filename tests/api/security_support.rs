@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::cookie::Cookie;
 use actix_web::web;
-use permetrix::server::{Application, ClockSource, ServeConfig};
+use permetrix::server::{ClockSource, ServeConfig};
 use permetrix::signature;
 use permetrix::state::AppState;
 use permetrix_actors::ManualClock;
@@ -36,25 +36,19 @@ pub async fn spawn_secure() -> SecureApp {
 }
 
 pub async fn spawn_secure_with(tweak: impl FnOnce(&mut ServeConfig)) -> SecureApp {
-    let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::now());
-    let mut config = test_config(dir.path());
-    config.clock = Some(ClockSource(Arc::new(clock.clone())));
-    tweak(&mut config);
-    let admin_token = config.admin_token.clone().unwrap();
-    let application = Application::build(config).await.expect("server builds");
-    let state = application.state();
-    let handle = application.handle();
-    let addr = application.addr();
-    actix_rt::spawn(async move {
-        let _ = application.run_until_stopped().await;
-    });
+    let source = ClockSource(Arc::new(clock.clone()));
+    let s = start(|config| {
+        config.clock = Some(source);
+        tweak(config);
+    })
+    .await;
     SecureApp {
-        app: TestApp::new(addr, &admin_token),
-        state,
+        app: TestApp::new(s.addr, &s.admin_token),
+        state: s.state,
         clock,
-        handle,
-        dir,
+        handle: s.handle,
+        dir: s.dir,
     }
 }
 
@@ -126,6 +120,27 @@ impl Portal {
     pub fn cookie_only(&self) -> Vec<(&str, &str)> {
         vec![("Cookie", self.cookie.as_str())]
     }
+
+    /// A GET on the session's host with the cookie alone (reads need no CSRF token).
+    pub async fn get(&self, app: &TestApp, path: &str) -> Reply {
+        self.get_at(app, &self.host, path).await
+    }
+
+    /// A GET on `host` with the session's cookie alone.
+    pub async fn get_at(&self, app: &TestApp, host: &str, path: &str) -> Reply {
+        send(app, "GET", host, path, &self.cookie_only(), None).await
+    }
+
+    /// A mutation on the session's host with the cookie and the CSRF token.
+    pub async fn mutate(
+        &self,
+        app: &TestApp,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        send(app, method, &self.host, path, &self.headers(), body).await
+    }
 }
 
 /// The session `Set-Cookie` of a reply.
@@ -165,11 +180,9 @@ pub async fn portal(app: &TestApp, host: &str, username: &str, password: &str) -
 /// Creates a vendor with a portal password; returns `(api_key, signing_secret)`.
 pub async fn vendor_with_password(app: &TestApp, vendor: &str, password: &str) -> (String, String) {
     let v = app
-        .call(
+        .operator(
             "POST",
-            "localhost",
             "/api/admin/vendors",
-            Some(&app.admin_token),
             Some(json!({"vendor_id": vendor, "vendor_name": vendor, "password": password})),
         )
         .await
@@ -191,6 +204,15 @@ pub async fn add_user(app: &TestApp, t: &Tenant, username: &str, password: &str,
     )
     .await
     .expect(201);
+}
+
+/// Creates a borrow-scope API key named "farm" with the admin key; its reply
+/// (`api_key`, `key_id`, `expires_at`).
+pub async fn add_farm_key(app: &TestApp, t: &Tenant) -> Value {
+    let body = json!({"name": "farm", "scope": "borrow"});
+    app.call("POST", &t.host, "/api/keys", Some(&t.admin_key), Some(body))
+        .await
+        .expect(201)
 }
 
 /// Headers of a v1-signed borrow.

@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::time::Instant;
 
 use crate::crash_harness::Proc;
+use crate::faults::inject;
 use crate::helpers::*;
 
 const TOKEN: &str = "shutdown-test-operator-token";
@@ -16,48 +17,14 @@ async fn sigterm_drains_the_request_in_flight_flushes_and_exits_zero() {
     let proc = Proc::start(dir.path(), TOKEN, &[]);
     let app = proc.app(TOKEN);
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
-    let first = app
-        .call(
-            "POST",
-            &acme.host,
-            "/licenses/borrow",
-            Some(&acme.admin_key),
-            Some(borrow_body(ECU.id, "first")),
-        )
-        .await
-        .expect(200);
+    let first = app.borrow_ok(&acme, ECU.id, "first").await;
 
     // A borrow is in flight when SIGTERM arrives: it waits behind a stall that SIGTERM
     // itself ends, so it can only complete during the shutdown.
-    app.call(
-        "POST",
-        &acme.host,
-        "/_faults/stall?until=sigterm",
-        Some(&acme.admin_key),
-        None,
-    )
-    .await
-    .expect(200);
-    let in_flight = {
-        let client = RemoteApp::new(proc.addr, TOKEN);
-        let (host, key) = (acme.host.clone(), acme.admin_key.clone());
-        actix_rt::spawn(async move {
-            client
-                .call(
-                    "POST",
-                    &host,
-                    "/licenses/borrow",
-                    Some(&key),
-                    Some(borrow_body(ECU.id, "in-flight")),
-                )
-                .await
-        })
-    };
+    inject(&app, &acme, "stall?until=sigterm").await.expect(200);
+    let in_flight = actix_rt::spawn(app.borrow_task(&acme, borrow_body(ECU.id, "in-flight")));
     for _ in 0..2_000 {
-        let actors = app
-            .call("GET", "localhost", "/api/admin/actors", Some(TOKEN), None)
-            .await
-            .expect(200);
+        let actors = app.actors().await;
         if actors["tenants"][0]["mailbox_depth"] == 1 {
             break;
         }
@@ -100,17 +67,7 @@ async fn sigterm_drains_the_request_in_flight_flushes_and_exits_zero() {
     println!("SIGTERM to exit 0: {took:?}, one request drained");
 
     let proc = Proc::start(dir.path(), TOKEN, &[]);
-    let listed = proc
-        .app(TOKEN)
-        .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
-        .await
-        .expect(200);
-    let mut ids: Vec<String> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap().to_owned())
-        .collect();
+    let mut ids = proc.app(TOKEN).borrow_ids(&acme).await;
     ids.sort();
     let mut expected = vec![
         first["id"].as_str().unwrap().to_owned(),

@@ -54,39 +54,36 @@ async fn usage_reports_match_a_scripted_workload_exactly() {
     )
     .await;
     let other = second_vendor(&app, "dspace", "initech", &SUITE).await;
-    borrow(&app, &other, SUITE.id, "not-counted").await;
+    app.borrow_ok(&other, SUITE.id, "not-counted").await;
 
     // acme, suite (commit 2): in use 1, 2, 3*, 2, 3*, 4*, 3, 2, 3*  (* = overage)
-    let b1 = borrow_id(&app, &acme, SUITE.id, "a").await;
-    let b2 = borrow_id(&app, &acme, SUITE.id, "b").await;
-    let b3 = borrow_id(&app, &acme, SUITE.id, "c").await;
-    give_back(&app, &acme, &b1).await;
-    borrow(&app, &acme, SUITE.id, "d").await;
-    borrow(&app, &acme, SUITE.id, "e").await;
-    give_back(&app, &acme, &b2).await;
-    give_back(&app, &acme, &b3).await;
-    borrow(&app, &acme, SUITE.id, "f").await;
+    let b1 = app.borrow_id(&acme, SUITE.id, "a").await;
+    let b2 = app.borrow_id(&acme, SUITE.id, "b").await;
+    let b3 = app.borrow_id(&acme, SUITE.id, "c").await;
+    app.return_ok(&acme.host, &b1).await;
+    app.borrow_ok(&acme, SUITE.id, "d").await;
+    app.borrow_ok(&acme, SUITE.id, "e").await;
+    app.return_ok(&acme.host, &b2).await;
+    app.return_ok(&acme.host, &b3).await;
+    app.borrow_ok(&acme, SUITE.id, "f").await;
     // A refused borrow (the pool is full) is no borrow.
-    borrow(&app, &acme, SUITE.id, "g").await;
-    borrow(&app, &acme, SUITE.id, "h").await;
-    assert_eq!(
-        try_borrow(&app, &acme, SUITE.id, "i").await.status.as_u16(),
-        409
-    );
+    app.borrow_ok(&acme, SUITE.id, "g").await;
+    app.borrow_ok(&acme, SUITE.id, "h").await;
+    assert_eq!(app.borrow(&acme, SUITE.id, "i").await.status.as_u16(), 409);
     // acme, CAN (commit 1, no overage): 1, 0, 1
-    let c1 = borrow_id(&app, &acme, CAN.id, "a").await;
-    give_back(&app, &acme, &c1).await;
-    borrow(&app, &acme, CAN.id, "b").await;
+    let c1 = app.borrow_id(&acme, CAN.id, "a").await;
+    app.return_ok(&acme.host, &c1).await;
+    app.borrow_ok(&acme, CAN.id, "b").await;
     // globex, suite: 1, 2, 3*, then all returned, then 4 at once: peak 4, two overage.
     let mut held = Vec::new();
     for u in ["x", "y", "z"] {
-        held.push(borrow_id(&app, &globex, SUITE.id, u).await);
+        held.push(app.borrow_id(&globex, SUITE.id, u).await);
     }
     for id in &held {
-        give_back(&app, &globex, id).await;
+        app.return_ok(&globex.host, id).await;
     }
     let users: Vec<String> = (0..4).map(|i| format!("burst{i}")).collect();
-    let burst = users.iter().map(|u| try_borrow(&app, &globex, SUITE.id, u));
+    let burst = users.iter().map(|u| app.borrow(&globex, SUITE.id, u));
     for r in futures_util::future::join_all(burst).await {
         assert_eq!(r.status.as_u16(), 200);
     }
@@ -133,17 +130,8 @@ async fn usage_reports_match_a_scripted_workload_exactly() {
     );
 
     // The same figures as CSV.
-    let res = app
-        .client
-        .get(app.url(&format!("/api/vendor/usage?{SINCE}&format=csv")))
-        .insert_header(("Host", "vendor.localhost"))
-        .insert_header(("Authorization", format!("Bearer {}", acme.vendor_key)))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
+    let path = format!("/api/vendor/usage?{SINCE}&format=csv");
+    let res = vendor_bytes(&app, &acme.vendor_key, &path).await;
     let mut reader = csv::Reader::from_reader(res.as_ref());
     let header: Vec<String> = reader
         .headers()
