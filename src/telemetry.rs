@@ -7,7 +7,7 @@
 //!
 //! Lines are formatted on the thread that logs and written by one background thread
 //! (`tracing-appender`), through a buffer that is flushed whenever no line is waiting:
-//! an HTTP worker never blocks on stderr, and a burst of requests costs one `write` per
+//! an HTTP worker does not wait for stderr, and a burst of requests costs one `write` per
 //! burst instead of one per line. Lines are never dropped: when the writer falls more
 //! than [`BUFFERED_LINES`] behind, loggers wait for it.
 use std::io::BufWriter;
