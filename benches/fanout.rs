@@ -24,7 +24,8 @@ use permetrix_actors::domain::{BorrowRequest, ProvisionRequest, TenantSnapshot, 
 use permetrix_actors::messages::{Borrow, Provision, Snapshot, Status};
 use permetrix_actors::metrics::NoMetrics;
 use permetrix_actors::{Registry, RegistryConfig, SystemClock, TenantError};
-use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus, TenantRecord};
+use permetrix_storage::records::{Lifecycle, PackageRecord, TenantRecord};
+use permetrix_storage::test_records;
 use permetrix_storage::{
     Durability, Money, Platform, PlatformOp, SledConfig, SledStore, Store, Table, TenantId,
     Timestamp,
@@ -93,21 +94,10 @@ fn fixture(sys: &SystemRunner, n: usize) -> Fixture {
                 .expect("tenant written");
             let tenant = TenantId::parse(&id).expect("valid id");
             for product in ["ecu", "can"] {
+                let base = test_records::package(product, 5, Timestamp::now());
                 let package = PackageRecord {
                     package_id: format!("pkg-{id}-{product}"),
-                    vendor_id: "vector".into(),
-                    product_id: product.into(),
-                    product_name: product.to_uppercase(),
-                    total: 20,
-                    commit_qty: 5,
-                    max_overage: 15,
-                    commit_price: Money::ZERO,
-                    overage_price: Money::from_cents(50_000),
-                    crm_opportunity_id: None,
-                    valid_from: None,
-                    valid_until: None,
-                    status: PackageStatus::Active,
-                    created_at: Timestamp::now(),
+                    ..test_records::with_overage(base, 15, Money::from_cents(50_000))
                 };
                 seeder
                     .send(&tenant, Provision(ProvisionRequest { package }))

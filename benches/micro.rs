@@ -12,26 +12,17 @@ use permetrix::auth::api_key;
 use permetrix::secrets::ServerSecrets;
 use permetrix::signature::{self, NonceCache, SignatureHeaders, Signed};
 use permetrix_actors::domain::{BorrowRequest, ProvisionRequest, TenantState};
-use permetrix_storage::records::{LeaseRecord, PackageRecord, PackageStatus, SignaturePolicy};
+use permetrix_storage::records::{LeaseRecord, PackageRecord, SignaturePolicy};
+use permetrix_storage::test_records;
 use permetrix_storage::{BorrowId, Money, TenantId, Timestamp, codec};
 use secrecy::SecretSlice;
 
 fn package(seats: u32) -> PackageRecord {
     PackageRecord {
         package_id: "pkg-1".into(),
-        vendor_id: "vector".into(),
-        product_id: "ecu".into(),
         product_name: "ECU Development Suite".into(),
-        total: seats,
-        commit_qty: seats,
-        max_overage: 0,
-        commit_price: Money::ZERO,
         overage_price: Money::from_cents(500),
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: Timestamp::from_secs(1),
+        ..test_records::package("ecu", seats, Timestamp::from_secs(1))
     }
 }
 

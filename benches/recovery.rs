@@ -24,8 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use permetrix_actors::domain::TenantState;
-use permetrix_storage::records::{LeaseRecord, PackageRecord, PackageStatus};
+use permetrix_storage::records::{LeaseRecord, PackageRecord};
 use permetrix_storage::snapshot::SnapshotWriter;
+use permetrix_storage::test_records;
 use permetrix_storage::{
     BorrowId, Durability, Money, ResilientStore, SledConfig, Store, TenantId, TenantMutation,
     Timestamp,
@@ -61,21 +62,12 @@ fn generate(dir: &Path, records: usize, tenants: usize) {
         .expect("a runtime");
     for t in 0..tenants {
         let id = tenant(t);
+        let seats = per_tenant as u32;
+        let base = test_records::package("ecu", seats, now);
         let package = PackageRecord {
             package_id: format!("pkg-{t}"),
-            vendor_id: "vector".into(),
-            product_id: "ecu".into(),
             product_name: "ECU Development Suite".into(),
-            total: per_tenant as u32 * 2,
-            commit_qty: per_tenant as u32,
-            max_overage: per_tenant as u32,
-            commit_price: Money::ZERO,
-            overage_price: Money::from_cents(50_000),
-            crm_opportunity_id: None,
-            valid_from: None,
-            valid_until: None,
-            status: PackageStatus::Active,
-            created_at: now,
+            ..test_records::with_overage(base, seats, Money::from_cents(50_000))
         };
         let mut tickets = vec![
             store

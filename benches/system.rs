@@ -15,9 +15,10 @@ use permetrix::server::{Application, ServeConfig};
 use permetrix::state::AppState;
 use permetrix_actors::domain::BorrowRequest;
 use permetrix_actors::messages::{Borrow, Return, Status};
-use permetrix_storage::records::{LeaseRecord, PackageRecord, PackageStatus};
+use permetrix_storage::records::{LeaseRecord, PackageRecord};
+use permetrix_storage::test_records;
 use permetrix_storage::{
-    BorrowId, Durability, Money, SledConfig, SledStore, Store, TenantId, TenantMutation, Timestamp,
+    BorrowId, Durability, SledConfig, SledStore, Store, TenantId, TenantMutation, Timestamp,
     VendorId,
 };
 
@@ -159,19 +160,7 @@ fn fixture(durability: Durability, tenants: usize) -> Fixture {
 fn package(i: usize) -> PackageRecord {
     PackageRecord {
         package_id: format!("pkg-{i}"),
-        vendor_id: "vector".into(),
-        product_id: "ecu".into(),
-        product_name: "ECU".into(),
-        total: 1_000_000,
-        commit_qty: 1_000_000,
-        max_overage: 0,
-        commit_price: Money::ZERO,
-        overage_price: Money::ZERO,
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: Timestamp::from_secs(1),
+        ..test_records::package("ecu", 1_000_000, Timestamp::from_secs(1))
     }
 }
 

@@ -13,7 +13,8 @@ use permetrix_actors::domain::{
     BorrowRequest, Effects, LedgerHead, ProvisionRequest, TenantState, UsageHead,
 };
 use permetrix_actors::reports;
-use permetrix_storage::records::{LeaseRecord, PackageRecord, PackageStatus, UsageKind};
+use permetrix_storage::records::{LeaseRecord, UsageKind};
+use permetrix_storage::test_records;
 use permetrix_storage::{
     BorrowId, Durability, Money, SledConfig, SledStore, Store, TenantId, TenantMutation, Timestamp,
 };
@@ -50,22 +51,7 @@ fn borrow_cycle(c: &mut Criterion) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store(dir.path());
         let mut state = TenantState::new(tenant.clone());
-        let package = PackageRecord {
-            package_id: "pkg-ecu".into(),
-            vendor_id: "vector".into(),
-            product_id: "ecu".into(),
-            product_name: "ECU".into(),
-            total: 1_000,
-            commit_qty: 1_000,
-            max_overage: 0,
-            commit_price: Money::ZERO,
-            overage_price: Money::ZERO,
-            crm_opportunity_id: None,
-            valid_from: None,
-            valid_until: None,
-            status: PackageStatus::Active,
-            created_at: Timestamp::from_millis(0),
-        };
+        let package = test_records::package("ecu", 1_000, Timestamp::from_millis(0));
         state
             .provision(ProvisionRequest { package })
             .expect("provision");

@@ -2,7 +2,8 @@
 //! it, with one "ecu" pool provisioned through its actor.
 use std::sync::Arc;
 
-use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus, TenantRecord};
+use permetrix_storage::records::{Lifecycle, PackageRecord, TenantRecord};
+use permetrix_storage::test_records;
 use permetrix_storage::{Money, Platform, PlatformOp, Store, Table, TenantId, Timestamp};
 
 use crate::Registry;
@@ -51,21 +52,10 @@ pub(crate) async fn add_tenant(
         .wait()
         .await
         .unwrap();
+    let base = test_records::package("ecu", pool.commit, at);
     let package = PackageRecord {
         package_id: format!("pkg-{id}"),
-        vendor_id: "vector".into(),
-        product_id: "ecu".into(),
-        product_name: "ECU".into(),
-        total: pool.commit + pool.overage,
-        commit_qty: pool.commit,
-        max_overage: pool.overage,
-        commit_price: Money::ZERO,
-        overage_price: Money::from_cents(pool.overage_cents),
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: at,
+        ..test_records::with_overage(base, pool.overage, Money::from_cents(pool.overage_cents))
     };
     let tenant = TenantId::parse(id).unwrap();
     registry

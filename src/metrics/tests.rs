@@ -3,7 +3,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use permetrix_actors::domain::{BorrowRequest, ProvisionRequest, TenantState};
-use permetrix_storage::records::{PackageRecord, PackageStatus};
+use permetrix_storage::records::PackageRecord;
+use permetrix_storage::test_records::{package, with_overage};
 use permetrix_storage::{Money, TenantId, Timestamp};
 
 use super::Metrics;
@@ -27,19 +28,11 @@ fn state_with_pool(id: &str, commit: u32, overage: u32) -> TenantState {
     let mut state = TenantState::new(tenant(id));
     let package = PackageRecord {
         package_id: "p1".into(),
-        vendor_id: "vector".into(),
-        product_id: "ecu".into(),
-        product_name: "ECU".into(),
-        total: commit + overage,
-        commit_qty: commit,
-        max_overage: overage,
-        commit_price: Money::ZERO,
-        overage_price: Money::ZERO,
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: Timestamp::now(),
+        ..with_overage(
+            package("ecu", commit, Timestamp::now()),
+            overage,
+            Money::ZERO,
+        )
     };
     state.provision(ProvisionRequest { package }).unwrap();
     state

@@ -57,8 +57,8 @@ mod resilient;
 mod sled_store;
 pub mod snapshot;
 mod store;
-#[cfg(test)]
-mod test_records;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_records;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod timestamp;

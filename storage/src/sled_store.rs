@@ -724,8 +724,16 @@ mod tests {
                 .cloned()
                 .map(TenantMutation::AppendUsage)
                 .collect();
-            muts.push(TenantMutation::PutPackage(package("ecu")));
-            muts.push(TenantMutation::PutPackage(package("ecu-2")));
+            muts.push(TenantMutation::PutPackage(package(
+                "ecu",
+                1,
+                Timestamp::from_secs(1),
+            )));
+            muts.push(TenantMutation::PutPackage(package(
+                "ecu-2",
+                1,
+                Timestamp::from_secs(1),
+            )));
             store.append(&acme, &muts).unwrap().wait().await.unwrap();
             store.shutdown().unwrap();
         }

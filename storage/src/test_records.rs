@@ -1,9 +1,11 @@
-//! Records the storage unit tests write: a lease and a package of one product.
+//! Records that tests and benchmarks write (unit tests, and cargo feature
+//! `test-support`): a lease, and a package that callers adjust with struct update
+//! syntax (`PackageRecord { package_id: …, ..package("ecu", 10, at) }`).
 use crate::records::{LeaseRecord, PackageRecord, PackageStatus};
 use crate::{BorrowId, Money, Timestamp};
 
-/// A fresh one-hour lease of `product`.
-pub(crate) fn lease(product: &str) -> LeaseRecord {
+/// A fresh one-hour lease of `product`, borrowed by "dev1".
+pub fn lease(product: &str) -> LeaseRecord {
     LeaseRecord {
         id: BorrowId::random(),
         product_id: product.into(),
@@ -15,15 +17,16 @@ pub(crate) fn lease(product: &str) -> LeaseRecord {
     }
 }
 
-/// A one-seat package of `product`.
-pub(crate) fn package(product: &str) -> PackageRecord {
+/// An active package `pkg-<product>` of vendor "vector", named `product` in capitals:
+/// `commit` prepaid seats, no overage, free, no validity window, created `at`.
+pub fn package(product: &str, commit: u32, at: Timestamp) -> PackageRecord {
     PackageRecord {
         package_id: format!("pkg-{product}"),
-        vendor_id: "v".into(),
+        vendor_id: "vector".into(),
         product_id: product.into(),
-        product_name: product.into(),
-        total: 1,
-        commit_qty: 1,
+        product_name: product.to_uppercase(),
+        total: commit,
+        commit_qty: commit,
         max_overage: 0,
         commit_price: Money::ZERO,
         overage_price: Money::ZERO,
@@ -31,6 +34,16 @@ pub(crate) fn package(product: &str) -> PackageRecord {
         valid_from: None,
         valid_until: None,
         status: PackageStatus::Active,
-        created_at: Timestamp::from_secs(1),
+        created_at: at,
+    }
+}
+
+/// `package` with `seats` overage seats at `price` each on top of its commit.
+pub fn with_overage(package: PackageRecord, seats: u32, price: Money) -> PackageRecord {
+    PackageRecord {
+        total: package.commit_qty + seats,
+        max_overage: seats,
+        overage_price: price,
+        ..package
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use permetrix::accounts::{self, NewTenant};
 use permetrix_actors::domain::BorrowRequest;
 use permetrix_actors::messages::Borrow;
-use permetrix_storage::records::{PackageRecord, PackageStatus};
+use permetrix_storage::records::PackageRecord;
+use permetrix_storage::test_records;
 use permetrix_storage::{Durability, Money, TenantId, Timestamp, VendorId};
 use serde_json::Value;
 
@@ -14,21 +15,11 @@ use crate::helpers::*;
 use crate::metrics::Hold;
 
 fn package(tenant: &str) -> PackageRecord {
+    let base = test_records::package(ECU.id, ECU.commit, Timestamp::now());
     PackageRecord {
         package_id: format!("pkg-{tenant}"),
-        vendor_id: "vector".into(),
-        product_id: ECU.id.into(),
         product_name: ECU.name.into(),
-        total: ECU.commit + ECU.overage,
-        commit_qty: ECU.commit,
-        max_overage: ECU.overage,
-        commit_price: Money::ZERO,
-        overage_price: Money::ZERO,
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: Timestamp::now(),
+        ..test_records::with_overage(base, ECU.overage, Money::ZERO)
     }
 }
 

@@ -1,27 +1,18 @@
 //! Unit and property tests of the rules.
 use super::*;
 use permetrix_storage::records::{PackageRecord, PackageStatus, RestrictionRecord};
+use permetrix_storage::test_records;
 use permetrix_storage::{Money, TenantId, TenantMutation, TenantRecords, Timestamp};
 use proptest::prelude::*;
 
 pub(super) const NOW: Timestamp = Timestamp::from_secs(1_795_749_205); // 2026-11-27
 
 pub(super) fn package(product: &str, commit: u32, overage: u32, price_cents: i64) -> PackageRecord {
+    let base = test_records::package(product, commit, NOW);
     PackageRecord {
-        package_id: format!("pkg-{product}"),
-        vendor_id: "vector".into(),
-        product_id: product.into(),
         product_name: format!("{product} tool"),
-        total: commit + overage,
-        commit_qty: commit,
-        max_overage: overage,
         commit_price: Money::from_cents(100_000),
-        overage_price: Money::from_cents(price_cents),
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: NOW,
+        ..test_records::with_overage(base, overage, Money::from_cents(price_cents))
     }
 }
 

@@ -4,26 +4,15 @@ use super::*;
 use permetrix_storage::records::{
     PackageRecord, PackageStatus, RequestStatus, UsageKind, UsageRecord,
 };
-use permetrix_storage::{Money, TenantId, TenantMutation, Timestamp};
+use permetrix_storage::{Money, TenantId, TenantMutation, Timestamp, test_records};
 
 const NOW: Timestamp = Timestamp::from_secs(1_795_749_205); // 2026-11-27
 
 fn package(commit: u32, overage: u32, price_cents: i64) -> PackageRecord {
+    let base = test_records::package("ecu", commit, NOW);
     PackageRecord {
-        package_id: "pkg-ecu".into(),
-        vendor_id: "vector".into(),
-        product_id: "ecu".into(),
-        product_name: "ECU".into(),
-        total: commit + overage,
-        commit_qty: commit,
-        max_overage: overage,
         commit_price: Money::from_cents(100_000),
-        overage_price: Money::from_cents(price_cents),
-        crm_opportunity_id: None,
-        valid_from: None,
-        valid_until: None,
-        status: PackageStatus::Active,
-        created_at: NOW,
+        ..test_records::with_overage(base, overage, Money::from_cents(price_cents))
     }
 }
 

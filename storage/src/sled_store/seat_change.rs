@@ -130,7 +130,7 @@ mod tests {
     }
 
     fn package() -> TenantMutation {
-        TenantMutation::PutPackage(test_records::package("ecu"))
+        TenantMutation::PutPackage(test_records::package("ecu", 1, Timestamp::from_secs(1)))
     }
 
     #[test]
