@@ -16,10 +16,12 @@ use crate::metrics::NoMetrics;
 use crate::test_support::{Pool, add_tenant};
 use crate::{Registry, RegistryConfig, SystemClock, TenantError};
 
-/// A store whose writes can be made to fail and whose incarnation can be moved on.
+/// A store whose writes can be made to fail, or to be lost (applied, then never
+/// durable), and whose incarnation can be moved on.
 struct Flaky {
     inner: SledStore,
     fail_writes: AtomicBool,
+    lose_writes: AtomicBool,
     incarnation: AtomicU64,
 }
 
@@ -39,6 +41,10 @@ impl Store for Flaky {
     }
     fn append(&self, tenant: &TenantId, m: &[TenantMutation]) -> Result<Durable, StorageError> {
         self.refuse()?;
+        if self.lose_writes.load(Ordering::SeqCst) {
+            // Accepted, then lost with a failed flush: the disk never sees it.
+            return Ok(Durable::failed("injected flush failure"));
+        }
         self.inner.append(tenant, m)
     }
     fn charges(&self, t: &TenantId, a: u64, l: usize) -> Result<Vec<ChargeRecord>, StorageError> {
@@ -105,6 +111,7 @@ async fn fixture() -> Fixture {
     let store = Arc::new(Flaky {
         inner: SledStore::open(SledConfig::new(dir.path())).unwrap(),
         fail_writes: AtomicBool::new(false),
+        lose_writes: AtomicBool::new(false),
         incarnation: AtomicU64::new(0),
     });
     let dyn_store: Arc<dyn Store> = store.clone();
@@ -158,6 +165,23 @@ async fn a_failed_write_is_not_acknowledged_and_leaves_no_trace_in_memory() {
     f.registry.send(&f.tenant, borrow("c")).await.unwrap();
     assert_eq!(borrowed(&f).await, 2);
     assert_eq!(f.store.load_tenant(&f.tenant).unwrap().leases.len(), 2);
+    f.registry.shutdown();
+}
+
+#[actix_rt::test]
+async fn a_write_that_never_becomes_durable_is_not_acknowledged_and_the_actor_reloads() {
+    let f = fixture().await;
+    f.registry.send(&f.tenant, borrow("a")).await.unwrap();
+    f.store.lose_writes.store(true, Ordering::SeqCst);
+    let err = f.registry.send(&f.tenant, borrow("b")).await.unwrap_err();
+    assert!(matches!(err, TenantError::Storage(_)), "{err:?}");
+    f.store.lose_writes.store(false, Ordering::SeqCst);
+    // The caller that waited for durability marked the actor's memory stale: the
+    // lost borrow's seat is free again, as it is on disk.
+    assert_eq!(borrowed(&f).await, 1);
+    f.registry.send(&f.tenant, borrow("c")).await.unwrap();
+    assert_eq!(f.store.load_tenant(&f.tenant).unwrap().leases.len(), 2);
+    assert_eq!(borrowed(&f).await, 2);
     f.registry.shutdown();
 }
 

@@ -1,12 +1,14 @@
 //! The messages a tenant actor understands. Each is a verb with a typed reply; its
 //! handler applies a domain operation, persists the effects and replies once they are
 //! durable.
+#[cfg(feature = "fault-injection")]
 use std::future::Future;
+#[cfg(feature = "fault-injection")]
 use std::pin::Pin;
 use std::sync::Arc;
 
 use permetrix_storage::records::{PackageRecord, SettingsRecord};
-use permetrix_storage::{BorrowId, Store, Timestamp};
+use permetrix_storage::{BorrowId, Durable, Store, Timestamp};
 
 use crate::TenantError;
 use crate::domain::{
@@ -36,7 +38,7 @@ pub struct Reply<R>(pub(crate) ReplyInner<R>);
 
 pub(crate) enum ReplyInner<R> {
     Ready(Result<R, TenantError>),
-    Later(Pin<Box<dyn Future<Output = Result<R, TenantError>>>>),
+    Durable(Pending<R>),
 }
 
 impl<R> Reply<R> {
@@ -44,11 +46,32 @@ impl<R> Reply<R> {
     pub fn ready(result: Result<R, TenantError>) -> Self {
         Reply(ReplyInner::Ready(result))
     }
+}
 
-    /// A reply computed by a future that runs on the actor's arbiter, outside the
-    /// actor's message loop.
-    pub fn later(fut: impl Future<Output = Result<R, TenantError>> + 'static) -> Self {
-        Reply(ReplyInner::Later(Box::pin(fut)))
+/// A reply whose write is applied and registered with the store but not yet durable,
+/// with what remains to do once it is. It is settled wherever the reply is awaited:
+/// by the HTTP worker that asked (so the flusher wakes that worker directly, with no
+/// hop through the actor's arbiter), or on the arbiter for messages nobody awaits.
+pub(crate) struct Pending<R> {
+    ticket: Durable,
+    events: Vec<TenantEvent>,
+    shared: Arc<TenantShared>,
+    reply: R,
+}
+
+impl<R> Pending<R> {
+    /// Waits for durability; then publishes the events and yields the reply. If the
+    /// write never becomes durable, memory is ahead of the store: the actor is told to
+    /// reload before its next message and the caller gets a storage error.
+    pub(crate) async fn settle(self) -> Result<R, TenantError> {
+        if let Err(e) = self.ticket.wait().await {
+            self.shared.mark_stale();
+            return Err(e.into());
+        }
+        for e in self.events {
+            self.shared.publish(e);
+        }
+        Ok(self.reply)
     }
 }
 
@@ -129,20 +152,12 @@ impl TenantCx<'_> {
                 self.poisoned = true;
                 Reply::ready(Err(TenantError::Storage(e)))
             }
-            Ok(durable) => {
-                let shared = Arc::clone(self.shared);
-                Reply::later(async move {
-                    if let Err(e) = durable.wait().await {
-                        // Memory holds a write that may never reach the disk.
-                        shared.mark_stale();
-                        return Err(e.into());
-                    }
-                    for e in effects.events {
-                        shared.publish(e);
-                    }
-                    Ok(reply)
-                })
-            }
+            Ok(ticket) => Reply(ReplyInner::Durable(Pending {
+                ticket,
+                events: effects.events,
+                shared: Arc::clone(self.shared),
+                reply,
+            })),
         }
     }
 }

@@ -128,11 +128,14 @@ impl Registry {
             entry.addr.send(Admitted {
                 msg,
                 permit: Some(permit),
+                caller_settles: true,
             })
         };
         request
             .await
-            .map_err(|_| TenantError::Unavailable("its mailbox is closed"))?
+            .map_err(|_| TenantError::Unavailable("its mailbox is closed"))??
+            .settle()
+            .await
     }
 
     /// Admits `msg` to the tenant's mailbox (activating it if needed) without waiting
@@ -148,6 +151,7 @@ impl Registry {
         entry.addr.do_send(Admitted {
             msg,
             permit: Some(permit),
+            caller_settles: false,
         });
         Ok(())
     }

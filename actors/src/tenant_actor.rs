@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use crate::TenantError;
 use crate::clock::Clock;
 use crate::domain::{TenantEvent, TenantState};
-use crate::messages::{ExpireDue, ReplyInner, TenantCx, TenantMessage};
+use crate::messages::{ExpireDue, Pending, ReplyInner, TenantCx, TenantMessage};
 use crate::metrics::TenantMetrics;
 use crate::view::TenantView;
 use crate::waiters::WaiterSlots;
@@ -174,6 +174,7 @@ impl TenantActor {
                 ctx.notify(Admitted {
                     msg: ExpireDue,
                     permit: None,
+                    caller_settles: false,
                 });
             });
             self.timer = Some((at, handle));
@@ -262,17 +263,38 @@ pub(crate) struct Admitted<M> {
     /// `None` for messages the actor sends itself (timer, returning unclaimed seats):
     /// they bypass admission.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
+    /// The sender awaits the answer and settles a [`Pending`] reply itself. Messages
+    /// nobody awaits (sent with `do_send` or `notify`) are settled on the arbiter, so
+    /// that their events are published and a failed write still marks the state stale.
+    pub(crate) caller_settles: bool,
+}
+
+/// What the actor answers: the reply, or the durability it still waits for.
+pub(crate) enum Answer<R> {
+    Ready(R),
+    Pending(Pending<R>),
+}
+
+impl<R> Answer<R> {
+    /// The reply, once its write (if any) is durable.
+    pub(crate) async fn settle(self) -> Result<R, TenantError> {
+        match self {
+            Answer::Ready(reply) => Ok(reply),
+            Answer::Pending(pending) => pending.settle().await,
+        }
+    }
 }
 
 impl<M: TenantMessage> Message for Admitted<M> {
-    type Result = Result<M::Reply, TenantError>;
+    type Result = Result<Answer<M::Reply>, TenantError>;
 }
 
 impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
-    type Result = Response<Result<M::Reply, TenantError>>;
+    type Result = Response<Result<Answer<M::Reply>, TenantError>>;
 
     fn handle(&mut self, envelope: Admitted<M>, ctx: &mut Self::Context) -> Self::Result {
         drop(envelope.permit);
+        let caller_settles = envelope.caller_settles;
         self.take_turn(ctx);
         let started = Instant::now();
         if self.needs_reload() {
@@ -335,8 +357,13 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 }
                 self.arm_timer(ctx);
                 match reply.0 {
-                    ReplyInner::Ready(result) => Response::reply(result),
-                    ReplyInner::Later(fut) => Response::fut(fut),
+                    ReplyInner::Ready(result) => Response::reply(result.map(Answer::Ready)),
+                    ReplyInner::Durable(pending) if caller_settles => {
+                        Response::reply(Ok(Answer::Pending(pending)))
+                    }
+                    ReplyInner::Durable(pending) => {
+                        Response::fut(async move { pending.settle().await.map(Answer::Ready) })
+                    }
                 }
             }
             Err(panic) => {

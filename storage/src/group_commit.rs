@@ -17,7 +17,8 @@
 //! every write of a batch is in memory before that batch's flush starts.
 //!
 //! Writers never block: they return a [`Durable`] ticket and the caller awaits it
-//! wherever it likes (a tenant actor awaits it outside its mailbox loop).
+//! wherever it likes (a tenant actor hands it to the HTTP worker that asked, so the
+//! flusher wakes that worker directly and the actor's mailbox moves on).
 use std::fmt;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -279,12 +280,22 @@ pub struct Durable(Inner);
 enum Inner {
     Done,
     Pending(Arc<Batch>),
+    /// A write whose flush failed (test stores only: see [`Durable::failed`]).
+    #[cfg(any(test, feature = "test-support"))]
+    Failed(Arc<str>),
 }
 
 impl Durable {
     /// A ticket for a write that is durable already (or needs no durability).
     pub fn done() -> Self {
         Durable(Inner::Done)
+    }
+
+    /// Test stores only (feature `test-support`): a ticket whose flush failed with
+    /// `reason`, for tests of what happens when an applied write never becomes durable.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn failed(reason: &str) -> Self {
+        Durable(Inner::Failed(reason.into()))
     }
 
     /// Whether awaiting would return at once.
@@ -297,6 +308,8 @@ impl Durable {
         let batch = match self.0 {
             Inner::Done => return Ok(()),
             Inner::Pending(batch) => batch,
+            #[cfg(any(test, feature = "test-support"))]
+            Inner::Failed(e) => return Err(StorageError::FlushFailed(e.to_string())),
         };
         loop {
             if let Some(outcome) = batch.outcome.get() {
@@ -325,6 +338,8 @@ impl fmt::Debug for Durable {
                 "Durable::Pending(batch of {})",
                 b.writes.load(Ordering::Relaxed)
             ),
+            #[cfg(any(test, feature = "test-support"))]
+            Inner::Failed(e) => write!(f, "Durable::Failed({e})"),
         }
     }
 }
@@ -413,7 +428,7 @@ mod tests {
 
     fn resolved(t: &Durable) -> bool {
         match &t.0 {
-            Inner::Done => true,
+            Inner::Done | Inner::Failed(_) => true,
             Inner::Pending(b) => b.outcome.get().is_some(),
         }
     }
