@@ -151,17 +151,17 @@ async fn borrowed(f: &Fixture) -> u32 {
     f.registry.send(&f.tenant, Status(None)).await.unwrap()[0].borrowed
 }
 
-#[actix_rt::test]
-async fn a_failed_write_is_not_acknowledged_and_leaves_no_trace_in_memory() {
+/// A borrow made while `fault` is set is refused with a storage error and leaves no
+/// trace: it took a seat in memory before its write failed, and the actor reloads, so
+/// the seat is free again (as it is on disk) and later borrows are stored.
+async fn a_borrow_refused_while(fault: fn(&Flaky) -> &AtomicBool) {
     let f = fixture().await;
     f.registry.send(&f.tenant, borrow("a")).await.unwrap();
-    f.store.fail_writes.store(true, Ordering::SeqCst);
+    fault(&f.store).store(true, Ordering::SeqCst);
     let err = f.registry.send(&f.tenant, borrow("b")).await.unwrap_err();
     assert!(matches!(err, TenantError::Storage(_)), "{err:?}");
-    // The refused borrow took a seat in memory before the write failed; the actor
-    // reloaded and the seat is free again.
     assert_eq!(borrowed(&f).await, 1);
-    f.store.fail_writes.store(false, Ordering::SeqCst);
+    fault(&f.store).store(false, Ordering::SeqCst);
     f.registry.send(&f.tenant, borrow("c")).await.unwrap();
     assert_eq!(borrowed(&f).await, 2);
     assert_eq!(f.store.load_tenant(&f.tenant).unwrap().leases.len(), 2);
@@ -169,20 +169,15 @@ async fn a_failed_write_is_not_acknowledged_and_leaves_no_trace_in_memory() {
 }
 
 #[actix_rt::test]
+async fn a_failed_write_is_not_acknowledged_and_leaves_no_trace_in_memory() {
+    a_borrow_refused_while(|s| &s.fail_writes).await;
+}
+
+/// The write is applied and registered, then its flush fails: the caller that waited
+/// for durability must mark the actor's memory stale.
+#[actix_rt::test]
 async fn a_write_that_never_becomes_durable_is_not_acknowledged_and_the_actor_reloads() {
-    let f = fixture().await;
-    f.registry.send(&f.tenant, borrow("a")).await.unwrap();
-    f.store.lose_writes.store(true, Ordering::SeqCst);
-    let err = f.registry.send(&f.tenant, borrow("b")).await.unwrap_err();
-    assert!(matches!(err, TenantError::Storage(_)), "{err:?}");
-    f.store.lose_writes.store(false, Ordering::SeqCst);
-    // The caller that waited for durability marked the actor's memory stale: the
-    // lost borrow's seat is free again, as it is on disk.
-    assert_eq!(borrowed(&f).await, 1);
-    f.registry.send(&f.tenant, borrow("c")).await.unwrap();
-    assert_eq!(f.store.load_tenant(&f.tenant).unwrap().leases.len(), 2);
-    assert_eq!(borrowed(&f).await, 2);
-    f.registry.shutdown();
+    a_borrow_refused_while(|s| &s.lose_writes).await;
 }
 
 #[actix_rt::test]
