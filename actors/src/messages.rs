@@ -48,30 +48,80 @@ impl<R> Reply<R> {
     }
 }
 
-/// A reply whose write is applied and registered with the store but not yet durable,
-/// with what remains to do once it is. It is settled wherever the reply is awaited:
-/// by the HTTP worker that asked (so the flusher wakes that worker directly, with no
-/// hop through the actor's arbiter), or on the arbiter for messages nobody awaits.
+/// A reply whose write is applied and registered with the store but not yet durable.
+/// It is settled wherever the reply is awaited: by the HTTP worker that asked (so the
+/// flusher wakes that worker directly, with no hop through the actor's arbiter), or on
+/// the arbiter for messages nobody awaits.
 pub(crate) struct Pending<R> {
-    ticket: Durable,
-    events: Vec<TenantEvent>,
-    shared: Arc<TenantShared>,
+    owed: Owed,
     reply: R,
 }
 
 impl<R> Pending<R> {
-    /// Waits for durability; then publishes the events and yields the reply. If the
-    /// write never becomes durable, memory is ahead of the store: the actor is told to
-    /// reload before its next message and the caller gets a storage error.
+    /// Waits for durability, settles what the write owes, and yields the reply.
     pub(crate) async fn settle(self) -> Result<R, TenantError> {
-        if let Err(e) = self.ticket.wait().await {
-            self.shared.mark_stale();
-            return Err(e.into());
+        let Pending { mut owed, reply } = self;
+        owed.settle().await.map(|()| reply)
+    }
+}
+
+/// What a write owes once its durability is known: its events if it is durable, a
+/// reload of the actor's state if it is not (memory is ahead of the store).
+///
+/// Owed exactly once, whoever holds it: a caller that stops waiting (a client that
+/// disconnects, before or after the actor answered) drops it unsettled, and the drop
+/// hands it to a task of its own rather than skip the events or the reload.
+struct Owed {
+    ticket: Durable,
+    events: Vec<TenantEvent>,
+    shared: Arc<TenantShared>,
+    settled: bool,
+    /// Already handed over once: if this is dropped unsettled too (its runtime is
+    /// shutting down), assume the worst instead of handing it over again.
+    orphan: bool,
+}
+
+impl Owed {
+    async fn settle(&mut self) -> Result<(), TenantError> {
+        let outcome = self.ticket.wait().await;
+        self.settled = true;
+        match outcome {
+            Err(e) => {
+                self.shared.mark_stale();
+                Err(e.into())
+            }
+            Ok(()) => {
+                for e in self.events.drain(..) {
+                    self.shared.publish(e);
+                }
+                Ok(())
+            }
         }
-        for e in self.events {
-            self.shared.publish(e);
+    }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
         }
-        Ok(self.reply)
+        let runtime = tokio::runtime::Handle::try_current();
+        match runtime {
+            Ok(runtime) if !self.orphan => {
+                let mut rest = Owed {
+                    ticket: std::mem::replace(&mut self.ticket, Durable::done()),
+                    events: std::mem::take(&mut self.events),
+                    shared: Arc::clone(&self.shared),
+                    settled: false,
+                    orphan: true,
+                };
+                runtime.spawn(async move {
+                    let _ = rest.settle().await;
+                });
+            }
+            // No runtime left to wait on: a reload is always correct, if not needed.
+            _ => self.shared.mark_stale(),
+        }
     }
 }
 
@@ -153,9 +203,13 @@ impl TenantCx<'_> {
                 Reply::ready(Err(TenantError::Storage(e)))
             }
             Ok(ticket) => Reply(ReplyInner::Durable(Pending {
-                ticket,
-                events: effects.events,
-                shared: Arc::clone(self.shared),
+                owed: Owed {
+                    ticket,
+                    events: effects.events,
+                    shared: Arc::clone(self.shared),
+                    settled: false,
+                    orphan: false,
+                },
                 reply,
             })),
         }

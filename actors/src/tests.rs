@@ -284,6 +284,30 @@ async fn a_subscriber_that_joins_after_activation_sees_later_events_only() {
     f.registry.shutdown();
 }
 
+/// A caller that stops waiting (its client went away) after the actor handled its
+/// borrow: the borrow stays made and becomes durable, and its event still goes out,
+/// because what a write owes is settled by whoever ends up holding it.
+#[actix_rt::test]
+async fn a_caller_that_stops_waiting_does_not_take_the_event_with_it() {
+    use futures_util::FutureExt;
+    let f = fixture(16);
+    let acme = add_tenant(&f, "acme", 2).await;
+    let mut events = f.registry.subscribe(&acme).unwrap();
+    let mut abandoned = Box::pin(f.registry.send(&acme, borrow("gone")));
+    assert!((&mut abandoned).now_or_never().is_none(), "in the mailbox");
+    // Handled in order: once this answers, the borrow's answer is waiting, unread.
+    let status = f.registry.send(&acme, Status(None)).await.unwrap();
+    assert_eq!(status[0].borrowed, 1);
+    drop(abandoned);
+    // A bound on a failing run only: the event comes once the borrow is durable.
+    let got = tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .expect("the abandoned borrow's event was never published")
+        .unwrap();
+    assert_eq!((got.kind.as_str(), got.user.as_str()), ("borrow", "gone"));
+    f.registry.shutdown();
+}
+
 /// Notes, when handled, which tenant's actor handled it (test-only).
 struct Mark(&'static str, Arc<Mutex<Vec<&'static str>>>);
 

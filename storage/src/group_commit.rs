@@ -304,8 +304,8 @@ impl Durable {
     }
 
     /// Waits until the write is durable, or reports why it never will be.
-    pub async fn wait(self) -> Result<(), StorageError> {
-        let batch = match self.0 {
+    pub async fn wait(&self) -> Result<(), StorageError> {
+        let batch = match &self.0 {
             Inner::Done => return Ok(()),
             Inner::Pending(batch) => batch,
             #[cfg(any(test, feature = "test-support"))]
