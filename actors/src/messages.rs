@@ -50,8 +50,8 @@ impl<R> Reply<R> {
 
 /// A reply whose write is applied and registered with the store but not yet durable.
 /// It is settled wherever the reply is awaited: by the HTTP worker that asked (so the
-/// flusher wakes that worker directly, with no hop through the actor's arbiter), or on
-/// the arbiter for messages nobody awaits.
+/// flusher wakes that worker directly, with no hop through the actor's arbiter); one
+/// nobody awaits settles itself when dropped (see [`Owed`]).
 pub(crate) struct Pending<R> {
     owed: Owed,
     reply: R,
@@ -68,9 +68,10 @@ impl<R> Pending<R> {
 /// What a write owes once its durability is known: its events if it is durable, a
 /// reload of the actor's state if it is not (memory is ahead of the store).
 ///
-/// Owed exactly once, whoever holds it: a caller that stops waiting (a client that
-/// disconnects, before or after the actor answered) drops it unsettled, and the drop
-/// hands it to a task of its own rather than skip the events or the reload.
+/// Owed exactly once, whoever holds it: a reply nobody awaits (a message the actor
+/// sent itself, or one whose client disconnected after the actor handled it) is
+/// dropped unsettled, and the drop hands it to a task of its own on the current
+/// runtime rather than skip the events or the reload.
 struct Owed {
     ticket: Durable,
     events: Vec<TenantEvent>,

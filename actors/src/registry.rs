@@ -128,7 +128,6 @@ impl Registry {
             entry.addr.send(Admitted {
                 msg,
                 permit: Some(permit),
-                caller_settles: true,
             })
         };
         request
@@ -151,7 +150,6 @@ impl Registry {
         entry.addr.do_send(Admitted {
             msg,
             permit: Some(permit),
-            caller_settles: false,
         });
         Ok(())
     }

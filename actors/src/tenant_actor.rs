@@ -174,7 +174,6 @@ impl TenantActor {
                 ctx.notify(Admitted {
                     msg: ExpireDue,
                     permit: None,
-                    caller_settles: false,
                 });
             });
             self.timer = Some((at, handle));
@@ -263,13 +262,11 @@ pub(crate) struct Admitted<M> {
     /// `None` for messages the actor sends itself (timer, returning unclaimed seats):
     /// they bypass admission.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
-    /// The sender awaits the answer and settles a [`Pending`] reply itself. Messages
-    /// nobody awaits (sent with `do_send` or `notify`) are settled on the arbiter, so
-    /// that their events are published and a failed write still marks the state stale.
-    pub(crate) caller_settles: bool,
 }
 
-/// What the actor answers: the reply, or the durability it still waits for.
+/// What the actor answers: the reply, or the durability it still waits for. The sender
+/// settles a [`Pending`] answer; one nobody awaits (a message sent with `do_send` or
+/// `notify`, or whose sender went away) settles itself when it is dropped.
 pub(crate) enum Answer<R> {
     Ready(R),
     Pending(Pending<R>),
@@ -294,7 +291,6 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
 
     fn handle(&mut self, envelope: Admitted<M>, ctx: &mut Self::Context) -> Self::Result {
         drop(envelope.permit);
-        let caller_settles = envelope.caller_settles;
         self.take_turn(ctx);
         let started = Instant::now();
         if self.needs_reload() {
@@ -358,12 +354,7 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 self.arm_timer(ctx);
                 match reply.0 {
                     ReplyInner::Ready(result) => Response::reply(result.map(Answer::Ready)),
-                    ReplyInner::Durable(pending) if caller_settles => {
-                        Response::reply(Ok(Answer::Pending(pending)))
-                    }
-                    ReplyInner::Durable(pending) => {
-                        Response::fut(async move { pending.settle().await.map(Answer::Ready) })
-                    }
+                    ReplyInner::Durable(pending) => Response::reply(Ok(Answer::Pending(pending))),
                 }
             }
             Err(panic) => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use permetrix_storage::{SledConfig, SledStore, Store, TenantId, Timestamp};
 
-use crate::domain::{BorrowRequest, DomainError};
+use crate::domain::{BorrowRequest, DomainError, TenantEvent};
 use crate::messages::{Borrow, Reply, Return, Status, TenantCx, TenantMessage};
 use crate::metrics::{ActorMetrics, TenantMetrics};
 use crate::test_support::{self, Pool};
@@ -284,6 +284,15 @@ async fn a_subscriber_that_joins_after_activation_sees_later_events_only() {
     f.registry.shutdown();
 }
 
+/// The next event, with a bound that only a failing run reaches (events come once
+/// their write is durable).
+async fn next_event(events: &mut tokio::sync::broadcast::Receiver<TenantEvent>) -> TenantEvent {
+    tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .expect("no event was published")
+        .unwrap()
+}
+
 /// A caller that stops waiting (its client went away) after the actor handled its
 /// borrow: the borrow stays made and becomes durable, and its event still goes out,
 /// because what a write owes is settled by whoever ends up holding it.
@@ -299,12 +308,24 @@ async fn a_caller_that_stops_waiting_does_not_take_the_event_with_it() {
     let status = f.registry.send(&acme, Status(None)).await.unwrap();
     assert_eq!(status[0].borrowed, 1);
     drop(abandoned);
-    // A bound on a failing run only: the event comes once the borrow is durable.
-    let got = tokio::time::timeout(Duration::from_secs(30), events.recv())
-        .await
-        .expect("the abandoned borrow's event was never published")
-        .unwrap();
+    let got = next_event(&mut events).await;
     assert_eq!((got.kind.as_str(), got.user.as_str()), ("borrow", "gone"));
+    f.registry.shutdown();
+}
+
+/// A write nobody awaits (as the actor's own timer and returned seats send them) is
+/// settled all the same: its event goes out once it is durable.
+#[actix_rt::test]
+async fn a_write_nobody_awaits_still_publishes_its_event() {
+    let f = fixture(16);
+    let acme = add_tenant(&f, "acme", 2).await;
+    let mut events = f.registry.subscribe(&acme).unwrap();
+    f.registry.post(&acme, borrow("unawaited")).unwrap();
+    let got = next_event(&mut events).await;
+    assert_eq!(
+        (got.kind.as_str(), got.user.as_str()),
+        ("borrow", "unawaited")
+    );
     f.registry.shutdown();
 }
 

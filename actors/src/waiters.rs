@@ -157,7 +157,6 @@ fn return_unclaimed(me: Option<&WeakAddr<TenantActor>>, id: permetrix_storage::B
         Some(addr) => addr.do_send(Admitted {
             msg: Return(id),
             permit: None,
-            caller_settles: false,
         }),
         None => {
             tracing::warn!(borrow = %id, "a queued grant was not claimed and its tenant stopped; the lease will expire")
