@@ -34,34 +34,31 @@ pub trait TenantMessage: Send + 'static {
 }
 
 /// The result of handling a message: ready now, or once a write is durable.
-pub struct Reply<R>(pub(crate) ReplyInner<R>);
-
-pub(crate) enum ReplyInner<R> {
-    Ready(Result<R, TenantError>),
-    Durable(Pending<R>),
-}
+pub struct Reply<R>(pub(crate) Result<Answer<R>, TenantError>);
 
 impl<R> Reply<R> {
     /// A reply available now.
     pub fn ready(result: Result<R, TenantError>) -> Self {
-        Reply(ReplyInner::Ready(result))
+        Reply(result.map(Answer::Ready))
     }
 }
 
-/// A reply whose write is applied and registered with the store but not yet durable.
-/// It is settled wherever the reply is awaited: by the HTTP worker that asked (so the
-/// flusher wakes that worker directly, with no hop through the actor's arbiter); one
-/// nobody awaits settles itself when dropped (see [`Owed`]).
-pub(crate) struct Pending<R> {
-    owed: Owed,
-    reply: R,
+/// What the actor answers: the reply, or the reply with the write it waits for. It is
+/// settled wherever it is awaited: by the HTTP worker that asked (so the flusher wakes
+/// that worker directly, with no hop through the actor's arbiter); one nobody awaits
+/// settles itself when dropped (see [`Owed`]).
+pub(crate) enum Answer<R> {
+    Ready(R),
+    Durable { owed: Owed, reply: R },
 }
 
-impl<R> Pending<R> {
-    /// Waits for durability, settles what the write owes, and yields the reply.
+impl<R> Answer<R> {
+    /// The reply, once its write (if any) is durable and settled.
     pub(crate) async fn settle(self) -> Result<R, TenantError> {
-        let Pending { mut owed, reply } = self;
-        owed.settle().await.map(|()| reply)
+        match self {
+            Answer::Ready(reply) => Ok(reply),
+            Answer::Durable { mut owed, reply } => owed.settle().await.map(|()| reply),
+        }
     }
 }
 
@@ -72,7 +69,7 @@ impl<R> Pending<R> {
 /// sent itself, or one whose client disconnected after the actor handled it) is
 /// dropped unsettled, and the drop hands it to a task of its own on the current
 /// runtime rather than skip the events or the reload.
-struct Owed {
+pub(crate) struct Owed {
     ticket: Durable,
     events: Vec<TenantEvent>,
     shared: Arc<TenantShared>,
@@ -83,7 +80,24 @@ struct Owed {
 }
 
 impl Owed {
-    async fn settle(&mut self) -> Result<(), TenantError> {
+    /// What a write with durability `ticket` owes: `events` once durable.
+    pub(crate) fn new(
+        ticket: Durable,
+        events: Vec<TenantEvent>,
+        shared: Arc<TenantShared>,
+    ) -> Self {
+        Owed {
+            ticket,
+            events,
+            shared,
+            settled: false,
+            orphan: false,
+        }
+    }
+
+    /// Waits for durability, then publishes the events or marks the actor's memory
+    /// stale. Settled once: a second call has nothing left to do.
+    pub(crate) async fn settle(&mut self) -> Result<(), TenantError> {
         let outcome = self.ticket.wait().await;
         self.settled = true;
         match outcome {
@@ -203,14 +217,8 @@ impl TenantCx<'_> {
                 self.poisoned = true;
                 Reply::ready(Err(TenantError::Storage(e)))
             }
-            Ok(ticket) => Reply(ReplyInner::Durable(Pending {
-                owed: Owed {
-                    ticket,
-                    events: effects.events,
-                    shared: Arc::clone(self.shared),
-                    settled: false,
-                    orphan: false,
-                },
+            Ok(ticket) => Reply(Ok(Answer::Durable {
+                owed: Owed::new(ticket, effects.events, Arc::clone(self.shared)),
                 reply,
             })),
         }

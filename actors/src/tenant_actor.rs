@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use crate::TenantError;
 use crate::clock::Clock;
 use crate::domain::{TenantEvent, TenantState};
-use crate::messages::{ExpireDue, Pending, ReplyInner, TenantCx, TenantMessage};
+use crate::messages::{Answer, ExpireDue, TenantCx, TenantMessage};
 use crate::metrics::TenantMetrics;
 use crate::view::TenantView;
 use crate::waiters::WaiterSlots;
@@ -264,24 +264,6 @@ pub(crate) struct Admitted<M> {
     pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
-/// What the actor answers: the reply, or the durability it still waits for. The sender
-/// settles a [`Pending`] answer; one nobody awaits (a message sent with `do_send` or
-/// `notify`, or whose sender went away) settles itself when it is dropped.
-pub(crate) enum Answer<R> {
-    Ready(R),
-    Pending(Pending<R>),
-}
-
-impl<R> Answer<R> {
-    /// The reply, once its write (if any) is durable.
-    pub(crate) async fn settle(self) -> Result<R, TenantError> {
-        match self {
-            Answer::Ready(reply) => Ok(reply),
-            Answer::Pending(pending) => pending.settle().await,
-        }
-    }
-}
-
 impl<M: TenantMessage> Message for Admitted<M> {
     type Result = Result<Answer<M::Reply>, TenantError>;
 }
@@ -352,10 +334,8 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                     self.shared.publish_view(state);
                 }
                 self.arm_timer(ctx);
-                match reply.0 {
-                    ReplyInner::Ready(result) => Response::reply(result.map(Answer::Ready)),
-                    ReplyInner::Durable(pending) => Response::reply(Ok(Answer::Pending(pending))),
-                }
+                // A durable answer is settled by whoever awaits it (or by its drop).
+                Response::reply(reply.0)
             }
             Err(panic) => {
                 let what = panic
