@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::TenantError;
 use crate::domain::{Effects, Grant, Served, WaiterId};
-use crate::messages::{Return, TenantCx, denial_code};
+use crate::messages::{Owed, Return, TenantCx, denial_code};
 use crate::tenant_actor::{Admitted, TenantActor};
 
 /// Where a queued borrow's answer goes.
@@ -107,31 +107,17 @@ impl TenantCx<'_> {
             Err(e) => {
                 tracing::error!(tenant = %self.shared.tenant(), error = %e, "writing queued grants failed; reloading state");
                 self.poisoned = true;
-                for (tx, _) in handoffs.into_iter() {
-                    if let Some(tx) = tx {
-                        let _ = tx.send(Err(TenantError::Unavailable(
-                            "a seat was found but could not be stored",
-                        )));
-                    }
-                }
+                refuse_all(handoffs);
             }
-            Ok(durable) => {
-                let shared = Arc::clone(self.shared);
+            Ok(ticket) => {
+                // Published, or the actor marked stale, like any other write's.
+                let mut owed = Owed::new(ticket, effects.events, Arc::clone(self.shared));
                 let me = self.me.clone();
                 actix::spawn(async move {
-                    if let Err(e) = durable.wait().await {
+                    if let Err(e) = owed.settle().await {
                         tracing::error!(error = %e, "queued grants did not become durable");
-                        for (tx, _) in handoffs.into_iter() {
-                            if let Some(tx) = tx {
-                                let _ = tx.send(Err(TenantError::Unavailable(
-                                    "a seat was found but could not be stored",
-                                )));
-                            }
-                        }
+                        refuse_all(handoffs);
                         return;
-                    }
-                    for e in effects.events {
-                        shared.publish(e);
                     }
                     for (tx, grant) in handoffs {
                         let id = grant.lease.id;
@@ -148,6 +134,17 @@ impl TenantCx<'_> {
                     }
                 });
             }
+        }
+    }
+}
+
+/// Tells the waiters granted a seat that it could not be stored.
+fn refuse_all(handoffs: Vec<(Option<WaiterReply>, Grant)>) {
+    for (tx, _) in handoffs {
+        if let Some(tx) = tx {
+            let _ = tx.send(Err(TenantError::Unavailable(
+                "a seat was found but could not be stored",
+            )));
         }
     }
 }
