@@ -18,6 +18,9 @@
 //! - `saturating flood` — the hot tenant is healthy and 64 connections borrow and return
 //!   as fast as they can: the server's CPUs are the limit (the client runs on the same
 //!   machine).
+//! - `overflowing flood` — the same with 256 connections: the hot tenant's mailbox
+//!   overflows, and the client retries every 503 at once instead of waiting for
+//!   `Retry-After` (an abusive client).
 //! - `panic storm` — the hot tenant's actor panics 100 times a second and is restarted
 //!   each time.
 //!
@@ -101,6 +104,20 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
+    let (status, body, _) = call_seeing_retry(c, addr, method, host, path, token, body).await;
+    (status, body)
+}
+
+/// [`call`], and whether the answer carried `Retry-After`.
+async fn call_seeing_retry(
+    c: &Client,
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, bool) {
     let mut req = c
         .request(
             method.parse().expect("method"),
@@ -120,9 +137,10 @@ async fn call(
             (
                 r.status().as_u16(),
                 serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                r.headers().contains_key("retry-after"),
             )
         }
-        Err(_) => (0, Value::Null),
+        Err(_) => (0, Value::Null, false),
     }
 }
 
@@ -343,7 +361,7 @@ async fn load(addr: SocketAddr, key: String, kind: Load, length: Duration) -> An
                     actix_rt::spawn(async move {
                         let c = client();
                         while Instant::now() < end {
-                            let (s, v) = call(
+                            let (s, v, retry) = call_seeing_retry(
                                 &c,
                                 addr,
                                 "POST",
@@ -353,9 +371,9 @@ async fn load(addr: SocketAddr, key: String, kind: Load, length: Duration) -> An
                                 Some(json!({"tool": "ecu", "user": "flood"})),
                             )
                             .await;
-                            record(&answers, s, false);
+                            record(&answers, s, retry);
                             if let Some(id) = v["id"].as_str() {
-                                let (s, _) = call(
+                                let (s, _, retry) = call_seeing_retry(
                                     &c,
                                     addr,
                                     "POST",
@@ -365,7 +383,7 @@ async fn load(addr: SocketAddr, key: String, kind: Load, length: Duration) -> An
                                     Some(json!({"id": id})),
                                 )
                                 .await;
-                                record(&answers, s, false);
+                                record(&answers, s, retry);
                             }
                         }
                     })
@@ -457,6 +475,13 @@ fn main() {
         &keys,
         "panic storm",
         Load::Panics(100),
+        length,
+    ));
+    rows.push(scenario(
+        &server,
+        &keys,
+        "overflowing flood",
+        Load::Saturate(256),
         length,
     ));
     let (_, hwm) = server.memory_kib();
