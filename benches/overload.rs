@@ -95,21 +95,9 @@ fn client() -> Client {
         .finish()
 }
 
+/// One request; the answer's status, JSON body (`null` if none) and whether it carried
+/// `Retry-After`.
 async fn call(
-    c: &Client,
-    addr: SocketAddr,
-    method: &str,
-    host: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let (status, body, _) = call_seeing_retry(c, addr, method, host, path, token, body).await;
-    (status, body)
-}
-
-/// [`call`], and whether the answer carried `Retry-After`.
-async fn call_seeing_retry(
     c: &Client,
     addr: SocketAddr,
     method: &str,
@@ -151,7 +139,7 @@ struct Keys {
 
 async fn setup(addr: SocketAddr) -> Keys {
     let c = client();
-    let (s, v) = call(
+    let (s, v, _) = call(
         &c,
         addr,
         "POST",
@@ -165,7 +153,7 @@ async fn setup(addr: SocketAddr) -> Keys {
     let vendor = v["api_key"].as_str().expect("vendor key").to_owned();
     let mut keys = Vec::new();
     for t in ["hot", "calm"] {
-        let (s, v) = call(
+        let (s, v, _) = call(
             &c,
             addr,
             "POST",
@@ -177,7 +165,7 @@ async fn setup(addr: SocketAddr) -> Keys {
         .await;
         assert_eq!(s, 201, "{v}");
         let key = v["admin_api_key"].as_str().expect("key").to_owned();
-        let (s, v) = call(
+        let (s, v, _) = call(
             &c,
             addr,
             "POST",
@@ -191,7 +179,7 @@ async fn setup(addr: SocketAddr) -> Keys {
         )
         .await;
         assert_eq!(s, 201, "{v}");
-        let (s, v) = call(
+        let (s, v, _) = call(
             &c,
             addr,
             "PUT",
@@ -222,7 +210,7 @@ async fn probe(addr: SocketAddr, key: String, length: Duration) -> Vec<u64> {
         let (c, key, out) = (Rc::clone(&c), Rc::clone(&key), Rc::clone(&out));
         tasks.push(actix_rt::spawn(async move {
             let started = Instant::now();
-            let (s, _) = call(
+            let (s, _, _) = call(
                 &c,
                 addr,
                 "GET",
@@ -288,7 +276,7 @@ async fn load(addr: SocketAddr, key: String, kind: Load, length: Duration) -> An
             let panics = matches!(kind, Load::Panics(_));
             let stuck = matches!(kind, Load::StuckFlood(_));
             if stuck {
-                let (s, v) = call(
+                let (s, v, _) = call(
                     &c,
                     addr,
                     "POST",
@@ -338,7 +326,7 @@ async fn load(addr: SocketAddr, key: String, kind: Load, length: Duration) -> An
             }
             if stuck {
                 // The queued borrows are answered once the actor moves again.
-                let (s, v) = call(
+                let (s, v, _) = call(
                     &c,
                     addr,
                     "POST",
@@ -361,7 +349,7 @@ async fn load(addr: SocketAddr, key: String, kind: Load, length: Duration) -> An
                     actix_rt::spawn(async move {
                         let c = client();
                         while Instant::now() < end {
-                            let (s, v, retry) = call_seeing_retry(
+                            let (s, v, retry) = call(
                                 &c,
                                 addr,
                                 "POST",
@@ -373,7 +361,7 @@ async fn load(addr: SocketAddr, key: String, kind: Load, length: Duration) -> An
                             .await;
                             record(&answers, s, retry);
                             if let Some(id) = v["id"].as_str() {
-                                let (s, _, retry) = call_seeing_retry(
+                                let (s, _, retry) = call(
                                     &c,
                                     addr,
                                     "POST",
