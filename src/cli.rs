@@ -168,6 +168,15 @@ pub struct ServeArgs {
     /// Messages one tenant may have queued before further requests get 503.
     #[arg(long, env = "PERMETRIX_MAILBOX_CAPACITY", default_value_t = 1024)]
     pub mailbox_capacity: usize,
+    /// Requests of one tenant processed at once (through the flush); the rest wait in
+    /// its mailbox. Lower keeps a flooded tenant's neighbours faster, higher lets one
+    /// tenant alone use more of the server.
+    #[arg(long, env = "PERMETRIX_TENANT_CONCURRENCY", default_value_t = permetrix_actors::DEFAULT_TENANT_CONCURRENCY)]
+    pub tenant_concurrency: usize,
+    /// Seconds a client refused for a full mailbox is told to wait (`Retry-After`); a
+    /// retry on the same connection before then is held until then.
+    #[arg(long, env = "PERMETRIX_OVERLOAD_RETRY_AFTER", default_value_t = 1)]
+    pub overload_retry_after: u64,
     /// Open connections per HTTP worker beyond which new ones wait to be accepted (an
     /// idle keep-alive connection costs about 12 KiB).
     #[arg(long, env = "PERMETRIX_MAX_CONNECTIONS", default_value_t = 25_000)]
@@ -221,6 +230,8 @@ impl ServeArgs {
             c.arbiters = a;
         }
         c.mailbox_capacity = self.mailbox_capacity.max(1);
+        c.tenant_concurrency = self.tenant_concurrency.max(1);
+        c.overload_retry_after = Duration::from_secs(self.overload_retry_after.clamp(1, 3600));
         c.cache_bytes = self.cache_mb.max(8) * 1024 * 1024;
         c.sessions.secure = self.secure_cookies;
         c.sessions.client_ip_header = self.client_ip_header.clone();

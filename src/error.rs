@@ -103,7 +103,23 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// Code of the 503 that refuses a request for a full tenant mailbox.
+const TENANT_OVERLOADED: &str = "tenant_overloaded";
+
 impl ApiError {
+    /// The `Retry-After` of a refusal for a full tenant mailbox (`None` for any other
+    /// error).
+    pub fn overload_retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Unavailable {
+                code: TENANT_OVERLOADED,
+                retry_after,
+                ..
+            } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// 400 `invalid_request`.
     pub fn invalid(detail: impl Into<String>) -> Self {
         ApiError::BadRequest {
@@ -249,7 +265,7 @@ impl From<TenantError> for ApiError {
             TenantError::UnknownTenant => ApiError::unknown_tenant(),
             TenantError::Domain(d) => ApiError::Domain(d),
             TenantError::Overloaded { retry_after } => ApiError::Unavailable {
-                code: "tenant_overloaded",
+                code: TENANT_OVERLOADED,
                 detail: format!(
                     "this tenant's request queue is full; retry in {} s",
                     retry_after.as_secs().max(1)

@@ -19,6 +19,7 @@ pub mod load;
 pub mod metrics;
 pub mod ratelimit;
 pub mod request_log;
+pub mod retry_hold;
 pub mod routes;
 pub mod run;
 pub mod secrets;

@@ -98,6 +98,11 @@ impl Metrics {
         self.http.observe(route, method, status, elapsed);
     }
 
+    /// Counts a request held until the `Retry-After` its connection was given.
+    pub fn early_retry_held(&self) {
+        self.http.early_retry_held();
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> prometheus::Result<String> {
         let mut out = Vec::with_capacity(16 * 1024);

@@ -9,7 +9,7 @@ use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context;
-use permetrix_actors::{Clock, Registry, RegistryConfig, SystemClock};
+use permetrix_actors::{Clock, DEFAULT_TENANT_CONCURRENCY, Registry, RegistryConfig, SystemClock};
 use permetrix_storage::records::Lifecycle;
 use permetrix_storage::{Durability, Platform, ResilientStore, SledConfig, Store, TenantId};
 use secrecy::SecretString;
@@ -28,6 +28,7 @@ use crate::input;
 use crate::limits::{self, Limits};
 use crate::metrics::{DEFAULT_MAX_TENANTS, Metrics};
 use crate::request_log::request_log;
+use crate::retry_hold;
 use crate::routes;
 use crate::secrets::ServerSecrets;
 use crate::shutdown::{self, Shutdown};
@@ -56,6 +57,11 @@ pub struct ServeConfig {
     pub arbiters: usize,
     /// Per-tenant mailbox capacity.
     pub mailbox_capacity: usize,
+    /// Requests of one tenant in progress at once (see `RegistryConfig::tenant_concurrency`).
+    pub tenant_concurrency: usize,
+    /// `Retry-After` of a 503 for a full mailbox; a connection that retries sooner has
+    /// its retry held until then (`retry_hold`).
+    pub overload_retry_after: Duration,
     /// sled cache in bytes.
     pub cache_bytes: u64,
     /// Whether the server installs SIGTERM/SIGINT handlers (off in in-process tests).
@@ -101,6 +107,8 @@ impl ServeConfig {
             workers: cores,
             arbiters: cores,
             mailbox_capacity: 1024,
+            tenant_concurrency: DEFAULT_TENANT_CONCURRENCY,
+            overload_retry_after: Duration::from_secs(1),
             cache_bytes: 64 * 1024 * 1024,
             handle_signals: true,
             limits: Limits::default(),
@@ -177,7 +185,8 @@ impl Application {
             RegistryConfig {
                 arbiters: config.arbiters,
                 mailbox_capacity: config.mailbox_capacity,
-                retry_after: Duration::from_secs(1),
+                tenant_concurrency: config.tenant_concurrency,
+                retry_after: config.overload_retry_after,
             },
         );
         metrics.watch_mailboxes(registry.clone());
@@ -239,12 +248,14 @@ impl Application {
                 .app_data(input::payload_config())
                 .app_data(input::path_config())
                 .app_data(input::query_config())
+                .wrap(from_fn(retry_hold::hold_early_retries))
                 .wrap(from_fn(host_context))
                 .wrap(from_fn(limits::enforce))
                 .wrap(from_fn(request_log))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(retry_hold::on_connect)
         .workers(config.workers.max(1))
         .max_connections(config.max_connections.max(1))
         // Existing clients never retry a POST on a closed connection: keep idle

@@ -35,6 +35,7 @@ async fn fixture(seats: u32) -> Fixture {
         RegistryConfig {
             arbiters: 1,
             mailbox_capacity: 64,
+            tenant_concurrency: crate::DEFAULT_TENANT_CONCURRENCY,
             retry_after: Duration::from_secs(1),
         },
     );

@@ -1,20 +1,20 @@
 //! Actor-level tests of storage faults: a failed write is not acknowledged and leaves no
 //! trace in memory; a reopened store makes every actor reload.
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use permetrix_storage::records::{ChargeRecord, MoreRequestRecord, UsageRecord};
 use permetrix_storage::{
-    Durability, Durable, PlatformOp, SledConfig, SledStore, StorageError, Store, Table, TenantId,
-    TenantMutation, TenantRecords, Timestamp,
+    Durability, Durable, DurableGate, PlatformOp, SledConfig, SledStore, StorageError, Store,
+    Table, TenantId, TenantMutation, TenantRecords, Timestamp,
 };
 
 use crate::domain::BorrowRequest;
 use crate::messages::{Borrow, Status};
 use crate::metrics::NoMetrics;
 use crate::test_support::{Pool, add_tenant};
-use crate::{Registry, RegistryConfig, SystemClock, TenantError};
+use crate::{Clock, ManualClock, Registry, RegistryConfig, SystemClock, TenantError};
 
 /// A store whose writes can be made to fail, or to be lost (applied, then never
 /// durable), and whose incarnation can be moved on.
@@ -22,6 +22,9 @@ struct Flaky {
     inner: SledStore,
     fail_writes: AtomicBool,
     lose_writes: AtomicBool,
+    /// Writes are applied, and their durability waits for a gate in `held`.
+    hold_writes: AtomicBool,
+    held: Mutex<Vec<DurableGate>>,
     incarnation: AtomicU64,
 }
 
@@ -45,7 +48,13 @@ impl Store for Flaky {
             // Accepted, then lost with a failed flush: the disk never sees it.
             return Ok(Durable::failed("injected flush failure"));
         }
-        self.inner.append(tenant, m)
+        let durable = self.inner.append(tenant, m)?;
+        if self.hold_writes.load(Ordering::SeqCst) {
+            let (ticket, gate) = Durable::gated();
+            self.held.lock().unwrap().push(gate);
+            return Ok(ticket);
+        }
+        Ok(durable)
     }
     fn charges(&self, t: &TenantId, a: u64, l: usize) -> Result<Vec<ChargeRecord>, StorageError> {
         self.inner.charges(t, a, l)
@@ -107,21 +116,28 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(Arc::new(SystemClock), crate::DEFAULT_TENANT_CONCURRENCY).await
+}
+
+async fn fixture_with(clock: Arc<dyn Clock>, tenant_concurrency: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Flaky {
         inner: SledStore::open(SledConfig::new(dir.path())).unwrap(),
         fail_writes: AtomicBool::new(false),
         lose_writes: AtomicBool::new(false),
+        hold_writes: AtomicBool::new(false),
+        held: Mutex::new(Vec::new()),
         incarnation: AtomicU64::new(0),
     });
     let dyn_store: Arc<dyn Store> = store.clone();
     let registry = Registry::start(
         Arc::clone(&dyn_store),
-        Arc::new(SystemClock),
+        clock,
         Arc::new(NoMetrics),
         RegistryConfig {
             arbiters: 1,
             mailbox_capacity: 16,
+            tenant_concurrency,
             retry_after: Duration::from_secs(1),
         },
     );
@@ -201,4 +217,105 @@ async fn a_reopened_store_makes_the_actor_reload() {
     f.store.incarnation.fetch_add(1, Ordering::SeqCst);
     assert_eq!(borrowed(&f).await, 1);
     f.registry.shutdown();
+}
+
+/// Polls `done` until it holds, yielding to the actors in between (no sleeps).
+async fn until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..100_000 {
+        if done() {
+            return;
+        }
+        actix_rt::task::yield_now().await;
+    }
+    panic!("never happened: {what}");
+}
+
+fn held(f: &Fixture) -> usize {
+    f.store.held.lock().unwrap().len()
+}
+
+fn depth(f: &Fixture) -> usize {
+    f.registry.mailboxes().iter().map(|m| m.depth).sum()
+}
+
+/// Starts a borrow at the fixture's tenant on its own task.
+fn spawn_borrow(
+    f: &Fixture,
+    user: &str,
+) -> actix_rt::task::JoinHandle<Result<crate::domain::Grant, TenantError>> {
+    let (registry, tenant, msg) = (f.registry.clone(), f.tenant.clone(), borrow(user));
+    actix_rt::spawn(async move { registry.send(&tenant, msg).await })
+}
+
+/// With one turn per tenant, a borrow whose write is not durable yet holds acme's turn.
+/// `shared` decides whether another tenant was active within the last second: then the
+/// second borrow waits for the turn outside the actor (the actor answers a fan-out
+/// snapshot sent after it, and the store sees one write); else it goes straight on.
+async fn second_borrow_while_the_first_is_not_durable(shared: bool) {
+    let clock = ManualClock::new(Timestamp::now());
+    let f = fixture_with(Arc::new(clock.clone()), 1).await;
+    let store: Arc<dyn Store> = f.store.clone();
+    let globex = add_tenant(
+        &store,
+        &f.registry,
+        "globex",
+        Timestamp::now(),
+        Pool::commit_only(1),
+    )
+    .await;
+    // acme sends last, then nobody for two seconds: acme is alone...
+    f.registry.send(&f.tenant, Status(None)).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    if shared {
+        // ...until globex sends one.
+        f.registry.send(&globex, Status(None)).await.unwrap();
+    }
+    f.store.hold_writes.store(true, Ordering::SeqCst);
+    let first = spawn_borrow(&f, "a");
+    until("the first write", || held(&f) == 1).await;
+    let second = spawn_borrow(&f, "b");
+    until("the second borrow admitted", || {
+        depth(&f) == 1 || held(&f) == 2
+    })
+    .await;
+    // The snapshot passes through acme's mailbox: a borrow queued there before it has
+    // written by the time it is answered.
+    let snapshot = f
+        .registry
+        .snapshots(std::slice::from_ref(&f.tenant), Duration::from_secs(10))
+        .await;
+    assert!(snapshot[0].1.is_ok(), "{:?}", snapshot[0].1);
+    if shared {
+        assert_eq!(
+            (held(&f), depth(&f)),
+            (1, 1),
+            "the second borrow waits for the turn"
+        );
+        f.store.held.lock().unwrap()[0].open();
+        until("the second write", || held(&f) == 2).await;
+    } else {
+        assert_eq!(
+            (held(&f), depth(&f)),
+            (2, 0),
+            "a tenant alone takes no turns"
+        );
+        f.store.held.lock().unwrap()[0].open();
+    }
+    f.store.held.lock().unwrap()[1].open();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    f.store.hold_writes.store(false, Ordering::SeqCst);
+    assert_eq!(borrowed(&f).await, 2);
+    f.registry.shutdown();
+}
+
+#[actix_rt::test]
+async fn while_other_tenants_are_active_a_tenants_requests_beyond_its_turns_wait_outside_its_actor()
+{
+    second_borrow_while_the_first_is_not_durable(true).await;
+}
+
+#[actix_rt::test]
+async fn a_tenant_alone_is_not_limited_to_its_turns() {
+    second_borrow_while_the_first_is_not_durable(false).await;
 }

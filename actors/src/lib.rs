@@ -42,12 +42,13 @@ pub mod placement;
 pub mod registry;
 pub mod reports;
 mod tenant_actor;
+mod turns;
 mod view;
 mod waiters;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TenantError;
-pub use registry::{MailboxStats, Registry, RegistryConfig};
+pub use registry::{DEFAULT_TENANT_CONCURRENCY, MailboxStats, Registry, RegistryConfig};
 pub use view::TenantView;
 
 #[cfg(test)]

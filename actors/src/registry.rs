@@ -20,6 +20,7 @@ use crate::messages::TenantMessage;
 use crate::metrics::ActorMetrics;
 use crate::placement::ArbiterPool;
 use crate::tenant_actor::{Admitted, TenantActor, TenantShared};
+use crate::turns::Sharing;
 use crate::view::TenantView;
 
 /// Registry settings.
@@ -29,15 +30,27 @@ pub struct RegistryConfig {
     pub arbiters: usize,
     /// Messages one tenant may have queued before further ones get 503.
     pub mailbox_capacity: usize,
+    /// Requests of one tenant in progress at once while other tenants are active, from
+    /// the actor through the flush that makes them durable. The rest wait their turn in
+    /// the mailbox (in order, counted in its depth): a tenant's flood then keeps at most
+    /// this many requests' work in the server's queues, ahead of other tenants'
+    /// requests, instead of its whole mailbox. A tenant alone is not limited (see
+    /// `turns`).
+    pub tenant_concurrency: usize,
     /// `Retry-After` suggested to clients refused for a full mailbox.
     pub retry_after: Duration,
 }
+
+/// Default of [`RegistryConfig::tenant_concurrency`] (BENCHMARKS.md, "Overload": what
+/// it costs one tenant's throughput and what it saves its neighbours' latency).
+pub const DEFAULT_TENANT_CONCURRENCY: usize = 8;
 
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
             arbiters: std::thread::available_parallelism().map_or(1, |n| n.get()),
             mailbox_capacity: 1024,
+            tenant_concurrency: DEFAULT_TENANT_CONCURRENCY,
             retry_after: Duration::from_secs(1),
         }
     }
@@ -74,6 +87,8 @@ struct Inner {
     config: RegistryConfig,
     /// Idle tenants' states read by fan-out (dropped when the tenant activates).
     idle: IdleCache,
+    /// Whether requests take turns now (other tenants active).
+    sharing: Sharing,
 }
 
 /// Handle to every tenant actor of this node. Cheap to clone.
@@ -97,6 +112,7 @@ impl Registry {
             metrics,
             config,
             idle: IdleCache::default(),
+            sharing: Sharing::default(),
         }))
     }
 
@@ -116,25 +132,37 @@ impl Registry {
     }
 
     /// Sends `msg` to the tenant's actor (activating it if needed) and waits for the
-    /// reply. A full mailbox is refused at once with [`TenantError::Overloaded`].
+    /// reply. A full mailbox is refused at once with [`TenantError::Overloaded`]. While
+    /// other tenants are active, an admitted message first waits for one of its
+    /// tenant's turns ([`RegistryConfig::tenant_concurrency`]), held until its write is
+    /// durable.
     pub async fn send<M: TenantMessage>(
         &self,
         tenant: &TenantId,
         msg: M,
     ) -> Result<M::Reply, TenantError> {
-        let request = {
+        // The map's guard must not live across an await: take what the wait needs.
+        let (addr, shared, permit) = {
             let entry = self.activate(tenant)?;
             let permit = self.admit(&entry)?;
-            entry.addr.send(Admitted {
-                msg,
-                permit: Some(permit),
-            })
+            (entry.addr.clone(), Arc::clone(&entry.shared), permit)
         };
-        request
-            .await
-            .map_err(|_| TenantError::Unavailable("its mailbox is closed"))??
-            .settle()
-            .await
+        let me = Arc::as_ptr(&shared) as usize;
+        let takes_turns = self.0.sharing.note(me, self.0.clock.now());
+        let _turn = if takes_turns {
+            let turn = shared.turns.acquire().await;
+            Some(turn.map_err(|_| TenantError::Unavailable("its mailbox is closed"))?)
+        } else {
+            None
+        };
+        addr.send(Admitted {
+            msg,
+            permit: Some(permit),
+        })
+        .await
+        .map_err(|_| TenantError::Unavailable("its mailbox is closed"))??
+        .settle()
+        .await
     }
 
     /// Admits `msg` to the tenant's mailbox (activating it if needed) without waiting
@@ -266,6 +294,7 @@ impl Registry {
                     &state,
                     vendor_id,
                     self.0.config.mailbox_capacity,
+                    self.0.config.tenant_concurrency,
                     self.0.metrics.for_tenant(tenant),
                 ));
                 let actor = TenantActor::new(

@@ -47,6 +47,9 @@ pub(crate) struct TenantShared {
     /// Admission: one permit per queued message. Permits in use = mailbox depth.
     pub(crate) admission: Arc<Semaphore>,
     pub(crate) capacity: usize,
+    /// Requests of this tenant in progress (actor and flush); a request holds a turn
+    /// from its admission until its write is durable. Fair: turns go in arrival order.
+    pub(crate) turns: Semaphore,
     pub(crate) metrics: Arc<dyn TenantMetrics>,
     /// A write of this tenant was not made durable: its memory may be ahead of the
     /// store, so the actor reloads before the next message.
@@ -58,6 +61,7 @@ impl TenantShared {
         state: &TenantState,
         vendor_id: VendorId,
         capacity: usize,
+        concurrency: usize,
         metrics: Arc<dyn TenantMetrics>,
     ) -> Self {
         metrics.levels(state);
@@ -68,6 +72,7 @@ impl TenantShared {
             events: OnceLock::new(),
             admission: Arc::new(Semaphore::new(capacity)),
             capacity,
+            turns: Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS)),
             metrics,
             stale: AtomicBool::new(false),
         }

@@ -51,6 +51,7 @@ fn fixture(capacity: usize) -> Fixture {
         RegistryConfig {
             arbiters: 2,
             mailbox_capacity: capacity,
+            tenant_concurrency: crate::DEFAULT_TENANT_CONCURRENCY,
             retry_after: Duration::from_secs(1),
         },
     );

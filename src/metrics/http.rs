@@ -19,6 +19,8 @@ pub(crate) struct HttpMetrics {
     /// Children resolved once per label set: the vectors' own lookup takes one lock
     /// shared by every request, this map is sharded.
     children: DashMap<(String, &'static str, u16), (IntCounter, Histogram)>,
+    /// `permetrix_early_retries_held_total`.
+    early_retries_held: IntCounter,
 }
 
 /// The method label: the standard methods by name, anything else as `OTHER` (clients
@@ -48,12 +50,23 @@ impl HttpMetrics {
             &[label::ROUTE, label::METHOD],
         )?;
         registry.register(Box::new(requests.clone()))?;
+        let early_retries_held = IntCounter::new(
+            names::EARLY_RETRIES_HELD,
+            "Requests held until the Retry-After their connection was given with a 503.",
+        )?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(early_retries_held.clone()))?;
         Ok(HttpMetrics {
             requests,
             duration,
             children: DashMap::new(),
+            early_retries_held,
         })
+    }
+
+    /// Counts a request held for retrying before its `Retry-After`.
+    pub(crate) fn early_retry_held(&self) {
+        self.early_retries_held.inc();
     }
 
     /// Records one answered request. `route` is the matched pattern (or

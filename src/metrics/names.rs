@@ -29,6 +29,9 @@ pub const MESSAGE_DURATION: &str = "permetrix_tenant_message_duration_seconds";
 pub const ACTOR_RESTARTS: &str = "permetrix_tenant_actor_restarts_total";
 /// Messages refused because the tenant's mailbox was full (answered 503).
 pub const MAILBOX_REJECTIONS: &str = "permetrix_tenant_mailbox_rejections_total";
+/// Requests held until the `Retry-After` their connection was given with a 503
+/// `tenant_overloaded` (the client retried early).
+pub const EARLY_RETRIES_HELD: &str = "permetrix_early_retries_held_total";
 /// Time of one storage flush + fsync.
 pub const FLUSH_DURATION: &str = "permetrix_storage_flush_duration_seconds";
 /// Writes made durable by one flush.

@@ -298,6 +298,17 @@ impl Durable {
         Durable(Inner::Failed(reason.into()))
     }
 
+    /// Test stores only (feature `test-support`): a ticket that stays pending until its
+    /// gate opens, for tests of what waits on durability.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn gated() -> (Self, DurableGate) {
+        let batch = Arc::new(Batch::default());
+        (
+            Durable(Inner::Pending(Arc::clone(&batch))),
+            DurableGate(batch),
+        )
+    }
+
     /// Whether awaiting would return at once.
     pub fn is_done(&self) -> bool {
         matches!(self.0, Inner::Done)
@@ -326,6 +337,18 @@ impl Durable {
                 notified.await;
             }
         }
+    }
+}
+
+/// Opens a ticket made by [`Durable::gated`]: the write it stands for is durable.
+#[cfg(any(test, feature = "test-support"))]
+pub struct DurableGate(Arc<Batch>);
+
+#[cfg(any(test, feature = "test-support"))]
+impl DurableGate {
+    /// Resolves the ticket as durable.
+    pub fn open(&self) {
+        self.0.resolve(Ok(()));
     }
 }
 

@@ -64,6 +64,8 @@ pub mod test_support;
 mod timestamp;
 
 pub use error::StorageError;
+#[cfg(any(test, feature = "test-support"))]
+pub use group_commit::DurableGate;
 pub use group_commit::{Durability, Durable, FlushObserver, FlushReport};
 pub use ids::{BorrowId, IdError, KeyId, PackageId, TenantId, VendorId};
 pub use money::{Money, MoneyError};

@@ -20,6 +20,7 @@ fn start(store: &Arc<dyn Store>) -> Registry {
         RegistryConfig {
             arbiters: 2,
             mailbox_capacity: 64,
+            tenant_concurrency: crate::DEFAULT_TENANT_CONCURRENCY,
             retry_after: Duration::from_secs(1),
         },
     )
