@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo bench --bench overload
 //! PERMETRIX_OVERLOAD_SECS=10 PERMETRIX_OVERLOAD_RATE=4000 cargo bench --bench overload
+//! PERMETRIX_TENANT_CONCURRENCY=4 cargo bench --bench overload   # the server reads its env
 //! ```
 //!
 //! The probe is open-loop: a `GET /licenses/status` of the calm tenant every 5 ms, each
@@ -20,7 +21,8 @@
 //!   machine).
 //! - `overflowing flood` — the same with 256 connections: the hot tenant's mailbox
 //!   overflows, and the client retries every 503 at once instead of waiting for
-//!   `Retry-After` (an abusive client).
+//!   `Retry-After` (an abusive client; the server holds such a retry until its
+//!   `Retry-After`).
 //! - `panic storm` — the hot tenant's actor panics 100 times a second and is restarted
 //!   each time.
 //!
