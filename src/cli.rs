@@ -168,9 +168,9 @@ pub struct ServeArgs {
     /// Messages one tenant may have queued before further requests get 503.
     #[arg(long, env = "PERMETRIX_MAILBOX_CAPACITY", default_value_t = 1024)]
     pub mailbox_capacity: usize,
-    /// Requests of one tenant processed at once (through the flush); the rest wait in
-    /// its mailbox. Lower keeps a flooded tenant's neighbours faster, higher lets one
-    /// tenant alone use more of the server.
+    /// Requests of one tenant processed at once (through the flush) while other tenants
+    /// are active; the rest wait in its mailbox. Lower keeps a flooded tenant's
+    /// neighbours faster, higher lets one busy tenant use more of a shared server.
     #[arg(long, env = "PERMETRIX_TENANT_CONCURRENCY", default_value_t = permetrix_actors::DEFAULT_TENANT_CONCURRENCY)]
     pub tenant_concurrency: usize,
     /// Seconds a client refused for a full mailbox is told to wait (`Retry-After`); a

@@ -5,11 +5,11 @@
 //! Why: a client that ignores `Retry-After` and retries at once turns every refusal
 //! into another request that the same HTTP workers read, route, authenticate and
 //! answer. Under a flood those refusals pile up in the workers' queues ahead of other
-//! tenants' requests (BENCHMARKS.md, "Overload"). A held request costs one parked task
-//! on its connection and no CPU; clients that honour `Retry-After` never meet it. The
-//! state is per connection, so a client is only held for what it was told itself, and
-//! per tenant, so a proxy's connection that carries several tenants' requests holds
-//! only the overloaded tenant's.
+//! tenants' requests (BENCHMARKS.md, "Fair share under a flood"). A held request costs
+//! one parked task on its connection and no CPU; clients that honour `Retry-After`
+//! never meet it. The state is per connection, so a client is only held for what it
+//! was told itself, and per tenant, so a proxy's connection that carries several
+//! tenants' requests holds only the overloaded tenant's.
 use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -58,25 +58,26 @@ pub async fn hold_early_retries(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let tenant = match req.extensions().get::<HostContext>() {
-        Some(HostContext::Tenant(t)) => Some(t.clone()),
-        _ => None,
-    };
-    let (Some(tenant), Some(conn)) = (tenant, req.conn_data::<Shared>().cloned()) else {
+    let Some(conn) = req.conn_data::<Shared>().cloned() else {
         return next.call(req).await;
     };
-    let early = conn.borrow().hold_until(&tenant, Instant::now());
+    let early = match req.extensions().get::<HostContext>() {
+        Some(HostContext::Tenant(t)) => conn.borrow().hold_until(t, Instant::now()),
+        _ => None,
+    };
     if let Some(until) = early {
         if let Some(state) = req.app_data::<web::Data<AppState>>() {
             state.metrics.early_retry_held();
         }
-        tracing::debug!(tenant = %tenant, "holding a retry sent before its Retry-After");
+        tracing::debug!("holding a retry sent before its Retry-After");
         actix_rt::time::sleep_until(until.into()).await;
     }
     let res = next.call(req).await?;
-    if let Some(retry_after) = overload_refusal(&res) {
+    if let Some(retry_after) = overload_refusal(&res)
+        && let Some(HostContext::Tenant(t)) = res.request().extensions().get::<HostContext>()
+    {
         conn.borrow_mut()
-            .refused(tenant, Instant::now() + retry_after);
+            .refused(t.clone(), Instant::now() + retry_after);
     }
     Ok(res)
 }

@@ -41,8 +41,8 @@ pub struct RegistryConfig {
     pub retry_after: Duration,
 }
 
-/// Default of [`RegistryConfig::tenant_concurrency`] (BENCHMARKS.md, "Overload": what
-/// it costs one tenant's throughput and what it saves its neighbours' latency).
+/// Default of [`RegistryConfig::tenant_concurrency`] (BENCHMARKS.md, "Fair share under
+/// a flood": what it costs one tenant's throughput and saves its neighbours' latency).
 pub const DEFAULT_TENANT_CONCURRENCY: usize = 8;
 
 impl Default for RegistryConfig {

@@ -5,7 +5,7 @@
 //! request within [`SHARED_FOR`], every request takes one of its tenant's turns
 //! ([`crate::RegistryConfig::tenant_concurrency`]): a flooded tenant then keeps only that
 //! many requests' work queued in the HTTP workers, the arbiters and the flush, ahead of
-//! its neighbours' requests (BENCHMARKS.md, "Overload").
+//! its neighbours' requests (BENCHMARKS.md, "Fair share under a flood").
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
