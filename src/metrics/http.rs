@@ -49,11 +49,11 @@ impl HttpMetrics {
                 .buckets(BUCKETS.to_vec()),
             &[label::ROUTE, label::METHOD],
         )?;
-        registry.register(Box::new(requests.clone()))?;
         let early_retries_held = IntCounter::new(
             names::EARLY_RETRIES_HELD,
             "Requests held until the Retry-After their connection was given with a 503.",
         )?;
+        registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(early_retries_held.clone()))?;
         Ok(HttpMetrics {

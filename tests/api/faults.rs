@@ -157,56 +157,6 @@ async fn a_full_mailbox_answers_503_with_retry_after_while_other_tenants_are_ser
     app.stop().await;
 }
 
-/// One keep-alive connection spoken by hand, so that several requests provably share it.
-struct RawConn(std::io::BufReader<std::net::TcpStream>);
-
-impl RawConn {
-    fn open(app: &TestApp) -> Self {
-        RawConn(std::io::BufReader::new(
-            std::net::TcpStream::connect(app.addr).unwrap(),
-        ))
-    }
-
-    /// Sends a borrow of ECU at `t` by `user` (the answer is read by [`RawConn::answer`]).
-    fn send_borrow(&mut self, t: &Tenant, user: &str) {
-        use std::io::Write;
-        let body = borrow_body(ECU.id, user).to_string();
-        write!(
-            self.0.get_mut(),
-            "POST /licenses/borrow HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            t.host,
-            t.admin_key,
-            body.len(),
-        )
-        .unwrap();
-    }
-
-    /// Reads one answer: status, `Retry-After` and the JSON body.
-    fn answer(&mut self) -> (u16, Option<String>, Value) {
-        use std::io::{BufRead, Read};
-        let mut line = String::new();
-        self.0.read_line(&mut line).unwrap();
-        let status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let (mut length, mut retry_after) = (0, None);
-        loop {
-            line.clear();
-            self.0.read_line(&mut line).unwrap();
-            let Some((name, value)) = line.trim_end().split_once(": ") else {
-                break;
-            };
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => length = value.parse().unwrap(),
-                "retry-after" => retry_after = Some(value.to_owned()),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
-        self.0.read_exact(&mut body).unwrap();
-        (status, retry_after, serde_json::from_slice(&body).unwrap())
-    }
-}
-
 async fn early_retries_held(app: &TestApp) -> f64 {
     let m = crate::metrics::scrape(app).await;
     crate::metrics::at(&m, "permetrix_early_retries_held_total")
@@ -226,9 +176,14 @@ async fn a_connection_that_retries_before_its_retry_after_is_held_until_then() {
     let queued = actix_rt::spawn(borrow_req(&app, &acme, "queued"));
     until_actor(&app, "acme", "mailbox_depth", 1).await;
 
-    let mut conn = RawConn::open(&app);
+    let mut conn = RawConn::open(app.addr);
     let refused_at = std::time::Instant::now();
-    conn.send_borrow(&acme, "early");
+    conn.post_json(
+        "/licenses/borrow",
+        &acme.host,
+        &acme.admin_key,
+        &borrow_body(ECU.id, "early"),
+    );
     let (status, retry_after, body) = conn.answer();
     assert_eq!(
         (status, body["error"].as_str()),
@@ -237,14 +192,16 @@ async fn a_connection_that_retries_before_its_retry_after_is_held_until_then() {
     assert_eq!(retry_after.as_deref(), Some("3"));
 
     // The same client asks again at once, on the same connection: held, not refused.
-    conn.send_borrow(&acme, "early");
-    for _ in 0..2_000 {
-        if early_retries_held(&app).await == 1.0 {
-            break;
-        }
-        actix_rt::task::yield_now().await;
-    }
-    assert_eq!(early_retries_held(&app).await, 1.0);
+    conn.post_json(
+        "/licenses/borrow",
+        &acme.host,
+        &acme.admin_key,
+        &borrow_body(ECU.id, "early"),
+    );
+    crate::queue::wait_until("the early retry is held", || async {
+        early_retries_held(&app).await == 1.0
+    })
+    .await;
     // Other connections and other tenants are not held.
     let r = borrow_req(&app, &acme, "other-client").await;
     assert_eq!((r.status.as_u16(), r.code()), (503, "tenant_overloaded"));

@@ -1,7 +1,6 @@
 //! The FIFO wait queue over HTTP: a freed seat goes to the head at once, the order is
 //! first come first served, a client that disconnects leaves the queue, and a wait
 //! that runs out answers 409 with the original reason.
-use std::io::Write;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -114,19 +113,13 @@ async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
     let held = app.borrow_ok(&t, "bus", "holder").await;
 
-    let body = waiting_borrow("impatient", 300).to_string();
-    let mut raw = std::net::TcpStream::connect(app.addr).unwrap();
-    write!(
-        raw,
-        "POST /licenses/borrow HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
-        t.host,
-        t.admin_key,
-        body.len(),
-        body
-    )
-    .unwrap();
-    raw.flush().unwrap();
+    let mut raw = RawConn::open(app.addr);
+    raw.post_json(
+        "/licenses/borrow",
+        &t.host,
+        &t.admin_key,
+        &waiting_borrow("impatient", 300),
+    );
     wait_until("the raw client is queued", || async {
         waiting(&app, &t).await == 1
     })
