@@ -1,29 +1,24 @@
-//! HTTP routes, one module per area, mounted per host context.
-mod admin;
-mod auth;
-mod budget;
-mod events;
+//! The JSON API, one module per host context, mounted per host in [`configure`].
+//!
+//! - [`tenant`]: `<tenant>.<base>`, the tenant's build farms, engineers and admins;
+//! - [`vendor`]: `vendor.<base>`, a vendor and its customers;
+//! - [`operator`]: `<base>`, the operator (and `/metrics`);
+//! - shared by several hosts: [`health`] (every host), [`session`] (portal login on the
+//!   tenant and vendor hosts), [`accounts`] (creating vendors, tenants, keys and
+//!   packages) and [`reporting`] (windows, formats and CSV of the reports).
+pub mod accounts;
 mod health;
-mod keys;
-mod ledger;
-mod licenses;
-mod limits;
-mod metrics;
-mod packages;
-mod queue;
+pub mod operator;
 mod reporting;
-mod requests;
-mod signing;
-mod tenant_config;
-mod usage;
-mod users;
-mod vendor;
+mod session;
+pub mod tenant;
+pub mod vendor;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::error::ApiError;
-use crate::host::{HostContext, HostGuard, context_of};
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::http::host::{HostContext, HostGuard, context_of};
+use crate::server::state::AppState;
 
 /// Mounts every route. Health endpoints answer on every host; the rest only on theirs.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -35,40 +30,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/_faults")
             .guard(HostGuard::Tenant)
-            .configure(crate::fault_injection::configure),
+            .configure(crate::ops::fault_injection::configure),
     );
     cfg.service(
         web::scope("")
             .guard(HostGuard::Tenant)
-            .configure(licenses::configure)
-            .configure(tenant_config::configure)
-            .configure(limits::configure)
-            .configure(keys::configure)
-            .configure(budget::configure)
-            .configure(ledger::configure)
-            .configure(usage::configure)
-            .configure(requests::configure)
-            .configure(users::configure)
-            .configure(auth::configure)
-            .configure(events::configure),
+            .configure(tenant::configure),
     )
     .service(
         web::scope("")
             .guard(HostGuard::Vendor)
-            .configure(vendor::configure)
-            .configure(packages::configure_vendor)
-            .configure(ledger::configure_vendor)
-            .configure(usage::configure_vendor)
-            .configure(requests::configure_vendor)
-            .configure(auth::configure),
+            .configure(vendor::configure),
     )
     .service(
         web::scope("")
             .guard(HostGuard::Main)
-            .configure(admin::configure)
-            .configure(crate::supervision::configure)
-            .configure(metrics::configure)
-            .configure(signing::configure),
+            .configure(operator::configure),
     );
 }
 

@@ -1,34 +1,35 @@
-//! permetrix — the binary crate: command line, configuration, the HTTP layer (hosts,
-//! credentials, signatures, routes, errors) and server start-up.
+//! permetrix — the server crate: the `permetrix` binary's command line, the HTTP layer and
+//! server start-up. Tenant state lives in `permetrix-actors`, durable state in
+//! `permetrix-storage`; the client programs (`permetrix load`, `permetrix run`) are the
+//! `permetrix-client` crate.
 //!
 //! The HTTP layer authenticates, resolves the tenant from the `Host` header, sends a
 //! typed message to the tenant's actor through the [`permetrix_actors::Registry`] and
 //! maps the reply to HTTP. It never touches tenant state itself.
-pub mod accounts;
+//!
+//! The rooms, each importing only from those listed before it:
+//!
+//! - [`metrics`]: Prometheus families and collectors.
+//! - [`http`]: the edge. Host routing, input parsing, request limits, rate limiting,
+//!   held retries, the request log, and [`http::error::ApiError`], the one error that
+//!   becomes an HTTP answer.
+//! - [`auth`]: credentials. API keys, portal sessions, passwords, the operator token,
+//!   request signatures, sealed secrets, login throttles. Reads the running server
+//!   through [`auth::AuthContext`], never through the server's state itself.
+//! - [`api`]: the handlers, by host: [`api::tenant`], [`api::vendor`],
+//!   [`api::operator`], and what they share (health, portal sessions, accounts,
+//!   reports).
+//! - [`web`]: the portals' pages and assets.
+//! - [`ops`]: operator tools. Backup and restore, demo data, start-up checks,
+//!   storage-fault handling, supervision figures, fault injection (tests only).
+//! - [`server`]: start-up and configuration, the application state that composes the
+//!   rooms above, shutdown, logging.
+//! - [`cli`]: the command line (`main.rs` only parses it and dispatches).
+pub mod api;
 pub mod auth;
-pub mod backup;
 pub mod cli;
-pub mod demo;
-pub mod error;
-#[cfg(feature = "fault-injection")]
-pub mod fault_injection;
-pub mod host;
-pub mod input;
-pub mod limits;
-pub mod load;
+pub mod http;
 pub mod metrics;
-pub mod ratelimit;
-pub mod request_log;
-pub mod retry_hold;
-pub mod routes;
-pub mod run;
-pub mod secrets;
+pub mod ops;
 pub mod server;
-pub mod shutdown;
-pub mod signature;
-pub mod startup_checks;
-pub mod state;
-pub mod storage_faults;
-pub mod supervision;
-pub mod telemetry;
 pub mod web;

@@ -10,14 +10,56 @@ use std::net::ToSocketAddrs;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
-use crate::cli::RunArgs;
 pub use api::key_reference;
 use api::{Api, CallError, Endpoint};
+
+/// `permetrix run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The tenant's URL (https://acme.permetrix.fly.dev).
+    #[arg(long, env = "PERMETRIX_SERVER")]
+    pub server: String,
+    /// Tool to borrow (product name or id).
+    #[arg(long, env = "PERMETRIX_TOOL")]
+    pub tool: String,
+    /// Who borrows (default: $USER).
+    #[arg(long, env = "PERMETRIX_USER", default_value_t = default_user())]
+    pub user: String,
+    /// Seconds to wait in the queue for a seat (0-300; 0: fail at once).
+    #[arg(long, env = "PERMETRIX_WAIT", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=300))]
+    pub wait: u32,
+    /// Lease length in seconds (30-86400; default: the tenant's setting).
+    #[arg(long, env = "PERMETRIX_LEASE", value_parser = clap::value_parser!(u32).range(30..=86_400))]
+    pub lease: Option<u32>,
+    /// Connect to HOST:PORT instead of the URL's host, keeping the URL's Host header.
+    #[arg(long, env = "PERMETRIX_CONNECT")]
+    pub connect: Option<String>,
+    /// Seconds between progress lines while queued.
+    #[arg(
+        long,
+        env = "PERMETRIX_PROGRESS_SECONDS",
+        default_value_t = 5,
+        hide = true
+    )]
+    pub progress_seconds: u64,
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, last = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+fn default_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "permetrix-run".into())
+}
 
 /// Exit code when no seat was granted (sysexits.h `EX_TEMPFAIL`).
 pub const EXIT_NO_SEAT: u8 = 75;

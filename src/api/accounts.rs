@@ -11,10 +11,10 @@ use permetrix_storage::{Platform, PlatformOp, Table, TenantId, VendorId};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use crate::auth::secrets::random_hex;
 use crate::auth::{api_key, now, password};
-use crate::error::{ApiError, Result};
-use crate::secrets::random_hex;
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::server::state::AppState;
 
 /// Minimum length of an imported signing secret.
 pub const MIN_SIGNING_SECRET: usize = 32;

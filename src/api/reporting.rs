@@ -4,8 +4,8 @@ use actix_web::HttpResponse;
 use permetrix_actors::domain::month_of;
 use permetrix_storage::Timestamp;
 
-use super::vendor::parse_time;
-use crate::error::{ApiError, Result};
+use crate::http::error::{ApiError, Result};
+use crate::http::input::parse_time;
 
 /// Output format of a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

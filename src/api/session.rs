@@ -13,9 +13,9 @@ use serde_json::json;
 use crate::auth::client::client_address;
 use crate::auth::session::{self, Refusal, Session, SessionPrincipal};
 use crate::auth::{Principal, bearer, identify_key, invalid_key, now, wrong_place};
-use crate::error::{ApiError, Result};
-use crate::host::{HostContext, context_of};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::host::{HostContext, context_of};
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/auth/login", web::post().to(login))
@@ -219,7 +219,7 @@ async fn me(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse
                 "kind": "api_key",
                 "tenant_id": tenant.as_str(),
                 "key_id": key_id,
-                "scope": crate::accounts::scope_name(scope),
+                "scope": crate::api::accounts::scope_name(scope),
             })));
         }
         Caller::Key(principal) => {

@@ -85,7 +85,7 @@ pub enum ApiError {
         /// Back-off.
         retry_after: Duration,
     },
-    /// 408, 414 or 431: the request broke a size or time limit (`crate::limits`).
+    /// 408, 414 or 431: the request broke a size or time limit (`crate::http::limits`).
     #[error("{detail}")]
     RequestLimit {
         /// Status.

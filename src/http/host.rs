@@ -3,10 +3,15 @@
 //! Never from `X-Forwarded-Host`, `Forwarded` or `connection_info()`: clients can set
 //! those. The header (or the HTTP/2 authority) is matched against the configured base
 //! domains after stripping the port, folding case and dropping one trailing dot.
-use actix_web::dev::ServiceRequest;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::guard::{Guard, GuardContext};
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, web};
 use permetrix_storage::{IdError, TenantId};
+
+use super::Edge;
+use super::error::ApiError;
 
 /// Which part of the service a request addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,6 +165,27 @@ impl Guard for HostGuard {
                 | (HostGuard::Tenant, Some(HostContext::Tenant(_)))
         )
     }
+}
+
+/// Tags each request with its host context; names that can never be served get 404.
+pub async fn host_context<S: Edge>(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let bases = req
+        .app_data::<web::Data<S>>()
+        .map(|s| s.bases().clone())
+        .unwrap_or_else(|| BaseDomains::new(Vec::new()));
+    // The request log middleware (outermost) has usually tagged it already.
+    let tagged = req.extensions().get::<HostContext>().cloned();
+    if let HostContext::Invalid(why) = tagged.unwrap_or_else(|| tag(&req, &bases)) {
+        let res = actix_web::ResponseError::error_response(&ApiError::NotFound {
+            code: "not_found",
+            detail: why,
+        });
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    next.call(req).await.map(|r| r.map_into_left_body())
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! Parsing request input at the edge: JSON bodies, path and query values, text fields.
+//! Parsing request input at the edge: JSON bodies, path and query values, text fields,
+//! times.
 //! Every failure is a 400 (413 for size) with a sentence that says what to fix.
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
+use permetrix_storage::Timestamp;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// Largest JSON body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -45,12 +47,11 @@ pub fn json_config() -> web::JsonConfig {
                     ApiError::TooLarge { limit }
                 }
                 JsonPayloadError::Deserialize(e) => json_error(&e),
-                JsonPayloadError::Payload(p) => {
-                    crate::limits::body_timeout(&p).unwrap_or_else(|| ApiError::BadRequest {
+                JsonPayloadError::Payload(p) => crate::http::limits::body_timeout(&p)
+                    .unwrap_or_else(|| ApiError::BadRequest {
                         code: "invalid_json",
                         detail: format!("the request body could not be read: {p}"),
-                    })
-                }
+                    }),
                 other => ApiError::BadRequest {
                     code: "invalid_json",
                     detail: format!("the request body could not be read: {other}"),
@@ -110,6 +111,27 @@ pub fn optional_text(
     Ok(Some(value.to_owned()))
 }
 
+/// Parses an RFC 3339 time (or a date, meaning midnight UTC).
+pub fn parse_time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    let Some(v) = v.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .or_else(|_| {
+            time::Date::parse(v, time::macros::format_description!("[year]-[month]-[day]"))
+                .map(|d| d.midnight().assume_utc())
+        })
+        .map_err(|_| {
+            ApiError::invalid(format!(
+                "{field} '{v}' is not a date; use RFC 3339 (2026-12-31T00:00:00Z) or YYYY-MM-DD"
+            ))
+        })?;
+    let ms = parsed.unix_timestamp_nanos() / 1_000_000;
+    Ok(Some(Timestamp::from_millis(
+        i64::try_from(ms).unwrap_or(i64::MAX),
+    )))
+}
+
 /// The raw request body (up to [`MAX_BODY`]), for handlers that parse JSON themselves
 /// because they also need the exact bytes (signature v2 covers them).
 pub struct RawBody(pub web::Bytes);
@@ -126,12 +148,12 @@ impl actix_web::FromRequest for RawBody {
                     Some(actix_web::error::PayloadError::Overflow) => {
                         ApiError::TooLarge { limit: MAX_BODY }
                     }
-                    p => p.and_then(crate::limits::body_timeout).unwrap_or_else(|| {
-                        ApiError::BadRequest {
+                    p => p
+                        .and_then(crate::http::limits::body_timeout)
+                        .unwrap_or_else(|| ApiError::BadRequest {
                             code: "invalid_body",
                             detail: format!("the request body could not be read: {e}"),
-                        }
-                    }),
+                        }),
                 }
             })
         })

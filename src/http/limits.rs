@@ -3,7 +3,7 @@
 //!
 //! The HTTP codec already refuses heads over 128 KiB or with more than 96 headers (431,
 //! connection closed), and waits at most `request_timeout` for a request head
-//! (slowloris); the body is capped at [`crate::input::MAX_BODY`] (413). This module
+//! (slowloris); the body is capped at [`crate::http::input::MAX_BODY`] (413). This module
 //! adds the tighter, JSON-answered limits below, which apply before routing, so no
 //! handler or extractor ever sees an oversized request.
 use std::future::Future;
@@ -21,9 +21,9 @@ use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 use futures_util::Stream;
 
-use crate::error::ApiError;
-use crate::ratelimit::Rate;
-use crate::state::AppState;
+use super::Edge;
+use crate::http::error::ApiError;
+use crate::http::rate_limit::Rate;
 
 /// Size, time and rate limits.
 #[derive(Clone, Debug)]
@@ -116,13 +116,13 @@ pub fn check_head(req: &ServiceRequest, limits: &Limits) -> Result<(), ApiError>
 
 /// Middleware: refuses requests over the size limits and puts a deadline on reading
 /// the body.
-pub async fn enforce(
+pub async fn enforce<S: Edge>(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let limits = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.security.limits.clone())
+        .app_data::<web::Data<S>>()
+        .map(|s| s.limits().clone())
         .unwrap_or_default();
     if let Err(e) = check_head(&req, &limits) {
         let res = actix_web::ResponseError::error_response(&e);

@@ -14,9 +14,9 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use tracing::Instrument;
 
-use crate::host::{self, BaseDomains, HostContext};
+use super::Edge;
+use crate::http::host::{self, BaseDomains, HostContext};
 use crate::metrics::names;
-use crate::state::AppState;
 
 /// The request id header, as read and as echoed.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,16 +50,16 @@ fn host_kind(ctx: &HostContext) -> &'static str {
 }
 
 /// The middleware (wrap with `from_fn`).
-pub async fn request_log(
+pub async fn request_log<S: Edge>(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let id = request_id(req.headers().get(REQUEST_ID));
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let state = req.app_data::<web::Data<S>>().cloned();
     let bases = state
         .as_ref()
-        .map(|s| s.bases.clone())
+        .map(|s| s.bases().clone())
         .unwrap_or_else(|| BaseDomains::new(Vec::new()));
     let ctx = host::tag(&req, &bases);
     let tenant = match &ctx {
@@ -106,7 +106,7 @@ pub async fn request_log(
     );
     if let Some(state) = state {
         state
-            .metrics
+            .metrics()
             .observe_request(route, &method, status, elapsed);
     }
     let mut res = result?;

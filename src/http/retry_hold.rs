@@ -22,9 +22,9 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use permetrix_storage::TenantId;
 
-use crate::error::ApiError;
-use crate::host::HostContext;
-use crate::state::AppState;
+use super::Edge;
+use crate::http::error::ApiError;
+use crate::http::host::HostContext;
 
 /// The last overload refusal sent on one connection.
 #[derive(Debug, Default)]
@@ -54,7 +54,7 @@ pub fn on_connect(_: &dyn Any, ext: &mut Extensions) {
 }
 
 /// Middleware (inside the host tagging): holds early retries, records refusals.
-pub async fn hold_early_retries(
+pub async fn hold_early_retries<S: Edge>(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -66,8 +66,8 @@ pub async fn hold_early_retries(
         _ => None,
     };
     if let Some(until) = early {
-        if let Some(state) = req.app_data::<web::Data<AppState>>() {
-            state.metrics.early_retry_held();
+        if let Some(state) = req.app_data::<web::Data<S>>() {
+            state.metrics().early_retry_held();
         }
         tracing::debug!("holding a retry sent before its Retry-After");
         actix_rt::time::sleep_until(until.into()).await;

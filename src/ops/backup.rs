@@ -24,7 +24,7 @@ use anyhow::{Context, bail};
 use permetrix_storage::snapshot::{self, SnapshotStats, SnapshotWriter};
 use permetrix_storage::{SledConfig, SledStore, Store};
 
-use crate::secrets::KEY_FILE;
+use crate::auth::secrets::KEY_FILE;
 
 /// The control socket's file name inside the data directory.
 pub const CONTROL_SOCKET: &str = "control.sock";

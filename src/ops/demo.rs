@@ -11,10 +11,10 @@ use permetrix_storage::records::{
 use permetrix_storage::{Money, Platform, PlatformOp, Table, TenantId, VendorId};
 use secrecy::SecretString;
 
-use crate::accounts::{self, NewTenant, NewVendor};
+use crate::api::accounts::{self, NewTenant, NewVendor};
 use crate::auth::now;
-use crate::secrets::random_hex;
-use crate::state::AppState;
+use crate::auth::secrets::random_hex;
+use crate::server::state::AppState;
 
 /// `(product id, product name, total, commit, max overage, overage price)`.
 pub const TOOLS: [(&str, &str, u32, u32, u32, i64); 5] = [

@@ -26,8 +26,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Notify;
 
 use crate::auth::TenantAdmin;
-use crate::error::{ApiError, Result};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::server::state::AppState;
 
 /// Stalled tenants and how to release them (one per server).
 #[derive(Clone, Default)]

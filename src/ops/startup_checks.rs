@@ -4,7 +4,7 @@ use std::path::Path;
 use anyhow::bail;
 use permetrix_storage::Platform;
 
-use crate::secrets::KEY_FILE;
+use crate::auth::secrets::KEY_FILE;
 
 /// A store with vendors but no `server.key` beside it would come up with a new key, and
 /// every API key and vendor signing secret would stop working without a word: refuse.

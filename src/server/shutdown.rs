@@ -26,13 +26,13 @@ impl Shutdown {
     }
 }
 
-/// Gives the notice on SIGTERM or SIGINT (the signals actix-web stops on). Must run
-/// inside the server's runtime.
-pub fn notify_on_signals(state: actix_web::web::Data<crate::state::AppState>) {
+/// Gives the notice (calls `begin`, which calls [`Shutdown::begin`]) on SIGTERM or
+/// SIGINT, the signals actix-web stops on. Must run inside the server's runtime.
+pub fn notify_on_signals(begin: impl FnOnce() + 'static) {
     actix_rt::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stop signal received; ending live event streams");
-        state.shutdown.begin();
+        begin();
     });
 }
 

@@ -1,4 +1,5 @@
-//! Shared application state handed to every handler.
+//! Shared application state handed to every handler. It composes the rooms below the
+//! server; the edge and auth read it through their traits ([`Edge`], [`AuthContext`]).
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,13 +10,15 @@ use permetrix_storage::records::Lifecycle;
 use permetrix_storage::{Platform, Timestamp, VendorId};
 use secrecy::SecretSlice;
 
-use crate::auth::OperatorToken;
+use crate::auth::secrets::ServerSecrets;
 use crate::auth::security::SecurityState;
-use crate::host::BaseDomains;
+use crate::auth::signature::NonceCache;
+use crate::auth::{AuthContext, OperatorToken};
+use crate::http::Edge;
+use crate::http::host::BaseDomains;
+use crate::http::limits::Limits;
 use crate::metrics::Metrics;
-use crate::secrets::ServerSecrets;
-use crate::shutdown::Shutdown;
-use crate::signature::NonceCache;
+use crate::server::shutdown::Shutdown;
 
 /// Everything a handler may need.
 pub struct AppState {
@@ -123,5 +126,35 @@ impl AppState {
             keys: Arc::new(keys),
             valid_until,
         }
+    }
+}
+
+impl AuthContext for AppState {
+    fn platform(&self) -> &Platform {
+        &self.platform
+    }
+    fn secrets(&self) -> &ServerSecrets {
+        &self.secrets
+    }
+    fn security(&self) -> &SecurityState {
+        &self.security
+    }
+    fn operator(&self) -> &OperatorToken {
+        &self.operator
+    }
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl Edge for AppState {
+    fn bases(&self) -> &BaseDomains {
+        &self.bases
+    }
+    fn limits(&self) -> &Limits {
+        &self.security.limits
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }

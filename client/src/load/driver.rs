@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actix_web::web::Bytes;
 use anyhow::Context;
 use awc::Client;
 use awc::http::header::{AUTHORIZATION, HOST, HeaderValue};
 use awc::http::{Method, Uri};
+use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
@@ -23,7 +23,7 @@ use super::LoadArgs;
 use super::pace::{OpenPace, Pace, Taken, ticker};
 use super::report::{self, Kind, Recorder, RunInfo, Summary, progress_bar};
 use super::setup::{Credentials, tool_name};
-use crate::signature;
+use crate::signing;
 
 /// The HTTP client of a run: at most `connections` keep-alive connections.
 pub(super) fn client(connections: usize) -> Client {
@@ -161,9 +161,9 @@ impl Plan {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
                 .to_string();
-            let sig = signature::sign(
+            let sig = signing::sign(
                 &self.signing_secret,
-                &signature::v1_string(tool, user, &ts, &t.key),
+                &signing::v1_string(tool, user, &ts, &t.key),
             );
             req = req
                 .insert_header(("X-Signature", sig))

@@ -7,7 +7,7 @@ use awc::http::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::signature;
+use crate::signing;
 
 /// Where and as whom to talk to the broker.
 pub struct Endpoint {
@@ -192,9 +192,9 @@ impl Api {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
             .to_string();
-        let signed = signature::v1_string(tool, user, &ts, &self.endpoint.api_key);
+        let signed = signing::v1_string(tool, user, &ts, &self.endpoint.api_key);
         vec![
-            ("X-Signature", signature::sign(secret.as_bytes(), &signed)),
+            ("X-Signature", signing::sign(secret.as_bytes(), &signed)),
             ("X-Timestamp", ts),
             ("X-Vendor-ID", vendor.clone()),
         ]

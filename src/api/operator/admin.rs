@@ -1,25 +1,24 @@
 //! The operator API on the main host.
 use actix_web::{HttpResponse, web};
-use permetrix_actors::domain::{UsageTotals, rfc3339};
+use permetrix_actors::domain::rfc3339;
+use permetrix_storage::VendorId;
 use permetrix_storage::records::Lifecycle;
-use permetrix_storage::{TenantId, VendorId};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::{self, NewVendor};
+use crate::api::accounts::{self, NewVendor};
 use crate::auth::OperatorAuth;
-use crate::error::{ApiError, Result};
-use crate::input::{optional_text, text};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::{optional_text, text};
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/admin/vendors", web::post().to(create_vendor))
         .route("/api/admin/vendors", web::get().to(list_vendors))
         .route("/api/admin/vendors/{id}", web::delete().to(delete_vendor))
         .route("/api/admin/tenants", web::get().to(list_tenants))
-        .route("/api/admin/tenants/{id}", web::delete().to(delete_tenant))
-        .route("/api/admin/stats", web::get().to(stats));
+        .route("/api/admin/tenants/{id}", web::delete().to(delete_tenant));
 }
 
 #[derive(Deserialize)]
@@ -118,40 +117,4 @@ async fn delete_vendor(
 ) -> Result<HttpResponse> {
     accounts::delete_vendor(&state, &path).await?;
     Ok(HttpResponse::Ok().json(json!({"status": "deleted", "vendor_id": path.into_inner()})))
-}
-
-/// Platform totals, gathered from every live tenant (fan-out with a deadline).
-async fn stats(state: web::Data<AppState>, _: OperatorAuth) -> Result<HttpResponse> {
-    let vendors = state.platform.vendors()?;
-    let tenants: Vec<TenantId> = state
-        .platform
-        .tenants()?
-        .into_iter()
-        .filter(|t| t.lifecycle == Lifecycle::Active)
-        .filter_map(|t| TenantId::parse(&t.tenant_id).ok())
-        .collect();
-    let snapshots = state
-        .registry
-        .snapshots(&tenants, state.fanout_deadline)
-        .await;
-    let mut usage = UsageTotals::default();
-    let mut missing = Vec::new();
-    for (id, snap) in snapshots {
-        match snap {
-            Ok(s) => {
-                usage.borrowed += s.usage.borrowed;
-                usage.total += s.usage.total;
-                usage.overage += s.usage.overage;
-            }
-            Err(_) => missing.push(id.to_string()),
-        }
-    }
-    Ok(HttpResponse::Ok().json(json!({
-        "vendors": vendors.iter().filter(|v| v.lifecycle == Lifecycle::Active).count(),
-        "tenants": tenants.len(),
-        "active_actors": state.registry.active_count(),
-        "usage": usage,
-        "partial": !missing.is_empty(),
-        "missing": missing,
-    })))
 }

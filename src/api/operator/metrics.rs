@@ -1,9 +1,9 @@
 //! `GET /metrics` on the main host: the Prometheus text format.
 use actix_web::{HttpResponse, web};
 
-use crate::error::{ApiError, Result};
+use crate::http::error::{ApiError, Result};
 use crate::metrics::CONTENT_TYPE;
-use crate::state::AppState;
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics));

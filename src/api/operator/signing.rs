@@ -16,12 +16,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::MIN_SIGNING_SECRET;
+use crate::api::accounts::MIN_SIGNING_SECRET;
+use crate::auth::secrets::random_hex;
 use crate::auth::{OperatorAuth, now};
-use crate::error::{ApiError, Result};
-use crate::input::{RawBody, parse_json};
-use crate::secrets::random_hex;
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::{RawBody, parse_json};
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(

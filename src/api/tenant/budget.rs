@@ -10,9 +10,9 @@ use permetrix_storage::Money;
 use serde::Deserialize;
 
 use crate::auth::TenantAdmin;
-use crate::error::{ApiError, Result};
-use crate::input::{nullable, text};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::{nullable, text};
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/config/budget", web::get().to(get_budget))

@@ -6,8 +6,8 @@ use permetrix_storage::records::{SettingsRecord, SignaturePolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::TenantAdmin;
-use crate::error::Result;
-use crate::state::AppState;
+use crate::http::error::Result;
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/config/security", web::get().to(get_security))

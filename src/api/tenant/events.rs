@@ -22,8 +22,8 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::auth::TenantBorrower;
-use crate::error::Result;
-use crate::state::AppState;
+use crate::http::error::Result;
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/events", web::get().to(events));

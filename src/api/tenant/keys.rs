@@ -4,11 +4,11 @@ use permetrix_actors::domain::rfc3339;
 use permetrix_storage::records::Scope;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{self, scope_name};
+use crate::api::accounts::{self, scope_name};
 use crate::auth::{TenantAdmin, now};
-use crate::error::{ApiError, Result};
-use crate::input::text;
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::text;
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/keys", web::get().to(list))
@@ -86,7 +86,7 @@ async fn create(
             )));
         }
     };
-    let expires_at = super::vendor::parse_time("expires_at", body.expires_at.as_deref())?;
+    let expires_at = crate::http::input::parse_time("expires_at", body.expires_at.as_deref())?;
     if expires_at.is_some_and(|e| e <= now(&state)) {
         return Err(ApiError::invalid(
             "expires_at is in the past; give a future time, or omit it for a key that does not expire",

@@ -1,5 +1,6 @@
-//! The overage ledger: the tenant's list and chain check, and the vendor's export of
-//! a customer's ledger with every hash, so that either side can check the chain.
+//! The overage ledger: the tenant's list and chain check. The vendor's export of a
+//! customer's ledger (`api::vendor::ledger`) serves the same list, with every hash, so
+//! that either side can check the chain.
 //!
 //! Each charge's `hash` is SHA-256 over length-prefixed fields (README, "Checking the
 //! ledger"); `prev_hash` is the previous charge's `hash`. The JSON and CSV exports
@@ -12,27 +13,15 @@ use permetrix_storage::TenantId;
 use permetrix_storage::records::ChargeRecord;
 use serde::{Deserialize, Serialize};
 
-use super::reporting::{Format, blocking, cell, csv_response};
-use super::vendor::parse_time;
-use crate::accounts;
-use crate::auth::{TenantBorrower, VendorAuth};
-use crate::error::{ApiError, Result};
-use crate::state::AppState;
+use crate::api::reporting::{Format, blocking, cell, csv_response};
+use crate::auth::TenantBorrower;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::parse_time;
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/overage-charges", web::get().to(tenant_list))
         .route("/overage-charges/verify", web::get().to(tenant_verify));
-}
-
-pub fn configure_vendor(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/api/vendor/customers/{tenant_id}/overage-charges",
-        web::get().to(vendor_export),
-    )
-    .route(
-        "/api/vendor/customers/{tenant_id}/overage-charges/verify",
-        web::get().to(vendor_verify),
-    );
 }
 
 /// Charges per page unless `limit` says otherwise.
@@ -41,7 +30,7 @@ const DEFAULT_LIMIT: usize = 1_000;
 const MAX_LIMIT: usize = 10_000;
 
 #[derive(Deserialize)]
-struct ListQuery {
+pub struct ListQuery {
     tool: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -119,7 +108,7 @@ fn csv_row(c: &ChargeView) -> Vec<String> {
 }
 
 /// Lists the tenant's charges matching `q` (JSON or CSV).
-async fn list(state: &AppState, tenant: TenantId, q: ListQuery) -> Result<HttpResponse> {
+pub async fn list(state: &AppState, tenant: TenantId, q: ListQuery) -> Result<HttpResponse> {
     let format = Format::parse(q.format.as_deref())?;
     let product_id = match q.tool.as_deref().filter(|t| !t.is_empty()) {
         None => None,
@@ -184,19 +173,8 @@ async fn tenant_list(
     list(&state, caller.tenant, query.into_inner()).await
 }
 
-async fn vendor_export(
-    state: web::Data<AppState>,
-    caller: VendorAuth,
-    path: web::Path<String>,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse> {
-    let tenant = accounts::vendor_tenant(&state, &caller.vendor, &path)?;
-    let id = TenantId::parse(&tenant.tenant_id).map_err(ApiError::internal)?;
-    list(&state, id, query.into_inner()).await
-}
-
 #[derive(Deserialize)]
-struct VerifyQuery {
+pub struct VerifyQuery {
     anchor_seq: Option<u64>,
     anchor_hash: Option<String>,
 }
@@ -228,7 +206,7 @@ struct VerifyView {
     problem: Option<String>,
 }
 
-async fn verify(state: &AppState, tenant: TenantId, q: VerifyQuery) -> Result<HttpResponse> {
+pub async fn verify(state: &AppState, tenant: TenantId, q: VerifyQuery) -> Result<HttpResponse> {
     let anchor = anchor(&q)?;
     // The actor's head first: every charge it acknowledged is at or before it, so a
     // borrow racing this check cannot make it fail.
@@ -253,15 +231,4 @@ async fn tenant_verify(
     query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse> {
     verify(&state, caller.tenant, query.into_inner()).await
-}
-
-async fn vendor_verify(
-    state: web::Data<AppState>,
-    caller: VendorAuth,
-    path: web::Path<String>,
-    query: web::Query<VerifyQuery>,
-) -> Result<HttpResponse> {
-    let tenant = accounts::vendor_tenant(&state, &caller.vendor, &path)?;
-    let id = TenantId::parse(&tenant.tenant_id).map_err(ApiError::internal)?;
-    verify(&state, id, query.into_inner()).await
 }

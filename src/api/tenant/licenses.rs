@@ -6,11 +6,11 @@ use permetrix_storage::{BorrowId, TenantId};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::signature::{self, SignatureHeaders, Signed};
 use crate::auth::{AnyTenantCaller, TenantBorrower};
-use crate::error::{ApiError, Result};
-use crate::input::{RawBody, optional_text, parse_json, text};
-use crate::signature::{self, SignatureHeaders, Signed};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::{RawBody, optional_text, parse_json, text};
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/licenses/borrow", web::post().to(borrow))

@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::TenantAdmin;
-use crate::error::{ApiError, Result};
-use crate::input::{optional_text, text};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::{optional_text, text};
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/config/limits", web::get().to(get_limits))

@@ -9,8 +9,8 @@ use permetrix_storage::{BorrowId, TenantId};
 use serde_json::json;
 
 use crate::auth::TenantBorrower;
-use crate::error::{ApiError, Result};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::server::state::AppState;
 
 /// The header that makes a borrow or return safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";

@@ -5,33 +5,28 @@
 use actix_web::{HttpResponse, web};
 use permetrix_actors::domain::{PoolUsage, rfc3339};
 use permetrix_actors::reports;
-use permetrix_storage::records::Lifecycle;
 use permetrix_storage::{Store, TenantId};
 use serde::{Deserialize, Serialize};
 
-use super::reporting::{Format, Window, blocking, cell, csv_response, month_start};
-use crate::auth::{TenantBorrower, VendorAuth};
-use crate::error::Result;
-use crate::state::AppState;
+use crate::api::reporting::{Format, Window, blocking, cell, csv_response, month_start};
+use crate::auth::TenantBorrower;
+use crate::http::error::Result;
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/usage", web::get().to(tenant_usage));
 }
 
-pub fn configure_vendor(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/vendor/usage", web::get().to(vendor_usage));
-}
-
 #[derive(Deserialize)]
-struct UsageQuery {
-    from: Option<String>,
-    to: Option<String>,
-    format: Option<String>,
+pub struct UsageQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub format: Option<String>,
 }
 
 /// One product's figures.
 #[derive(Serialize)]
-struct ProductUsage {
+pub struct ProductUsage {
     product_id: String,
     tool: String,
     #[serde(flatten)]
@@ -40,14 +35,14 @@ struct ProductUsage {
 
 /// One customer's figures.
 #[derive(Serialize)]
-struct CustomerUsage {
-    tenant_id: String,
-    company_name: String,
-    products: Vec<ProductUsage>,
+pub struct CustomerUsage {
+    pub tenant_id: String,
+    pub company_name: String,
+    pub products: Vec<ProductUsage>,
 }
 
 /// Reads the usage of `products` (`(product id, name)`) of one tenant.
-fn tenant_products(
+pub fn tenant_products(
     store: &dyn Store,
     tenant: &TenantId,
     products: Vec<(String, String)>,
@@ -81,7 +76,7 @@ const CSV_HEADER: [&str; 12] = [
     "in_use_at_end",
 ];
 
-fn csv_rows(customers: &[CustomerUsage]) -> Vec<Vec<String>> {
+pub fn csv_rows(customers: &[CustomerUsage]) -> Vec<Vec<String>> {
     let mut rows = vec![CSV_HEADER.iter().map(|h| (*h).to_owned()).collect()];
     for c in customers {
         for p in &c.products {
@@ -105,27 +100,9 @@ fn csv_rows(customers: &[CustomerUsage]) -> Vec<Vec<String>> {
     rows
 }
 
-fn window_of(state: &AppState, q: &UsageQuery) -> Result<Window> {
+pub fn window_of(state: &AppState, q: &UsageQuery) -> Result<Window> {
     let now = state.registry.clock().now();
     Window::parse(q.from.as_deref(), q.to.as_deref(), month_start(now), now)
-}
-
-fn vendor_reply(
-    format: Format,
-    window: Window,
-    customers: Vec<CustomerUsage>,
-    missing: Vec<String>,
-) -> Result<HttpResponse> {
-    match format {
-        Format::Csv => csv_response(csv_rows(&customers)),
-        Format::Json => Ok(HttpResponse::Ok().json(serde_json::json!({
-            "from": rfc3339(window.from),
-            "to": rfc3339(window.to),
-            "customers": customers,
-            "partial": !missing.is_empty(),
-            "missing": missing,
-        }))),
-    }
 }
 
 async fn tenant_usage(
@@ -164,60 +141,4 @@ async fn tenant_usage(
             "products": customer.products,
         }))),
     }
-}
-
-async fn vendor_usage(
-    state: web::Data<AppState>,
-    caller: VendorAuth,
-    query: web::Query<UsageQuery>,
-) -> Result<HttpResponse> {
-    let format = Format::parse(query.format.as_deref())?;
-    let window = window_of(&state, &query)?;
-    let mut customers = Vec::new();
-    for id in state.platform.vendor_tenant_ids(&caller.vendor)? {
-        if let Some(r) = state.platform.tenant(&id)?
-            && r.lifecycle == Lifecycle::Active
-            && r.vendor_id == caller.vendor.as_str()
-        {
-            customers.push((id, r.company_name));
-        }
-    }
-    // Which products each customer has of this vendor: from the live pools (idle
-    // tenants are read from storage, not activated).
-    let ids: Vec<TenantId> = customers.iter().map(|(id, _)| id.clone()).collect();
-    let snapshots = state.registry.snapshots(&ids, state.fanout_deadline).await;
-    let mut missing = Vec::new();
-    let mut wanted = Vec::new();
-    for ((id, company_name), (_, snapshot)) in customers.into_iter().zip(snapshots) {
-        match snapshot {
-            Ok(s) => {
-                let products: Vec<(String, String)> = s
-                    .tools
-                    .iter()
-                    .filter(|t| t.vendor_id == caller.vendor.as_str())
-                    .map(|t| (t.product_id.clone(), t.tool.clone()))
-                    .collect();
-                wanted.push((id, company_name, products));
-            }
-            Err(e) => {
-                tracing::warn!(tenant = %id, error = %e, "tenant missing from usage report");
-                missing.push(id.to_string());
-            }
-        }
-    }
-    let store = state.registry.store().clone();
-    let customers = blocking(move || {
-        wanted
-            .into_iter()
-            .map(|(id, company_name, products)| {
-                Ok(CustomerUsage {
-                    tenant_id: id.to_string(),
-                    company_name,
-                    products: tenant_products(store.as_ref(), &id, products, window)?,
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, permetrix_storage::StorageError>>()
-    })
-    .await?;
-    vendor_reply(format, window, customers, missing)
 }

@@ -6,12 +6,12 @@ use permetrix_storage::{Platform, PlatformOp, StorageError, Table};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::secrets::random_hex;
 use crate::auth::{TenantAdmin, now};
-use crate::error::{ApiError, Result};
-use crate::secrets::random_hex;
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::server::state::AppState;
 
-use super::auth::MAX_PASSWORD;
+use crate::api::session::MAX_PASSWORD;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/users", web::get().to(list))

@@ -2,15 +2,15 @@
 use actix_web::{HttpResponse, web};
 use permetrix_actors::domain::{TenantSnapshot, ToolStatus, UsageTotals, rfc3339};
 use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus};
-use permetrix_storage::{Money, TenantId, Timestamp};
+use permetrix_storage::{Money, TenantId};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{self, NewTenant};
+use crate::api::accounts::{self, NewTenant};
+use crate::auth::secrets::random_hex;
 use crate::auth::{VendorAuth, now};
-use crate::error::{ApiError, Result};
-use crate::input::{optional_text, text};
-use crate::secrets::random_hex;
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::{optional_text, parse_time, text};
+use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/vendor/customers", web::get().to(list_customers))
@@ -204,27 +204,6 @@ fn money(field: &str, v: Option<f64>) -> Result<Money> {
     v.map_or(Ok(Money::ZERO), |x| {
         Money::from_decimal(x).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
     })
-}
-
-/// Parses an RFC 3339 time (or a date, meaning midnight UTC).
-pub fn parse_time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>> {
-    let Some(v) = v.filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    let parsed = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-        .or_else(|_| {
-            time::Date::parse(v, time::macros::format_description!("[year]-[month]-[day]"))
-                .map(|d| d.midnight().assume_utc())
-        })
-        .map_err(|_| {
-            ApiError::invalid(format!(
-                "{field} '{v}' is not a date; use RFC 3339 (2026-12-31T00:00:00Z) or YYYY-MM-DD"
-            ))
-        })?;
-    let ms = parsed.unix_timestamp_nanos() / 1_000_000;
-    Ok(Some(Timestamp::from_millis(
-        i64::try_from(ms).unwrap_or(i64::MAX),
-    )))
 }
 
 async fn provision(

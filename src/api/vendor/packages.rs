@@ -9,14 +9,14 @@ use permetrix_storage::records::{PackageRecord, PackageStatus};
 use permetrix_storage::{Money, TenantId, Timestamp};
 use serde::Deserialize;
 
-use super::vendor::parse_time;
-use crate::accounts;
+use crate::api::accounts;
 use crate::auth::VendorAuth;
-use crate::error::{ApiError, Result};
-use crate::input::{nullable, optional_text};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::parse_time;
+use crate::http::input::{nullable, optional_text};
+use crate::server::state::AppState;
 
-pub fn configure_vendor(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/api/vendor/packages/{package_id}",
         web::patch().to(patch_package),
