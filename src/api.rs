@@ -3,9 +3,9 @@
 //! - [`tenant`]: `<tenant>.<base>`, the tenant's build farms, engineers and admins;
 //! - [`vendor`]: `vendor.<base>`, a vendor and its customers;
 //! - [`operator`]: `<base>`, the operator (and `/metrics`);
-//! - shared by several hosts: [`health`] (every host), [`session`] (portal login on the
+//! - shared by several hosts: `health` (every host), `session` (portal login on the
 //!   tenant and vendor hosts), [`accounts`] (creating vendors, tenants, keys and
-//!   packages) and [`reporting`] (windows, formats and CSV of the reports).
+//!   packages) and `reporting` (windows, formats and CSV of the reports).
 pub mod accounts;
 mod health;
 pub mod operator;
@@ -25,13 +25,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     // The portals' pages and assets (`/`, `/login`, `/assets/*`), before the host scopes.
     crate::web::configure(cfg);
-    // Before the tenant scope below, which answers every path it does not know with 404.
-    #[cfg(feature = "fault-injection")]
-    cfg.service(
-        web::scope("/_faults")
-            .guard(HostGuard::Tenant)
-            .configure(crate::ops::fault_injection::configure),
-    );
     cfg.service(
         web::scope("")
             .guard(HostGuard::Tenant)

@@ -13,6 +13,7 @@ use permetrix_client::run::RunArgs;
 
 use crate::auth::client::CookieSecurity;
 use crate::server::ServeConfig;
+use crate::server::telemetry::LogFormat;
 
 /// permetrix — a multi-tenant floating-license broker.
 #[derive(Debug, Parser)]
@@ -70,15 +71,6 @@ pub enum DurabilityArg {
     Strict,
     /// At once, flushing on an interval; a crash loses up to one interval. Benchmarks only.
     Relaxed,
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// `permetrix serve`.

@@ -7,23 +7,24 @@
 //! typed message to the tenant's actor through the [`permetrix_actors::Registry`] and
 //! maps the reply to HTTP. It never touches tenant state itself.
 //!
-//! The rooms, each importing only from those listed before it:
+//! The rooms, each importing only from the rooms listed before it; the one exception is
+//! the application state ([`server::state::AppState`]), which composes the rooms and is
+//! what handlers take. `scripts/check-module-cycles.py src` finds no import circle.
 //!
-//! - [`metrics`]: Prometheus families and collectors.
+//! - [`metrics`]: Prometheus families and collectors, and the supervision figures.
 //! - [`http`]: the edge. Host routing, input parsing, request limits, rate limiting,
 //!   held retries, the request log, and [`http::error::ApiError`], the one error that
-//!   becomes an HTTP answer.
+//!   becomes an HTTP answer. Reads the state through [`http::Edge`].
 //! - [`auth`]: credentials. API keys, portal sessions, passwords, the operator token,
-//!   request signatures, sealed secrets, login throttles. Reads the running server
-//!   through [`auth::AuthContext`], never through the server's state itself.
-//! - [`api`]: the handlers, by host: [`api::tenant`], [`api::vendor`],
-//!   [`api::operator`], and what they share (health, portal sessions, accounts,
-//!   reports).
+//!   request signatures, sealed secrets, login throttles. Reads the state through
+//!   [`auth::AuthContext`].
 //! - [`web`]: the portals' pages and assets.
+//! - [`api`]: the JSON API by host: [`api::tenant`], [`api::vendor`],
+//!   [`api::operator`], and what they share (health, portal login, accounts, reports).
 //! - [`ops`]: operator tools. Backup and restore, demo data, start-up checks,
-//!   storage-fault handling, supervision figures, fault injection (tests only).
-//! - [`server`]: start-up and configuration, the application state that composes the
-//!   rooms above, shutdown, logging.
+//!   storage-fault handling, fault injection (test builds only).
+//! - [`server`]: configuration and start-up, the application state, shutdown, logging,
+//!   the panic hook.
 //! - [`cli`]: the command line (`main.rs` only parses it and dispatches).
 pub mod api;
 pub mod auth;

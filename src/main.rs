@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use permetrix::cli::{BackupArgs, Cli, Command, RestoreArgs, ServeArgs};
 use permetrix::server::Application;
+use permetrix::server::telemetry::LogFormat;
 use secrecy::ExposeSecret;
 
 #[global_allocator]
@@ -25,11 +26,11 @@ fn main() -> ExitCode {
             actix_rt::System::new().block_on(serve(args))
         }
         Command::Backup(args) => {
-            _log = permetrix::server::telemetry::init(permetrix::cli::LogFormat::Text);
+            _log = permetrix::server::telemetry::init(LogFormat::Text);
             backup(&args)
         }
         Command::Restore(args) => {
-            _log = permetrix::server::telemetry::init(permetrix::cli::LogFormat::Text);
+            _log = permetrix::server::telemetry::init(LogFormat::Text);
             restore(&args)
         }
         Command::Load(args) => permetrix_client::load::main(args),

@@ -1,11 +1,9 @@
 //! Operator tools: backups ([`backup`]), demo data ([`demo`]), what start-up checks
 //! beyond the store ([`startup_checks`]), surviving storage faults
-//! ([`storage_faults`]), the supervision figures behind `GET /api/admin/actors`
-//! ([`supervision`]), and, in test builds, fault injection.
+//! ([`storage_faults`]), and, in test builds, fault injection.
 pub mod backup;
 pub mod demo;
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection;
 pub mod startup_checks;
 pub mod storage_faults;
-pub mod supervision;

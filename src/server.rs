@@ -32,10 +32,10 @@ use crate::http::input;
 use crate::http::limits::{self, Limits};
 use crate::http::request_log::request_log;
 use crate::http::retry_hold;
+use crate::metrics::supervision::SupervisionStats;
 use crate::metrics::{DEFAULT_MAX_TENANTS, Metrics};
 use crate::ops::backup::ControlSocket;
 use crate::ops::demo::{self, DemoCredentials};
-use crate::ops::supervision::SupervisionStats;
 use shutdown::Shutdown;
 use state::{AppState, SigningKeyCache};
 
@@ -250,7 +250,9 @@ impl Application {
                 .app_data(auth_state.clone())
                 .app_data(supervision.clone());
             #[cfg(feature = "fault-injection")]
-            let app = app.app_data(faults.clone());
+            let app = app
+                .app_data(faults.clone())
+                .configure(crate::ops::fault_injection::mount);
             app.app_data(input::json_config())
                 .app_data(input::payload_config())
                 .app_data(input::path_config())

@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 
 use crate::auth::TenantAdmin;
 use crate::http::error::{ApiError, Result};
+use crate::http::host::HostGuard;
 use crate::server::state::AppState;
 
 /// Stalled tenants and how to release them (one per server).
@@ -35,9 +36,19 @@ pub struct Faults {
     stalls: Arc<DashMap<TenantId, Arc<Notify>>>,
 }
 
-/// Mounts the routes inside the `/_faults` scope; a [`Faults`] must be registered as
-/// app data of the server.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Mounts `/_faults/*` on tenant hosts; a [`Faults`] must be registered as app data of
+/// the server. Must come before the API's tenant scope, which answers every path it does
+/// not know with 404.
+pub fn mount(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/_faults")
+            .guard(HostGuard::Tenant)
+            .configure(configure),
+    );
+}
+
+/// The routes inside the `/_faults` scope.
+fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/panic", web::post().to(panic_actor))
         .route("/stall", web::post().to(stall))
         .route("/release", web::post().to(release));

@@ -15,7 +15,14 @@ use std::io::BufWriter;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Lines that may wait for the writer thread before loggers are held up.
 pub const BUFFERED_LINES: usize = 16_384;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::auth::OperatorAuth;
 use crate::http::error::Result;
-use crate::ops::supervision::SupervisionStats;
+use crate::metrics::supervision::SupervisionStats;
 use crate::server::state::AppState;
 
 /// Mounts `GET /api/admin/stats` and `GET /api/admin/actors` (main host, operator token).
