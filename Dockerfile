@@ -6,8 +6,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY actors/Cargo.toml actors/Cargo.toml
 COPY storage/Cargo.toml storage/Cargo.toml
-RUN mkdir -p src actors/src storage/src benches tests/api \
- && echo 'fn main() {}' > src/main.rs && touch src/lib.rs actors/src/lib.rs storage/src/lib.rs \
+COPY client/Cargo.toml client/Cargo.toml
+RUN mkdir -p src actors/src storage/src client/src benches tests/api \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs actors/src/lib.rs storage/src/lib.rs client/src/lib.rs \
  && cargo fetch --locked
 COPY . .
 RUN cargo build --release --locked --bin permetrix

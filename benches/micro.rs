@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use permetrix::auth::api_key;
-use permetrix::secrets::ServerSecrets;
+use permetrix::auth::secrets::ServerSecrets;
 use permetrix_actors::domain::{BorrowRequest, ProvisionRequest, TenantState};
 use permetrix_storage::records::{LeaseRecord, PackageRecord};
 use permetrix_storage::test_records;

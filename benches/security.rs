@@ -13,11 +13,12 @@ use std::time::Duration;
 use actix_web::HttpMessage;
 use actix_web::test::TestRequest;
 use criterion::{Criterion, criterion_group, criterion_main};
+use permetrix::auth::signature::{self, NonceCache, SignatureHeaders, Signed};
 use permetrix::auth::{identify_key, session};
-use permetrix::host::{BaseDomains, HostContext};
-use permetrix::ratelimit::{KeyedLimiter, Rate};
+use permetrix::http::host::{BaseDomains, HostContext};
+use permetrix::http::rate_limit::{KeyedLimiter, Rate};
 use permetrix::server::{Application, ServeConfig};
-use permetrix::signature::{self, NonceCache, SignatureHeaders, Signed};
+use permetrix_client::signing;
 use permetrix_storage::records::{SessionSubject, SignaturePolicy};
 use permetrix_storage::{TenantId, Timestamp};
 use secrecy::SecretSlice;
@@ -36,9 +37,9 @@ fn edge(c: &mut Criterion) {
     let acme = TenantId::parse("acme").unwrap();
     let (key, token) = system.block_on(async {
         let vendor = permetrix_storage::VendorId::parse("vector").unwrap();
-        permetrix::accounts::create_vendor(
+        permetrix::api::accounts::create_vendor(
             &state,
-            permetrix::accounts::NewVendor {
+            permetrix::api::accounts::NewVendor {
                 vendor_id: vendor.clone(),
                 vendor_name: "V".into(),
                 contact_email: None,
@@ -48,10 +49,10 @@ fn edge(c: &mut Criterion) {
         )
         .await
         .unwrap();
-        let created = permetrix::accounts::create_tenant(
+        let created = permetrix::api::accounts::create_tenant(
             &state,
             &vendor,
-            permetrix::accounts::NewTenant {
+            permetrix::api::accounts::NewTenant {
                 tenant_id: acme.clone(),
                 company_name: "ACME".into(),
                 domain: None,
@@ -139,9 +140,9 @@ fn signatures(c: &mut Criterion) {
         api_key: "pmx_t_acme_k1_s3cr3t",
     };
     let now = 1_795_749_205;
-    let v1 = signature::sign(
+    let v1 = signing::sign(
         &secret,
-        &signature::v1_string(signed.tool, signed.user, "1795749205", signed.api_key),
+        &signing::v1_string(signed.tool, signed.user, "1795749205", signed.api_key),
     );
     let nonces = NonceCache::new(10_000_000);
     let mut g = c.benchmark_group("signature");
@@ -170,7 +171,7 @@ fn signatures(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let nonce = format!("n{}", counter.fetch_add(1, Ordering::Relaxed));
-                let s = signature::v2_string(
+                let s = signing::v2_string(
                     "POST",
                     "/licenses/borrow",
                     "1795749205",
@@ -178,7 +179,7 @@ fn signatures(c: &mut Criterion) {
                     body,
                     signed.api_key,
                 );
-                (nonce, signature::sign(&secret, &s))
+                (nonce, signing::sign(&secret, &s))
             },
             |(nonce, sig)| {
                 let h = SignatureHeaders {

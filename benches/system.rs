@@ -10,9 +10,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use permetrix::accounts::{self, NewTenant, NewVendor};
+use permetrix::api::accounts::{self, NewTenant, NewVendor};
+use permetrix::server::state::AppState;
 use permetrix::server::{Application, ServeConfig};
-use permetrix::state::AppState;
 use permetrix_actors::domain::BorrowRequest;
 use permetrix_actors::messages::{Borrow, Return, Status};
 use permetrix_storage::records::{LeaseRecord, PackageRecord};

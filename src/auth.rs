@@ -10,8 +10,10 @@ mod extract;
 pub mod key_usage;
 mod operator;
 pub mod password;
+pub mod secrets;
 pub mod security;
 pub mod session;
+pub mod signature;
 pub mod throttle;
 
 pub use extract::{
@@ -20,13 +22,51 @@ pub use extract::{
 };
 pub use operator::{OperatorToken, TokenSetup};
 
+use actix_web::web;
+use permetrix_actors::Registry;
 use permetrix_storage::records::{Lifecycle, Scope};
-use permetrix_storage::{TenantId, Timestamp, VendorId};
+use permetrix_storage::{Platform, TenantId, Timestamp, VendorId};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::error::ApiError;
 use api_key::Token;
+use secrets::ServerSecrets;
+use security::SecurityState;
+
+/// What authentication reads from the running server. The server's application state
+/// implements it, so that this room never names that state (which holds its types);
+/// the extractors find it as `web::Data<dyn AuthContext>`.
+pub trait AuthContext: Send + Sync + 'static {
+    /// Platform records: keys, vendors, users, sessions.
+    fn platform(&self) -> &Platform;
+    /// Key digests and sealed secrets.
+    fn secrets(&self) -> &ServerSecrets;
+    /// Session settings, throttles, key usage and argon2 slots.
+    fn security(&self) -> &SecurityState;
+    /// The operator token.
+    fn operator(&self) -> &OperatorToken;
+    /// Tenant actors (whether a tenant exists) and their clock.
+    fn registry(&self) -> &Registry;
+}
+
+/// Handlers pass their `web::Data` as it is.
+impl<T: AuthContext + ?Sized> AuthContext for web::Data<T> {
+    fn platform(&self) -> &Platform {
+        (**self).platform()
+    }
+    fn secrets(&self) -> &ServerSecrets {
+        (**self).secrets()
+    }
+    fn security(&self) -> &SecurityState {
+        (**self).security()
+    }
+    fn operator(&self) -> &OperatorToken {
+        (**self).operator()
+    }
+    fn registry(&self) -> &Registry {
+        (**self).registry()
+    }
+}
 
 /// A verified caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +93,7 @@ pub fn invalid_key() -> ApiError {
 
 /// Verifies a tenant or vendor key without blocking (a keyed SHA-256 and one store
 /// read). `None` means the token has no key format: it can only be the operator token.
-pub fn identify_key(state: &AppState, token: &str) -> Option<Result<Principal, ApiError>> {
+pub fn identify_key(state: &impl AuthContext, token: &str) -> Option<Result<Principal, ApiError>> {
     match api_key::parse(token)? {
         Token::Tenant {
             tenant,
@@ -65,17 +105,17 @@ pub fn identify_key(state: &AppState, token: &str) -> Option<Result<Principal, A
 }
 
 fn verify_tenant_key(
-    state: &AppState,
+    state: &impl AuthContext,
     tenant: &str,
     key_id: &str,
     secret: &str,
 ) -> Result<Principal, ApiError> {
     let tenant = TenantId::parse(tenant).map_err(|_| invalid_key())?;
     let record = state
-        .platform
+        .platform()
         .api_key(&tenant, key_id)?
         .ok_or_else(invalid_key)?;
-    let digest = state.secrets.key_digest(secret);
+    let digest = state.secrets().key_digest(secret);
     if !bool::from(record.digest.ct_eq(&digest)) {
         return Err(invalid_key());
     }
@@ -86,17 +126,17 @@ fn verify_tenant_key(
     }
     if record
         .expires_at
-        .is_some_and(|at| state.registry.clock().now() >= at)
+        .is_some_and(|at| state.registry().clock().now() >= at)
     {
         return Err(ApiError::unauthorized(
             "this API key has expired; create a new one",
         ));
     }
-    state.security.key_usage.touch(
+    state.security().key_usage.touch(
         &record.digest,
         &tenant,
         &record.key_id,
-        state.registry.clock().now(),
+        state.registry().clock().now(),
     );
     Ok(Principal::Tenant {
         tenant,
@@ -105,10 +145,14 @@ fn verify_tenant_key(
     })
 }
 
-fn verify_vendor_key(state: &AppState, vendor: &str, secret: &str) -> Result<Principal, ApiError> {
+fn verify_vendor_key(
+    state: &impl AuthContext,
+    vendor: &str,
+    secret: &str,
+) -> Result<Principal, ApiError> {
     let vendor = VendorId::parse(vendor).map_err(|_| invalid_key())?;
-    let record = state.platform.vendor(&vendor)?.ok_or_else(invalid_key)?;
-    let digest = state.secrets.key_digest(secret);
+    let record = state.platform().vendor(&vendor)?.ok_or_else(invalid_key)?;
+    let digest = state.secrets().key_digest(secret);
     if !bool::from(record.api_key_digest.ct_eq(&digest)) || record.lifecycle != Lifecycle::Active {
         return Err(invalid_key());
     }
@@ -116,6 +160,6 @@ fn verify_vendor_key(state: &AppState, vendor: &str, secret: &str) -> Result<Pri
 }
 
 /// The current time, for records.
-pub fn now(state: &AppState) -> Timestamp {
-    state.registry.clock().now()
+pub fn now(state: &impl AuthContext) -> Timestamp {
+    state.registry().clock().now()
 }

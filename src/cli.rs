@@ -1,4 +1,5 @@
 //! The command line: one clap-derive struct per command; doc comments are the help.
+//! The client programs' arguments (`run`, `load`) are the client crate's.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,9 +8,12 @@ use actix_web::http::header::HeaderName;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use permetrix_storage::Durability;
 
-use crate::auth::client::CookieSecurity;
+use permetrix_client::load::LoadArgs;
+use permetrix_client::run::RunArgs;
 
+use crate::auth::client::CookieSecurity;
 use crate::server::ServeConfig;
+use crate::server::telemetry::LogFormat;
 
 /// permetrix — a multi-tenant floating-license broker.
 #[derive(Debug, Parser)]
@@ -34,49 +38,7 @@ pub enum Command {
     /// Restore a snapshot into a new, empty data directory.
     Restore(RestoreArgs),
     /// Drive borrow/return load (or a `/health` baseline) against a running server.
-    Load(crate::load::LoadArgs),
-}
-
-/// `permetrix run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The tenant's URL (https://acme.permetrix.fly.dev).
-    #[arg(long, env = "PERMETRIX_SERVER")]
-    pub server: String,
-    /// Tool to borrow (product name or id).
-    #[arg(long, env = "PERMETRIX_TOOL")]
-    pub tool: String,
-    /// Who borrows (default: $USER).
-    #[arg(long, env = "PERMETRIX_USER", default_value_t = default_user())]
-    pub user: String,
-    /// Seconds to wait in the queue for a seat (0-300; 0: fail at once).
-    #[arg(long, env = "PERMETRIX_WAIT", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=300))]
-    pub wait: u32,
-    /// Lease length in seconds (30-86400; default: the tenant's setting).
-    #[arg(long, env = "PERMETRIX_LEASE", value_parser = clap::value_parser!(u32).range(30..=86_400))]
-    pub lease: Option<u32>,
-    /// Connect to HOST:PORT instead of the URL's host, keeping the URL's Host header.
-    #[arg(long, env = "PERMETRIX_CONNECT")]
-    pub connect: Option<String>,
-    /// Seconds between progress lines while queued.
-    #[arg(
-        long,
-        env = "PERMETRIX_PROGRESS_SECONDS",
-        default_value_t = 5,
-        hide = true
-    )]
-    pub progress_seconds: u64,
-    /// The command and its arguments (after `--`).
-    #[arg(required = true, last = true, num_args = 1..)]
-    pub command: Vec<String>,
-}
-
-fn default_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "permetrix-run".into())
+    Load(LoadArgs),
 }
 
 /// `permetrix backup`.
@@ -109,15 +71,6 @@ pub enum DurabilityArg {
     Strict,
     /// At once, flushing on an interval; a crash loses up to one interval. Benchmarks only.
     Relaxed,
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// `permetrix serve`.

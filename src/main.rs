@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use permetrix::cli::{BackupArgs, Cli, Command, RestoreArgs, ServeArgs};
 use permetrix::server::Application;
+use permetrix::server::telemetry::LogFormat;
 use secrecy::ExposeSecret;
 
 #[global_allocator]
@@ -16,23 +17,23 @@ fn main() -> ExitCode {
     let _log;
     let result = match cli.command {
         Command::Run(args) => {
-            let code = actix_rt::System::new().block_on(permetrix::run::run(args));
+            let code = actix_rt::System::new().block_on(permetrix_client::run::run(args));
             return ExitCode::from(code);
         }
         Command::Serve(args) => {
-            _log = permetrix::telemetry::init(args.log_format);
-            permetrix::supervision::install_panic_hook();
+            _log = permetrix::server::telemetry::init(args.log_format);
+            permetrix::server::panic_hook::install_panic_hook();
             actix_rt::System::new().block_on(serve(args))
         }
         Command::Backup(args) => {
-            _log = permetrix::telemetry::init(permetrix::cli::LogFormat::Text);
+            _log = permetrix::server::telemetry::init(LogFormat::Text);
             backup(&args)
         }
         Command::Restore(args) => {
-            _log = permetrix::telemetry::init(permetrix::cli::LogFormat::Text);
+            _log = permetrix::server::telemetry::init(LogFormat::Text);
             restore(&args)
         }
-        Command::Load(args) => permetrix::load::main(args),
+        Command::Load(args) => permetrix_client::load::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,7 +70,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn backup(args: &BackupArgs) -> anyhow::Result<()> {
-    let (stats, source) = permetrix::backup::backup(&args.data_dir, &args.out)?;
+    let (stats, source) = permetrix::ops::backup::backup(&args.data_dir, &args.out)?;
     println!(
         "backup of {source} in {} written to {}: {} entries, {} file(s), {} bytes",
         args.data_dir.display(),
@@ -82,7 +83,7 @@ fn backup(args: &BackupArgs) -> anyhow::Result<()> {
 }
 
 fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
-    let stats = permetrix::backup::restore(&args.from, &args.data_dir)?;
+    let stats = permetrix::ops::backup::restore(&args.from, &args.data_dir)?;
     println!(
         "restored {} into {}: {} entries, {} file(s)",
         args.from.display(),

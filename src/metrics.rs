@@ -17,6 +17,7 @@ mod families;
 mod http;
 pub mod names;
 mod storage;
+pub mod supervision;
 mod tenant;
 
 use std::sync::{Arc, OnceLock};

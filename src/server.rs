@@ -1,40 +1,43 @@
-//! Building and running the server.
+//! Building and running the server: configuration ([`ServeConfig`]), start-up
+//! ([`Application::build`]), and the application state ([`state::AppState`]) that
+//! composes the other rooms. Also the process-wide setup that `permetrix serve` does
+//! before that: logging ([`telemetry`]) and the panic hook ([`panic_hook`]).
+pub mod panic_hook;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpMessage, HttpServer, web};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use permetrix_actors::{Clock, DEFAULT_TENANT_CONCURRENCY, Registry, RegistryConfig, SystemClock};
 use permetrix_storage::records::Lifecycle;
 use permetrix_storage::{Durability, Platform, ResilientStore, SledConfig, Store, TenantId};
 use secrecy::SecretString;
 
-use crate::accounts::FANOUT_DEADLINE;
-use crate::auth::OperatorToken;
-use crate::auth::TokenSetup;
-use crate::auth::key_usage;
+use crate::api::{self, accounts::FANOUT_DEADLINE};
+use crate::auth::secrets::ServerSecrets;
 use crate::auth::security::SecurityState;
 use crate::auth::session::{self, SessionConfig};
-use crate::backup::ControlSocket;
-use crate::demo::{self, DemoCredentials};
-use crate::error::ApiError;
-use crate::host::{self, BaseDomains, HostContext};
-use crate::input;
-use crate::limits::{self, Limits};
+use crate::auth::signature::{self, NonceCache};
+use crate::auth::{AuthContext, OperatorToken, TokenSetup, key_usage};
+use crate::http::host::{BaseDomains, host_context};
+use crate::http::input;
+use crate::http::limits::{self, Limits};
+use crate::http::request_log::request_log;
+use crate::http::retry_hold;
+use crate::metrics::supervision::SupervisionStats;
 use crate::metrics::{DEFAULT_MAX_TENANTS, Metrics};
-use crate::request_log::request_log;
-use crate::retry_hold;
-use crate::routes;
-use crate::secrets::ServerSecrets;
-use crate::shutdown::{self, Shutdown};
-use crate::signature::{self, NonceCache};
-use crate::state::{AppState, SigningKeyCache};
-use crate::supervision::SupervisionStats;
+use crate::ops::backup::ControlSocket;
+use crate::ops::demo::{self, DemoCredentials};
+use shutdown::Shutdown;
+use state::{AppState, SigningKeyCache};
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -152,7 +155,7 @@ impl Application {
         let metrics =
             Arc::new(Metrics::new(config.metrics_max_tenants).context("setting up metrics")?);
         // Write errors (a full disk, a file-size limit) must reach the store as errors.
-        crate::storage_faults::survive_file_size_limit()
+        crate::ops::storage_faults::survive_file_size_limit()
             .context("installing the SIGXFSZ handler")?;
         let opening = Instant::now();
         // Crash recovery (sled replaying its log) happens inside `open`: nothing is
@@ -171,7 +174,7 @@ impl Application {
             "store opened and recovered"
         );
         let platform = Platform::new(Arc::clone(&store));
-        crate::startup_checks::require_key_for_existing_data(&config.data_dir, &platform)?;
+        crate::ops::startup_checks::require_key_for_existing_data(&config.data_dir, &platform)?;
         let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
         let supervision = web::Data::new(SupervisionStats::new(metrics.actor_hooks()));
         let clock: Arc<dyn Clock> = match &config.clock {
@@ -228,7 +231,7 @@ impl Application {
             }
         };
         #[cfg(feature = "fault-injection")]
-        let faults = web::Data::new(crate::fault_injection::Faults::default());
+        let faults = web::Data::new(crate::ops::fault_injection::Faults::default());
 
         let listener = TcpListener::bind(config.bind).with_context(|| {
             format!(
@@ -238,22 +241,28 @@ impl Application {
         })?;
         let addr = listener.local_addr()?;
         let app_state = state.clone();
+        // The same state, as the extractors of `auth` find it.
+        let auth_state: web::Data<dyn AuthContext> =
+            web::Data::from(state.clone().into_inner() as Arc<dyn AuthContext>);
         let mut server = HttpServer::new(move || {
             let app = App::new()
                 .app_data(app_state.clone())
+                .app_data(auth_state.clone())
                 .app_data(supervision.clone());
             #[cfg(feature = "fault-injection")]
-            let app = app.app_data(faults.clone());
+            let app = app
+                .app_data(faults.clone())
+                .configure(crate::ops::fault_injection::mount);
             app.app_data(input::json_config())
                 .app_data(input::payload_config())
                 .app_data(input::path_config())
                 .app_data(input::query_config())
-                .wrap(from_fn(retry_hold::hold_early_retries))
-                .wrap(from_fn(host_context))
-                .wrap(from_fn(limits::enforce))
-                .wrap(from_fn(request_log))
-                .configure(routes::configure)
-                .default_service(web::to(routes::not_found))
+                .wrap(from_fn(retry_hold::hold_early_retries::<AppState>))
+                .wrap(from_fn(host_context::<AppState>))
+                .wrap(from_fn(limits::enforce::<AppState>))
+                .wrap(from_fn(request_log::<AppState>))
+                .configure(api::configure)
+                .default_service(web::to(api::not_found))
         })
         .on_connect(retry_hold::on_connect)
         .workers(config.workers.max(1))
@@ -283,7 +292,8 @@ impl Application {
         spawn_security_upkeep(state.clone());
         warm_fanout_cache(&state);
         if config.handle_signals {
-            shutdown::notify_on_signals(state.clone());
+            let state = state.clone();
+            shutdown::notify_on_signals(move || state.shutdown.begin());
         }
         Ok(Application {
             addr,
@@ -388,25 +398,4 @@ fn warm_fanout_cache(state: &AppState) {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot list tenants to warm the fan-out cache"),
     }
-}
-
-/// Tags each request with its host context; names that can never be served get 404.
-async fn host_context(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let bases = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.bases.clone())
-        .unwrap_or_else(|| BaseDomains::new(Vec::new()));
-    // The request log middleware (outermost) has usually tagged it already.
-    let tagged = req.extensions().get::<HostContext>().cloned();
-    if let HostContext::Invalid(why) = tagged.unwrap_or_else(|| host::tag(&req, &bases)) {
-        let res = actix_web::ResponseError::error_response(&ApiError::NotFound {
-            code: "not_found",
-            detail: why,
-        });
-        return Ok(req.into_response(res).map_into_right_body());
-    }
-    next.call(req).await.map(|r| r.map_into_left_body())
 }

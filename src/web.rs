@@ -16,7 +16,7 @@ mod template;
 use actix_web::web;
 
 /// Mounts the page and asset routes. Must come before the host scopes in
-/// [`crate::routes::configure`], which answer every path they do not know with 404.
+/// [`crate::api::configure`], which answer every path they do not know with 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::index))
         .route("/login", web::get().to(pages::login))

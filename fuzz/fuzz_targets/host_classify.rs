@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use permetrix::host::{BaseDomains, HostContext, canonical_host};
+use permetrix::http::host::{BaseDomains, HostContext, canonical_host};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(host) = std::str::from_utf8(data) else {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use permetrix::auth::api_key;
-use permetrix::signature::{self, NonceCache, SignatureHeaders, Signed};
+use permetrix::auth::signature::{self, NonceCache, SignatureHeaders, Signed};
 use permetrix_storage::records::SignaturePolicy;
 use secrecy::SecretSlice;
 

@@ -5,7 +5,7 @@
 //!
 //! Ids never contain `_`; secrets are 256 random bits in hex. Only a keyed digest of
 //! the secret is stored; the key itself is shown once, at creation.
-use crate::secrets::random_hex;
+use crate::auth::secrets::random_hex;
 
 /// A token with a key format (not yet verified).
 #[derive(Debug, PartialEq, Eq)]

@@ -7,10 +7,9 @@ use permetrix_storage::records::{Scope, UserRole};
 use permetrix_storage::{TenantId, VendorId};
 
 use super::session::{self, Refusal, Session, SessionPrincipal};
-use super::{Principal, identify_key, invalid_key};
-use crate::error::ApiError;
-use crate::host::{HostContext, context_of};
-use crate::state::AppState;
+use super::{AuthContext, Principal, identify_key, invalid_key};
+use crate::http::error::ApiError;
+use crate::http::host::{HostContext, context_of};
 
 type Fut<T> = Either<Ready<Result<T, ApiError>>, LocalBoxFuture<'static, Result<T, ApiError>>>;
 
@@ -24,8 +23,8 @@ fn later<T: 'static>(
     Either::Right(Box::pin(f))
 }
 
-fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>()
+fn app_state(req: &HttpRequest) -> Result<web::Data<dyn AuthContext>, ApiError> {
+    req.app_data::<web::Data<dyn AuthContext>>()
         .cloned()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state is not configured")))
 }
@@ -56,12 +55,12 @@ pub fn wrong_place() -> ApiError {
 
 /// Refuses an opaque token outside the main host: 403 if it is the operator token
 /// (valid, wrong place), 401 otherwise.
-fn refuse_opaque<T: 'static>(state: web::Data<AppState>, token: String) -> Fut<T> {
-    match state.operator.verify_cached(&token) {
+fn refuse_opaque<T: 'static>(state: web::Data<dyn AuthContext>, token: String) -> Fut<T> {
+    match state.operator().verify_cached(&token) {
         Some(true) => now(Err(wrong_place())),
         Some(false) => now(Err(invalid_key())),
         None => later(async move {
-            if state.operator.verify(&token).await {
+            if state.operator().verify(&token).await {
                 Err(wrong_place())
             } else {
                 Err(invalid_key())
@@ -124,7 +123,7 @@ fn tenant_auth<const ADMIN: bool>(
         if optional {
             return now(Ok(None));
         }
-        return now(Err(match state.registry.exists(&tenant) {
+        return now(Err(match state.registry().exists(&tenant) {
             Ok(false) => ApiError::unknown_tenant(),
             Ok(true) => ApiError::unauthorized(
                 "this endpoint needs an API key: send 'Authorization: Bearer <key>'",
@@ -172,7 +171,7 @@ fn insufficient_scope(detail: &str) -> ApiError {
 /// request has no `Authorization` header). Where the credential is optional, a cookie
 /// that is not usable (ended, or a mutation without the CSRF token) counts as none.
 fn tenant_session<const ADMIN: bool>(
-    state: &AppState,
+    state: &impl AuthContext,
     req: &HttpRequest,
     tenant: &TenantId,
     optional: bool,
@@ -334,7 +333,7 @@ impl FromRequest for OperatorAuth {
             Some(Err(e)) => return now(Err(e)),
             None => {}
         }
-        if let Some(ok) = state.operator.verify_cached(&token) {
+        if let Some(ok) = state.operator().verify_cached(&token) {
             return now(if ok {
                 Ok(OperatorAuth)
             } else {
@@ -342,7 +341,7 @@ impl FromRequest for OperatorAuth {
             });
         }
         later(async move {
-            if state.operator.verify(&token).await {
+            if state.operator().verify(&token).await {
                 Ok(OperatorAuth)
             } else {
                 Err(invalid_token())

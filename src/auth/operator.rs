@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use super::password;
-use crate::secrets::random_hex;
+use crate::auth::secrets::random_hex;
 
 /// Verifies the operator token.
 pub struct OperatorToken {

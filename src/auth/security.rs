@@ -10,9 +10,9 @@ use super::key_usage::KeyUsage;
 use super::password;
 use super::session::SessionConfig;
 use super::throttle::FailureThrottle;
-use crate::error::ApiError;
-use crate::limits::Limits;
-use crate::ratelimit::KeyedLimiter;
+use crate::http::error::ApiError;
+use crate::http::limits::Limits;
+use crate::http::rate_limit::KeyedLimiter;
 
 /// Slots of each keyed limiter (8 bytes each) and throttle (24 bytes each).
 const LIMITER_SLOTS: usize = 1 << 16;

@@ -22,11 +22,11 @@ use permetrix_storage::records::{Lifecycle, SessionRecord, SessionSubject, UserR
 use permetrix_storage::{PlatformOp, Table, TenantId, Timestamp, VendorId};
 use subtle::ConstantTimeEq;
 
+use super::AuthContext;
 use super::client::{CookieSecurity, is_https};
-use crate::error::ApiError;
-use crate::host::{HostContext, canonical_host, context_of, request_host};
-use crate::secrets::random_hex;
-use crate::state::AppState;
+use crate::auth::secrets::random_hex;
+use crate::http::error::ApiError;
+use crate::http::host::{HostContext, canonical_host, context_of, request_host};
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "pmx_session";
@@ -100,13 +100,13 @@ pub fn new_token() -> String {
     random_hex::<32>()
 }
 
-fn storage_key(state: &AppState, token: &str) -> String {
-    hex::encode(state.secrets.key_digest(&format!("session:{token}")))
+fn storage_key(state: &impl AuthContext, token: &str) -> String {
+    hex::encode(state.secrets().key_digest(&format!("session:{token}")))
 }
 
 /// The CSRF token of a session token.
-pub fn csrf_token(state: &AppState, token: &str) -> String {
-    hex::encode(state.secrets.key_digest(&format!("csrf:{token}")))
+pub fn csrf_token(state: &impl AuthContext, token: &str) -> String {
+    hex::encode(state.secrets().key_digest(&format!("csrf:{token}")))
 }
 
 /// Whether a method only reads (no CSRF token needed, allowed to viewers).
@@ -127,7 +127,10 @@ pub fn has_cookie(req: &HttpRequest) -> bool {
 }
 
 /// Verifies the request's session cookie: `Ok(None)` if there is none.
-pub fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, Refusal> {
+pub fn authenticate(
+    state: &impl AuthContext,
+    req: &HttpRequest,
+) -> Result<Option<Session>, Refusal> {
     let Some(cookie) = req.cookie(COOKIE) else {
         return Ok(None);
     };
@@ -137,7 +140,7 @@ pub fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Option<Sessio
     }
     let key = storage_key(state, token);
     let record = state
-        .platform
+        .platform()
         .session(&key)
         .map_err(|e| Refusal::Failed(e.into()))?
         .ok_or_else(|| unusable("this session has ended; log in again"))?;
@@ -187,7 +190,7 @@ fn bound_here(record: &SessionRecord, req: &HttpRequest) -> bool {
 
 /// The live account behind a session, or `None` if it is gone.
 fn principal_of(
-    state: &AppState,
+    state: &impl AuthContext,
     record: &SessionRecord,
 ) -> Result<Option<SessionPrincipal>, Refusal> {
     let failed = |e: permetrix_storage::StorageError| Refusal::Failed(e.into());
@@ -197,7 +200,7 @@ fn principal_of(
                 return Ok(None);
             };
             let live = state
-                .platform
+                .platform()
                 .vendor(&id)
                 .map_err(failed)?
                 .is_some_and(|v| v.lifecycle == Lifecycle::Active && v.password_hash.is_some());
@@ -212,7 +215,7 @@ fn principal_of(
                 return Ok(None);
             };
             if state
-                .platform
+                .platform()
                 .live_tenant(&tenant)
                 .map_err(failed)?
                 .is_none()
@@ -220,7 +223,7 @@ fn principal_of(
                 return Ok(None);
             }
             let user = state
-                .platform
+                .platform()
                 .user(&tenant, username)
                 .map_err(failed)?
                 .filter(|u| u.user_id == *user_id);
@@ -235,7 +238,7 @@ fn principal_of(
 
 /// Stores a new session for `subject` on the request's host and returns its token.
 pub async fn create(
-    state: &AppState,
+    state: &impl AuthContext,
     req: &HttpRequest,
     subject: SessionSubject,
 ) -> Result<(String, SessionRecord), ApiError> {
@@ -245,10 +248,10 @@ pub async fn create(
         subject,
         host: canonical_host(request_host(req.head())),
         created_at: now,
-        expires_at: now.plus(state.security.sessions.ttl),
+        expires_at: now.plus(state.security().sessions.ttl),
     };
     state
-        .platform
+        .platform()
         .write(vec![PlatformOp::insert(
             Table::Sessions,
             storage_key(state, &token),
@@ -260,9 +263,9 @@ pub async fn create(
 }
 
 /// Deletes a session (logout).
-pub async fn delete(state: &AppState, key: &str) -> Result<(), ApiError> {
+pub async fn delete(state: &impl AuthContext, key: &str) -> Result<(), ApiError> {
     state
-        .platform
+        .platform()
         .write(vec![PlatformOp::Delete {
             table: Table::Sessions,
             key: key.to_owned(),
@@ -273,10 +276,10 @@ pub async fn delete(state: &AppState, key: &str) -> Result<(), ApiError> {
 }
 
 /// Deletes expired sessions; returns how many.
-pub async fn purge_expired(state: &AppState) -> Result<usize, ApiError> {
+pub async fn purge_expired(state: &impl AuthContext) -> Result<usize, ApiError> {
     let now = super::now(state);
     let ops: Vec<PlatformOp> = state
-        .platform
+        .platform()
         .sessions()?
         .into_iter()
         .filter(|(_, s)| s.expires_at <= now)
@@ -287,14 +290,14 @@ pub async fn purge_expired(state: &AppState) -> Result<usize, ApiError> {
         .collect();
     let n = ops.len();
     if n > 0 {
-        state.platform.write(ops)?.wait().await?;
+        state.platform().write(ops)?.wait().await?;
     }
     Ok(n)
 }
 
 /// The `Set-Cookie` for a new session.
-pub fn cookie(state: &AppState, req: &HttpRequest, token: String) -> Cookie<'static> {
-    let config = &state.security.sessions;
+pub fn cookie(state: &impl AuthContext, req: &HttpRequest, token: String) -> Cookie<'static> {
+    let config = &state.security().sessions;
     let secs = i64::try_from(config.ttl.as_secs()).unwrap_or(i64::MAX);
     Cookie::build(COOKIE, token)
         .path("/")
@@ -306,7 +309,7 @@ pub fn cookie(state: &AppState, req: &HttpRequest, token: String) -> Cookie<'sta
 }
 
 /// The `Set-Cookie` that removes the session cookie.
-pub fn removal_cookie(state: &AppState, req: &HttpRequest) -> Cookie<'static> {
+pub fn removal_cookie(state: &impl AuthContext, req: &HttpRequest) -> Cookie<'static> {
     let mut c = cookie(state, req, String::new());
     c.make_removal();
     c

@@ -8,7 +8,7 @@
 //! its user's record (not its address's: one good account must not launder an
 //! address's guesses at others).
 //!
-//! Like [`crate::ratelimit::KeyedLimiter`], keys hash into a fixed number of slots, so
+//! Like [`crate::http::rate_limit::KeyedLimiter`], keys hash into a fixed number of slots, so
 //! memory is bounded; keys that share a slot share their failures.
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};

@@ -10,9 +10,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use sha2::{Digest, Sha256};
 
 use super::headers;
-use crate::error::{ApiError, Result};
-use crate::host::{HostContext, context_of};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::host::{HostContext, context_of};
+use crate::server::state::AppState;
 
 /// One embedded file.
 struct Asset {

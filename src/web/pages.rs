@@ -9,9 +9,9 @@ use permetrix_storage::TenantId;
 
 use super::portal_session::{self, PortalUser};
 use super::{assets, headers, template};
-use crate::error::{ApiError, Result};
-use crate::host::{HostContext, canonical_host, context_of, request_host};
-use crate::state::AppState;
+use crate::http::error::{ApiError, Result};
+use crate::http::host::{HostContext, canonical_host, context_of, request_host};
+use crate::server::state::AppState;
 
 const LANDING: &str = include_str!("html/landing.html");
 const LOGIN: &str = include_str!("html/login.html");

@@ -3,8 +3,8 @@ use actix_web::HttpRequest;
 use permetrix_storage::records::UserRole;
 
 use crate::auth::session::{self, Refusal, SessionPrincipal};
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::server::state::AppState;
 
 /// A logged-in portal user, as a page shell shows them.
 pub struct PortalUser {

@@ -168,8 +168,8 @@ async fn signatures_are_required_by_default_and_verified() {
         .unwrap()
         .as_secs()
         .to_string();
-    let signed = permetrix::signature::v1_string(ECU.name, "dev1", &ts, &t.admin_key);
-    let sig = permetrix::signature::sign(t.signing_secret.as_bytes(), &signed);
+    let signed = permetrix_client::signing::v1_string(ECU.name, "dev1", &ts, &t.admin_key);
+    let sig = permetrix_client::signing::sign(t.signing_secret.as_bytes(), &signed);
     let send = |sig: String, vendor: &'static str| {
         app.client
             .post(app.url("/licenses/borrow"))

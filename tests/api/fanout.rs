@@ -2,7 +2,7 @@
 //! does not answer in time, and idle tenants read without activation.
 use std::time::Duration;
 
-use permetrix::accounts::{self, NewTenant};
+use permetrix::api::accounts::{self, NewTenant};
 use permetrix_actors::domain::BorrowRequest;
 use permetrix_actors::messages::Borrow;
 use permetrix_storage::records::PackageRecord;

@@ -71,7 +71,7 @@ pub struct Started {
     pub addr: SocketAddr,
     pub admin_token: String,
     pub handle: actix_web::dev::ServerHandle,
-    pub state: actix_web::web::Data<permetrix::state::AppState>,
+    pub state: actix_web::web::Data<permetrix::server::state::AppState>,
     pub dir: tempfile::TempDir,
 }
 
@@ -105,7 +105,10 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
 /// manual clock).
 pub async fn spawn_with_state(
     tweak: impl FnOnce(&mut ServeConfig),
-) -> (TestApp, actix_web::web::Data<permetrix::state::AppState>) {
+) -> (
+    TestApp,
+    actix_web::web::Data<permetrix::server::state::AppState>,
+) {
     let s = start(tweak).await;
     let test_app = TestApp {
         addr: s.addr,
@@ -373,7 +376,7 @@ impl ServerProcess {
 /// reach inside (hold an actor, seed many tenants quickly).
 pub struct StatefulApp {
     pub app: TestApp,
-    pub state: actix_web::web::Data<permetrix::state::AppState>,
+    pub state: actix_web::web::Data<permetrix::server::state::AppState>,
     handle: actix_web::dev::ServerHandle,
     _dir: tempfile::TempDir,
 }

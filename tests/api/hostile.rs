@@ -673,11 +673,11 @@ proptest! {
     /// port do not matter.
     #[test]
     fn the_host_parser_is_total_and_consistent(host in "\\PC{0,80}|[a-zA-Z0-9.:\\[\\]-]{0,80}") {
-        use permetrix::host::{BaseDomains, HostContext};
+        use permetrix::http::host::{BaseDomains, HostContext};
         let bases = BaseDomains::new(["localhost".to_owned(), "permetrix.fly.dev".to_owned()]);
         let ctx = bases.classify(&host);
         if let HostContext::Tenant(id) = &ctx {
-            let canonical = permetrix::host::canonical_host(&host);
+            let canonical = permetrix::http::host::canonical_host(&host);
             prop_assert!(
                 canonical == format!("{id}.localhost") || canonical == format!("{id}.permetrix.fly.dev"),
                 "{host:?} -> {id:?}"

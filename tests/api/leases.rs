@@ -27,7 +27,7 @@ pub const BUS: Tool = Tool {
 /// An app whose actors read a manual clock, with its state (to send `ExpireDue`).
 pub struct Clocked {
     pub app: TestApp,
-    pub state: actix_web::web::Data<permetrix::state::AppState>,
+    pub state: actix_web::web::Data<permetrix::server::state::AppState>,
     pub clock: ManualClock,
 }
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use actix_web::cookie::Cookie;
 use actix_web::web;
+use permetrix::server::state::AppState;
 use permetrix::server::{ClockSource, ServeConfig};
-use permetrix::signature;
-use permetrix::state::AppState;
 use permetrix_actors::ManualClock;
+use permetrix_client::signing;
 use permetrix_storage::Timestamp;
 use serde_json::{Value, json};
 
@@ -225,10 +225,7 @@ pub fn v1_headers(
     key: &str,
 ) -> Vec<(String, String)> {
     let ts = ts.to_string();
-    let sig = signature::sign(
-        secret.as_bytes(),
-        &signature::v1_string(tool, user, &ts, key),
-    );
+    let sig = signing::sign(secret.as_bytes(), &signing::v1_string(tool, user, &ts, key));
     vec![
         ("X-Signature".into(), sig),
         ("X-Timestamp".into(), ts),
@@ -249,11 +246,11 @@ pub fn v2_headers(
     key: &str,
 ) -> Vec<(String, String)> {
     let ts = ts.to_string();
-    let signed = signature::v2_string(method, path, &ts, nonce, body, key);
+    let signed = signing::v2_string(method, path, &ts, nonce, body, key);
     vec![
         (
             "X-Signature".into(),
-            signature::sign(secret.as_bytes(), &signed),
+            signing::sign(secret.as_bytes(), &signed),
         ),
         ("X-Timestamp".into(), ts),
         ("X-Vendor-ID".into(), vendor.into()),

@@ -1,0 +1,257 @@
+//! Portal login, logout and the current session, on the vendor host and tenant hosts.
+//!
+//! On the vendor host the user name is the vendor id and the password the one given
+//! when the vendor was created; on a tenant host, a user created with `POST /api/users`.
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use permetrix_actors::domain::rfc3339;
+use permetrix_storage::records::{Lifecycle, SessionSubject, UserRole};
+use permetrix_storage::{TenantId, VendorId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::client::client_address;
+use crate::auth::session::{self, Refusal, Session, SessionPrincipal};
+use crate::auth::{Principal, bearer, identify_key, invalid_key, now, wrong_place};
+use crate::http::error::{ApiError, Result};
+use crate::http::host::{HostContext, context_of};
+use crate::server::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/auth/login", web::post().to(login))
+        .route("/api/auth/logout", web::post().to(logout))
+        .route("/api/auth/me", web::get().to(me));
+}
+
+/// Longest password accepted (argon2 cost grows with it).
+pub const MAX_PASSWORD: usize = 1024;
+
+#[derive(Deserialize)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+fn role_name(role: UserRole) -> &'static str {
+    match role {
+        UserRole::Admin => "admin",
+        UserRole::Viewer => "viewer",
+    }
+}
+
+/// An account that may log in on this host.
+struct Account {
+    /// argon2id PHC string.
+    hash: String,
+    subject: SessionSubject,
+    role: &'static str,
+}
+
+/// The account `username` names on this host, if any.
+fn account(state: &AppState, ctx: &HostContext, username: &str) -> Result<Option<Account>> {
+    match ctx {
+        HostContext::Vendor => {
+            let Ok(id) = VendorId::parse(username) else {
+                return Ok(None);
+            };
+            let vendor = state
+                .platform
+                .vendor(&id)?
+                .filter(|v| v.lifecycle == Lifecycle::Active);
+            Ok(vendor.and_then(|v| v.password_hash).map(|hash| Account {
+                hash,
+                subject: SessionSubject::Vendor {
+                    vendor_id: id.to_string(),
+                },
+                role: "vendor",
+            }))
+        }
+        HostContext::Tenant(t) => Ok(state.platform.user(t, username)?.map(|u| Account {
+            hash: u.password_hash,
+            role: role_name(u.role),
+            subject: SessionSubject::TenantUser {
+                tenant_id: t.to_string(),
+                username: u.username,
+                user_id: u.user_id,
+            },
+        })),
+        _ => Ok(None),
+    }
+}
+
+fn portal_host(req: &HttpRequest) -> Result<HostContext> {
+    match context_of(req) {
+        ctx @ (HostContext::Vendor | HostContext::Tenant(_)) => Ok(ctx),
+        _ => Err(ApiError::not_found(
+            "portal sessions exist on the vendor host and tenant hosts only",
+        )),
+    }
+}
+
+fn require_tenant(state: &AppState, ctx: &HostContext) -> Result<()> {
+    if let HostContext::Tenant(t) = ctx
+        && !state.registry.exists(t)?
+    {
+        return Err(ApiError::unknown_tenant());
+    }
+    Ok(())
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Login>,
+) -> Result<HttpResponse> {
+    let ctx = portal_host(&req)?;
+    require_tenant(&state, &ctx)?;
+    let Login { username, password } = body.into_inner();
+    if username.is_empty() || username.len() > 256 || password.len() > MAX_PASSWORD {
+        return Err(ApiError::invalid(format!(
+            "username must have 1 to 256 characters and password at most {MAX_PASSWORD}"
+        )));
+    }
+    let username = username.to_lowercase();
+    let host_key = match &ctx {
+        HostContext::Tenant(t) => t.as_str(),
+        _ => "vendor",
+    };
+    let throttle_key = format!("{host_key}/{username}");
+    let addr = client_address(&req, state.security.sessions.client_ip_header.as_ref());
+    let at = now(&state).millis();
+    state.security.admit_login(&throttle_key, addr, at)?;
+
+    let account = account(&state, &ctx, &username)?;
+    let hash = account.as_ref().map(|a| a.hash.clone());
+    let verified = state.security.verify_password(password, hash).await?;
+    let Some(account) = account.filter(|_| verified) else {
+        state.security.login_failed(&throttle_key, addr, at);
+        return Err(ApiError::Unauthorized {
+            code: "invalid_credentials",
+            detail: "the username or password is wrong".into(),
+        });
+    };
+    state.security.login_succeeded(&throttle_key);
+
+    let (token, record) = session::create(&state, &req, account.subject).await?;
+    let mut reply = json!({
+        "username": username,
+        "role": account.role,
+        "csrf_token": session::csrf_token(&state, &token),
+        "expires_at": rfc3339(record.expires_at),
+    });
+    match &record.subject {
+        SessionSubject::Vendor { vendor_id } => reply["vendor_id"] = json!(vendor_id),
+        SessionSubject::TenantUser { tenant_id, .. } => reply["tenant_id"] = json!(tenant_id),
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(session::cookie(&state, &req, token))
+        .json(reply))
+}
+
+/// Who calls `/api/auth/*`: a portal session, or an API key of this host.
+enum Caller {
+    Session(Session),
+    Key(Principal),
+}
+
+/// The caller; without a credential, 401 (or 404 on the host of no tenant). A
+/// credential of another host is a 403 whether or not this host's tenant exists,
+/// exactly as on every other endpoint.
+fn current_caller(state: &AppState, req: &HttpRequest) -> Result<Caller> {
+    let ctx = portal_host(req)?;
+    if let Some(token) = bearer(req)? {
+        return match identify_key(state, &token) {
+            Some(Ok(p)) => {
+                let here = match (&p, &ctx) {
+                    (Principal::Tenant { tenant, .. }, HostContext::Tenant(t)) => tenant == t,
+                    (Principal::Vendor(_), HostContext::Vendor) => true,
+                    _ => false,
+                };
+                if here {
+                    Ok(Caller::Key(p))
+                } else {
+                    Err(wrong_place())
+                }
+            }
+            Some(Err(e)) => Err(e),
+            None if state.operator.verify_cached(&token) == Some(true) => Err(wrong_place()),
+            None => Err(invalid_key()),
+        };
+    }
+    match session::authenticate(state, req) {
+        Ok(Some(s)) => Ok(Caller::Session(s)),
+        Ok(None) => {
+            require_tenant(state, &ctx)?;
+            Err(ApiError::unauthorized(
+                "no portal session: log in with POST /api/auth/login",
+            ))
+        }
+        Err(Refusal::Elsewhere) => Err(wrong_place()),
+        Err(Refusal::Unusable(e) | Refusal::Failed(e)) => Err(e),
+    }
+}
+
+async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    let Caller::Session(s) = current_caller(&state, &req)? else {
+        return Err(ApiError::BadRequest {
+            code: "no_session",
+            detail: "logout ends portal sessions; an API key is revoked with \
+                     DELETE /api/keys/{key_id}"
+                .into(),
+        });
+    };
+    session::delete(&state, &s.key).await?;
+    Ok(HttpResponse::Ok()
+        .cookie(session::removal_cookie(&state, &req))
+        .json(json!({"status": "logged_out"})))
+}
+
+async fn me(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    let s = match current_caller(&state, &req)? {
+        Caller::Session(s) => s,
+        Caller::Key(Principal::Tenant {
+            tenant,
+            key_id,
+            scope,
+        }) => {
+            return Ok(HttpResponse::Ok().json(json!({
+                "kind": "api_key",
+                "tenant_id": tenant.as_str(),
+                "key_id": key_id,
+                "scope": crate::api::accounts::scope_name(scope),
+            })));
+        }
+        Caller::Key(principal) => {
+            let vendor = match &principal {
+                Principal::Vendor(v) => Some(v.as_str()),
+                _ => None,
+            };
+            return Ok(HttpResponse::Ok().json(json!({"kind": "api_key", "vendor_id": vendor})));
+        }
+    };
+    let expires_at = rfc3339(s.expires_at);
+    let body = match s.principal {
+        SessionPrincipal::Vendor(v) => json!({
+            "kind": "session",
+            "username": v.as_str(),
+            "role": "vendor",
+            "vendor_id": v.as_str(),
+            "expires_at": expires_at,
+        }),
+        SessionPrincipal::TenantUser {
+            tenant,
+            username,
+            role,
+        } => json!({
+            "kind": "session",
+            "username": username,
+            "role": role_name(role),
+            "tenant_id": TenantId::as_str(&tenant),
+            "expires_at": expires_at,
+        }),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body))
+}

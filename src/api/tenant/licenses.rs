@@ -1,0 +1,202 @@
+//! Borrow, return, heartbeat and status on the tenant host.
+use actix_web::{HttpRequest, HttpResponse, web};
+use permetrix_actors::domain::{BorrowRequest, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
+use permetrix_actors::messages::{Heartbeat, ListBorrows, Status};
+use permetrix_storage::{BorrowId, TenantId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::signature::{self, SignatureHeaders, Signed};
+use crate::auth::{AnyTenantCaller, TenantBorrower};
+use crate::http::error::{ApiError, Result};
+use crate::http::input::{RawBody, optional_text, parse_json, text};
+use crate::server::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/licenses/borrow", web::post().to(borrow))
+        .route("/licenses/return", web::post().to(return_seat))
+        .route("/licenses/status", web::get().to(status_all))
+        .route("/licenses/{tool}/status", web::get().to(status_one))
+        .route("/licenses/{id}/heartbeat", web::post().to(heartbeat))
+        .route("/licenses/{tool}/queue", web::get().to(super::queue::queue))
+        .route("/borrows", web::get().to(borrows));
+}
+
+/// Longest tool or user name accepted.
+const MAX_NAME: usize = 256;
+/// Longest queue wait a borrow may ask for.
+const MAX_WAIT_SECONDS: u32 = 300;
+
+#[derive(Deserialize)]
+struct BorrowBody {
+    tool: String,
+    user: String,
+    lease_seconds: Option<u32>,
+    wait_seconds: Option<u32>,
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn borrow(
+    state: web::Data<AppState>,
+    caller: TenantBorrower,
+    req: HttpRequest,
+    RawBody(body): RawBody,
+) -> Result<HttpResponse> {
+    let input: BorrowBody = parse_json(&body)?;
+    let tool = text("tool", &input.tool, MAX_NAME)?;
+    let user = text("user", &input.user, MAX_NAME)?;
+    if let Some(secs) = input.lease_seconds
+        && !(MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS).contains(&secs)
+    {
+        return Err(ApiError::invalid(format!(
+            "lease_seconds must be between {MIN_LEASE_SECONDS} and {MAX_LEASE_SECONDS}"
+        )));
+    }
+    if input.wait_seconds.is_some_and(|w| w > MAX_WAIT_SECONDS) {
+        return Err(ApiError::invalid(format!(
+            "wait_seconds must be between 0 and {MAX_WAIT_SECONDS}"
+        )));
+    }
+
+    let view = state.registry.view(&caller.tenant)?;
+    // From here on every request ends in exactly one counted outcome.
+    let attempt = state
+        .metrics
+        .borrow_attempt(&caller.tenant, view.tool_name(&tool));
+    let headers = SignatureHeaders {
+        signature: header(&req, "x-signature"),
+        timestamp: header(&req, "x-timestamp"),
+        vendor_id: header(&req, "x-vendor-id"),
+        version: header(&req, "x-signature-version"),
+        nonce: header(&req, "x-nonce"),
+    };
+    let signed = Signed {
+        tool: &tool,
+        user: &user,
+        method: req.method().as_str(),
+        path: req.path(),
+        body: &body,
+        api_key: &caller.token,
+    };
+    let checked = signature::check(
+        view.settings.signature_policy,
+        &headers,
+        &signed,
+        view.tool_vendor(&tool),
+        |vendor| state.signing_secrets(vendor),
+        &state.nonces,
+        state.registry.clock().now().secs(),
+    )
+    .map_err(|e| ApiError::Unauthorized {
+        code: e.code(),
+        detail: e.detail().into(),
+    });
+    let request = BorrowRequest {
+        tool,
+        user,
+        lease_seconds: input.lease_seconds,
+    };
+    let result = match checked {
+        Ok(()) => {
+            super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, input.wait_seconds)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    attempt.finish(match &result {
+        Ok(borrowed) => Ok(borrowed.new_overage()),
+        Err(e) => Err(e.code()),
+    });
+    Ok(result?.into_response())
+}
+
+#[derive(Deserialize)]
+struct ReturnBody {
+    id: String,
+}
+
+fn unknown_borrow() -> ApiError {
+    ApiError::Domain(permetrix_actors::domain::DomainError::UnknownBorrow)
+}
+
+/// A return needs no credential: the unguessable borrow id authorises it. A credential
+/// that is sent must still be valid for this tenant.
+async fn return_seat(
+    state: web::Data<AppState>,
+    caller: AnyTenantCaller,
+    req: HttpRequest,
+    RawBody(body): RawBody,
+) -> Result<HttpResponse> {
+    let input: ReturnBody = parse_json(&body)?;
+    let id = BorrowId::parse(input.id.trim()).map_err(|_| unknown_borrow())?;
+    super::queue::return_idempotent(&state, &caller.tenant, &req, id).await
+}
+
+async fn heartbeat(
+    state: web::Data<AppState>,
+    caller: TenantBorrower,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = BorrowId::parse(&path).map_err(|_| unknown_borrow())?;
+    let lease = state.registry.send(&caller.tenant, Heartbeat(id)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": lease.id.to_string(),
+        "lease_expires_at": permetrix_actors::domain::rfc3339(lease.lease_expires_at),
+    })))
+}
+
+/// Status may be read without a credential when the tenant allows it.
+fn status_reader(state: &AppState, caller: &AnyTenantCaller) -> Result<TenantId> {
+    if caller.auth.is_some() {
+        return Ok(caller.tenant.clone());
+    }
+    let view = state.registry.view(&caller.tenant)?;
+    if view.settings.anonymous_status {
+        Ok(caller.tenant.clone())
+    } else {
+        Err(ApiError::unauthorized(
+            "this endpoint needs an API key: send 'Authorization: Bearer <key>'",
+        ))
+    }
+}
+
+async fn status_all(state: web::Data<AppState>, caller: AnyTenantCaller) -> Result<HttpResponse> {
+    let tenant = status_reader(&state, &caller)?;
+    let all = state.registry.send(&tenant, Status(None)).await?;
+    Ok(HttpResponse::Ok().json(all))
+}
+
+async fn status_one(
+    state: web::Data<AppState>,
+    caller: AnyTenantCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let tenant = status_reader(&state, &caller)?;
+    let tool = path.into_inner();
+    let mut one = state.registry.send(&tenant, Status(Some(tool))).await?;
+    let status = one
+        .pop()
+        .ok_or_else(|| ApiError::not_found("no such tool"))?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+#[derive(Deserialize)]
+struct BorrowsQuery {
+    user: Option<String>,
+}
+
+async fn borrows(
+    state: web::Data<AppState>,
+    caller: TenantBorrower,
+    query: web::Query<BorrowsQuery>,
+) -> Result<HttpResponse> {
+    let user = optional_text("user", query.user.as_deref(), MAX_NAME)?;
+    let list = state
+        .registry
+        .send(&caller.tenant, ListBorrows(user))
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}

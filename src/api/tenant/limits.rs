@@ -1,0 +1,72 @@
+//! Per-user limits (`/config/limits`), admin scope.
+use actix_web::{HttpResponse, web};
+use permetrix_actors::messages::{GetUserLimits, SetUserLimit};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::TenantAdmin;
+use crate::http::error::{ApiError, Result};
+use crate::http::input::{optional_text, text};
+use crate::server::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/config/limits", web::get().to(get_limits))
+        .route("/config/limits", web::put().to(put_limit));
+}
+
+/// Longest tool name accepted.
+const MAX_NAME: usize = 256;
+
+#[derive(Deserialize)]
+struct LimitsQuery {
+    tool: Option<String>,
+}
+
+/// Every tool's limit (`{tools:[{tool, product_id, max_per_user}]}`), or one tool's
+/// (`?tool=`: `{tool, product_id, max_per_user}`).
+async fn get_limits(
+    state: web::Data<AppState>,
+    caller: TenantAdmin,
+    query: web::Query<LimitsQuery>,
+) -> Result<HttpResponse> {
+    let tool = optional_text("tool", query.tool.as_deref(), MAX_NAME)?;
+    let limits = state.registry.send(&caller.tenant, GetUserLimits).await?;
+    match tool {
+        None => Ok(HttpResponse::Ok().json(json!({ "tools": limits }))),
+        Some(t) => limits
+            .into_iter()
+            .find(|l| l.tool == t || l.product_id == t)
+            .map(|l| HttpResponse::Ok().json(l))
+            .ok_or_else(|| permetrix_actors::domain::DomainError::UnknownTool(t).into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct PutLimit {
+    tool: String,
+    /// Required, but may be null (clears the limit): `Option<Option<_>>` tells a
+    /// missing field from an explicit null.
+    #[serde(default, deserialize_with = "present")]
+    max_per_user: Option<Option<u32>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+async fn put_limit(
+    state: web::Data<AppState>,
+    caller: TenantAdmin,
+    body: web::Json<PutLimit>,
+) -> Result<HttpResponse> {
+    let body = body.into_inner();
+    let tool = text("tool", &body.tool, MAX_NAME)?;
+    let max_per_user = body.max_per_user.ok_or_else(|| {
+        ApiError::invalid("max_per_user is required: a number of seats, or null to clear the limit")
+    })?;
+    let limit = state
+        .registry
+        .send(&caller.tenant, SetUserLimit { tool, max_per_user })
+        .await?;
+    Ok(HttpResponse::Ok().json(limit))
+}

@@ -1,0 +1,181 @@
+//! Tenant portal users (`/api/users`), created and removed by a tenant admin.
+use actix_web::{HttpResponse, web};
+use permetrix_actors::domain::rfc3339;
+use permetrix_storage::records::{UserRecord, UserRole};
+use permetrix_storage::{Platform, PlatformOp, StorageError, Table};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::secrets::random_hex;
+use crate::auth::{TenantAdmin, now};
+use crate::http::error::{ApiError, Result};
+use crate::server::state::AppState;
+
+use crate::api::session::MAX_PASSWORD;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/users", web::get().to(list))
+        .route("/api/users", web::post().to(create))
+        .route("/api/users/{username}", web::delete().to(delete));
+}
+
+/// Shortest password accepted (as for vendor portal passwords).
+const MIN_PASSWORD: usize = 8;
+/// Longest user name.
+const MAX_USERNAME: usize = 64;
+
+/// A user name: 1-64 of `a-z 0-9 . _ @ + -`, starting with a letter or digit, folded
+/// to lowercase (so e-mail addresses work, and `/` never reaches a storage key).
+fn username(raw: &str) -> Result<String> {
+    let name = raw.to_lowercase();
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ".@_+-".contains(c);
+    let valid = !name.is_empty()
+        && name.len() <= MAX_USERNAME
+        && name.chars().all(ok_char)
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(name)
+    } else {
+        Err(ApiError::invalid(format!(
+            "username must have 1 to {MAX_USERNAME} characters out of a-z, 0-9 and . _ @ + -, \
+             starting with a letter or digit"
+        )))
+    }
+}
+
+fn role(raw: &str) -> Result<UserRole> {
+    match raw {
+        "admin" => Ok(UserRole::Admin),
+        "viewer" => Ok(UserRole::Viewer),
+        other => Err(ApiError::invalid(format!(
+            "role '{other}' is not valid; use 'admin' or 'viewer'"
+        ))),
+    }
+}
+
+fn role_name(role: UserRole) -> &'static str {
+    match role {
+        UserRole::Admin => "admin",
+        UserRole::Viewer => "viewer",
+    }
+}
+
+fn rate_limit(state: &AppState, caller: &TenantAdmin) -> Result<()> {
+    state
+        .security
+        .limit_key_management(&("users", caller.credential()), now(state).millis())
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    username: String,
+    password: String,
+    role: String,
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    caller: TenantAdmin,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse> {
+    rate_limit(&state, &caller)?;
+    let NewUser {
+        username: raw,
+        password,
+        role: raw_role,
+    } = body.into_inner();
+    let name = username(&raw)?;
+    let role = role(&raw_role)?;
+    let length = password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&length) {
+        return Err(ApiError::invalid(format!(
+            "password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        )));
+    }
+    let hash = state.security.hash_password(password).await?;
+    let record = UserRecord {
+        user_id: random_hex::<16>(),
+        tenant_id: caller.tenant.to_string(),
+        username: name.clone(),
+        password_hash: hash,
+        role,
+        created_at: now(&state),
+    };
+    state
+        .platform
+        .write(vec![PlatformOp::insert(
+            Table::Users,
+            Platform::user_key(&caller.tenant, &name),
+            &record,
+        )])
+        .map_err(|e| match e {
+            StorageError::AlreadyExists { .. } => ApiError::Conflict {
+                code: "already_exists",
+                detail: format!("a user '{name}' already exists; choose another name"),
+            },
+            other => other.into(),
+        })?
+        .wait()
+        .await?;
+    Ok(HttpResponse::Created().json(json!({
+        "username": record.username,
+        "role": role_name(role),
+        "created_at": rfc3339(record.created_at),
+    })))
+}
+
+async fn list(state: web::Data<AppState>, caller: TenantAdmin) -> Result<HttpResponse> {
+    rate_limit(&state, &caller)?;
+    let users: Vec<_> = state
+        .platform
+        .tenant_users(&caller.tenant)?
+        .into_iter()
+        .map(|u| {
+            json!({
+                "username": u.username,
+                "role": role_name(u.role),
+                "created_at": rfc3339(u.created_at),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+/// Deletes a user; their sessions stop working on the next request.
+async fn delete(
+    state: web::Data<AppState>,
+    caller: TenantAdmin,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    rate_limit(&state, &caller)?;
+    let unknown = || ApiError::NotFound {
+        code: "unknown_user",
+        detail: format!("this tenant has no user '{}'", path.as_str()),
+    };
+    let name = username(&path).map_err(|_| unknown())?;
+    if state.platform.user(&caller.tenant, &name)?.is_none() {
+        return Err(unknown());
+    }
+    state
+        .platform
+        .write(vec![PlatformOp::Delete {
+            table: Table::Users,
+            key: Platform::user_key(&caller.tenant, &name),
+        }])?
+        .wait()
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"status": "deleted", "username": name})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_are_folded_and_never_contain_a_slash() {
+        assert_eq!(username("Dev.One@ACME.com").unwrap(), "dev.one@acme.com");
+        for bad in ["", "-x", "a/b", "a b", "ä", &"a".repeat(65), ".x"] {
+            assert!(username(bad).is_err(), "{bad}");
+        }
+    }
+}

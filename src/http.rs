@@ -1,0 +1,31 @@
+//! The HTTP edge: what every request meets before and after its handler.
+//!
+//! Host routing ([`host`]), input parsing ([`input`]), size and time limits
+//! ([`limits`]), keyed rate limiting ([`rate_limit`]), held early retries
+//! ([`retry_hold`]), the request log ([`request_log`]) and the one mapping of errors to
+//! HTTP ([`error`]).
+//!
+//! The middleware reads what it needs from the application state through [`Edge`], so
+//! that this room does not depend on the server that composes it.
+pub mod error;
+pub mod host;
+pub mod input;
+pub mod limits;
+pub mod rate_limit;
+pub mod request_log;
+pub mod retry_hold;
+
+use crate::metrics::Metrics;
+use host::BaseDomains;
+use limits::Limits;
+
+/// What the edge middleware reads from the application state (registered as
+/// `web::Data<S>`; the middleware is instantiated for that `S`).
+pub trait Edge: 'static {
+    /// Base domains, for host routing.
+    fn bases(&self) -> &BaseDomains;
+    /// Size, time and rate limits.
+    fn limits(&self) -> &Limits;
+    /// Where request figures are recorded.
+    fn metrics(&self) -> &Metrics;
+}

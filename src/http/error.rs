@@ -1,0 +1,308 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every error is JSON `{"error": "<snake_case_code>", "detail": "<sentence>"}`.
+//! Internal causes are logged once, with their chain, and never sent to clients.
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use permetrix_actors::TenantError;
+use permetrix_actors::domain::DomainError;
+use permetrix_actors::messages::denial_code;
+use permetrix_storage::StorageError;
+use serde::Serialize;
+
+/// Result of a handler.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// An error answered to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or violates a rule.
+    #[error("{detail}")]
+    BadRequest {
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+    },
+    /// 401: no valid credential.
+    #[error("{detail}")]
+    Unauthorized {
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+    },
+    /// 403: a valid credential that may not do this here.
+    #[error("{detail}")]
+    Forbidden {
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+    },
+    /// 404.
+    #[error("{detail}")]
+    NotFound {
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+    },
+    /// 409.
+    #[error("{detail}")]
+    Conflict {
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+    },
+    /// 413.
+    #[error("the request body is larger than the limit of {limit} bytes; send less")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// 503 with `Retry-After`.
+    #[error("{detail}")]
+    Unavailable {
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+        /// Back-off.
+        retry_after: Duration,
+    },
+    /// 429 with `Retry-After`: a rate limit or login throttle.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+        /// Back-off.
+        retry_after: Duration,
+    },
+    /// 408, 414 or 431: the request broke a size or time limit (`crate::http::limits`).
+    #[error("{detail}")]
+    RequestLimit {
+        /// Status.
+        status: StatusCode,
+        /// Code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+    },
+    /// A rule of the domain refused the operation.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// 500: a bug or an unexpected failure. Logged, not shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// Code of the 503 that refuses a request for a full tenant mailbox.
+const TENANT_OVERLOADED: &str = "tenant_overloaded";
+
+impl ApiError {
+    /// The `Retry-After` of a refusal for a full tenant mailbox (`None` for any other
+    /// error).
+    pub fn overload_retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Unavailable {
+                code: TENANT_OVERLOADED,
+                retry_after,
+                ..
+            } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_request",
+            detail: detail.into(),
+        }
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            code: "not_found",
+            detail: detail.into(),
+        }
+    }
+
+    /// 404 `unknown_tenant`.
+    pub fn unknown_tenant() -> Self {
+        ApiError::NotFound {
+            code: "unknown_tenant",
+            detail: "no tenant has this host name; check the subdomain".into(),
+        }
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        ApiError::Unauthorized {
+            code: "unauthorized",
+            detail: detail.into(),
+        }
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        ApiError::Forbidden {
+            code: "forbidden",
+            detail: detail.into(),
+        }
+    }
+
+    /// 500 from any error.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    /// The error code (`error` field of the body; `reason` of borrow failure metrics).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unavailable { code, .. }
+            | ApiError::TooManyRequests { code, .. }
+            | ApiError::RequestLimit { code, .. } => code,
+            ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::Domain(e) => denial_code(e),
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+fn domain_status(e: &DomainError) -> StatusCode {
+    match e {
+        DomainError::UnknownTool(_)
+        | DomainError::UnknownBorrow
+        | DomainError::UnknownPackage(_)
+        | DomainError::UnknownRequest(_) => StatusCode::NOT_FOUND,
+        DomainError::PackageRevoked(_)
+        | DomainError::RequestDecided { .. }
+        | DomainError::RequestPending { .. } => StatusCode::CONFLICT,
+        DomainError::NoSeats { .. }
+        | DomainError::MaxOverageReached { .. }
+        | DomainError::UserLimitReached { .. }
+        | DomainError::PackageExists(_) => StatusCode::CONFLICT,
+        DomainError::SpendCapReached { .. } | DomainError::PackageInactive { .. } => {
+            StatusCode::FORBIDDEN
+        }
+        DomainError::ExceedsVendorLimit { .. } | DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
+        // An expired lease is gone, as API.md says of heartbeats ("404 if the lease is
+        // gone"); the code tells it apart from an id that never existed.
+        DomainError::LeaseExpired { .. } => StatusCode::NOT_FOUND,
+        DomainError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    detail: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestLimit { status, .. } => *status,
+            ApiError::Domain(e) => domain_status(e),
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let detail = match self {
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                "the server hit an unexpected error; it has been logged, retry later".into()
+            }
+            other => other.to_string(),
+        };
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Unavailable { retry_after, .. }
+            | ApiError::TooManyRequests { retry_after, .. } => {
+                res.insert_header((
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs().max(1)),
+                ));
+            }
+            ApiError::Unauthorized { .. } => {
+                res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            _ => {}
+        }
+        res.json(Body {
+            error: self.code(),
+            detail,
+        })
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::UnknownTenant => ApiError::unknown_tenant(),
+            TenantError::Domain(d) => ApiError::Domain(d),
+            TenantError::Overloaded { retry_after } => ApiError::Unavailable {
+                code: TENANT_OVERLOADED,
+                detail: format!(
+                    "this tenant's request queue is full; retry in {} s",
+                    retry_after.as_secs().max(1)
+                ),
+                retry_after,
+            },
+            TenantError::Unavailable(why) => ApiError::Unavailable {
+                code: "tenant_unavailable",
+                detail: format!("the tenant is temporarily unavailable: {why}; retry shortly"),
+                retry_after: Duration::from_secs(1),
+            },
+            TenantError::Storage(s) => s.into(),
+            TenantError::Timeout => ApiError::Unavailable {
+                code: "timeout",
+                detail: "the tenant did not answer in time; retry shortly".into(),
+                retry_after: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::AlreadyExists { table, key } => ApiError::Conflict {
+                code: "already_exists",
+                detail: format!("{table} '{key}' already exists"),
+            },
+            other => {
+                tracing::error!(error = %other, "storage error");
+                ApiError::Unavailable {
+                    code: "storage_unavailable",
+                    detail: "storage is unavailable; the request was not applied, retry later"
+                        .into(),
+                    retry_after: Duration::from_secs(5),
+                }
+            }
+        }
+    }
+}
