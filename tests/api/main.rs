@@ -1,5 +1,6 @@
 //! Integration tests: the real server on a free port, with a temporary data directory,
-//! spoken to over HTTP. One test binary; one module per area.
+//! spoken to over HTTP. One test binary; one module per area, each importing only from
+//! `helpers` (the one harness: how to start the app, the process harness, polling).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod helpers;
 
