@@ -6,17 +6,25 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::Path;
+use std::process::Output;
 use std::rc::Rc;
 use std::time::Instant;
 
 use permetrix_actors::domain::{LedgerHead, verify_chain};
 use permetrix_storage::{SledConfig, SledStore, Store, TenantId};
 
-use crate::commercial_helpers::customers;
-use crate::crash_harness::{Proc, run_cli};
 use crate::helpers::*;
 
 const TOKEN: &str = "backup-test-operator-token";
+
+/// Runs `permetrix ARGS` to completion.
+fn run_cli(args: &[String]) -> Output {
+    permetrix()
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
 
 /// Runs `permetrix ARGS`, which must succeed; its stdout.
 fn cli_ok(args: &[String]) -> String {
@@ -85,8 +93,8 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     let work = tempfile::tempdir().unwrap();
     let live = work.path().join("live");
     let file = work.path().join("permetrix.backup");
-    let proc = Proc::start(&live, TOKEN, &[]);
-    let app = proc.app(TOKEN);
+    let proc = TestApp::builder().data_dir(&live).token(TOKEN).process();
+    let app = proc.app();
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let mut held = Vec::new();
     for i in 0..7 {
@@ -99,7 +107,7 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     let stop = Rc::new(RefCell::new(false));
     let writer = {
         let (ops, stop) = (Rc::clone(&ops), Rc::clone(&stop));
-        let client = RemoteApp::new(proc.addr, TOKEN);
+        let client = app.detached();
         let (host, key) = (acme.host.clone(), acme.admin_key.clone());
         actix_rt::spawn(async move {
             while !*stop.borrow() {
@@ -204,8 +212,11 @@ async fn a_live_backup_restores_into_a_server_that_serves_exactly_the_snapshot()
     }
 
     // A server on the restored directory serves the snapshot with the old credentials.
-    let proc = Proc::start(&restored, TOKEN, &[]);
-    let app = proc.app(TOKEN);
+    let proc = TestApp::builder()
+        .data_dir(&restored)
+        .token(TOKEN)
+        .process();
+    let app = proc.app();
     let listed: HashSet<String> = app.borrow_ids(&acme).await.into_iter().collect();
     assert_eq!(listed, leases);
     customers(&app, &acme.vendor_key).await;

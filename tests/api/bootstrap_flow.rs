@@ -1,13 +1,11 @@
 //! The whole bootstrap → provision → borrow → status → return flow.
 use serde_json::json;
 
-use crate::commercial_helpers::customers;
 use crate::helpers::*;
-use crate::security_support::add_farm_key;
 
 #[actix_web::test]
 async fn bootstrap_provision_borrow_status_return() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
 
     // Health answers on the main host.
@@ -125,7 +123,7 @@ async fn bootstrap_provision_borrow_status_return() {
 
 #[actix_web::test]
 async fn replies_are_compact_json_with_a_200_on_borrow() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let mut res = app
         .client
@@ -145,7 +143,7 @@ async fn replies_are_compact_json_with_a_200_on_borrow() {
 
 #[actix_web::test]
 async fn signatures_are_required_by_default_and_verified() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     // Back to the default policy.
     app.call(
@@ -168,8 +166,8 @@ async fn signatures_are_required_by_default_and_verified() {
         .unwrap()
         .as_secs()
         .to_string();
-    let signed = permetrix_client::signing::v1_string(ECU.name, "dev1", &ts, &t.admin_key);
-    let sig = permetrix_client::signing::sign(t.signing_secret.as_bytes(), &signed);
+    let signed = signing::v1_string(ECU.name, "dev1", &ts, &t.admin_key);
+    let sig = signing::sign(t.signing_secret.as_bytes(), &signed);
     let send = |sig: String, vendor: &'static str| {
         app.client
             .post(app.url("/licenses/borrow"))
@@ -196,7 +194,7 @@ async fn signatures_are_required_by_default_and_verified() {
 
 #[actix_web::test]
 async fn an_imported_signing_secret_verifies_existing_clients() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let secret = "vendor-signing-secret-0123456789abcdef";
     let v = app
         .operator(

@@ -3,13 +3,11 @@
 //! package lifecycle.
 use serde_json::json;
 
-use crate::commercial_helpers::*;
 use crate::helpers::*;
-use crate::security_support::add_farm_key;
 
 #[actix_web::test]
 async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after_return() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await; // commit 5, overage 15, 500.00
     let mut ids = Vec::new();
     for i in 0..7 {
@@ -17,7 +15,7 @@ async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after
         assert_eq!(b["is_overage"], i >= 5, "borrow {i}");
         ids.push(b["id"].as_str().unwrap().to_owned());
     }
-    let listed = get(&app, &t, "/overage-charges").await.expect(200);
+    let listed = app.tenant_get(&t, "/overage-charges").await.expect(200);
     let charges = listed["charges"].as_array().unwrap();
     assert_eq!(charges.len(), 2);
     for (c, id) in charges.iter().zip(&ids[5..]) {
@@ -34,7 +32,7 @@ async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after
     for id in &ids {
         app.return_ok(&t.host, id).await;
     }
-    let after = get(&app, &t, "/overage-charges").await.expect(200);
+    let after = app.tenant_get(&t, "/overage-charges").await.expect(200);
     assert_eq!(
         after["charges"], listed["charges"],
         "charges stay after return"
@@ -47,19 +45,25 @@ async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after
     assert_eq!(line["remaining_spend"], serde_json::Value::Null);
 
     // Filters: by tool (name or id), by time window; an unknown tool is a 404.
-    let by_name = get(&app, &t, "/overage-charges?tool=ECU%20Development%20Suite").await;
+    let by_name = app
+        .tenant_get(&t, "/overage-charges?tool=ECU%20Development%20Suite")
+        .await;
     assert_eq!(by_name.expect(200)["charges"].as_array().unwrap().len(), 2);
-    let future = get(&app, &t, "/overage-charges?from=2100-01-01").await;
+    let future = app.tenant_get(&t, "/overage-charges?from=2100-01-01").await;
     assert!(future.expect(200)["charges"].as_array().unwrap().is_empty());
-    let unknown = get(&app, &t, "/overage-charges?tool=nope").await;
+    let unknown = app.tenant_get(&t, "/overage-charges?tool=nope").await;
     assert_eq!(
         (unknown.status.as_u16(), unknown.code()),
         (404, "unknown_tool")
     );
-    let paged = get(&app, &t, "/overage-charges?limit=1").await.expect(200);
+    let paged = app
+        .tenant_get(&t, "/overage-charges?limit=1")
+        .await
+        .expect(200);
     assert_eq!(paged["charges"].as_array().unwrap().len(), 1);
     assert_eq!(paged["next_after_seq"], 1);
-    let rest = get(&app, &t, "/overage-charges?after_seq=1")
+    let rest = app
+        .tenant_get(&t, "/overage-charges?after_seq=1")
         .await
         .expect(200);
     assert_eq!(rest["charges"][0]["seq"], 2);
@@ -68,7 +72,7 @@ async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after
 
 #[actix_web::test]
 async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_them() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let line = budget_of(&app, &t, ECU.id).await;
     let expected_keys = [
@@ -106,21 +110,21 @@ async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_t
         json!({"tool": ECU.id, "max_overage": 16}),
         json!({"tool": ECU.name, "total": 10, "max_overage": 99}),
     ] {
-        let r = put(&app, &t, "/config/budget", body).await;
+        let r = app.tenant_put(&t, "/config/budget", body).await;
         assert_eq!((r.status.as_u16(), r.code()), (400, "exceeds_vendor_limit"));
         assert!(r.body["detail"].as_str().unwrap().contains("only lower"));
     }
     assert_eq!(budget_of(&app, &t, ECU.id).await["total"], 20);
 
     // Lower: the active limit is the lower of the two.
-    let r = put(
-        &app,
-        &t,
-        "/config/budget",
-        json!({"tool": ECU.id, "total": 8, "max_overage": 2}),
-    )
-    .await
-    .expect(200);
+    let r = app
+        .tenant_put(
+            &t,
+            "/config/budget",
+            json!({"tool": ECU.id, "total": 8, "max_overage": 2}),
+        )
+        .await
+        .expect(200);
     assert_eq!(
         (&r["vendor_total"], &r["total"], &r["max_overage"]),
         (&json!(20), &json!(7), &json!(2))
@@ -133,21 +137,17 @@ async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_t
     assert_eq!((r.status.as_u16(), r.code()), (409, "max_overage_reached"));
 
     // Lower than what is in use: new borrows are refused, no seat is taken away.
-    let r = put(
-        &app,
-        &t,
-        "/config/budget",
-        json!({"tool": ECU.id, "total": 3}),
-    )
-    .await
-    .expect(200);
+    let r = app
+        .tenant_put(&t, "/config/budget", json!({"tool": ECU.id, "total": 3}))
+        .await
+        .expect(200);
     assert_eq!((&r["total"], &r["borrowed"]), (&json!(3), &json!(7)));
     let s = app.status_of(&t, ECU.id).await;
     assert_eq!(
         (&s["total"], &s["borrowed"], &s["available"]),
         (&json!(3), &json!(7), &json!(0))
     );
-    let listed = get(&app, &t, "/borrows").await.expect(200);
+    let listed = app.tenant_get(&t, "/borrows").await.expect(200);
     assert_eq!(listed.as_array().unwrap().len(), 7);
     assert_eq!(app.borrow(&t, ECU.id, "u8").await.status.as_u16(), 409);
     for id in &held[..5] {
@@ -156,14 +156,14 @@ async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_t
     app.borrow_ok(&t, ECU.id, "u8").await;
 
     // An absent field stays; null clears the restriction.
-    let r = put(
-        &app,
-        &t,
-        "/config/budget",
-        json!({"tool": ECU.id, "max_overage": null}),
-    )
-    .await
-    .expect(200);
+    let r = app
+        .tenant_put(
+            &t,
+            "/config/budget",
+            json!({"tool": ECU.id, "max_overage": null}),
+        )
+        .await
+        .expect(200);
     assert_eq!(
         (
             &r["total"],
@@ -172,46 +172,30 @@ async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_t
         ),
         (&json!(3), &json!(3), &json!(null))
     );
-    let r = put(
-        &app,
-        &t,
-        "/config/budget",
-        json!({"tool": ECU.id, "total": null}),
-    )
-    .await
-    .expect(200);
+    let r = app
+        .tenant_put(&t, "/config/budget", json!({"tool": ECU.id, "total": null}))
+        .await
+        .expect(200);
     assert_eq!(r["total"], 20);
-    let r = put(&app, &t, "/config/budget", json!({"tool": ECU.id})).await;
+    let r = app
+        .tenant_put(&t, "/config/budget", json!({"tool": ECU.id}))
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_request"));
-    let r = put(
-        &app,
-        &t,
-        "/config/budget",
-        json!({"tool": ECU.id, "total": -1}),
-    )
-    .await;
+    let r = app
+        .tenant_put(&t, "/config/budget", json!({"tool": ECU.id, "total": -1}))
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_request"));
-    let r = put(
-        &app,
-        &t,
-        "/config/budget",
-        json!({"tool": "nope", "total": 1}),
-    )
-    .await;
+    let r = app
+        .tenant_put(&t, "/config/budget", json!({"tool": "nope", "total": 1}))
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_tool"));
 
     // A vendor cut below the customer's restriction lowers the active limit too.
-    put(
-        &app,
-        &t,
-        "/config/budget",
-        json!({"tool": ECU.id, "total": 15}),
-    )
-    .await
-    .expect(200);
+    app.tenant_put(&t, "/config/budget", json!({"tool": ECU.id, "total": 15}))
+        .await
+        .expect(200);
     let pkg = package_id(&app, &t, ECU.id).await;
-    vendor(
-        &app,
+    app.vendor(
         &t.vendor_key,
         "PATCH",
         &format!("/api/vendor/packages/{pkg}"),
@@ -241,7 +225,7 @@ async fn budget_shows_vendor_and_active_limits_and_restrictions_may_only_lower_t
 
 #[actix_web::test]
 async fn the_spend_cap_is_never_exceeded_under_100_concurrent_overage_borrows() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let tool = Tool {
         name: "Model-Based Design Studio",
         id: "mbd-studio",
@@ -251,14 +235,14 @@ async fn the_spend_cap_is_never_exceeded_under_100_concurrent_overage_borrows() 
     };
     let t = bootstrap(&app, "vector", "acme", &tool).await;
     // 24 charges of 500.00 make 12000.00; the 25th would pass the cap.
-    let line = put(
-        &app,
-        &t,
-        "/config/protection",
-        json!({"tool": tool.id, "max_spend": 12_345.0}),
-    )
-    .await
-    .expect(200);
+    let line = app
+        .tenant_put(
+            &t,
+            "/config/protection",
+            json!({"tool": tool.id, "max_spend": 12_345.0}),
+        )
+        .await
+        .expect(200);
     assert_eq!(line["customer_max_spend"].as_f64(), Some(12_345.0));
     assert_eq!(line["remaining_spend"].as_f64(), Some(12_345.0));
 
@@ -281,7 +265,7 @@ async fn the_spend_cap_is_never_exceeded_under_100_concurrent_overage_borrows() 
     let line = budget_of(&app, &t, tool.id).await;
     assert_eq!(line["month_to_date_overage_cost"].as_f64(), Some(12_000.0));
     assert_eq!(line["remaining_spend"].as_f64(), Some(345.0));
-    let charges = get(&app, &t, "/overage-charges").await.expect(200);
+    let charges = app.tenant_get(&t, "/overage-charges").await.expect(200);
     let charges = charges["charges"].as_array().unwrap();
     let billed: i64 = charges
         .iter()
@@ -289,7 +273,10 @@ async fn the_spend_cap_is_never_exceeded_under_100_concurrent_overage_borrows() 
         .sum();
     assert_eq!((charges.len(), billed), (24, 1_200_000));
     assert!(billed <= 1_234_500);
-    let verify = get(&app, &t, "/overage-charges/verify").await.expect(200);
+    let verify = app
+        .tenant_get(&t, "/overage-charges/verify")
+        .await
+        .expect(200);
     assert_eq!(
         (&verify["valid"], &verify["charges"]),
         (&json!(true), &json!(24))
@@ -300,17 +287,17 @@ async fn the_spend_cap_is_never_exceeded_under_100_concurrent_overage_borrows() 
         json!({"tool": tool.id}),
         json!({"tool": tool.id, "max_spend": -5}),
     ] {
-        let r = put(&app, &t, "/config/protection", bad).await;
+        let r = app.tenant_put(&t, "/config/protection", bad).await;
         assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_request"));
     }
-    let line = put(
-        &app,
-        &t,
-        "/config/protection",
-        json!({"tool": tool.id, "max_spend": null}),
-    )
-    .await
-    .expect(200);
+    let line = app
+        .tenant_put(
+            &t,
+            "/config/protection",
+            json!({"tool": tool.id, "max_spend": null}),
+        )
+        .await
+        .expect(200);
     assert_eq!(
         (&line["customer_max_spend"], &line["remaining_spend"]),
         (&json!(null), &json!(null))

@@ -2,16 +2,15 @@
 //! status; inactive packages refuse borrows while running leases run out.
 use serde_json::json;
 
-use crate::commercial_helpers::*;
 use crate::helpers::*;
 
 #[actix_web::test]
 async fn suspended_and_expired_packages_refuse_borrows_while_leases_run_out() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let pkg = package_id(&app, &t, ECU.id).await;
     let path = format!("/api/vendor/packages/{pkg}");
-    let patch = |body: serde_json::Value| vendor(&app, &t.vendor_key, "PATCH", &path, Some(body));
+    let patch = |body: serde_json::Value| app.vendor(&t.vendor_key, "PATCH", &path, Some(body));
     let held = app.borrow_id(&t, ECU.id, "running").await;
 
     let p = patch(json!({"status": "suspended"})).await.expect(200);
@@ -87,15 +86,15 @@ async fn suspended_and_expired_packages_refuse_borrows_while_leases_run_out() {
     assert!(r.body["detail"].as_str().unwrap().contains("overage_price"));
 
     // Only the provisioning vendor sees the package; others get the 404 of an unknown id.
-    let other = second_vendor(&app, "dspace", "initech", &ECU).await;
-    let r = vendor(
-        &app,
-        &other.vendor_key,
-        "PATCH",
-        &path,
-        Some(json!({"status": "revoked"})),
-    )
-    .await;
+    let other = bootstrap(&app, "dspace", "initech", &ECU).await;
+    let r = app
+        .vendor(
+            &other.vendor_key,
+            "PATCH",
+            &path,
+            Some(json!({"status": "revoked"})),
+        )
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_package"));
     let r = patch_unknown(&app, &t).await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_package"));
@@ -113,8 +112,7 @@ async fn suspended_and_expired_packages_refuse_borrows_while_leases_run_out() {
 }
 
 async fn patch_unknown(app: &TestApp, t: &Tenant) -> Reply {
-    vendor(
-        app,
+    app.vendor(
         &t.vendor_key,
         "PATCH",
         "/api/vendor/packages/pkg-nope",

@@ -2,9 +2,7 @@
 //! vendor, applied to the package on approval.
 use serde_json::json;
 
-use crate::commercial_helpers::*;
 use crate::helpers::*;
-use crate::security_support::add_farm_key;
 
 async fn file(app: &TestApp, t: &Tenant, body: serde_json::Value) -> Reply {
     app.call(
@@ -19,9 +17,9 @@ async fn file(app: &TestApp, t: &Tenant, body: serde_json::Value) -> Reply {
 
 #[actix_web::test]
 async fn request_more_round_trip() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await; // 20 = 5 + 15
-    let other = second_vendor(&app, "dspace", "initech", &ECU).await;
+    let other = bootstrap(&app, "dspace", "initech", &ECU).await;
 
     let r = file(
         &app,
@@ -71,7 +69,8 @@ async fn request_more_round_trip() {
     assert_eq!((r.status.as_u16(), r.code()), (403, "insufficient_scope"));
 
     // The vendor sees it; another vendor neither sees nor answers it.
-    let listed = vendor(&app, &t.vendor_key, "GET", "/api/vendor/requests", None)
+    let listed = app
+        .vendor(&t.vendor_key, "GET", "/api/vendor/requests", None)
         .await
         .expect(200);
     let listed = listed["requests"].as_array().unwrap();
@@ -84,35 +83,39 @@ async fn request_more_round_trip() {
         ),
         (&json!(id), &json!("acme"), &json!("release crunch"))
     );
-    let none = vendor(
-        &app,
-        &t.vendor_key,
-        "GET",
-        "/api/vendor/requests?status=approved",
-        None,
-    )
-    .await
-    .expect(200);
+    let none = app
+        .vendor(
+            &t.vendor_key,
+            "GET",
+            "/api/vendor/requests?status=approved",
+            None,
+        )
+        .await
+        .expect(200);
     assert!(none["requests"].as_array().unwrap().is_empty());
-    let theirs = vendor(&app, &other.vendor_key, "GET", "/api/vendor/requests", None)
+    let theirs = app
+        .vendor(&other.vendor_key, "GET", "/api/vendor/requests", None)
         .await
         .expect(200);
     assert!(theirs["requests"].as_array().unwrap().is_empty());
     let approve_path = format!("/api/vendor/requests/{id}/approve");
-    let r = vendor(&app, &other.vendor_key, "POST", &approve_path, None).await;
+    let r = app
+        .vendor(&other.vendor_key, "POST", &approve_path, None)
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_request"));
-    let r = vendor(
-        &app,
-        &t.vendor_key,
-        "POST",
-        "/api/vendor/requests/acme.0000/approve",
-        None,
-    )
-    .await;
+    let r = app
+        .vendor(
+            &t.vendor_key,
+            "POST",
+            "/api/vendor/requests/acme.0000/approve",
+            None,
+        )
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_request"));
 
     // Approval applies the limits: a total alone keeps the commit and grows the overage.
-    let decided = vendor(&app, &t.vendor_key, "POST", &approve_path, None)
+    let decided = app
+        .vendor(&t.vendor_key, "POST", &approve_path, None)
         .await
         .expect(200);
     assert_eq!(decided["request"]["status"], "approved");
@@ -133,14 +136,17 @@ async fn request_more_round_trip() {
         (&json!(30), &json!(5), &json!(25))
     );
     assert_eq!(budget_of(&app, &t, ECU.id).await["vendor_total"], 30);
-    let twice = vendor(&app, &t.vendor_key, "POST", &approve_path, None).await;
+    let twice = app.vendor(&t.vendor_key, "POST", &approve_path, None).await;
     assert_eq!(
         (twice.status.as_u16(), twice.code()),
         (409, "request_decided")
     );
 
     // The tenant sees the answer; a new request can be filed and rejected.
-    let mine = get(&app, &t, "/api/customer/requests").await.expect(200);
+    let mine = app
+        .tenant_get(&t, "/api/customer/requests")
+        .await
+        .expect(200);
     assert_eq!(mine["requests"][0]["status"], "approved");
     let r = file(
         &app,
@@ -150,15 +156,15 @@ async fn request_more_round_trip() {
     .await
     .expect(201);
     let id2 = r["id"].as_str().unwrap();
-    let rejected = vendor(
-        &app,
-        &t.vendor_key,
-        "POST",
-        &format!("/api/vendor/requests/{id2}/reject"),
-        Some(json!({"note": "not this quarter"})),
-    )
-    .await
-    .expect(200);
+    let rejected = app
+        .vendor(
+            &t.vendor_key,
+            "POST",
+            &format!("/api/vendor/requests/{id2}/reject"),
+            Some(json!({"note": "not this quarter"})),
+        )
+        .await
+        .expect(200);
     assert_eq!(
         (
             &rejected["request"]["status"],
@@ -168,7 +174,10 @@ async fn request_more_round_trip() {
     );
     assert_eq!(rejected["package"], serde_json::Value::Null);
     assert_eq!(app.status_of(&t, ECU.id).await["total"], 30);
-    let mine = get(&app, &t, "/api/customer/requests").await.expect(200);
+    let mine = app
+        .tenant_get(&t, "/api/customer/requests")
+        .await
+        .expect(200);
     let statuses: Vec<_> = mine["requests"]
         .as_array()
         .unwrap()
@@ -183,15 +192,15 @@ async fn request_more_round_trip() {
         .await
         .expect(201);
     let id3 = r["id"].as_str().unwrap();
-    let decided = vendor(
-        &app,
-        &t.vendor_key,
-        "POST",
-        &format!("/api/vendor/requests/{id3}/approve"),
-        Some(json!({"total": 40, "commit_qty": 10, "note": "with a bigger commit"})),
-    )
-    .await
-    .expect(200);
+    let decided = app
+        .vendor(
+            &t.vendor_key,
+            "POST",
+            &format!("/api/vendor/requests/{id3}/approve"),
+            Some(json!({"total": 40, "commit_qty": 10, "note": "with a bigger commit"})),
+        )
+        .await
+        .expect(200);
     assert_eq!(
         decided["request"]["applied"],
         json!({"total": 40, "commit_qty": 10, "max_overage": 30})

@@ -4,7 +4,7 @@ use crate::helpers::*;
 
 #[actix_web::test]
 async fn two_hundred_concurrent_borrows_of_ten_seats_grant_exactly_ten() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let tool = Tool {
         name: "CAN Bus Analyzer Pro",
         id: "can-analyzer-pro",
@@ -54,7 +54,7 @@ async fn two_hundred_concurrent_borrows_of_ten_seats_grant_exactly_ten() {
 
 #[actix_web::test]
 async fn overage_cap_refuses_with_max_overage_reached() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let tool = Tool {
         name: "GreenHills Multi IDE",
         id: "greenhills-multi",

@@ -26,7 +26,6 @@ use permetrix_storage::{SledConfig, SledStore, Store, TenantId, Timestamp};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::crash_harness::Proc;
 use crate::helpers::*;
 
 const TOKEN: &str = "crash-test-operator-token";
@@ -99,7 +98,7 @@ enum Op {
 
 /// POST that reports a failed exchange (the server died) as `None` instead of panicking.
 async fn post(
-    app: &RemoteApp,
+    app: &TestApp,
     host: &str,
     path: &str,
     token: &str,
@@ -122,7 +121,7 @@ async fn post(
 
 /// One client: borrows and returns on one tenant until the server dies.
 async fn client(
-    addr: std::net::SocketAddr,
+    app: TestApp,
     tenant: &'static str,
     key: String,
     user: String,
@@ -130,7 +129,6 @@ async fn client(
     model: Rc<RefCell<Model>>,
     kill: Rc<Notify>,
 ) {
-    let app = RemoteApp::new(addr, TOKEN);
     let host = format!("{tenant}.localhost");
     loop {
         let op = {
@@ -326,7 +324,7 @@ fn check_and_adopt(model: &mut Model, stored: &HashMap<&'static str, Stored>) {
 
 /// The restarted server agrees with the store: readiness, counters, borrow lists.
 async fn check_http(
-    app: &RemoteApp,
+    app: &TestApp,
     keys: &HashMap<&'static str, String>,
     stored: &HashMap<&'static str, Stored>,
 ) {
@@ -393,9 +391,13 @@ async fn acknowledged_operations_survive_repeated_sigkill_under_load() {
     let extra = std::env::var("PERMETRIX_CRASH_SERVER_ARGS").unwrap_or_default();
     let extra: Vec<&str> = extra.split_whitespace().collect();
     let dir = tempfile::tempdir().unwrap();
-    let mut proc = Proc::start(dir.path(), TOKEN, &extra);
+    let server = TestApp::builder()
+        .data_dir(dir.path())
+        .token(TOKEN)
+        .args(&extra);
+    let mut proc = server.process();
 
-    let app = proc.app(TOKEN);
+    let app = proc.app();
     let first = bootstrap(&app, "crashvendor", TENANTS[0], &TOOLS[0]).await;
     let mut keys = HashMap::new();
     keys.insert(TENANTS[0], first.admin_key.clone());
@@ -427,7 +429,7 @@ async fn acknowledged_operations_survive_repeated_sigkill_under_load() {
         for (t, tenant) in TENANTS.iter().enumerate() {
             for c in 0..CLIENTS_PER_TENANT {
                 clients.push(actix_rt::spawn(client(
-                    proc.addr,
+                    proc.app(),
                     tenant,
                     keys[tenant].clone(),
                     format!("user-{t}-{c}"),
@@ -450,8 +452,8 @@ async fn acknowledged_operations_survive_repeated_sigkill_under_load() {
         let stored = read_store(dir.path());
         check_and_adopt(&mut model.borrow_mut(), &stored);
 
-        proc = Proc::start(dir.path(), TOKEN, &extra);
-        check_http(&proc.app(TOKEN), &keys, &stored).await;
+        proc = server.process();
+        check_http(&proc.app(), &keys, &stored).await;
         model.borrow_mut().report.cycles = cycle + 1;
     }
     proc.kill9();

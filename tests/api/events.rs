@@ -1,16 +1,14 @@
 //! `GET /events`: live borrow, denied and return events over Server-Sent Events.
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::event_stream::{next_event, subscribe, until_subscribed};
 use crate::helpers::*;
 
 #[actix_web::test]
 async fn a_subscriber_receives_borrow_denied_and_return_events() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let res = subscribe(&app, &t).await;
     assert_eq!(res.status().as_u16(), 200);
@@ -51,7 +49,7 @@ async fn a_subscriber_receives_borrow_denied_and_return_events() {
 
 #[actix_web::test]
 async fn events_need_a_key_of_this_tenant() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
     let r = app.call("GET", &acme.host, "/events", None, None).await;
@@ -75,22 +73,16 @@ async fn events_need_a_key_of_this_tenant() {
 
 #[actix_web::test]
 async fn sigterm_ends_open_event_streams_and_the_server_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let token = "events-shutdown-operator-token";
-    let server = ServerProcess::start(dir.path(), token, &[]);
-    let app = TestApp::new(server.addr, token);
+    let server = TestApp::builder()
+        .token("events-shutdown-operator-token")
+        .process();
+    let app = server.app();
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let mut stream = subscribe(&app, &t).await;
     let mut seen = String::new();
     until_subscribed(&mut stream, &mut seen).await;
 
-    let mut child = server.child;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    server.signal(Signal::SIGTERM);
     // The stream says goodbye and ends, instead of holding the shutdown open.
     while let Some(Ok(chunk)) = tokio::time::timeout(Duration::from_secs(30), stream.next())
         .await
@@ -99,6 +91,6 @@ async fn sigterm_ends_open_event_streams_and_the_server_exits_cleanly() {
         seen.push_str(std::str::from_utf8(&chunk).unwrap());
     }
     assert!(seen.contains(": server shutting down"), "{seen:?}");
-    let exit = child.wait().expect("server exits");
+    let (exit, _) = server.wait_exit();
     assert!(exit.success(), "{exit:?}");
 }

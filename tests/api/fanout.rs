@@ -2,17 +2,12 @@
 //! does not answer in time, and idle tenants read without activation.
 use std::time::Duration;
 
-use permetrix::api::accounts::{self, NewTenant};
-use permetrix_actors::domain::BorrowRequest;
-use permetrix_actors::messages::Borrow;
 use permetrix_storage::records::PackageRecord;
 use permetrix_storage::test_records;
 use permetrix_storage::{Durability, Money, TenantId, Timestamp, VendorId};
 use serde_json::Value;
 
-use crate::commercial_helpers::customers;
 use crate::helpers::*;
-use crate::metrics::Hold;
 
 fn package(tenant: &str) -> PackageRecord {
     let base = test_records::package(ECU.id, ECU.commit, Timestamp::now());
@@ -25,39 +20,17 @@ fn package(tenant: &str) -> PackageRecord {
 
 /// `n` more tenants of vendor `vector`, created and provisioned in-process (the HTTP
 /// path of both is covered elsewhere); tenant `c<i>` holds `i % 7` seats.
-async fn seed(s: &StatefulApp, n: usize) -> Vec<TenantId> {
+async fn seed(app: &TestApp, n: usize) -> Vec<TenantId> {
     let vendor = VendorId::parse("vector").unwrap();
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let id = TenantId::parse(&format!("c{i:05}")).unwrap();
-        accounts::create_tenant(
-            &s.state,
-            &vendor,
-            NewTenant {
-                tenant_id: id.clone(),
-                company_name: format!("Customer {i}"),
-                domain: None,
-                crm_id: None,
-            },
-        )
-        .await
-        .unwrap();
-        accounts::provision(&s.state, &vendor, &id, package(id.as_str()))
-            .await
-            .unwrap();
+        app.create_tenant_directly(&vendor, &id, &format!("Customer {i}"))
+            .await;
+        app.provision_directly(&vendor, &id, package(id.as_str()))
+            .await;
         for u in 0..i % 7 {
-            s.state
-                .registry
-                .send(
-                    &id,
-                    Borrow(BorrowRequest {
-                        tool: ECU.id.into(),
-                        user: format!("u{u}"),
-                        lease_seconds: None,
-                    }),
-                )
-                .await
-                .unwrap();
+            app.borrow_directly(&id, ECU.id, &format!("u{u}")).await;
         }
         ids.push(id);
     }
@@ -70,18 +43,20 @@ fn seats_of(i: usize) -> u64 {
 
 #[actix_web::test]
 async fn a_fan_out_over_two_thousand_tenants_returns_them_all_with_live_counts() {
-    let s = spawn_stateful(|c| {
-        // Seeding speed only: the fan-out reads what the actors hold.
-        c.durability = Durability::Relaxed {
-            interval: Duration::from_millis(50),
-        };
-        c.arbiters = 2;
-    })
-    .await;
-    let first = bootstrap(&s.app, "vector", "acme", &ECU).await;
+    let s = TestApp::builder()
+        .config(|c| {
+            // Seeding speed only: the fan-out reads what the actors hold.
+            c.durability = Durability::Relaxed {
+                interval: Duration::from_millis(50),
+            };
+            c.arbiters = 2;
+        })
+        .spawn()
+        .await;
+    let first = bootstrap(&s, "vector", "acme", &ECU).await;
     let ids = seed(&s, 2_000).await;
 
-    let body = customers(&s.app, &first.vendor_key).await;
+    let body = customers(&s, &first.vendor_key).await;
     assert_eq!(body["partial"], false);
     assert_eq!(body["missing"], serde_json::json!([]));
     let list = body["customers"].as_array().unwrap();
@@ -105,7 +80,6 @@ async fn a_fan_out_over_two_thousand_tenants_returns_them_all_with_live_counts()
     }
 
     let stats = s
-        .app
         .operator("GET", "/api/admin/stats", None)
         .await
         .expect(200);
@@ -117,28 +91,22 @@ async fn a_fan_out_over_two_thousand_tenants_returns_them_all_with_live_counts()
 
 #[actix_web::test]
 async fn a_tenant_that_does_not_answer_in_time_is_missing_and_the_others_return() {
-    let s = spawn_stateful(|c| {
-        c.fanout_deadline = Duration::from_millis(300);
-        // Holding an actor blocks its arbiter thread: with many arbiters, most
-        // tenants live elsewhere and must still answer.
-        c.arbiters = 8;
-    })
-    .await;
-    let first = bootstrap(&s.app, "vector", "acme", &ECU).await;
+    let s = TestApp::builder()
+        .config(|c| {
+            c.fanout_deadline = Duration::from_millis(300);
+            // Holding an actor blocks its arbiter thread: with many arbiters, most
+            // tenants live elsewhere and must still answer.
+            c.arbiters = 8;
+        })
+        .spawn()
+        .await;
+    let first = bootstrap(&s, "vector", "acme", &ECU).await;
     let ids = seed(&s, 24).await;
     let held = ids[3].clone();
 
-    let (release, gate) = std::sync::mpsc::channel();
-    let (entered_tx, entered) = std::sync::mpsc::channel();
-    let registry = s.state.registry.clone();
-    let h = held.clone();
-    let holder = actix_rt::spawn(async move { registry.send(&h, Hold(gate, entered_tx)).await });
-    assert!(
-        eventually(|| entered.try_recv().is_ok()).await,
-        "the actor never picked up Hold"
-    );
+    let hold = s.hold_actor(&held).await;
 
-    let body = customers(&s.app, &first.vendor_key).await;
+    let body = customers(&s, &first.vendor_key).await;
     assert_eq!(body["partial"], true);
     let missing: Vec<&str> = body["missing"]
         .as_array()
@@ -164,9 +132,8 @@ async fn a_tenant_that_does_not_answer_in_time_is_missing_and_the_others_return(
         }
     }
 
-    release.send(()).unwrap();
-    holder.await.unwrap().unwrap();
-    let body = customers(&s.app, &first.vendor_key).await;
+    hold.release().await;
+    let body = customers(&s, &first.vendor_key).await;
     assert_eq!(body["partial"], false);
     s.stop().await;
 }
@@ -175,8 +142,9 @@ async fn a_tenant_that_does_not_answer_in_time_is_missing_and_the_others_return(
 async fn after_a_restart_idle_tenants_are_read_from_storage_without_activation() {
     let dir = tempfile::tempdir().unwrap();
     let token = "fanout-restart-operator-token";
-    let first = ServerProcess::start(dir.path(), token, &[]);
-    let app = TestApp::new(first.addr, token);
+    let server = TestApp::builder().data_dir(dir.path()).token(token);
+    let first = server.process();
+    let app = first.app();
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let mut tenants = vec![acme];
     for i in 0..11 {
@@ -197,8 +165,8 @@ async fn after_a_restart_idle_tenants_are_read_from_storage_without_activation()
     }
     first.kill9();
 
-    let second = ServerProcess::start(dir.path(), token, &[]);
-    let app = TestApp::new(second.addr, token);
+    let second = server.process();
+    let app = second.app();
     let body = customers(&app, &tenants[0].vendor_key).await;
     assert_eq!(body["partial"], false);
     for (i, t) in tenants.iter().enumerate() {

@@ -22,27 +22,20 @@ async fn actor(app: &TestApp, tenant: &str) -> Value {
 
 /// Polls (bounded) until `field` of the tenant's actor figures reaches `want`.
 async fn until_actor(app: &TestApp, tenant: &str, field: &str, want: u64) {
-    for _ in 0..2_000 {
-        if actor(app, tenant).await[field].as_u64() == Some(want) {
-            return;
+    let what = format!("{tenant}: {field} reaches {want}");
+    wait_until(&what, || async {
+        let figures = actor(app, tenant).await;
+        if figures[field].as_u64() == Some(want) {
+            Ok(())
+        } else {
+            Err(figures)
         }
-        actix_rt::task::yield_now().await;
-    }
-    panic!(
-        "{tenant}: {field} never reached {want}: {}",
-        actor(app, tenant).await
-    );
+    })
+    .await;
 }
 
 async fn borrowed(app: &TestApp, t: &Tenant) -> u64 {
     app.status_of(t, ECU.id).await["borrowed"].as_u64().unwrap()
-}
-
-/// POSTs `/_faults/{fault}` (test builds only) at `t` with its admin key.
-pub async fn inject(app: &TestApp, t: &Tenant, fault: &str) -> Reply {
-    let path = format!("/_faults/{fault}");
-    app.call("POST", &t.host, &path, Some(&t.admin_key), None)
-        .await
 }
 
 /// A borrow of ECU by `user` at `t`, as a future to spawn.
@@ -56,7 +49,7 @@ fn borrow_req(
 
 #[actix_web::test]
 async fn a_panicking_actor_restarts_with_stored_state_and_queued_requests_are_served() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
     borrow_req(&app, &acme, "before").await.expect(200);
@@ -70,7 +63,7 @@ async fn a_panicking_actor_restarts_with_stored_state_and_queued_requests_are_se
         until_actor(&app, "acme", "mailbox_depth", depth).await;
     }
     let fault = {
-        let app = TestApp::new(app.addr, &app.admin_token);
+        let app = app.detached();
         let (host, key) = (acme.host.clone(), acme.admin_key.clone());
         actix_rt::spawn(async move {
             app.call("POST", &host, "/_faults/panic", Some(&key), None)
@@ -114,7 +107,10 @@ async fn a_panicking_actor_restarts_with_stored_state_and_queued_requests_are_se
 async fn a_full_mailbox_answers_503_with_retry_after_while_other_tenants_are_served() {
     const CAPACITY: u64 = 4;
     const FLOOD: u64 = 40;
-    let app = spawn_with(|c| c.mailbox_capacity = CAPACITY as usize).await;
+    let app = TestApp::builder()
+        .config(|c| c.mailbox_capacity = CAPACITY as usize)
+        .spawn()
+        .await;
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
 
@@ -158,18 +154,20 @@ async fn a_full_mailbox_answers_503_with_retry_after_while_other_tenants_are_ser
 }
 
 async fn early_retries_held(app: &TestApp) -> f64 {
-    let m = crate::metrics::scrape(app).await;
-    crate::metrics::at(&m, "permetrix_early_retries_held_total")
+    let m = scrape(app).await;
+    at(&m, "permetrix_early_retries_held_total")
 }
 
 #[actix_web::test]
 async fn a_connection_that_retries_before_its_retry_after_is_held_until_then() {
     const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
-    let app = spawn_with(|c| {
-        c.mailbox_capacity = 1;
-        c.overload_retry_after = RETRY_AFTER;
-    })
-    .await;
+    let app = TestApp::builder()
+        .config(|c| {
+            c.mailbox_capacity = 1;
+            c.overload_retry_after = RETRY_AFTER;
+        })
+        .spawn()
+        .await;
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
     inject(&app, &acme, "stall").await.expect(200);
@@ -198,7 +196,7 @@ async fn a_connection_that_retries_before_its_retry_after_is_held_until_then() {
         &acme.admin_key,
         &borrow_body(ECU.id, "early"),
     );
-    crate::queue::wait_until("the early retry is held", || async {
+    wait_until("the early retry is held", || async {
         early_retries_held(&app).await == 1.0
     })
     .await;

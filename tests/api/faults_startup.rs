@@ -3,7 +3,6 @@
 use std::fs;
 use std::path::Path;
 
-use crate::crash_harness::Proc;
 use crate::helpers::*;
 
 const TOKEN: &str = "startup-fault-operator-token";
@@ -40,11 +39,14 @@ fn scribble(file: &Path, at: usize, len: usize) {
 async fn damaged_foreign_or_incomplete_data_directories_are_refused_with_a_clear_message() {
     // A store with a vendor, a tenant and a borrow, stopped cleanly.
     let base = tempfile::tempdir().unwrap();
-    let proc = Proc::start(base.path(), TOKEN, &[]);
-    let app = proc.app(TOKEN);
+    let proc = TestApp::builder()
+        .data_dir(base.path())
+        .token(TOKEN)
+        .process();
+    let app = proc.app();
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     app.borrow_ok(&acme, ECU.id, "dev").await;
-    proc.signal("TERM");
+    proc.signal(Signal::SIGTERM);
     let (status, _) = proc.wait_exit();
     assert!(status.success());
     let db_len = fs::metadata(base.path().join("db")).unwrap().len() as usize;
@@ -92,7 +94,11 @@ async fn damaged_foreign_or_incomplete_data_directories_are_refused_with_a_clear
         let copy = tempfile::tempdir().unwrap();
         copy_dir(base.path(), copy.path());
         damage(copy.path());
-        match Proc::try_start(copy.path(), TOKEN, &[]) {
+        match TestApp::builder()
+            .data_dir(copy.path())
+            .token(TOKEN)
+            .try_process()
+        {
             Ok(p) => {
                 p.kill9();
                 panic!("{what}: the server started");
@@ -111,7 +117,10 @@ async fn damaged_foreign_or_incomplete_data_directories_are_refused_with_a_clear
     // A directory that is not a store at all.
     let foreign = tempfile::tempdir().unwrap();
     fs::write(foreign.path().join("notes.txt"), "my files").unwrap();
-    let failure = Proc::try_start(foreign.path(), TOKEN, &[])
+    let failure = TestApp::builder()
+        .data_dir(foreign.path())
+        .token(TOKEN)
+        .try_process()
         .err()
         .expect("refused");
     assert!(
@@ -127,9 +136,12 @@ async fn damaged_foreign_or_incomplete_data_directories_are_refused_with_a_clear
     // The control: an undamaged copy starts and serves what was stored.
     let copy = tempfile::tempdir().unwrap();
     copy_dir(base.path(), copy.path());
-    let proc = Proc::start(copy.path(), TOKEN, &[]);
+    let proc = TestApp::builder()
+        .data_dir(copy.path())
+        .token(TOKEN)
+        .process();
     let borrows = proc
-        .app(TOKEN)
+        .app()
         .call("GET", &acme.host, "/borrows", Some(&acme.admin_key), None)
         .await
         .expect(200);

@@ -8,12 +8,11 @@
 //! server serves again, and memory and disk agree: the refused writes are in neither.
 use rustix::process::{Pid, Resource, Rlimit, prlimit};
 
-use crate::crash_harness::{PATIENCE, Proc};
 use crate::helpers::*;
 
 const TOKEN: &str = "storage-fault-operator-token";
 
-fn file_size_limit(proc: &Proc, limit: Option<u64>) {
+fn file_size_limit(proc: &ServerProcess, limit: Option<u64>) {
     let pid = Pid::from_raw(proc.pid() as i32).unwrap();
     prlimit(
         Some(pid),
@@ -27,27 +26,22 @@ fn file_size_limit(proc: &Proc, limit: Option<u64>) {
 }
 
 /// Polls `/ready` (bounded) until it answers `status`.
-async fn until_ready_is(app: &RemoteApp, status: u16) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
+async fn until_ready_is(app: &TestApp, status: u16) {
+    wait_until(&format!("/ready answers {status}"), || async {
         let r = app.call("GET", "localhost", "/ready", None, None).await;
         if r.status.as_u16() == status {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{} {}", r.status, r.body))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "/ready never answered {status}: {} {}",
-            r.status,
-            r.body
-        );
-        actix_rt::task::yield_now().await;
-    }
+    })
+    .await;
 }
 
 #[actix_web::test]
 async fn failed_writes_are_refused_not_acknowledged_and_the_server_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    scenario(dir.path(), Proc::start(dir.path(), TOKEN, &[]), true).await;
+    scenario(TestApp::builder().data_dir(dir.path()).token(TOKEN), true).await;
 }
 
 /// The same with the log in a regular file, which the fault makes unwritable too: a log
@@ -56,13 +50,17 @@ async fn failed_writes_are_refused_not_acknowledged_and_the_server_recovers() {
 async fn the_server_recovers_when_its_log_file_cannot_be_written_either() {
     let dir = tempfile::tempdir().unwrap();
     let log = tempfile::tempdir().unwrap();
-    let proc = Proc::start_logging_to(dir.path(), TOKEN, &log.path().join("server.log"));
-    scenario(dir.path(), proc, false).await;
+    let server = TestApp::builder()
+        .data_dir(dir.path())
+        .token(TOKEN)
+        .log_file(&log.path().join("server.log"));
+    scenario(server, false).await;
 }
 
 /// `logged`: whether log lines written during the fault reach the log.
-async fn scenario(dir: &std::path::Path, proc: Proc, logged: bool) {
-    let app = proc.app(TOKEN);
+async fn scenario(server: TestAppBuilder, logged: bool) {
+    let proc = server.process();
+    let app = proc.app();
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let kept = app.borrow_id(&acme, ECU.id, "kept").await;
 
@@ -104,8 +102,8 @@ async fn scenario(dir: &std::path::Path, proc: Proc, logged: bool) {
 
     // And the disk agrees after a crash.
     proc.kill9();
-    let proc = Proc::start(dir, TOKEN, &[]);
-    let app = proc.app(TOKEN);
+    let proc = server.process();
+    let app = proc.app();
     assert_eq!(
         app.borrow_ids(&acme).await,
         vec![after["id"].as_str().unwrap()]

@@ -6,10 +6,8 @@
 //! Cases come from proptest strategies with a fixed seed, so every run (and CI) sends
 //! the same barrage. `PERMETRIX_HOSTILE_CASES=N` sends N HTTP cases (default 3000,
 //! plus a tenth as many raw cases); `PERMETRIX_HOSTILE_SEED=n` picks another barrage.
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -18,63 +16,14 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Map, Value};
 
 use crate::helpers::*;
-use crate::security_support::*;
 
-/// The real binary, with its stderr kept for inspection.
-struct Watched {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Watched {
-    fn start(token: &str) -> Watched {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = serve_command(dir.path(), token, "2")
-            .env("RUST_LOG", "warn,permetrix=info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("binary starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before it was ready")
-                .unwrap();
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Watched {
-            child,
-            addr,
-            stderr,
-            _dir: dir,
-        }
-    }
-
-    fn panics(&self) -> Vec<String> {
-        let log = self.stderr.lock().unwrap();
-        log.iter()
-            .filter(|l| l.contains("panicked") || l.contains("internal error"))
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The lines of the server's log that say it panicked or hit an internal error.
+fn panics(server: &ServerProcess) -> Vec<String> {
+    server
+        .output()
+        .into_iter()
+        .filter(|l| l.contains("panicked") || l.contains("internal error"))
+        .collect()
 }
 
 /// Which host an endpoint is served on.
@@ -523,8 +472,11 @@ fn fire_raw(addr: SocketAddr, bytes: Vec<u8>) -> Option<String> {
 #[actix_web::test]
 async fn a_generated_barrage_gets_no_5xx_and_no_panic() {
     let token = "hostile-operator-token";
-    let server = Watched::start(token);
-    let app = TestApp::new(server.addr, token);
+    let server = TestApp::builder()
+        .token(token)
+        .env("RUST_LOG", "warn,permetrix=info")
+        .process();
+    let app = server.app();
 
     // Real accounts, so that part of the barrage carries valid credentials.
     let (vendor_key, secret) = vendor_with_password(&app, "vector", "vector-password").await;
@@ -647,7 +599,7 @@ async fn a_generated_barrage_gets_no_5xx_and_no_panic() {
     let after = bootstrap(&app, "after-barrage", "after-barrage", &ECU).await;
     let b = app.borrow_ok(&after, ECU.name, "dev1").await;
     app.return_ok(&after.host, &b["id"]).await;
-    let panics = server.panics();
+    let panics = panics(&server);
     println!(
         "hostile barrage (seed {seed}): {sent} HTTP cases sent ({unsendable} not expressible by the \
          client), statuses {by_status:?}; {raw_cases} raw cases, outcomes {raw_statuses:?}"
@@ -673,11 +625,11 @@ proptest! {
     /// port do not matter.
     #[test]
     fn the_host_parser_is_total_and_consistent(host in "\\PC{0,80}|[a-zA-Z0-9.:\\[\\]-]{0,80}") {
-        use permetrix::http::host::{BaseDomains, HostContext};
+        use crate::helpers::host::{BaseDomains, HostContext};
         let bases = BaseDomains::new(["localhost".to_owned(), "permetrix.fly.dev".to_owned()]);
         let ctx = bases.classify(&host);
         if let HostContext::Tenant(id) = &ctx {
-            let canonical = permetrix::http::host::canonical_host(&host);
+            let canonical = crate::helpers::host::canonical_host(&host);
             prop_assert!(
                 canonical == format!("{id}.localhost") || canonical == format!("{id}.permetrix.fly.dev"),
                 "{host:?} -> {id:?}"

@@ -1,12 +1,11 @@
 //! Malformed input is a 4xx with a useful detail, never a 500.
 use serde_json::json;
 
-use crate::commercial_helpers::vendor;
 use crate::helpers::*;
 
 #[actix_web::test]
 async fn malformed_bodies_are_4xx_with_detail() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let key = Some(t.admin_key.as_str());
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -100,14 +99,9 @@ async fn malformed_bodies_are_4xx_with_detail() {
     // Bad ids and settings.
     for id in ["Bad_Id", "www"] {
         let customer = Some(json!({"tenant_id": id, "company_name": "x"}));
-        let r = vendor(
-            &app,
-            &t.vendor_key,
-            "POST",
-            "/api/vendor/customers",
-            customer,
-        )
-        .await;
+        let r = app
+            .vendor(&t.vendor_key, "POST", "/api/vendor/customers", customer)
+            .await;
         assert_eq!(r.status.as_u16(), 400, "{id}: {}", r.body);
     }
     for (method, path, body) in [

@@ -1,13 +1,11 @@
 //! Credentials are valid only in their own context.
 use serde_json::json;
 
-use crate::commercial_helpers::customers;
 use crate::helpers::*;
-use crate::security_support::add_farm_key;
 
 #[actix_web::test]
 async fn credentials_are_refused_outside_their_context() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
 
@@ -110,7 +108,7 @@ async fn credentials_are_refused_outside_their_context() {
 
 #[actix_web::test]
 async fn a_vendor_sees_and_provisions_only_its_own_customers() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let vector = bootstrap(&app, "vector", "acme", &ECU).await;
     let ghs = bootstrap(&app, "greenhills", "globex", &ECU).await;
 
@@ -162,7 +160,7 @@ async fn a_vendor_sees_and_provisions_only_its_own_customers() {
 
 #[actix_web::test]
 async fn hosts_route_to_their_context() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     // Case, port and one trailing dot do not matter.
     for host in [

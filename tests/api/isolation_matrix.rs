@@ -5,11 +5,10 @@
 //! exist. The matrix is printed as one table per host (`--nocapture` shows it).
 use std::fmt::Write as _;
 
+use permetrix_storage::Timestamp;
 use serde_json::{Value, json};
 
-use crate::commercial_helpers::customers;
 use crate::helpers::*;
-use crate::security_support::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Host {
@@ -313,7 +312,10 @@ fn succeeded(r: &Reply) -> bool {
 
 #[actix_web::test]
 async fn every_endpoint_credential_and_host() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let (vector_key, vector_secret) = vendor_with_password(&app, "vector", "vector-password").await;
     let (ghs_key, ghs_secret) = vendor_with_password(&app, "greenhills", "ghs-password").await;
     let acme = add_tenant(&app, &vector_key, &vector_secret, "acme", &ECU).await;

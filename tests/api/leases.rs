@@ -1,62 +1,15 @@
 //! Leases over HTTP: length, heartbeats, expiry by the tenant actor's timer (driven
 //! here by a manual clock and the same `ExpireDue` message the timer sends), and the
 //! answers for expired borrows.
-use std::sync::Arc;
 use std::time::Duration;
 
-use permetrix::server::ClockSource;
-use permetrix_actors::ManualClock;
 use permetrix_actors::domain::TenantEventKind;
-use permetrix_actors::messages::ExpireDue;
-use permetrix_storage::{TenantId, Timestamp};
+use permetrix_storage::TenantId;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-pub const START: Timestamp = Timestamp::from_secs(1_795_749_205);
-
-/// A one-seat tool, so that a second borrow finds none.
-pub const BUS: Tool = Tool {
-    name: "Bus Analyser",
-    id: "bus",
-    commit: 1,
-    overage: 0,
-    price: 0.0,
-};
-
-/// An app whose actors read a manual clock, with its state (to send `ExpireDue`).
-pub struct Clocked {
-    pub app: TestApp,
-    pub state: actix_web::web::Data<permetrix::server::state::AppState>,
-    pub clock: ManualClock,
-}
-
-impl Clocked {
-    pub async fn start() -> Clocked {
-        let clock = ManualClock::new(START);
-        let c = clock.clone();
-        let (app, state) =
-            spawn_with_state(move |cfg| cfg.clock = Some(ClockSource(Arc::new(c)))).await;
-        Clocked { app, state, clock }
-    }
-
-    /// Moves the clock and lets the tenant's actor handle what is due.
-    pub async fn advance(&self, tenant: &str, secs: u64) -> permetrix_actors::messages::DueReport {
-        self.clock.advance(Duration::from_secs(secs));
-        self.state
-            .registry
-            .send(&TenantId::parse(tenant).unwrap(), ExpireDue)
-            .await
-            .unwrap()
-    }
-}
-
-/// A borrow body asking for a lease of `secs` seconds.
-pub fn lease_body(tool: &str, user: &str, secs: u32) -> Value {
-    json!({"tool": tool, "user": user, "lease_seconds": secs})
-}
-
-pub fn millis(rfc3339: &Value) -> i64 {
+fn millis(rfc3339: &Value) -> i64 {
     let t = time::OffsetDateTime::parse(
         rfc3339.as_str().unwrap(),
         &time::format_description::well_known::Rfc3339,
@@ -67,34 +20,32 @@ pub fn millis(rfc3339: &Value) -> i64 {
 
 #[actix_web::test]
 async fn leases_default_to_the_tenant_setting_and_are_range_checked() {
-    let c = Clocked::start().await;
-    let t = bootstrap(&c.app, "vector", "acme", &ECU).await;
-    let b = c.app.borrow_ok(&t, ECU.id, "dev").await;
+    let app = TestApp::builder().manual_clock(START).spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &ECU).await;
+    let b = app.borrow_ok(&t, ECU.id, "dev").await;
     assert_eq!(
         millis(&b["lease_expires_at"]) - millis(&b["borrowed_at"]),
         3_600_000
     );
     for bad in [29, 86_401] {
-        let r = c.app.borrow_json(&t, lease_body(ECU.id, "dev", bad)).await;
+        let r = app.borrow_json(&t, lease_body(ECU.id, "dev", bad)).await;
         assert_eq!(r.status.as_u16(), 400, "{}", r.body);
     }
-    c.app
-        .call(
-            "PUT",
-            &t.host,
-            "/config/security",
-            Some(&t.admin_key),
-            Some(json!({"default_lease_seconds": 120})),
-        )
-        .await
-        .expect(200);
-    let b = c.app.borrow_ok(&t, ECU.id, "dev").await;
+    app.call(
+        "PUT",
+        &t.host,
+        "/config/security",
+        Some(&t.admin_key),
+        Some(json!({"default_lease_seconds": 120})),
+    )
+    .await
+    .expect(200);
+    let b = app.borrow_ok(&t, ECU.id, "dev").await;
     assert_eq!(
         millis(&b["lease_expires_at"]) - millis(&b["borrowed_at"]),
         120_000
     );
-    let b = c
-        .app
+    let b = app
         .borrow_json(&t, lease_body(ECU.id, "dev", 30))
         .await
         .expect(200);
@@ -106,23 +57,21 @@ async fn leases_default_to_the_tenant_setting_and_are_range_checked() {
 
 #[actix_web::test]
 async fn heartbeats_extend_the_lease_from_now() {
-    let c = Clocked::start().await;
-    let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    let b = c
-        .app
+    let app = TestApp::builder().manual_clock(START).spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &BUS).await;
+    let b = app
         .borrow_json(&t, lease_body("bus", "dev", 60))
         .await
         .expect(200);
     let id = b["id"].as_str().unwrap();
-    c.clock.advance(Duration::from_secs(50));
-    let hb = c.app.heartbeat(&t, id).await.expect(200);
+    app.clock().advance(Duration::from_secs(50));
+    let hb = app.heartbeat(&t, id).await.expect(200);
     assert_eq!(hb["id"], id);
     assert_eq!(millis(&hb["lease_expires_at"]), START.millis() + 110_000);
     // Past the first deadline, before the new one: still held.
-    assert_eq!(c.advance("acme", 40).await.expired, 0);
-    assert_eq!(c.app.status_of(&t, "bus").await["borrowed"], 1);
-    let listed = c
-        .app
+    assert_eq!(app.advance("acme", 40).await.expired, 0);
+    assert_eq!(app.status_of(&t, "bus").await["borrowed"], 1);
+    let listed = app
         .call("GET", &t.host, "/borrows", Some(&t.admin_key), None)
         .await
         .expect(200);
@@ -130,27 +79,22 @@ async fn heartbeats_extend_the_lease_from_now() {
         millis(&listed[0]["lease_expires_at"]),
         START.millis() + 110_000
     );
-    c.app.return_ok(&t.host, id).await;
+    app.return_ok(&t.host, id).await;
 }
 
 #[actix_web::test]
 async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so() {
-    let c = Clocked::start().await;
-    let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    let mut events = c
-        .state
-        .registry
-        .subscribe(&TenantId::parse("acme").unwrap())
-        .unwrap();
-    let b = c
-        .app
+    let app = TestApp::builder().manual_clock(START).spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &BUS).await;
+    let mut events = app.subscribe_directly(&TenantId::parse("acme").unwrap());
+    let b = app
         .borrow_json(&t, lease_body("bus", "dev", 30))
         .await
         .expect(200);
     let id = b["id"].as_str().unwrap().to_owned();
-    assert_eq!(c.advance("acme", 29).await.expired, 0);
-    assert_eq!(c.advance("acme", 1).await.expired, 1);
-    let s = c.app.status_of(&t, "bus").await;
+    assert_eq!(app.advance("acme", 29).await.expired, 0);
+    assert_eq!(app.advance("acme", 1).await.expired, 1);
+    let s = app.status_of(&t, "bus").await;
     assert_eq!(
         (s["borrowed"].as_u64(), s["available"].as_u64()),
         (Some(0), Some(1))
@@ -163,7 +107,7 @@ async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so() 
     assert_eq!(expire_event.id.map(|i| i.to_string()), Some(id.clone()));
 
     // Heartbeat and return of the expired borrow: 404 with a code that says why.
-    let hb = c.app.heartbeat(&t, &id).await;
+    let hb = app.heartbeat(&t, &id).await;
     assert_eq!(
         (hb.status.as_u16(), hb.code()),
         (404, "lease_expired"),
@@ -171,14 +115,13 @@ async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so() 
         hb.body
     );
     assert!(hb.body["detail"].as_str().unwrap().contains("borrow again"));
-    let r = c.app.return_seat(&t.host, id).await;
+    let r = app.return_seat(&t.host, id).await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "lease_expired"));
     // An id that never existed stays unknown_borrow.
-    let r = c
-        .app
+    let r = app
         .return_seat(&t.host, "00000000-0000-4000-8000-000000000000")
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_borrow"));
     // The seat is free for someone else.
-    c.app.borrow_ok(&t, "bus", "next").await;
+    app.borrow_ok(&t, "bus", "next").await;
 }

@@ -4,7 +4,6 @@
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::leases::{BUS, Clocked};
 
 async fn keyed(app: &TestApp, t: &Tenant, path: &str, key: &str, body: Value) -> Reply {
     let res = app
@@ -32,7 +31,7 @@ fn replayed(r: &Reply) -> bool {
 
 #[actix_web::test]
 async fn a_retried_borrow_gets_the_original_seat_and_never_a_second() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let first = keyed_borrow(&app, &t, "job-4711", ECU.id, "ci-agent-7").await;
     assert!(!replayed(&first));
@@ -70,21 +69,21 @@ async fn a_retried_borrow_gets_the_original_seat_and_never_a_second() {
 
 #[actix_web::test]
 async fn refusals_are_not_remembered_and_keys_are_forgotten_after_a_day() {
-    let c = Clocked::start().await;
-    let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    let held = c.app.borrow_ok(&t, "bus", "holder").await;
-    let refused = keyed_borrow(&c.app, &t, "k", "bus", "dev").await;
+    let app = TestApp::builder().manual_clock(START).spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &BUS).await;
+    let held = app.borrow_ok(&t, "bus", "holder").await;
+    let refused = keyed_borrow(&app, &t, "k", "bus", "dev").await;
     assert_eq!(refused.status.as_u16(), 409);
-    c.app.return_ok(&t.host, &held["id"]).await;
+    app.return_ok(&t.host, &held["id"]).await;
     // The refusal took nothing, so the retry is a new attempt, and it succeeds.
-    let granted = keyed_borrow(&c.app, &t, "k", "bus", "dev").await;
+    let granted = keyed_borrow(&app, &t, "k", "bus", "dev").await;
     assert!(!replayed(&granted));
     let granted = granted.expect(200);
 
     // 24 h (and the pruning slack) later the key is gone from memory and storage.
-    let report = c.advance("acme", 24 * 3600 + 120).await;
+    let report = app.advance("acme", 24 * 3600 + 120).await;
     assert_eq!(report.forgotten_keys, 1);
-    let again = keyed_borrow(&c.app, &t, "k", "bus", "dev").await;
+    let again = keyed_borrow(&app, &t, "k", "bus", "dev").await;
     assert!(!replayed(&again));
     assert_ne!(again.expect(200)["id"], granted["id"]);
 }
@@ -93,8 +92,9 @@ async fn refusals_are_not_remembered_and_keys_are_forgotten_after_a_day() {
 async fn a_retry_after_a_crash_finds_the_original_borrow() {
     let dir = tempfile::tempdir().unwrap();
     let token = "idempotency-restart-token";
-    let first = ServerProcess::start(dir.path(), token, &[]);
-    let app = RemoteApp::new(first.addr, token);
+    let server = TestApp::builder().data_dir(dir.path()).token(token);
+    let first = server.process();
+    let app = first.app();
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let original = keyed_borrow(&app, &t, "nightly-42", ECU.id, "ci")
         .await
@@ -111,8 +111,8 @@ async fn a_retry_after_a_crash_finds_the_original_borrow() {
     // The response may have been lost: the server dies, the client retries.
     first.kill9();
 
-    let second = ServerProcess::start(dir.path(), token, &[]);
-    let app = RemoteApp::new(second.addr, token);
+    let second = server.process();
+    let app = second.app();
     let retry = keyed_borrow(&app, &t, "nightly-42", ECU.id, "ci").await;
     assert!(replayed(&retry));
     assert_eq!(retry.expect(200), original);

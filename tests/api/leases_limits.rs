@@ -5,7 +5,7 @@ use crate::helpers::*;
 
 #[actix_web::test]
 async fn a_user_at_the_limit_is_refused_until_the_limit_is_cleared() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let all = app
         .call("GET", &t.host, "/config/limits", Some(&t.admin_key), None)
@@ -66,7 +66,7 @@ async fn a_user_at_the_limit_is_refused_until_the_limit_is_cleared() {
 
 #[actix_web::test]
 async fn limits_need_the_admin_scope_and_valid_input() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let key = app
         .call(

@@ -6,7 +6,6 @@ use permetrix_storage::{Money, SledConfig, SledStore, Store, TenantId, test_supp
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::commercial_helpers::*;
 use crate::helpers::*;
 
 const PAYG: Tool = Tool {
@@ -58,28 +57,29 @@ fn first_bad(tenant: &str, charges: &[Value]) -> Option<u64> {
 
 async fn vendor_export(app: &TestApp, t: &Tenant) -> Vec<Value> {
     let path = format!("/api/vendor/customers/{}/overage-charges", t.id);
-    let export = vendor(app, &t.vendor_key, "GET", &path, None)
+    let export = app
+        .vendor(&t.vendor_key, "GET", &path, None)
         .await
         .expect(200);
     export["charges"].as_array().unwrap().clone()
 }
 
 async fn verify(app: &TestApp, t: &Tenant, query: &str) -> Value {
-    get(app, t, &format!("/overage-charges/verify{query}"))
+    app.tenant_get(t, &format!("/overage-charges/verify{query}"))
         .await
         .expect(200)
 }
 
 async fn vendor_verify(app: &TestApp, t: &Tenant) -> Value {
     let path = format!("/api/vendor/customers/{}/overage-charges/verify", t.id);
-    vendor(app, &t.vendor_key, "GET", &path, None)
+    app.vendor(&t.vendor_key, "GET", &path, None)
         .await
         .expect(200)
 }
 
 #[actix_web::test]
 async fn both_sides_verify_the_chain_and_exports_recompute_from_the_recipe() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &PAYG).await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -107,12 +107,12 @@ async fn both_sides_verify_the_chain_and_exports_recompute_from_the_recipe() {
     assert_eq!(charges[4]["hash"], tenant_check["head_hash"]);
     assert_eq!(charges[0]["borrow_id"], ids[0].as_str());
     // The tenant's list shows the same charges.
-    let own = get(&app, &t, "/overage-charges").await.expect(200);
+    let own = app.tenant_get(&t, "/overage-charges").await.expect(200);
     assert_eq!(own["charges"].as_array().unwrap(), &charges);
 
     // CSV carries the same hashes.
     let path = format!("/api/vendor/customers/{}/overage-charges?format=csv", t.id);
-    let res = vendor_bytes(&app, &t.vendor_key, &path).await;
+    let res = app.vendor_bytes(&t.vendor_key, &path).await;
     let mut reader = csv::Reader::from_reader(res.as_ref());
     let headers = reader.headers().unwrap().clone();
     let hash_col = headers.iter().position(|h| h == "hash").unwrap();
@@ -135,28 +135,30 @@ async fn both_sides_verify_the_chain_and_exports_recompute_from_the_recipe() {
         (&wrong["valid"], &wrong["first_invalid_seq"]),
         (&json!(false), &json!(3))
     );
-    let r = get(&app, &t, "/overage-charges/verify?anchor_seq=3").await;
+    let r = app
+        .tenant_get(&t, "/overage-charges/verify?anchor_seq=3")
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_request"));
 
     // Another vendor cannot read this customer's ledger.
-    let other = second_vendor(&app, "dspace", "initech", &PAYG).await;
-    let r = vendor(
-        &app,
-        &other.vendor_key,
-        "GET",
-        "/api/vendor/customers/acme/overage-charges",
-        None,
-    )
-    .await;
+    let other = bootstrap(&app, "dspace", "initech", &PAYG).await;
+    let r = app
+        .vendor(
+            &other.vendor_key,
+            "GET",
+            "/api/vendor/customers/acme/overage-charges",
+            None,
+        )
+        .await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_tenant"));
-    let r = vendor(
-        &app,
-        &other.vendor_key,
-        "GET",
-        "/api/vendor/customers/acme/overage-charges/verify",
-        None,
-    )
-    .await;
+    let r = app
+        .vendor(
+            &other.vendor_key,
+            "GET",
+            "/api/vendor/customers/acme/overage-charges/verify",
+            None,
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 404);
     app.stop().await;
 }
@@ -172,8 +174,9 @@ fn tamper(dir: &std::path::Path, f: impl FnOnce(&SledStore, &TenantId)) {
 async fn a_modified_stored_charge_is_detected_by_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let token = "ledger-test-operator-token";
-    let first = ServerProcess::start(dir.path(), token, &[]);
-    let app = TestApp::new(first.addr, token);
+    let server = TestApp::builder().data_dir(dir.path()).token(token);
+    let first = server.process();
+    let app = first.app();
     let t = bootstrap(&app, "vector", "acme", &PAYG).await;
     for i in 0..4 {
         app.borrow_ok(&t, PAYG.id, &format!("dev{i}")).await;
@@ -190,8 +193,8 @@ async fn a_modified_stored_charge_is_detected_by_both_sides() {
                 .unwrap()
         );
     });
-    let second = ServerProcess::start(dir.path(), token, &[]);
-    let app = TestApp::new(second.addr, token);
+    let second = server.process();
+    let app = second.app();
     let check = verify(&app, &t, "").await;
     assert_eq!(
         (
@@ -231,8 +234,8 @@ async fn a_modified_stored_charge_is_detected_by_both_sides() {
             .unwrap();
         }
     });
-    let third = ServerProcess::start(dir.path(), token, &[]);
-    let app = TestApp::new(third.addr, token);
+    let third = server.process();
+    let app = third.app();
     assert_eq!(
         verify(&app, &t, "").await["valid"],
         true,

@@ -2,7 +2,6 @@
 //! open loop, the `/health` baseline, and pools left exactly as they were. Counts are
 //! checked; timings never are.
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -12,7 +11,7 @@ const TOKEN: &str = "load-test-operator-token";
 
 fn load(server: &ServerProcess, dir: &Path, args: &[&str]) -> Value {
     let json = dir.join(format!("summary-{}.json", args.join("_").replace('/', "")));
-    let out = Command::new(env!("CARGO_BIN_EXE_permetrix"))
+    let out = permetrix()
         .arg("load")
         .arg("--server")
         .arg(server.addr.to_string())
@@ -78,8 +77,8 @@ async fn assert_pools_empty(app: &TestApp, creds: &Value, tenants: usize) {
 #[actix_web::test]
 async fn setup_then_closed_open_and_baseline_runs_leave_pools_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(&dir.path().join("data"), TOKEN, &[]);
-    let app = TestApp::new(server.addr, TOKEN);
+    let server = TestApp::builder().token(TOKEN).process();
+    let app = server.app();
 
     // Closed loop on a fresh server: --setup creates vendor, tenants and tools.
     let closed = load(
@@ -152,7 +151,7 @@ async fn setup_then_closed_open_and_baseline_runs_leave_pools_untouched() {
 #[test]
 fn a_run_without_credentials_says_to_run_setup() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_permetrix"))
+    let out = permetrix()
         .args([
             "load",
             "--quiet",

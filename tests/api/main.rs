@@ -1,18 +1,16 @@
 //! Integration tests: the real server on a free port, with a temporary data directory,
-//! spoken to over HTTP. One test binary; one module per area.
+//! spoken to over HTTP. One test binary; one module per area, each importing only from
+//! `helpers` (the one harness: how to start the app, the process harness, polling).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod helpers;
 
 mod backup;
 mod bootstrap_flow;
 mod commercial;
-mod commercial_helpers;
 mod commercial_packages;
 mod commercial_requests;
 mod concurrency;
 mod crash;
-mod crash_harness;
-mod event_stream;
 mod events;
 mod fanout;
 mod faults;
@@ -31,16 +29,13 @@ mod metrics;
 mod metrics_labels;
 mod metrics_request_log;
 mod metrics_supervision;
-mod operator_calls;
 mod portals;
 mod queue;
 mod restart;
 mod run;
-mod seat_calls;
 mod security_keys;
 mod security_limits;
 mod security_sessions;
 mod security_signatures;
-mod security_support;
 mod shutdown;
 mod usage;

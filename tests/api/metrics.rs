@@ -1,47 +1,7 @@
 //! `GET /metrics`: exact counts, seat gauges, mailbox depth under a held actor.
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use permetrix_actors::messages::{Reply as TenantReply, TenantCx, TenantMessage};
 use permetrix_storage::TenantId;
 
 use crate::helpers::*;
-
-/// The samples of an exposition: `name{labels}` → value.
-pub fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (series, value) = l.rsplit_once(' ').expect("sample line");
-            (series.to_owned(), value.parse().expect("sample value"))
-        })
-        .collect()
-}
-
-pub async fn scrape_text(app: &TestApp) -> String {
-    let res = app
-        .client
-        .get(app.url("/metrics"))
-        .insert_header(("Host", "localhost"))
-        .send()
-        .await
-        .expect("scrape sent");
-    let mut res = res;
-    assert_eq!(res.status().as_u16(), 200);
-    let ct = res.headers().get("content-type").unwrap().to_str().unwrap();
-    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
-    let body = res.body().limit(64 * 1024 * 1024).await.expect("body");
-    String::from_utf8(body.to_vec()).expect("utf-8")
-}
-
-pub async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
-    samples(&scrape_text(app).await)
-}
-
-/// The value of one series, 0 if absent (a counter that never moved).
-pub fn at(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
-    samples.get(series).copied().unwrap_or(0.0)
-}
 
 const CAN: Tool = Tool {
     name: "CAN Bus Analyzer",
@@ -53,7 +13,7 @@ const CAN: Tool = Tool {
 
 #[actix_web::test]
 async fn counters_move_by_exactly_the_number_of_operations() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     provision(&app, &t.vendor_key, "acme", &CAN).await;
     let before = scrape(&app).await;
@@ -181,58 +141,34 @@ async fn counters_move_by_exactly_the_number_of_operations() {
     app.stop().await;
 }
 
-/// Blocks its tenant's actor until released (test-only), so messages queue up.
-pub struct Hold(
-    pub std::sync::mpsc::Receiver<()>,
-    pub std::sync::mpsc::Sender<()>,
-);
-
-impl TenantMessage for Hold {
-    type Reply = ();
-    const KIND: &'static str = "hold";
-    fn handle(self, _: &mut TenantCx<'_>) -> TenantReply<()> {
-        let _ = self.1.send(());
-        let _ = self.0.recv();
-        TenantReply::ready(Ok(()))
-    }
-}
-
-/// Polls `/metrics` until `series` has `value` (for at most 10 s), returns the last
-/// value seen.
-async fn wait_for(app: &TestApp, series: &str, value: f64) -> f64 {
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let seen = at(&scrape(app).await, series);
-        if seen == value || std::time::Instant::now() >= until {
-            return seen;
-        }
-        actix_rt::time::sleep(Duration::from_millis(1)).await;
-    }
+/// Whether `series` has `value` now (what it has instead, if not).
+async fn has_value(app: &TestApp, series: &str, value: f64) -> Result<(), f64> {
+    let seen = at(&scrape(app).await, series);
+    if seen == value { Ok(()) } else { Err(seen) }
 }
 
 #[actix_web::test]
 async fn mailbox_depth_rises_under_a_held_actor_and_returns_to_zero() {
-    let s = spawn_stateful(|c| c.mailbox_capacity = 3).await;
-    let app = &s.app;
+    let s = TestApp::builder()
+        .config(|c| c.mailbox_capacity = 3)
+        .spawn()
+        .await;
+    let app = &s;
     let t = bootstrap(app, "vector", "acme", &ECU).await;
     let acme = TenantId::parse("acme").unwrap();
     let depth = r#"permetrix_tenant_mailbox_depth{tenant="acme"}"#;
 
-    let (release, gate) = std::sync::mpsc::channel();
-    let (entered_tx, entered) = std::sync::mpsc::channel();
-    let registry = s.state.registry.clone();
-    let holder = actix_rt::spawn(async move { registry.send(&acme, Hold(gate, entered_tx)).await });
-    assert!(
-        eventually(|| entered.try_recv().is_ok()).await,
-        "the actor never picked up Hold"
-    );
+    let held = s.hold_actor(&acme).await;
     // Hold itself was picked up: its permit is released.
-    assert_eq!(wait_for(app, depth, 0.0).await, 0.0);
+    wait_until("the mailbox is empty", || has_value(app, depth, 0.0)).await;
 
     let queued: Vec<_> = (0..3)
         .map(|i| actix_rt::spawn(app.borrow_task(&t, borrow_body(ECU.id, &format!("q{i}")))))
         .collect();
-    assert_eq!(wait_for(app, depth, 3.0).await, 3.0);
+    wait_until("three borrows wait in the mailbox", || {
+        has_value(app, depth, 3.0)
+    })
+    .await;
 
     // Full: the next one is refused at once, and counted.
     let refused = app.borrow(&t, ECU.id, "late").await;
@@ -257,8 +193,7 @@ async fn mailbox_depth_rises_under_a_held_actor_and_returns_to_zero() {
         1.0
     );
 
-    release.send(()).unwrap();
-    holder.await.unwrap().unwrap();
+    held.release().await;
     for q in queued {
         q.await.unwrap().expect(200);
     }

@@ -2,7 +2,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::helpers::*;
-use crate::metrics::{samples, scrape, scrape_text};
 
 /// Label names any series may carry.
 const ALLOWED_LABELS: [&str; 8] = [
@@ -32,7 +31,7 @@ fn label_names(series: &str) -> (String, Vec<String>) {
 
 #[actix_web::test]
 async fn no_series_carries_a_user_a_borrow_id_or_a_raw_path() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let granted = app.borrow_ok(&t, ECU.name, "alice.secret-user").await;
     let id = granted["id"].as_str().unwrap().to_owned();
@@ -104,7 +103,7 @@ async fn no_series_carries_a_user_a_borrow_id_or_a_raw_path() {
 
 #[actix_web::test]
 async fn metrics_live_on_the_main_host_only() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     for host in [t.host.as_str(), "vendor.localhost"] {
         let r = app
@@ -117,8 +116,11 @@ async fn metrics_live_on_the_main_host_only() {
 
 #[actix_web::test]
 async fn beyond_the_tenant_limit_the_rest_is_summed_into_other() {
-    let s = spawn_stateful(|c| c.metrics_max_tenants = 2).await;
-    let app = &s.app;
+    let s = TestApp::builder()
+        .config(|c| c.metrics_max_tenants = 2)
+        .spawn()
+        .await;
+    let app = &s;
     let first = bootstrap(app, "vector", "t1", &ECU).await;
     let mut tenants = vec![first];
     for id in ["t2", "t3", "t4"] {

@@ -1,7 +1,4 @@
 //! Request ids and the one structured log line per request.
-use std::io::{BufRead, BufReader};
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -30,7 +27,7 @@ fn echoed(headers: &awc::http::header::HeaderMap) -> String {
 
 #[actix_web::test]
 async fn request_ids_are_echoed_or_generated() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let h = get(&app, "localhost", "/health", Some("build-42.step_3")).await;
     assert_eq!(echoed(&h), "build-42.step_3");
     // Refused by host routing, answered by the default service: still tagged.
@@ -50,10 +47,15 @@ async fn request_ids_are_echoed_or_generated() {
 
 #[actix_web::test]
 async fn every_request_logs_one_json_line_with_id_tenant_route_status_and_duration() {
-    let dir = tempfile::tempdir().unwrap();
     let token = "log-test-operator-token";
-    let server = LoggedServer::start(dir.path(), token, &["--log-format", "json"]);
-    let app = TestApp::new(server.addr, token);
+    let logging = |format| {
+        TestApp::builder()
+            .token(token)
+            .args(&["--log-format", format])
+            .process()
+    };
+    let server = logging("json");
+    let app = server.app();
     let h = get(
         &app,
         "acme.localhost",
@@ -62,7 +64,9 @@ async fn every_request_logs_one_json_line_with_id_tenant_route_status_and_durati
     )
     .await;
     assert_eq!(echoed(&h), "trace-me-42");
-    let line = server.find(|l| l.contains("trace-me-42") && l.contains(r#""message":"request""#));
+    let line = server.log_line("the request's line", |l| {
+        l.contains("trace-me-42") && l.contains(r#""message":"request""#)
+    });
     let v: Value = serde_json::from_str(&line).expect("one JSON object per line");
     assert_eq!(v["message"], "request", "{line}");
     assert_eq!(v["request_id"], "trace-me-42", "{line}");
@@ -80,68 +84,11 @@ async fn every_request_logs_one_json_line_with_id_tenant_route_status_and_durati
 
     // Text logs carry the same fields.
     drop(server);
-    let dir = tempfile::tempdir().unwrap();
-    let server = LoggedServer::start(dir.path(), token, &["--log-format", "text"]);
-    let app = TestApp::new(server.addr, token);
+    let server = logging("text");
+    let app = server.app();
     get(&app, "localhost", "/health", Some("text-line-7")).await;
-    let line = server.find(|l| l.contains(": request request_id=text-line-7"));
+    let line = server.wait_for_log(": request request_id=text-line-7");
     for field in ["route=/health", "status=200", "method=GET", "duration_ms="] {
         assert!(line.contains(field), "{field} missing in {line}");
-    }
-}
-
-/// The server's stderr as it comes, for tests that read log lines.
-pub struct LoggedServer {
-    pub child: std::process::Child,
-    pub addr: std::net::SocketAddr,
-    pub lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl LoggedServer {
-    /// Starts the binary and waits for its ready line (text or JSON logs).
-    pub fn start(dir: &std::path::Path, token: &str, extra: &[&str]) -> LoggedServer {
-        let mut child = spawn_serve(dir, token, extra);
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let addr = loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(60))
-                .expect("server became ready");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let addr: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
-                break addr.parse().expect("address in the ready line");
-            }
-        };
-        LoggedServer { child, addr, lines }
-    }
-
-    /// The next line satisfying `f` (bounded).
-    pub fn find(&self, f: impl Fn(&str) -> bool) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("expected log line");
-            if f(&line) {
-                return line;
-            }
-        }
-    }
-}
-
-impl Drop for LoggedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -3,12 +3,7 @@
 //! clock, and queued borrows.
 use serde_json::json;
 
-use crate::event_stream::{next_event, subscribe};
-use crate::faults::inject;
 use crate::helpers::*;
-use crate::leases::{BUS, Clocked, lease_body};
-use crate::metrics::{at, scrape};
-use crate::queue::wait_until;
 
 fn series(name: &str, labels: &str) -> String {
     format!("{name}{{{labels}}}")
@@ -16,7 +11,7 @@ fn series(name: &str, labels: &str) -> String {
 
 #[actix_web::test]
 async fn a_panic_moves_the_restart_counter_by_exactly_one() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let globex = add_tenant(&app, &acme.vendor_key, &acme.signing_secret, "globex", &ECU).await;
     for t in [&acme, &globex] {
@@ -54,15 +49,14 @@ async fn a_panic_moves_the_restart_counter_by_exactly_one() {
 
 #[actix_web::test]
 async fn an_expired_lease_is_an_expire_event_and_frees_its_seat_in_the_gauges() {
-    let c = Clocked::start().await;
-    let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    let res = subscribe(&c.app, &t).await;
+    let app = TestApp::builder().manual_clock(START).spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &BUS).await;
+    let res = subscribe(&app, &t).await;
     assert_eq!(res.status().as_u16(), 200);
     let mut stream = res;
     let mut buffer = String::new();
 
-    let granted = c
-        .app
+    let granted = app
         .borrow_json(&t, lease_body(BUS.id, "ci", 60))
         .await
         .expect(200);
@@ -78,26 +72,26 @@ async fn an_expired_lease_is_an_expire_event_and_frees_its_seat_in_the_gauges() 
         "permetrix_tenant_message_duration_seconds_count",
         "tenant=\"acme\",message=\"expire_due\"",
     );
-    let before = scrape(&c.app).await;
+    let before = scrape(&app).await;
     assert_eq!(at(&before, &borrowed), 1.0);
 
-    c.advance("acme", 61).await;
+    app.advance("acme", 61).await;
     let e = next_event(&mut stream, &mut buffer, "expire").await;
     assert_eq!(e["id"], granted["id"]);
     assert_eq!(e["tool"], BUS.name);
     assert_eq!(e["user"], "ci");
 
-    let after = scrape(&c.app).await;
+    let after = scrape(&app).await;
     assert_eq!(at(&after, &borrowed), 0.0);
     assert_eq!(at(&after, &expiries) - at(&before, &expiries), 1.0);
-    c.app.stop().await;
+    app.stop().await;
 }
 
 #[actix_web::test]
 async fn a_queued_borrow_that_times_out_is_one_attempt_and_one_failure() {
-    let c = Clocked::start().await;
-    let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    c.app.borrow_ok(&t, BUS.id, "first").await;
+    let app = TestApp::builder().manual_clock(START).spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &BUS).await;
+    app.borrow_ok(&t, BUS.id, "first").await;
     let labels = format!("tenant=\"acme\",tool=\"{}\"", BUS.name);
     let attempts = series("license_borrow_attempts_total", &labels);
     let success = series("license_borrow_success_total", &labels);
@@ -105,23 +99,23 @@ async fn a_queued_borrow_that_times_out_is_one_attempt_and_one_failure() {
         "license_borrow_failure_total",
         &format!("{labels},reason=\"no_seats\""),
     );
-    let before = scrape(&c.app).await;
+    let before = scrape(&app).await;
 
     // The only seat is taken: this borrow waits in the queue until its wait lapses.
-    let waiter = c.app.borrow_json(
+    let waiter = app.borrow_json(
         &t,
         json!({"tool": BUS.id, "user": "patient", "wait_seconds": 5}),
     );
     let driver = async {
         wait_until("queued", || async {
-            c.app.status_of(&t, BUS.id).await["waiting"] == 1
+            app.status_of(&t, BUS.id).await["waiting"] == 1
         })
         .await;
         // Waiting: counted as an attempt, with no outcome yet.
-        let mid = scrape(&c.app).await;
+        let mid = scrape(&app).await;
         assert_eq!(at(&mid, &attempts) - at(&before, &attempts), 1.0);
         assert_eq!(at(&mid, &no_seats), at(&before, &no_seats));
-        c.advance("acme", 5).await;
+        app.advance("acme", 5).await;
     };
     let (r, ()) = tokio::join!(waiter, driver);
     assert_eq!(
@@ -131,9 +125,9 @@ async fn a_queued_borrow_that_times_out_is_one_attempt_and_one_failure() {
         r.body
     );
 
-    let after = scrape(&c.app).await;
+    let after = scrape(&app).await;
     assert_eq!(at(&after, &attempts) - at(&before, &attempts), 1.0);
     assert_eq!(at(&after, &success), at(&before, &success));
     assert_eq!(at(&after, &no_seats) - at(&before, &no_seats), 1.0);
-    c.app.stop().await;
+    app.stop().await;
 }

@@ -3,12 +3,10 @@
 //! caching headers and a strict Content-Security-Policy, and no API route shadowed.
 //! (The pages' behaviour in a browser is tested by `tests/browser/`.)
 use awc::http::StatusCode;
+use permetrix_storage::Timestamp;
 use serde_json::json;
 
-use crate::commercial_helpers::customers;
-use crate::event_stream::{next_event, subscribe};
 use crate::helpers::*;
-use crate::security_support::*;
 
 const PW: &str = "vendor-portal-pass";
 
@@ -63,7 +61,7 @@ fn assert_strict_policy(p: &Page) {
 
 #[actix_web::test]
 async fn the_landing_page_is_on_the_apex_and_links_to_the_portals() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let p = get(&app, "localhost:8000", "/", &[]).await;
     assert_eq!(p.status, 200);
     assert!(p.header("content-type").starts_with("text/html"));
@@ -82,7 +80,10 @@ async fn the_landing_page_is_on_the_apex_and_links_to_the_portals() {
 
 #[actix_web::test]
 async fn portals_send_visitors_without_a_session_to_the_login_page() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     for host in ["vendor.localhost", "acme.localhost"] {
         let p = get(&app, host, "/", &[]).await;
@@ -106,19 +107,22 @@ async fn portals_send_visitors_without_a_session_to_the_login_page() {
 
 #[actix_web::test]
 async fn the_host_of_no_tenant_serves_no_page_and_activates_nothing() {
-    let s = spawn_stateful(|_| {}).await;
+    let s = TestApp::builder().spawn().await;
     for path in ["/", "/login", "/assets/app.css"] {
-        let p = get(&s.app, "nobody.localhost", path, &[]).await;
+        let p = get(&s, "nobody.localhost", path, &[]).await;
         assert_eq!(p.status, 404, "{path}");
         assert!(p.text.contains("unknown_tenant"), "{path}: {}", p.text);
     }
-    assert!(s.state.registry.mailboxes().is_empty());
+    assert!(s.mailboxes().is_empty());
     s.stop().await;
 }
 
 #[actix_web::test]
 async fn a_logged_in_vendor_gets_the_portal_with_the_sessions_csrf_token() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     vendor_with_password(&app, "vector", PW).await;
     let session = portal(&app, "vendor.localhost", "vector", PW).await;
     let p = get(&app, "vendor.localhost", "/", &session.cookie_only()).await;
@@ -157,7 +161,10 @@ async fn a_logged_in_vendor_gets_the_portal_with_the_sessions_csrf_token() {
 
 #[actix_web::test]
 async fn tenant_dashboards_show_admin_sections_to_admins_only() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     add_user(&app, &t, "alice", "alice-password", "admin").await;
     add_user(&app, &t, "victor", "victor-password", "viewer").await;
@@ -186,7 +193,7 @@ async fn tenant_dashboards_show_admin_sections_to_admins_only() {
 
 #[actix_web::test]
 async fn assets_are_embedded_typed_and_cached_by_version() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let page = get(&app, "localhost", "/", &[]).await;
     let css_link = page
         .text
@@ -245,7 +252,7 @@ async fn assets_are_embedded_typed_and_cached_by_version() {
 
 #[actix_web::test]
 async fn pages_shadow_no_api_route() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     // The API on the same hosts still answers JSON.
     let status = app
@@ -276,7 +283,7 @@ const ONE_SEAT: Tool = Tool {
 /// event, and its grant as a `borrow` event.
 #[actix_web::test]
 async fn a_borrow_that_waits_is_announced_as_queued() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ONE_SEAT).await;
     let mut events = subscribe(&app, &t).await;
     let mut buffer = String::new();

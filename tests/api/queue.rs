@@ -1,27 +1,9 @@
 //! The FIFO wait queue over HTTP: a freed seat goes to the head at once, the order is
 //! first come first served, a client that disconnects leaves the queue, and a wait
 //! that runs out answers 409 with the original reason.
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::leases::{BUS, Clocked, lease_body};
-
-/// Polls `probe` until it returns true (bounded: 10 s).
-pub async fn wait_until<F, Fut>(what: &str, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..1000 {
-        if probe().await {
-            return;
-        }
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
 
 async fn waiting(app: &TestApp, t: &Tenant) -> u64 {
     app.status_of(t, "bus").await["waiting"].as_u64().unwrap()
@@ -46,7 +28,7 @@ fn waiting_borrow(user: &str, wait: u32) -> Value {
 
 #[actix_web::test]
 async fn waiters_get_freed_seats_first_come_first_served() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
     app.borrow_ok(&t, "bus", "holder").await;
 
@@ -109,7 +91,7 @@ async fn waiters_get_freed_seats_first_come_first_served() {
 
 #[actix_web::test]
 async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
     let held = app.borrow_ok(&t, "bus", "holder").await;
 
@@ -138,23 +120,23 @@ async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
 
 #[actix_web::test]
 async fn a_wait_that_runs_out_answers_409_with_the_original_reason() {
-    let c = Clocked::start().await;
-    let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    c.app.borrow_ok(&t, "bus", "holder").await;
+    let app = TestApp::builder().manual_clock(START).spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &BUS).await;
+    app.borrow_ok(&t, "bus", "holder").await;
     // No wait, or a wait of 0: refused at once.
-    let r = c.app.borrow(&t, "bus", "x").await;
+    let r = app.borrow(&t, "bus", "x").await;
     assert_eq!((r.status.as_u16(), r.code()), (409, "no_seats"));
-    let r = c.app.borrow_json(&t, waiting_borrow("x", 0)).await;
+    let r = app.borrow_json(&t, waiting_borrow("x", 0)).await;
     assert_eq!((r.status.as_u16(), r.code()), (409, "no_seats"));
-    let r = c.app.borrow_json(&t, waiting_borrow("x", 301)).await;
+    let r = app.borrow_json(&t, waiting_borrow("x", 301)).await;
     assert_eq!(r.status.as_u16(), 400);
 
-    let waiter = c.app.borrow_json(&t, waiting_borrow("patient", 5));
+    let waiter = app.borrow_json(&t, waiting_borrow("patient", 5));
     let driver = async {
-        wait_until("queued", || async { waiting(&c.app, &t).await == 1 }).await;
-        c.advance("acme", 4).await;
-        assert_eq!(waiting(&c.app, &t).await, 1);
-        c.advance("acme", 1).await;
+        wait_until("queued", || async { waiting(&app, &t).await == 1 }).await;
+        app.advance("acme", 4).await;
+        assert_eq!(waiting(&app, &t).await, 1);
+        app.advance("acme", 1).await;
     };
     let (r, ()) = tokio::join!(waiter, driver);
     assert_eq!(
@@ -164,25 +146,24 @@ async fn a_wait_that_runs_out_answers_409_with_the_original_reason() {
         r.body
     );
     assert!(r.body["detail"].as_str().unwrap().contains("in use"));
-    assert_eq!(waiting(&c.app, &t).await, 0);
+    assert_eq!(waiting(&app, &t).await, 0);
 }
 
 #[actix_web::test]
 async fn an_expired_lease_hands_its_seat_to_the_waiter() {
-    let c = Clocked::start().await;
-    let t = bootstrap(&c.app, "vector", "acme", &BUS).await;
-    c.app
-        .borrow_json(&t, lease_body("bus", "crashed-agent", 30))
+    let app = TestApp::builder().manual_clock(START).spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &BUS).await;
+    app.borrow_json(&t, lease_body("bus", "crashed-agent", 30))
         .await
         .expect(200);
-    let waiter = c.app.borrow_json(&t, waiting_borrow("next-job", 300));
+    let waiter = app.borrow_json(&t, waiting_borrow("next-job", 300));
     let driver = async {
-        wait_until("queued", || async { waiting(&c.app, &t).await == 1 }).await;
-        assert_eq!(c.advance("acme", 30).await.expired, 1);
+        wait_until("queued", || async { waiting(&app, &t).await == 1 }).await;
+        assert_eq!(app.advance("acme", 30).await.expired, 1);
     };
     let (r, ()) = tokio::join!(waiter, driver);
     assert_eq!(r.expect(200)["user"], "next-job");
-    let s = c.app.status_of(&t, "bus").await;
+    let s = app.status_of(&t, "bus").await;
     assert_eq!(
         (s["borrowed"].as_u64(), s["waiting"].as_u64()),
         (Some(1), Some(0))

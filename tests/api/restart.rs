@@ -6,8 +6,9 @@ use crate::helpers::*;
 async fn acknowledged_borrows_survive_sigkill_and_can_be_returned() {
     let dir = tempfile::tempdir().unwrap();
     let token = "restart-test-operator-token";
-    let first = ServerProcess::start(dir.path(), token, &[]);
-    let app = remote(first.addr, token);
+    let server = TestApp::builder().data_dir(dir.path()).token(token);
+    let first = server.process();
+    let app = first.app();
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let mut ids = Vec::new();
     for i in 0..8 {
@@ -16,8 +17,8 @@ async fn acknowledged_borrows_survive_sigkill_and_can_be_returned() {
     app.return_ok(&t.host, &ids[0]).await;
     first.kill9();
 
-    let second = ServerProcess::start(dir.path(), token, &[]);
-    let app = remote(second.addr, token);
+    let second = server.process();
+    let app = second.app();
     let s = app.status_of(&t, ECU.id).await;
     assert_eq!(
         (s["borrowed"].as_u64(), s["overage"].as_u64()),
@@ -36,9 +37,4 @@ async fn acknowledged_borrows_survive_sigkill_and_can_be_returned() {
         app.return_ok(&t.host, id).await;
     }
     second.kill9();
-}
-
-/// A client for a server in another process (same helper API as an in-process app).
-fn remote(addr: std::net::SocketAddr, token: &str) -> RemoteApp {
-    RemoteApp::new(addr, token)
 }

@@ -1,29 +1,16 @@
 //! `permetrix run` end to end: the real binary wraps a command against a real server
 //! process. The jobs signal progress through files (handshakes), never through sleeps
 //! in the test.
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use std::process::ExitStatus;
 
 use crate::helpers::*;
-use crate::leases::BUS;
-use crate::queue::wait_until;
 
-struct Wrapper {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Wrapper {
-    fn start(server: &ServerProcess, t: &Tenant, extra: &[&str], job: &str) -> Wrapper {
-        let port = server.addr.port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_permetrix"))
+/// `permetrix run` wrapping `sh -c JOB` for a seat of `bus` at `t`, its stderr kept.
+fn start_wrapper(server: &ServerProcess, t: &Tenant, extra: &[&str], job: &str) -> Process {
+    let port = server.addr.port();
+    Process::spawn(
+        permetrix()
             .arg("run")
             .args(["--server", &format!("http://{}:{port}", t.host)])
             .args(["--connect", &server.addr.to_string()])
@@ -32,78 +19,26 @@ impl Wrapper {
             .args(["--", "sh", "-c", job])
             .env("PERMETRIX_API_KEY", &t.admin_key)
             .env_remove("PERMETRIX_SIGNING_SECRET")
-            .env_remove("PERMETRIX_VENDOR_ID")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("wrapper starts");
-        let (tx, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Wrapper {
-            child,
-            stderr,
-            seen: Vec::new(),
-        }
-    }
+            .env_remove("PERMETRIX_VENDOR_ID"),
+    )
+}
 
-    fn signal(&self, sig: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
-    }
-
-    /// Waits (bounded) for the wrapper to exit; returns its status and its stderr.
-    fn finish(mut self) -> (ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the wrapper did not exit");
-            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(20)) {
-                self.seen.push(line);
-            }
-        };
-        // The reader thread ends at EOF.
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        (status, self.seen.join("\n"))
-    }
-
-    /// Waits (bounded) for a stderr line containing `text`.
-    fn expect_line(&mut self, text: &str) {
-        if self.seen.iter().any(|l| l.contains(text)) {
-            return;
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(50)) {
-                let hit = line.contains(text);
-                self.seen.push(line);
-                if hit {
-                    return;
-                }
-            }
-        }
-        panic!(
-            "no stderr line with '{text}'; saw:\n{}",
-            self.seen.join("\n")
-        );
-    }
+/// Waits (bounded) for the wrapper to exit; returns its status and its stderr.
+fn finish(wrapper: Process) -> (ExitStatus, String) {
+    let (status, lines) = wrapper.wait_exit();
+    (status, lines.join("\n"))
 }
 
 async fn exists(path: &Path) -> bool {
     path.exists()
 }
 
-async fn setup() -> (ServerProcess, RemoteApp, Tenant, tempfile::TempDir) {
+async fn setup() -> (ServerProcess, TestApp, Tenant, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let token = "run-test-operator-token";
-    let server = ServerProcess::start(&dir.path().join("data"), token, &[]);
-    let app = RemoteApp::new(server.addr, token);
+    let server = TestApp::builder()
+        .token("run-test-operator-token")
+        .process();
+    let app = server.app();
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
     (server, app, t, dir)
 }
@@ -118,7 +53,7 @@ async fn the_seat_is_held_while_the_job_runs_and_its_exit_code_passes_through() 
         s = started.display(),
         g = go.display()
     );
-    let wrapper = Wrapper::start(&server, &t, &["--lease", "30"], &job);
+    let wrapper = start_wrapper(&server, &t, &["--lease", "30"], &job);
     wait_until("the job started", || exists(&started)).await;
     let s = app.status_of(&t, "bus").await;
     assert_eq!(s["borrowed"], 1, "the seat is held while the job runs");
@@ -128,7 +63,7 @@ async fn the_seat_is_held_while_the_job_runs_and_its_exit_code_passes_through() 
         .expect(200);
     assert_eq!(borrows[0]["user"], "ci-agent");
     std::fs::write(&go, "").unwrap();
-    let (status, stderr) = wrapper.finish();
+    let (status, stderr) = finish(wrapper);
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("seat returned"), "{stderr}");
     assert_eq!(app.status_of(&t, "bus").await["borrowed"], 0);
@@ -142,7 +77,7 @@ async fn no_seat_exits_75_with_the_reason_and_a_queued_job_runs_when_one_frees()
 
     let marker = dir.path().join("never");
     let job = format!("touch {}", marker.display());
-    let (status, stderr) = Wrapper::start(&server, &t, &[], &job).finish();
+    let (status, stderr) = finish(start_wrapper(&server, &t, &[], &job));
     assert_eq!(status.code(), Some(75), "{stderr}");
     assert!(stderr.contains("no_seats"), "{stderr}");
     assert!(!marker.exists(), "the command must not run without a seat");
@@ -150,16 +85,16 @@ async fn no_seat_exits_75_with_the_reason_and_a_queued_job_runs_when_one_frees()
     // Queued: progress on stderr, then the freed seat goes to the wrapper.
     let ran = dir.path().join("ran");
     let job = format!("touch {}", ran.display());
-    let mut queued = Wrapper::start(
+    let queued = start_wrapper(
         &server,
         &t,
         &["--wait", "120", "--progress-seconds", "1"],
         &job,
     );
-    queued.expect_line("position 1 of 1");
+    queued.wait_for_log("position 1 of 1");
     assert!(!ran.exists());
     app.return_ok(&t.host, &held["id"]).await;
-    let (status, stderr) = queued.finish();
+    let (status, stderr) = finish(queued);
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(ran.exists());
     assert_eq!(app.status_of(&t, "bus").await["borrowed"], 0);
@@ -176,11 +111,11 @@ async fn an_interrupted_wrapper_forwards_the_signal_and_returns_the_seat() {
         "trap 'exit 42' TERM; echo up > {}; while :; do sleep 0.05; done",
         started.display()
     );
-    let wrapper = Wrapper::start(&server, &t, &[], &job);
+    let wrapper = start_wrapper(&server, &t, &[], &job);
     wait_until("the job started", || exists(&started)).await;
     assert_eq!(app.status_of(&t, "bus").await["borrowed"], 1);
     wrapper.signal(Signal::SIGTERM);
-    let (status, stderr) = wrapper.finish();
+    let (status, stderr) = finish(wrapper);
     assert_eq!(status.code(), Some(42), "{stderr}");
     assert!(stderr.contains("forwarding SIGTERM"), "{stderr}");
     assert_eq!(app.status_of(&t, "bus").await["borrowed"], 0);
@@ -188,11 +123,11 @@ async fn an_interrupted_wrapper_forwards_the_signal_and_returns_the_seat() {
     // SIGINT: the job dies of it; the wrapper exits 128 + 2.
     let started = dir.path().join("int-started");
     let job = format!("echo up > {}; exec sleep 300", started.display());
-    let wrapper = Wrapper::start(&server, &t, &[], &job);
+    let wrapper = start_wrapper(&server, &t, &[], &job);
     wait_until("the job started", || exists(&started)).await;
     assert_eq!(app.status_of(&t, "bus").await["borrowed"], 1);
     wrapper.signal(Signal::SIGINT);
-    let (status, stderr) = wrapper.finish();
+    let (status, stderr) = finish(wrapper);
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert_eq!(app.status_of(&t, "bus").await["borrowed"], 0);
     server.kill9();
@@ -202,15 +137,15 @@ async fn an_interrupted_wrapper_forwards_the_signal_and_returns_the_seat() {
 async fn a_wrapper_interrupted_while_queued_leaves_the_queue() {
     let (server, app, t, _dir) = setup().await;
     app.borrow_ok(&t, "bus", "holder").await;
-    let mut queued = Wrapper::start(
+    let queued = start_wrapper(
         &server,
         &t,
         &["--wait", "120", "--progress-seconds", "1"],
         "true",
     );
-    queued.expect_line("position 1 of 1");
+    queued.wait_for_log("position 1 of 1");
     queued.signal(Signal::SIGINT);
-    let (status, stderr) = queued.finish();
+    let (status, stderr) = finish(queued);
     assert_eq!(status.code(), Some(130), "{stderr}");
     wait_until("the waiter is gone", || async {
         app.status_of(&t, "bus").await["waiting"] == 0
@@ -222,7 +157,7 @@ async fn a_wrapper_interrupted_while_queued_leaves_the_queue() {
 
 #[test]
 fn missing_configuration_is_a_usage_error_that_says_what_to_set() {
-    let out = Command::new(env!("CARGO_BIN_EXE_permetrix"))
+    let out = permetrix()
         .args([
             "run",
             "--server",
@@ -237,7 +172,7 @@ fn missing_configuration_is_a_usage_error_that_says_what_to_set() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PERMETRIX_API_KEY"));
-    let out = Command::new(env!("CARGO_BIN_EXE_permetrix"))
+    let out = permetrix()
         .args([
             "run",
             "--server",

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use permetrix_actors::domain::rfc3339;
-use permetrix_storage::TenantId;
+use permetrix_storage::{TenantId, Timestamp};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::security_support::*;
 use permetrix_actors::Clock as _;
 
 fn key_info<'a>(list: &'a Value, key_id: &str) -> &'a Value {
@@ -22,12 +21,15 @@ fn key_info<'a>(list: &'a Value, key_id: &str) -> &'a Value {
 
 #[actix_web::test]
 async fn keys_expire_record_their_last_use_and_are_revoked_at_once() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let admin = Some(t.admin_key.as_str());
 
     // A key that expires in an hour.
-    let expires = rfc3339(app.clock.now().plus(Duration::from_secs(3600)));
+    let expires = rfc3339(app.clock().now().plus(Duration::from_secs(3600)));
     let k = app
         .call(
             "POST",
@@ -71,34 +73,23 @@ async fn keys_expire_record_their_last_use_and_are_revoked_at_once() {
             .await
             .expect(200);
     }
-    let used_at = rfc3339(app.clock.now());
+    let used_at = rfc3339(app.clock().now());
     let list = app
         .call("GET", &t.host, "/api/keys", admin, None)
         .await
         .expect(200);
     assert_eq!(key_info(&list, &ci_id)["last_used_at"], used_at.as_str());
     let acme = TenantId::parse("acme").unwrap();
-    assert_eq!(app.state.platform.key_usage(&acme, &ci_id).unwrap(), None);
+    assert_eq!(app.stored_key_usage(&acme, &ci_id), None);
     // The periodic flush writes every pending key in one batch.
-    let written = app
-        .state
-        .security
-        .key_usage
-        .flush(&app.state.platform)
-        .await
-        .unwrap();
+    let written = app.flush_key_usage().await;
     assert_eq!(written, 2, "the ci key and the admin key");
-    let stored = app
-        .state
-        .platform
-        .key_usage(&acme, &ci_id)
-        .unwrap()
-        .unwrap();
+    let stored = app.stored_key_usage(&acme, &ci_id).unwrap();
     assert_eq!(rfc3339(stored.last_used_at), used_at);
-    assert_eq!(app.state.security.key_usage.pending(), 0);
+    assert_eq!(app.pending_key_usage(), 0);
 
     // After its expiry the key is refused; the listing says so.
-    app.clock.advance(Duration::from_secs(3600));
+    app.clock().advance(Duration::from_secs(3600));
     let r = app
         .call("GET", &t.host, "/licenses/status", Some(&ci), None)
         .await;
@@ -135,12 +126,7 @@ async fn keys_expire_record_their_last_use_and_are_revoked_at_once() {
         .call("GET", &t.host, "/licenses/status", Some(farm), None)
         .await;
     assert_eq!(r.status.as_u16(), 401);
-    app.state
-        .security
-        .key_usage
-        .flush(&app.state.platform)
-        .await
-        .unwrap();
+    app.flush_key_usage().await;
     let r = app
         .call("GET", &t.host, "/licenses/status", Some(farm), None)
         .await;
@@ -184,7 +170,10 @@ async fn keys_expire_record_their_last_use_and_are_revoked_at_once() {
 
 #[actix_web::test]
 async fn key_management_is_rate_limited_per_credential() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let other = app
         .call(
@@ -213,7 +202,7 @@ async fn key_management_is_rate_limited_per_credential() {
         .await
         .expect(200);
     // The allowance refills with time.
-    app.clock.advance(Duration::from_secs(1));
+    app.clock().advance(Duration::from_secs(1));
     list_keys().await.expect(200);
     let r = list_keys().await;
     assert_eq!(r.status.as_u16(), 429);

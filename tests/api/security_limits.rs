@@ -3,12 +3,16 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use permetrix_storage::Timestamp;
+
 use crate::helpers::*;
-use crate::security_support::*;
 
 #[actix_web::test]
 async fn oversized_paths_and_headers_are_refused_with_json() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
 
     let long_path = format!("/licenses/{}/status", "a".repeat(5000));
@@ -71,13 +75,16 @@ fn stall(addr: SocketAddr, head: &'static [u8]) -> String {
 
 #[actix_web::test]
 async fn slow_clients_are_cut_off() {
-    let app = spawn_secure_with(|c| {
-        // The body deadline well inside the codec's: with equal timers either could
-        // fire first on a busy machine, and only the body deadline answers JSON.
-        c.limits.request_timeout = Duration::from_millis(1_500);
-        c.limits.body_timeout = Duration::from_millis(300);
-    })
-    .await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .config(|c| {
+            // The body deadline well inside the codec's: with equal timers either could
+            // fire first on a busy machine, and only the body deadline answers JSON.
+            c.limits.request_timeout = Duration::from_millis(1_500);
+            c.limits.body_timeout = Duration::from_millis(300);
+        })
+        .spawn()
+        .await;
     let addr = app.addr;
 
     // A head that never completes: the codec answers 408 and closes.

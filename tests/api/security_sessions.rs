@@ -3,16 +3,19 @@
 use std::time::Duration;
 
 use actix_web::cookie::SameSite;
+use permetrix_storage::Timestamp;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::security_support::*;
 
 const PW: &str = "vendor-portal-pass";
 
 #[actix_web::test]
 async fn vendors_log_in_with_a_host_bound_cookie_and_csrf_token() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let (_, _) = vendor_with_password(&app, "vector", PW).await;
     let host = "vendor.localhost";
 
@@ -126,7 +129,10 @@ async fn vendors_log_in_with_a_host_bound_cookie_and_csrf_token() {
 
 #[actix_web::test]
 async fn tenant_users_have_roles_and_die_with_their_account() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let g = add_tenant(&app, &t.vendor_key, &t.signing_secret, "globex", &ECU).await;
     add_user(&app, &t, "Alice@ACME.com", "alice-password", "admin").await;
@@ -311,20 +317,21 @@ async fn tenant_users_have_roles_and_die_with_their_account() {
 
     // Sessions end after their lifetime, and expired ones are purged from the store.
     admin.get(&app, "/api/keys").await.expect(200);
-    app.clock.advance(Duration::from_secs(12 * 3600 + 1));
+    app.clock().advance(Duration::from_secs(12 * 3600 + 1));
     let r = admin.get(&app, "/api/keys").await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "invalid_session"));
-    let purged = permetrix::auth::session::purge_expired(&app.state)
-        .await
-        .unwrap();
+    let purged = app.purge_expired_sessions().await;
     assert_eq!(purged, 2, "alice's and bob's sessions");
-    assert!(app.state.platform.sessions().unwrap().is_empty());
+    assert!(app.stored_sessions().is_empty());
     app.stop().await;
 }
 
 #[actix_web::test]
 async fn cookies_are_secure_behind_https() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     vendor_with_password(&app, "vector", PW).await;
     let body = json!({"username": "vector", "password": PW});
     let proxied = send(
@@ -339,9 +346,11 @@ async fn cookies_are_secure_behind_https() {
     assert_eq!(session_cookie(&proxied).unwrap().secure(), Some(true));
     app.stop().await;
 
-    let always =
-        spawn_secure_with(|c| c.sessions.secure = permetrix::auth::client::CookieSecurity::Always)
-            .await;
+    let always = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .config(|c| c.sessions.secure = CookieSecurity::Always)
+        .spawn()
+        .await;
     vendor_with_password(&always, "vector", PW).await;
     let r = login(&always, "vendor.localhost", "vector", PW).await;
     assert_eq!(session_cookie(&r).unwrap().secure(), Some(true));
@@ -350,10 +359,13 @@ async fn cookies_are_secure_behind_https() {
 
 #[actix_web::test]
 async fn failed_logins_are_slowed_per_user_and_per_address() {
-    let app = spawn_secure_with(|c| {
-        c.sessions.client_ip_header = Some("fly-client-ip".parse().unwrap());
-    })
-    .await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .config(|c| {
+            c.sessions.client_ip_header = Some("fly-client-ip".parse().unwrap());
+        })
+        .spawn()
+        .await;
     vendor_with_password(&app, "vector", PW).await;
     let host = "vendor.localhost";
     let from = |ip: &'static str, user: &str, pw: &str| {
@@ -382,7 +394,7 @@ async fn failed_logins_are_slowed_per_user_and_per_address() {
     assert_eq!(r.headers.get("retry-after").unwrap(), "1");
     assert!(r.body["detail"].as_str().unwrap().contains("retry in"));
     // Waiting out the block lets the right password in, and clears the user's record.
-    app.clock.advance(Duration::from_secs(1));
+    app.clock().advance(Duration::from_secs(1));
     from("198.51.100.2", "vector", PW).await.expect(200);
     from("198.51.100.2", "vector", "guess").await.expect(401);
     from("198.51.100.2", "vector", PW).await.expect(200);
@@ -398,7 +410,7 @@ async fn failed_logins_are_slowed_per_user_and_per_address() {
 
     // One address guessing at many users is blocked after 20 failures, for every user;
     // other addresses are not.
-    app.clock.advance(Duration::from_secs(3600));
+    app.clock().advance(Duration::from_secs(3600));
     for i in 0..20 {
         from("203.0.113.7", &format!("user{i}"), "guess")
             .await
@@ -409,7 +421,7 @@ async fn failed_logins_are_slowed_per_user_and_per_address() {
     from("203.0.113.8", "vector", PW).await.expect(200);
 
     // Blocks double with each further failure.
-    app.clock.advance(Duration::from_secs(1));
+    app.clock().advance(Duration::from_secs(1));
     from("203.0.113.7", "user0", "guess").await.expect(401);
     let r = from("203.0.113.7", "vector", PW).await;
     assert_eq!(r.headers.get("retry-after").unwrap(), "2");

@@ -2,10 +2,10 @@
 //! reason codes, no exemption for browser-looking requests, and secret rotation.
 use std::time::Duration;
 
+use permetrix_storage::Timestamp;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::security_support::*;
 use permetrix_actors::Clock as _;
 
 async fn set_policy(app: &TestApp, t: &Tenant, policy: &str) {
@@ -42,11 +42,14 @@ fn body(user: &str) -> Vec<u8> {
 
 #[actix_web::test]
 async fn v1_and_v2_signatures_verify_and_refusals_carry_reason_codes() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let other = bootstrap(&app, "greenhills", "globex", &ECU).await;
     set_policy(&app, &t, "v1").await;
-    let now = app.clock.now().secs();
+    let now = app.clock().now().secs();
     let key = t.admin_key.as_str();
     let secret = t.signing_secret.as_str();
 
@@ -134,27 +137,30 @@ async fn v1_and_v2_signatures_verify_and_refusals_carry_reason_codes() {
 
 #[actix_web::test]
 async fn a_v2_replay_is_refused_and_the_v2_policy_refuses_v1() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     set_policy(&app, &t, "v2").await;
-    let now = app.clock.now().secs();
+    let now = app.clock().now().secs();
     let (key, secret) = (t.admin_key.as_str(), t.signing_secret.as_str());
     let b = body("dev1");
     let h = v2_borrow(secret, &b, now, "abc123", key);
     signed_borrow(&app, &t.host, key, &h, &b).await.expect(200);
 
     // The identical request again, a minute later, inside the window: replayed_nonce.
-    app.clock.advance(Duration::from_secs(60));
+    app.clock().advance(Duration::from_secs(60));
     let r = signed_borrow(&app, &t.host, key, &h, &b).await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "replayed_nonce"));
 
     // After the window, the timestamp itself is stale.
-    app.clock.advance(Duration::from_secs(300));
+    app.clock().advance(Duration::from_secs(300));
     let r = signed_borrow(&app, &t.host, key, &h, &b).await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "stale_timestamp"));
 
     // A fresh nonce works; a v1 signature does not under the v2 policy.
-    let now = app.clock.now().secs();
+    let now = app.clock().now().secs();
     let h = v2_borrow(secret, &b, now, "fresh", key);
     signed_borrow(&app, &t.host, key, &h, &b).await.expect(200);
     let v1 = v1_headers(secret, "vector", ECU.name, "dev1", now, key);
@@ -174,7 +180,10 @@ async fn a_v2_replay_is_refused_and_the_v2_policy_refuses_v1() {
 
 #[actix_web::test]
 async fn browser_looking_requests_get_no_exemption() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     set_policy(&app, &t, "v1").await;
     let browser = [
@@ -218,7 +227,10 @@ async fn browser_looking_requests_get_no_exemption() {
 
 #[actix_web::test]
 async fn rotated_signing_secrets_overlap_then_only_the_new_one_verifies() {
-    let app = spawn_secure().await;
+    let app = TestApp::builder()
+        .manual_clock(Timestamp::now())
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     set_policy(&app, &t, "v1").await;
     let key = t.admin_key.as_str();
@@ -227,7 +239,7 @@ async fn rotated_signing_secrets_overlap_then_only_the_new_one_verifies() {
         let app = &app;
         let host = t.host.clone();
         async move {
-            let now = app.clock.now().secs();
+            let now = app.clock().now().secs();
             let h = v1_headers(&secret, "vector", ECU.name, "dev1", now, key);
             signed_borrow(app, &host, key, &h, &body("dev1")).await
         }
@@ -262,7 +274,7 @@ async fn rotated_signing_secrets_overlap_then_only_the_new_one_verifies() {
     // During the overlap both verify; after it only the new one.
     borrow_with(new.clone()).await.expect(200);
     borrow_with(old.clone()).await.expect(200);
-    app.clock.advance(Duration::from_secs(3601));
+    app.clock().advance(Duration::from_secs(3601));
     borrow_with(new.clone()).await.expect(200);
     let r = borrow_with(old.clone()).await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "bad_signature"));

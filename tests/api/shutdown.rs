@@ -5,8 +5,6 @@
 use std::net::TcpStream;
 use std::time::Instant;
 
-use crate::crash_harness::Proc;
-use crate::faults::inject;
 use crate::helpers::*;
 
 const TOKEN: &str = "shutdown-test-operator-token";
@@ -14,8 +12,9 @@ const TOKEN: &str = "shutdown-test-operator-token";
 #[actix_web::test]
 async fn sigterm_drains_the_request_in_flight_flushes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let proc = Proc::start(dir.path(), TOKEN, &[]);
-    let app = proc.app(TOKEN);
+    let server = TestApp::builder().data_dir(dir.path()).token(TOKEN);
+    let proc = server.process();
+    let app = proc.app();
     let acme = bootstrap(&app, "vector", "acme", &ECU).await;
     let first = app.borrow_ok(&acme, ECU.id, "first").await;
 
@@ -23,30 +22,23 @@ async fn sigterm_drains_the_request_in_flight_flushes_and_exits_zero() {
     // itself ends, so it can only complete during the shutdown.
     inject(&app, &acme, "stall?until=sigterm").await.expect(200);
     let in_flight = actix_rt::spawn(app.borrow_task(&acme, borrow_body(ECU.id, "in-flight")));
-    for _ in 0..2_000 {
-        let actors = app.actors().await;
-        if actors["tenants"][0]["mailbox_depth"] == 1 {
-            break;
-        }
-        actix_rt::task::yield_now().await;
-    }
+    wait_until("the borrow waits in the mailbox", || async {
+        app.actors().await["tenants"][0]["mailbox_depth"] == 1
+    })
+    .await;
     // `app` keeps idle keep-alive connections open from here on.
 
     let sent = Instant::now();
-    proc.signal("TERM");
+    proc.signal(Signal::SIGTERM);
     proc.wait_for_log("starting graceful shutdown");
     proc.wait_for_log("accept thread stopped");
     // actix-server logs that line just before it drops the listening socket, so a
     // connect right after it can still reach the kernel's backlog: poll (bounded) until
     // connections are refused.
-    let refused = (0..500).any(|_| {
-        let refused = TcpStream::connect(proc.addr).is_err();
-        if !refused {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        refused
-    });
-    assert!(refused, "new connections were still accepted after SIGTERM");
+    wait_until("new connections are refused after SIGTERM", || async {
+        TcpStream::connect(proc.addr).is_err()
+    })
+    .await;
 
     let answered = in_flight.await.unwrap();
     let second = answered.expect(200);
@@ -66,8 +58,8 @@ async fn sigterm_drains_the_request_in_flight_flushes_and_exits_zero() {
     assert!(took.as_secs() < 20, "shutdown took {took:?}");
     println!("SIGTERM to exit 0: {took:?}, one request drained");
 
-    let proc = Proc::start(dir.path(), TOKEN, &[]);
-    let mut ids = proc.app(TOKEN).borrow_ids(&acme).await;
+    let proc = server.process();
+    let mut ids = proc.app().borrow_ids(&acme).await;
     ids.sort();
     let mut expected = vec![
         first["id"].as_str().unwrap().to_owned(),

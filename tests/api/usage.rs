@@ -2,7 +2,6 @@
 //! product, JSON and CSV) and for the tenant itself.
 use serde_json::{Value, json};
 
-use crate::commercial_helpers::*;
 use crate::helpers::*;
 
 const SUITE: Tool = Tool {
@@ -42,7 +41,7 @@ const SINCE: &str = "from=2000-01-01";
 
 #[actix_web::test]
 async fn usage_reports_match_a_scripted_workload_exactly() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let acme = bootstrap(&app, "vector", "acme", &SUITE).await;
     provision(&app, &acme.vendor_key, "acme", &CAN).await;
     let globex = add_tenant(
@@ -53,7 +52,7 @@ async fn usage_reports_match_a_scripted_workload_exactly() {
         &SUITE,
     )
     .await;
-    let other = second_vendor(&app, "dspace", "initech", &SUITE).await;
+    let other = bootstrap(&app, "dspace", "initech", &SUITE).await;
     app.borrow_ok(&other, SUITE.id, "not-counted").await;
 
     // acme, suite (commit 2): in use 1, 2, 3*, 2, 3*, 4*, 3, 2, 3*  (* = overage)
@@ -95,15 +94,15 @@ async fn usage_reports_match_a_scripted_workload_exactly() {
     let expected_acme_can = (2, 1, 0, 0.0);
     let expected_globex = (7, 4, 3, 300.0);
 
-    let report = vendor(
-        &app,
-        &acme.vendor_key,
-        "GET",
-        &format!("/api/vendor/usage?{SINCE}"),
-        None,
-    )
-    .await
-    .expect(200);
+    let report = app
+        .vendor(
+            &acme.vendor_key,
+            "GET",
+            &format!("/api/vendor/usage?{SINCE}"),
+            None,
+        )
+        .await
+        .expect(200);
     assert_eq!(report["partial"], false);
     let customers = report["customers"].as_array().unwrap();
     let ids: Vec<_> = customers
@@ -131,7 +130,7 @@ async fn usage_reports_match_a_scripted_workload_exactly() {
 
     // The same figures as CSV.
     let path = format!("/api/vendor/usage?{SINCE}&format=csv");
-    let res = vendor_bytes(&app, &acme.vendor_key, &path).await;
+    let res = app.vendor_bytes(&acme.vendor_key, &path).await;
     let mut reader = csv::Reader::from_reader(res.as_ref());
     let header: Vec<String> = reader
         .headers()
@@ -172,23 +171,25 @@ async fn usage_reports_match_a_scripted_workload_exactly() {
     );
 
     // The tenant sees its own figures, nobody else's.
-    let own = get(&app, &acme, &format!("/usage?{SINCE}")).await;
+    let own = app.tenant_get(&acme, &format!("/usage?{SINCE}")).await;
     let own = own.expect(200);
     assert_eq!(own["tenant_id"], "acme");
     assert_eq!(figures(&own["products"], SUITE.id), expected_acme_suite);
     assert_eq!(figures(&own["products"], CAN.id), expected_acme_can);
-    let theirs = get(&app, &globex, &format!("/usage?{SINCE}"))
+    let theirs = app
+        .tenant_get(&globex, &format!("/usage?{SINCE}"))
         .await
         .expect(200);
     assert_eq!(theirs["products"].as_array().unwrap().len(), 1);
     assert_eq!(figures(&theirs["products"], SUITE.id), expected_globex);
 
     // The usage history agrees with the ledger.
-    let charges = get(&app, &acme, "/overage-charges").await.expect(200);
+    let charges = app.tenant_get(&acme, "/overage-charges").await.expect(200);
     assert_eq!(charges["charges"].as_array().unwrap().len(), 6);
 
     // A window before any of it is empty; bad parameters are refused.
-    let empty = get(&app, &acme, "/usage?from=2000-01-01&to=2000-02-01")
+    let empty = app
+        .tenant_get(&acme, "/usage?from=2000-01-01&to=2000-02-01")
         .await
         .expect(200);
     assert_eq!(figures(&empty["products"], SUITE.id), (0, 0, 0, 0.0));
@@ -197,7 +198,7 @@ async fn usage_reports_match_a_scripted_workload_exactly() {
         "/usage?from=2001-01-01&to=2000-01-01",
         "/usage?from=yesterday",
     ] {
-        let r = get(&app, &acme, bad).await;
+        let r = app.tenant_get(&acme, bad).await;
         assert_eq!(
             (r.status.as_u16(), r.code()),
             (400, "invalid_request"),

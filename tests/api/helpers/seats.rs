@@ -5,7 +5,18 @@ use std::future::Future;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::accounts::Tenant;
+use super::app::{Reply, TestApp};
+
+/// A borrow body.
+pub fn borrow_body(tool: &str, user: &str) -> Value {
+    json!({"tool": tool, "user": user})
+}
+
+/// A borrow body asking for a lease of `secs` seconds.
+pub fn lease_body(tool: &str, user: &str, secs: u32) -> Value {
+    json!({"tool": tool, "user": user, "lease_seconds": secs})
+}
 
 impl TestApp {
     /// Sends `body` to `/licenses/borrow` at `host` with the bearer `key`; the raw reply.
@@ -44,7 +55,7 @@ impl TestApp {
 
     /// Like [`TestApp::borrow_json`], on a client of its own, as a future to spawn.
     pub fn borrow_task(&self, t: &Tenant, body: Value) -> impl Future<Output = Reply> + 'static {
-        let app = TestApp::new(self.addr, &self.admin_token);
+        let app = self.detached();
         let (host, key) = (t.host.clone(), t.admin_key.clone());
         async move { app.post_borrow(&host, &key, body).await }
     }

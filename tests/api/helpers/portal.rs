@@ -1,79 +1,10 @@
-//! Helpers for the security suites: a server on a manual clock with its state in reach,
-//! requests with arbitrary headers, portal logins, request signing.
-#![allow(dead_code)]
-
-use std::sync::Arc;
-
+//! Portal sessions and signed requests: requests with arbitrary headers, logins,
+//! request signing.
 use actix_web::cookie::Cookie;
-use actix_web::web;
-use permetrix::server::state::AppState;
-use permetrix::server::{ClockSource, ServeConfig};
-use permetrix_actors::ManualClock;
-use permetrix_client::signing;
-use permetrix_storage::Timestamp;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-
-/// A server whose clock only moves when a test moves it.
-pub struct SecureApp {
-    pub app: TestApp,
-    pub state: web::Data<AppState>,
-    pub clock: ManualClock,
-    handle: actix_web::dev::ServerHandle,
-    pub dir: tempfile::TempDir,
-}
-
-impl std::ops::Deref for SecureApp {
-    type Target = TestApp;
-    fn deref(&self) -> &TestApp {
-        &self.app
-    }
-}
-
-pub async fn spawn_secure() -> SecureApp {
-    spawn_secure_with(|_| {}).await
-}
-
-pub async fn spawn_secure_with(tweak: impl FnOnce(&mut ServeConfig)) -> SecureApp {
-    let clock = ManualClock::new(Timestamp::now());
-    let source = ClockSource(Arc::new(clock.clone()));
-    let s = start(|config| {
-        config.clock = Some(source);
-        tweak(config);
-    })
-    .await;
-    SecureApp {
-        app: TestApp::new(s.addr, &s.admin_token),
-        state: s.state,
-        clock,
-        handle: s.handle,
-        dir: s.dir,
-    }
-}
-
-impl SecureApp {
-    /// Whether any file of the data directory contains `needle`.
-    pub fn data_contains(&self, needle: &[u8]) -> bool {
-        fn walk(dir: &std::path::Path, needle: &[u8]) -> bool {
-            std::fs::read_dir(dir).unwrap().flatten().any(|e| {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, needle)
-                } else {
-                    std::fs::read(&p)
-                        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-                        .unwrap_or(false)
-                }
-            })
-        }
-        walk(self.dir.path(), needle)
-    }
-
-    pub async fn stop(self) {
-        self.handle.stop(false).await;
-    }
-}
+use super::app::{Reply, TestApp, read};
+use super::inside::signing;
 
 /// Sends a request with arbitrary extra headers (`Host` first).
 pub async fn send(
@@ -177,44 +108,6 @@ pub async fn portal(app: &TestApp, host: &str, username: &str, password: &str) -
     }
 }
 
-/// Creates a vendor with a portal password; returns `(api_key, signing_secret)`.
-pub async fn vendor_with_password(app: &TestApp, vendor: &str, password: &str) -> (String, String) {
-    let v = app
-        .operator(
-            "POST",
-            "/api/admin/vendors",
-            Some(json!({"vendor_id": vendor, "vendor_name": vendor, "password": password})),
-        )
-        .await
-        .expect(201);
-    (
-        v["api_key"].as_str().unwrap().to_owned(),
-        v["signing_secret"].as_str().unwrap().to_owned(),
-    )
-}
-
-/// Creates a tenant portal user with an admin key.
-pub async fn add_user(app: &TestApp, t: &Tenant, username: &str, password: &str, role: &str) {
-    app.call(
-        "POST",
-        &t.host,
-        "/api/users",
-        Some(&t.admin_key),
-        Some(json!({"username": username, "password": password, "role": role})),
-    )
-    .await
-    .expect(201);
-}
-
-/// Creates a borrow-scope API key named "farm" with the admin key; its reply
-/// (`api_key`, `key_id`, `expires_at`).
-pub async fn add_farm_key(app: &TestApp, t: &Tenant) -> Value {
-    let body = json!({"name": "farm", "scope": "borrow"});
-    app.call("POST", &t.host, "/api/keys", Some(&t.admin_key), Some(body))
-        .await
-        .expect(201)
-}
-
 /// Headers of a v1-signed borrow.
 pub fn v1_headers(
     secret: &str,
@@ -225,7 +118,10 @@ pub fn v1_headers(
     key: &str,
 ) -> Vec<(String, String)> {
     let ts = ts.to_string();
-    let sig = signing::sign(secret.as_bytes(), &signing::v1_string(tool, user, &ts, key));
+    let sig = signing::sign(
+        secret.as_bytes(),
+        &signing::v1_string(tool, user, &ts, key),
+    );
     vec![
         ("X-Signature".into(), sig),
         ("X-Timestamp".into(), ts),

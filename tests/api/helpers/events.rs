@@ -6,7 +6,8 @@ use awc::error::PayloadError;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
-use crate::helpers::*;
+use super::accounts::Tenant;
+use super::app::TestApp;
 
 /// Subscribes to `t`'s events with its admin key; the response is the stream.
 pub async fn subscribe(

@@ -1,0 +1,222 @@
+//! Where the tests reach inside the server: building it in this process, the actors'
+//! messages, account and security calls without HTTP. The only file of the suite that
+//! names the server crate's modules or the actors' messages, so that a move of either is
+//! fixed here once.
+use std::net::SocketAddr;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web::Data;
+use permetrix::api::accounts::{self, NewTenant};
+use permetrix::auth::session;
+use permetrix::server::{Application, ClockSource};
+use permetrix::server::state::AppState;
+use permetrix_actors::domain::{BorrowRequest, TenantEvent};
+use permetrix_actors::messages::{
+    Borrow, DueReport, ExpireDue, Reply as TenantReply, TenantCx, TenantMessage,
+};
+use permetrix_actors::{MailboxStats, ManualClock, TenantError};
+use permetrix_storage::records::{KeyUsageRecord, PackageRecord, SessionRecord};
+use permetrix_storage::{TenantId, VendorId};
+use tokio::sync::broadcast;
+
+pub use permetrix::auth::client::CookieSecurity;
+pub use permetrix::http::host;
+pub use permetrix::server::ServeConfig;
+pub use permetrix_client::signing;
+
+use super::app::{TestApp, TestAppBuilder};
+use super::poll::wait_until;
+
+/// What a server in this process owns besides its address.
+pub struct InProcess {
+    handle: ServerHandle,
+    state: Data<AppState>,
+    pub(super) clock: Option<ManualClock>,
+    pub(super) dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    /// Builds the app from the test configuration (port 0, a fresh directory, few
+    /// threads, no signal handlers) as the builder says, and runs it on this runtime.
+    pub(super) async fn start(builder: TestAppBuilder) -> (SocketAddr, InProcess) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServeConfig::new(dir.path());
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.workers = 1;
+        config.arbiters = 2;
+        config.handle_signals = false;
+        config.admin_token = Some(builder.token);
+        if let Some(clock) = &builder.clock {
+            config.clock = Some(ClockSource(Arc::new(clock.clone())));
+        }
+        for tweak in builder.tweaks {
+            tweak(&mut config);
+        }
+        let app = Application::build(config).await.expect("server builds");
+        let (addr, handle, state) = (app.addr(), app.handle(), app.state());
+        actix_rt::spawn(async move {
+            let _ = app.run_until_stopped().await;
+        });
+        let server = InProcess {
+            handle,
+            state,
+            clock: builder.clock,
+            dir,
+        };
+        (addr, server)
+    }
+
+    pub(super) async fn stop(&self) {
+        // Not graceful: the test client keeps idle keep-alive connections open.
+        self.handle.stop(false).await;
+    }
+}
+
+/// Blocks its tenant's actor until released, so that messages queue up behind it.
+struct Hold {
+    release: mpsc::Receiver<()>,
+    entered: mpsc::Sender<()>,
+}
+
+impl TenantMessage for Hold {
+    type Reply = ();
+    const KIND: &'static str = "hold";
+    fn handle(self, _: &mut TenantCx<'_>) -> TenantReply<()> {
+        let _ = self.entered.send(());
+        let _ = self.release.recv();
+        TenantReply::ready(Ok(()))
+    }
+}
+
+/// A tenant actor blocked by [`TestApp::hold_actor`] (and its arbiter thread with it).
+pub struct HeldActor {
+    release: mpsc::Sender<()>,
+    holder: actix_rt::task::JoinHandle<Result<(), TenantError>>,
+}
+
+impl HeldActor {
+    /// Lets the actor go on, and waits until it has.
+    pub async fn release(self) {
+        self.release.send(()).unwrap();
+        self.holder.await.unwrap().unwrap();
+    }
+}
+
+/// Things only a server in this process can be asked.
+impl TestApp {
+    fn state(&self) -> &AppState {
+        &self.in_process().state
+    }
+
+    /// Moves the manual clock and lets the tenant's actor handle what is due (the
+    /// message its timer sends).
+    pub async fn advance(&self, tenant: &str, secs: u64) -> DueReport {
+        self.clock().advance(Duration::from_secs(secs));
+        self.state()
+            .registry
+            .send(&TenantId::parse(tenant).unwrap(), ExpireDue)
+            .await
+            .unwrap()
+    }
+
+    /// The tenant's live events, straight from its actor.
+    pub fn subscribe_directly(&self, tenant: &TenantId) -> broadcast::Receiver<TenantEvent> {
+        self.state().registry.subscribe(tenant).unwrap()
+    }
+
+    /// The mailboxes of the running tenant actors.
+    pub fn mailboxes(&self) -> Vec<MailboxStats> {
+        self.state().registry.mailboxes()
+    }
+
+    /// Blocks `tenant`'s actor from inside until [`HeldActor::release`]; returns once the
+    /// actor has picked the block up.
+    pub async fn hold_actor(&self, tenant: &TenantId) -> HeldActor {
+        let (release, gate) = mpsc::channel();
+        let (entered_tx, entered) = mpsc::channel();
+        let registry = self.state().registry.clone();
+        let tenant = tenant.clone();
+        let hold = Hold {
+            release: gate,
+            entered: entered_tx,
+        };
+        let holder = actix_rt::spawn(async move { registry.send(&tenant, hold).await });
+        wait_until("the actor picks up Hold", || async {
+            entered.try_recv().is_ok()
+        })
+        .await;
+        HeldActor { release, holder }
+    }
+
+    /// Creates a tenant of `vendor` without HTTP (for seeding many quickly).
+    pub async fn create_tenant_directly(&self, vendor: &VendorId, tenant: &TenantId, name: &str) {
+        let new = NewTenant {
+            tenant_id: tenant.clone(),
+            company_name: name.to_owned(),
+            domain: None,
+            crm_id: None,
+        };
+        accounts::create_tenant(self.state(), vendor, new)
+            .await
+            .unwrap();
+    }
+
+    /// Provisions `package` to `tenant` without HTTP.
+    pub async fn provision_directly(
+        &self,
+        vendor: &VendorId,
+        tenant: &TenantId,
+        package: PackageRecord,
+    ) {
+        accounts::provision(self.state(), vendor, tenant, package)
+            .await
+            .unwrap();
+    }
+
+    /// Borrows a seat of `tool` for `user` at `tenant`'s actor, without HTTP.
+    pub async fn borrow_directly(&self, tenant: &TenantId, tool: &str, user: &str) {
+        let request = BorrowRequest {
+            tool: tool.into(),
+            user: user.into(),
+            lease_seconds: None,
+        };
+        self.state()
+            .registry
+            .send(tenant, Borrow(request))
+            .await
+            .unwrap();
+    }
+
+    /// When a key was last used, as last written to the store.
+    pub fn stored_key_usage(&self, tenant: &TenantId, key_id: &str) -> Option<KeyUsageRecord> {
+        self.state().platform.key_usage(tenant, key_id).unwrap()
+    }
+
+    /// Writes the key uses recorded in memory (the periodic flush); how many.
+    pub async fn flush_key_usage(&self) -> usize {
+        let state = self.state();
+        state
+            .security
+            .key_usage
+            .flush(&state.platform)
+            .await
+            .unwrap()
+    }
+
+    /// Key uses recorded in memory and not written yet.
+    pub fn pending_key_usage(&self) -> usize {
+        self.state().security.key_usage.pending()
+    }
+
+    /// Deletes expired portal sessions (the periodic purge); how many.
+    pub async fn purge_expired_sessions(&self) -> usize {
+        session::purge_expired(self.state()).await.unwrap()
+    }
+
+    /// The portal sessions in the store.
+    pub fn stored_sessions(&self) -> Vec<(String, SessionRecord)> {
+        self.state().platform.sessions().unwrap()
+    }
+}
