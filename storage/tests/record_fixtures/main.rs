@@ -25,6 +25,7 @@
 //! PERMETRIX_WRITE_FIXTURES=lease_v2 cargo test -p permetrix-storage \
 //!     --test record_fixtures -- --ignored write_fixtures
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::fmt::Debug;
 use std::path::PathBuf;
 
