@@ -309,7 +309,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, RngSeed};
+    use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
     use serde::Deserialize;
 
     #[derive(Deserialize)]
@@ -611,7 +611,8 @@ mod tests {
         // A fixed seed unless PROPTEST_RNG_SEED is set, so that CI runs the same cases
         // every time (`PROPTEST_RNG_SEED=$RANDOM$RANDOM cargo test signature` draws a
         // fresh sample). A failing case is saved to proptest-regressions/signature.txt
-        // and replayed first on every run: commit it with the fix.
+        // (proptest's default FileFailurePersistence) and replayed first on every run:
+        // commit it with the fix.
         #![proptest_config(Config {
             cases: 2000,
             rng_algorithm: RngAlgorithm::ChaCha,
@@ -619,9 +620,6 @@ mod tests {
                 RngSeed::Random => RngSeed::Fixed(0x5EED_0017),
                 chosen => chosen,
             },
-            failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
-                "proptest-regressions",
-            ))),
             ..Config::default()
         })]
 

@@ -1,5 +1,5 @@
-//! [`Platform`]: the typed verbs on platform records, over the raw [`PlatformBackend`]
-//! interface of any backend.
+//! [`Platform`]: the typed verbs on platform records, over the raw
+//! [`PlatformBackend`](crate::backend::PlatformBackend) interface of any backend.
 //!
 //! Each verb chooses the tables and keys, encodes the records and applies its writes as
 //! one atomic batch, so the layout of platform records is written once, here, whatever

@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use proptest::test_runner::{
-    Config, FileFailurePersistence, RngAlgorithm, RngSeed, TestRng, TestRunner,
-};
+use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestRng, TestRunner};
 use serde_json::{Map, Value};
 
 use crate::helpers::*;
@@ -671,7 +669,8 @@ proptest! {
     // A fixed seed unless PROPTEST_RNG_SEED is set, so that CI runs the same cases every
     // time (`PROPTEST_RNG_SEED=$RANDOM$RANDOM cargo test --test api hostile::` draws a
     // fresh sample). A failing case is saved to tests/proptest-regressions/hostile.txt
-    // and replayed first on every run: commit it with the fix.
+    // (proptest's default FileFailurePersistence) and replayed first on every run:
+    // commit it with the fix.
     #![proptest_config(Config {
         cases: 5000,
         rng_algorithm: RngAlgorithm::ChaCha,
@@ -679,9 +678,6 @@ proptest! {
             RngSeed::Random => RngSeed::Fixed(0x5EED_0017),
             chosen => chosen,
         },
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
-            "proptest-regressions",
-        ))),
         ..Config::default()
     })]
 
