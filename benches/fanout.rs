@@ -24,11 +24,10 @@ use permetrix_actors::domain::{BorrowRequest, ProvisionRequest, TenantSnapshot, 
 use permetrix_actors::messages::{Borrow, Provision, Snapshot, Status};
 use permetrix_actors::metrics::NoMetrics;
 use permetrix_actors::{Registry, RegistryConfig, SystemClock, TenantError};
-use permetrix_storage::records::{Lifecycle, PackageRecord, TenantRecord};
+use permetrix_storage::records::PackageRecord;
 use permetrix_storage::test_records;
 use permetrix_storage::{
-    Durability, Money, Platform, PlatformOp, SledConfig, SledStore, Store, Table, TenantId,
-    Timestamp,
+    Durability, Money, Platform, SledConfig, SledStore, Store, TenantId, Timestamp,
 };
 
 /// Tenant counts measured; `FANOUT_BENCH_SIZES=10000` (comma-separated) picks some.
@@ -76,21 +75,12 @@ fn fixture(sys: &SystemRunner, n: usize) -> Fixture {
         let mut tenants = Vec::with_capacity(n);
         for i in 0..n {
             let id = format!("tenant-{i:05}");
-            let record = TenantRecord {
-                tenant_id: id.clone(),
-                vendor_id: "vector".into(),
-                company_name: id.clone(),
-                domain: None,
-                crm_id: None,
-                created_at: Timestamp::now(),
-                lifecycle: Lifecycle::Active,
-            };
+            let at = Timestamp::now();
             platform
-                .write(vec![PlatformOp::insert(
-                    Table::Tenants,
-                    id.as_str(),
-                    &record,
-                )])
+                .create_tenant(
+                    &test_records::tenant(&id, at),
+                    &test_records::admin_key(&id, "admin", at),
+                )
                 .expect("tenant written");
             let tenant = TenantId::parse(&id).expect("valid id");
             for product in ["ecu", "can"] {

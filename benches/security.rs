@@ -76,21 +76,13 @@ fn edge(c: &mut Criterion) {
         (created.admin_api_key, token)
     });
     // The vendor has no password: give it one so that its session is live.
-    let mut v = state
-        .platform
-        .vendor(&permetrix_storage::VendorId::parse("vector").unwrap())
-        .unwrap()
-        .unwrap();
-    v.password_hash = Some("unused".into());
+    let vector = permetrix_storage::VendorId::parse("vector").unwrap();
     system
         .block_on(async {
             state
                 .platform
-                .write(vec![permetrix_storage::PlatformOp::put(
-                    permetrix_storage::Table::Vendors,
-                    "vector",
-                    &v,
-                )])
+                .set_vendor_password(&vector, "unused".into())
+                .unwrap()
                 .unwrap()
                 .wait()
                 .await

@@ -4,10 +4,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use permetrix_storage::backend::{PlatformBackend, PlatformKey, PlatformWrite, Table};
 use permetrix_storage::records::{ChargeRecord, MoreRequestRecord, UsageRecord};
 use permetrix_storage::{
-    Durability, Durable, DurableGate, PlatformOp, SledConfig, SledStore, StorageError, Store,
-    Table, TenantId, TenantMutation, TenantRecords, Timestamp,
+    Durability, Durable, DurableGate, SledConfig, SledStore, StorageError, Store, TenantId,
+    TenantMutation, TenantRecords, Timestamp,
 };
 
 use crate::domain::BorrowRequest;
@@ -35,6 +36,27 @@ impl Flaky {
         } else {
             Ok(())
         }
+    }
+}
+
+impl PlatformBackend for Flaky {
+    fn platform_get(
+        &self,
+        table: Table,
+        key: PlatformKey<'_>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.platform_get(table, key)
+    }
+    fn platform_scan(
+        &self,
+        t: Table,
+        s: Option<&str>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.inner.platform_scan(t, s)
+    }
+    fn platform_apply(&self, writes: &[PlatformWrite<'_>]) -> Result<Durable, StorageError> {
+        self.refuse()?;
+        self.inner.platform_apply(writes)
     }
 }
 
@@ -86,16 +108,6 @@ impl Store for Flaky {
         id: &str,
     ) -> Result<Option<MoreRequestRecord>, StorageError> {
         self.inner.more_request(t, id)
-    }
-    fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.platform_get(table, key)
-    }
-    fn platform_scan(&self, t: Table, p: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        self.inner.platform_scan(t, p)
-    }
-    fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError> {
-        self.refuse()?;
-        self.inner.platform_apply(ops)
     }
     fn durability(&self) -> Durability {
         self.inner.durability()

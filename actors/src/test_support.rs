@@ -2,9 +2,9 @@
 //! it, with one "ecu" pool provisioned through its actor.
 use std::sync::Arc;
 
-use permetrix_storage::records::{Lifecycle, PackageRecord, TenantRecord};
+use permetrix_storage::records::PackageRecord;
 use permetrix_storage::test_records;
-use permetrix_storage::{Money, Platform, PlatformOp, Store, Table, TenantId, Timestamp};
+use permetrix_storage::{Money, Platform, Store, TenantId, Timestamp};
 
 use crate::Registry;
 use crate::domain::ProvisionRequest;
@@ -37,17 +37,11 @@ pub(crate) async fn add_tenant(
     at: Timestamp,
     pool: Pool,
 ) -> TenantId {
-    let record = TenantRecord {
-        tenant_id: id.into(),
-        vendor_id: "vector".into(),
-        company_name: id.into(),
-        domain: None,
-        crm_id: None,
-        created_at: at,
-        lifecycle: Lifecycle::Active,
-    };
     Platform::new(Arc::clone(store))
-        .write(vec![PlatformOp::insert(Table::Tenants, id, &record)])
+        .create_tenant(
+            &test_records::tenant(id, at),
+            &test_records::admin_key(id, "admin", at),
+        )
         .unwrap()
         .wait()
         .await

@@ -7,7 +7,7 @@ use permetrix_actors::messages::Provision;
 use permetrix_storage::records::{
     ApiKeyRecord, Lifecycle, PackageIndexRecord, PackageRecord, Scope, TenantRecord, VendorRecord,
 };
-use permetrix_storage::{Platform, PlatformOp, Table, TenantId, VendorId};
+use permetrix_storage::{TenantId, VendorId};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -75,11 +75,7 @@ pub async fn create_vendor(state: &AppState, new: NewVendor) -> Result<CreatedVe
     };
     state
         .platform
-        .write(vec![PlatformOp::insert(
-            Table::Vendors,
-            new.vendor_id.as_str(),
-            &record,
-        )])
+        .create_vendor(&record)
         .map_err(conflict("vendor", new.vendor_id.as_str()))?
         .wait()
         .await?;
@@ -151,18 +147,7 @@ pub async fn create_tenant(
     let (key_record, key) = new_key_record(state, &new.tenant_id, "admin".into(), Scope::Admin);
     state
         .platform
-        .write(vec![
-            PlatformOp::insert(Table::Tenants, new.tenant_id.as_str(), &record),
-            PlatformOp::mark(
-                Table::VendorTenants,
-                Platform::vendor_tenant_key(vendor, &new.tenant_id),
-            ),
-            PlatformOp::insert(
-                Table::ApiKeys,
-                Platform::api_key_key(&new.tenant_id, &key_record.key_id),
-                &key_record,
-            ),
-        ])
+        .create_tenant(&record, &key_record)
         .map_err(conflict("tenant", new.tenant_id.as_str()))?
         .wait()
         .await?;
@@ -239,15 +224,7 @@ pub async fn create_expiring_key(
 ) -> Result<CreatedKey> {
     let (mut record, key) = new_key_record(state, tenant, name, scope);
     record.expires_at = expires_at;
-    state
-        .platform
-        .write(vec![PlatformOp::insert(
-            Table::ApiKeys,
-            Platform::api_key_key(tenant, &record.key_id),
-            &record,
-        )])?
-        .wait()
-        .await?;
+    state.platform.add_api_key(&record)?.wait().await?;
     Ok(CreatedKey {
         key_id: record.key_id,
         api_key: key,
@@ -259,25 +236,15 @@ pub async fn create_expiring_key(
 
 /// Revokes a key; effective on the next request (keys are read on every request).
 pub async fn revoke_key(state: &AppState, tenant: &TenantId, key_id: &str) -> Result<()> {
-    let mut record = state
+    state
         .platform
-        .api_key(tenant, key_id)?
+        .revoke_api_key(tenant, key_id, now(state))?
         .ok_or_else(|| ApiError::NotFound {
             code: "unknown_key",
             detail: format!("this tenant has no API key '{key_id}'"),
-        })?;
-    if record.revoked_at.is_none() {
-        record.revoked_at = Some(now(state));
-        state
-            .platform
-            .write(vec![PlatformOp::put(
-                Table::ApiKeys,
-                Platform::api_key_key(tenant, key_id),
-                &record,
-            )])?
-            .wait()
-            .await?;
-    }
+        })?
+        .wait()
+        .await?;
     Ok(())
 }
 
@@ -310,15 +277,7 @@ pub async fn provision(
     };
     // Index first: a crash after it leaves an index entry that finds no package (a 404
     // later), never a package that cannot be found.
-    state
-        .platform
-        .write(vec![PlatformOp::insert(
-            Table::Packages,
-            package.package_id.as_str(),
-            &index,
-        )])?
-        .wait()
-        .await?;
+    state.platform.index_package(&index)?.wait().await?;
     match state
         .registry
         .send(tenant, Provision(ProvisionRequest { package }))
@@ -326,10 +285,7 @@ pub async fn provision(
     {
         Ok(p) => Ok(p),
         Err(e) => {
-            let undo = state.platform.write(vec![PlatformOp::Delete {
-                table: Table::Packages,
-                key: index.package_id.clone(),
-            }]);
+            let undo = state.platform.unindex_package(&index.package_id);
             if let Ok(d) = undo {
                 let _ = d.wait().await;
             }
@@ -341,14 +297,10 @@ pub async fn provision(
 /// Soft-deletes a tenant: its actor stops, its host answers 404, records stay.
 pub async fn delete_tenant(state: &AppState, tenant: &str) -> Result<()> {
     let id = TenantId::parse(tenant).map_err(|e| ApiError::not_found(e.to_string()))?;
-    let mut record = state
-        .platform
-        .tenant(&id)?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))?;
-    record.lifecycle = Lifecycle::Deleted;
     state
         .platform
-        .write(vec![PlatformOp::put(Table::Tenants, id.as_str(), &record)])?
+        .soft_delete_tenant(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))?
         .wait()
         .await?;
     state.registry.deactivate(&id);
@@ -358,14 +310,10 @@ pub async fn delete_tenant(state: &AppState, tenant: &str) -> Result<()> {
 /// Soft-deletes a vendor: its key and signing secret stop working; records stay.
 pub async fn delete_vendor(state: &AppState, vendor: &str) -> Result<()> {
     let id = VendorId::parse(vendor).map_err(|e| ApiError::not_found(e.to_string()))?;
-    let mut record = state
-        .platform
-        .vendor(&id)?
-        .ok_or_else(|| ApiError::not_found(format!("no vendor '{vendor}'")))?;
-    record.lifecycle = Lifecycle::Deleted;
     state
         .platform
-        .write(vec![PlatformOp::put(Table::Vendors, id.as_str(), &record)])?
+        .soft_delete_vendor(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("no vendor '{vendor}'")))?
         .wait()
         .await?;
     state.signing_keys.forget(id.as_str());

@@ -1,9 +1,8 @@
 //! `last_used_at` of tenant API keys, without a durable write per request.
 //!
 //! Every successful key verification updates an in-memory entry (one sharded-map write,
-//! no allocation once the key has an entry). [`KeyUsage::flush`] writes the entries to
-//! the `api_key_usage` table in one batch: periodically ([`PERSIST_EVERY`]) and at
-//! shutdown. A crash loses at most one interval of `last_used_at` precision, never a
+//! no allocation once the key has an entry). [`KeyUsage::flush`] records the entries in
+//! one batch: periodically ([`PERSIST_EVERY`]) and at shutdown. A crash loses at most one interval of `last_used_at` precision, never a
 //! key. Listings merge the pending value with the stored one, so they are exact.
 //!
 //! The map holds one entry per key used since the last flush, at most `capacity`;
@@ -11,21 +10,14 @@
 use std::time::Duration;
 
 use dashmap::DashMap;
-use permetrix_storage::records::KeyUsageRecord;
-use permetrix_storage::{Platform, PlatformOp, StorageError, Table, TenantId, Timestamp};
+use permetrix_storage::{KeyUse, Platform, StorageError, TenantId, Timestamp};
 
 /// How often pending usage is written.
 pub const PERSIST_EVERY: Duration = Duration::from_secs(60);
 
-struct Pending {
-    tenant: TenantId,
-    key_id: String,
-    at: Timestamp,
-}
-
 /// Pending `last_used_at` updates, keyed by the key's stored digest.
 pub struct KeyUsage {
-    pending: DashMap<[u8; 32], Pending>,
+    pending: DashMap<[u8; 32], KeyUse>,
     capacity: usize,
     /// One flush at a time, so that the stored value only moves forward.
     flushing: tokio::sync::Mutex<()>,
@@ -54,7 +46,7 @@ impl KeyUsage {
         }
         self.pending.insert(
             *digest,
-            Pending {
+            KeyUse {
                 tenant: tenant.clone(),
                 key_id: key_id.to_owned(),
                 at: now,
@@ -84,25 +76,12 @@ impl KeyUsage {
     pub async fn flush(&self, platform: &Platform) -> Result<usize, StorageError> {
         let _one_at_a_time = self.flushing.lock().await;
         let digests: Vec<[u8; 32]> = self.pending.iter().map(|e| *e.key()).collect();
-        let mut ops = Vec::with_capacity(digests.len());
-        for digest in digests {
-            let Some((_, p)) = self.pending.remove(&digest) else {
-                continue;
-            };
-            let stored = platform.key_usage(&p.tenant, &p.key_id)?;
-            if stored.is_some_and(|s| s.last_used_at >= p.at) {
-                continue;
-            }
-            ops.push(PlatformOp::put(
-                Table::KeyUsage,
-                Platform::api_key_key(&p.tenant, &p.key_id),
-                &KeyUsageRecord { last_used_at: p.at },
-            ));
-        }
-        let n = ops.len();
-        if n > 0 {
-            platform.write(ops)?.wait().await?;
-        }
-        Ok(n)
+        let uses: Vec<KeyUse> = digests
+            .iter()
+            .filter_map(|digest| self.pending.remove(digest).map(|(_, u)| u))
+            .collect();
+        let written = platform.record_key_use(&uses)?;
+        written.durable.wait().await?;
+        Ok(written.records)
     }
 }

@@ -19,7 +19,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::Method;
 use actix_web::http::header::HeaderName;
 use permetrix_storage::records::{Lifecycle, SessionRecord, SessionSubject, UserRole};
-use permetrix_storage::{PlatformOp, Table, TenantId, Timestamp, VendorId};
+use permetrix_storage::{TenantId, Timestamp, VendorId};
 use subtle::ConstantTimeEq;
 
 use super::AuthContext;
@@ -252,11 +252,7 @@ pub async fn create(
     };
     state
         .platform()
-        .write(vec![PlatformOp::insert(
-            Table::Sessions,
-            storage_key(state, &token),
-            &record,
-        )])?
+        .put_session(&storage_key(state, &token), &record)?
         .wait()
         .await?;
     Ok((token, record))
@@ -264,35 +260,16 @@ pub async fn create(
 
 /// Deletes a session (logout).
 pub async fn delete(state: &impl AuthContext, key: &str) -> Result<(), ApiError> {
-    state
-        .platform()
-        .write(vec![PlatformOp::Delete {
-            table: Table::Sessions,
-            key: key.to_owned(),
-        }])?
-        .wait()
-        .await?;
+    state.platform().delete_session(key)?.wait().await?;
     Ok(())
 }
 
 /// Deletes expired sessions; returns how many.
 pub async fn purge_expired(state: &impl AuthContext) -> Result<usize, ApiError> {
     let now = super::now(state);
-    let ops: Vec<PlatformOp> = state
-        .platform()
-        .sessions()?
-        .into_iter()
-        .filter(|(_, s)| s.expires_at <= now)
-        .map(|(key, _)| PlatformOp::Delete {
-            table: Table::Sessions,
-            key,
-        })
-        .collect();
-    let n = ops.len();
-    if n > 0 {
-        state.platform().write(ops)?.wait().await?;
-    }
-    Ok(n)
+    let purged = state.platform().purge_expired_sessions(now)?;
+    purged.durable.wait().await?;
+    Ok(purged.records)
 }
 
 /// The `Set-Cookie` for a new session.

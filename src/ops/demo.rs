@@ -8,7 +8,7 @@ use permetrix_actors::messages::UpdateSettings;
 use permetrix_storage::records::{
     PackageRecord, PackageStatus, Scope, SignaturePolicy, UserRecord, UserRole,
 };
-use permetrix_storage::{Money, Platform, PlatformOp, Table, TenantId, VendorId};
+use permetrix_storage::{Money, TenantId, VendorId};
 use secrecy::SecretString;
 
 use crate::api::accounts::{self, NewTenant, NewVendor};
@@ -62,15 +62,7 @@ async fn add_portal_admin(
         role: UserRole::Admin,
         created_at: now(state),
     };
-    state
-        .platform
-        .write(vec![PlatformOp::insert(
-            Table::Users,
-            Platform::user_key(tenant, "admin"),
-            &record,
-        )])?
-        .wait()
-        .await?;
+    state.platform.add_user(&record)?.wait().await?;
     Ok(())
 }
 

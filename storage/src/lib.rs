@@ -11,8 +11,12 @@
 //! - [`Durable`] — the ticket a mutation returns: awaiting it resolves once the write is
 //!   on disk. In strict mode many tenants' writes share one flush + fsync
 //!   ([`group_commit`]); awaiting never blocks the thread that wrote.
-//! - [`Platform`] — typed access to the platform tables (vendors, tenants, API keys,
-//!   package index, metadata).
+//! - [`Platform`] — the platform verbs, one method each with typed arguments: create a
+//!   vendor, create a tenant with its first admin key, add or revoke an API key, add a
+//!   portal user, store a session, rotate a signing secret, record key use, … Nothing
+//!   above `storage` names a table or a key: a backend provides only the raw
+//!   [`backend::PlatformBackend`] interface (get, scan, apply atomically), and every
+//!   verb works on every backend.
 //! - [`ResilientStore`] — the sled store as the server runs it: taken out of service on
 //!   an I/O error (every call answers [`StorageError::Unavailable`]) and reopened from
 //!   disk once the fault clears; [`Store::incarnation`] tells the actors to reload.
@@ -27,7 +31,8 @@
 //!   number) is append-only: no code path deletes or rewrites a charge. So is the usage
 //!   history (kind `U`, keyed by pool, time and sequence number). Requests for more
 //!   seats are kind `Q`.
-//! - one tree per platform table ([`Table`]).
+//! - one tree per platform table ([`backend::Table`]), keyed by `<scope>/<id>` in
+//!   tables listed per tenant or vendor and by `<id>` in the others.
 //! - tree `meta`: the format marker that identifies a permetrix data directory.
 //!
 //! # Invariants
@@ -45,6 +50,7 @@
 //!   drop every tenant.
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod codec;
 mod error;
 pub mod group_commit;
@@ -69,8 +75,8 @@ pub use group_commit::DurableGate;
 pub use group_commit::{Durability, Durable, FlushObserver, FlushReport};
 pub use ids::{BorrowId, IdError, KeyId, PackageId, TenantId, VendorId};
 pub use money::{Money, MoneyError};
-pub use platform::Platform;
+pub use platform::{KeyUse, Platform, Written};
 pub use resilient::ResilientStore;
 pub use sled_store::{SledConfig, SledStore};
-pub use store::{PlatformOp, Store, Table, TenantMutation, TenantRecords};
+pub use store::{Store, TenantMutation, TenantRecords};
 pub use timestamp::Timestamp;

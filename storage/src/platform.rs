@@ -1,19 +1,58 @@
+//! [`Platform`]: the typed verbs on platform records, over the raw
+//! [`PlatformBackend`](crate::backend::PlatformBackend) interface of any backend.
+//!
+//! Each verb chooses the tables and keys, encodes the records and applies its writes as
+//! one atomic batch, so the layout of platform records is written once, here, whatever
+//! the backend. A verb that creates something fails with
+//! [`StorageError::AlreadyExists`] when its id is taken; a verb that changes an existing
+//! record answers `None` when there is none. Writing verbs return the [`Durable`] ticket
+//! of their write: acknowledge only once it resolves.
+//!
+//! By area: vendors, tenants and the package index in `accounts`; tenant API keys and
+//! their last use in `keys`; portal users and sessions in `portal`; the operator token
+//! here.
 use std::sync::Arc;
 
+use crate::backend::{PlatformKey, PlatformWrite, Table};
 use crate::codec::{self, Record};
-use crate::records::{
-    AdminTokenRecord, ApiKeyRecord, KeyUsageRecord, Lifecycle, PackageIndexRecord, SessionRecord,
-    TenantRecord, UserRecord, VendorRecord,
-};
-use crate::store::{PlatformOp, Store, Table};
-use crate::{Durable, StorageError, TenantId, VendorId};
+use crate::records::AdminTokenRecord;
+use crate::{Durable, StorageError, Store};
+
+mod accounts;
+mod keys;
+mod portal;
+
+pub use keys::KeyUse;
 
 const ADMIN_TOKEN_KEY: &str = "admin_token";
 
-/// Typed access to the platform tables of a [`Store`].
+/// Typed access to the platform records of a [`Store`]: vendors, tenants, API keys,
+/// the package index, portal users and sessions, the operator token.
 #[derive(Clone)]
 pub struct Platform {
     store: Arc<dyn Store>,
+}
+
+/// What a verb that writes many records at once wrote.
+pub struct Written {
+    /// How many records were written (0: nothing was, and `durable` is resolved).
+    pub records: usize,
+    /// Resolves once the writes are durable.
+    pub durable: Durable,
+}
+
+/// A record type kept in one platform table.
+trait Stored: Record {
+    const TABLE: Table;
+}
+
+/// A platform record whose key follows from its own fields.
+trait Keyed: Stored {
+    fn key(&self) -> PlatformKey<'_>;
+}
+
+impl Stored for AdminTokenRecord {
+    const TABLE: Table = Table::Meta;
 }
 
 impl Platform {
@@ -27,144 +66,132 @@ impl Platform {
         &self.store
     }
 
-    fn get<R: Record>(&self, table: Table, key: &str) -> Result<Option<R>, StorageError> {
+    fn get<R: Stored>(&self, key: PlatformKey<'_>) -> Result<Option<R>, StorageError> {
         self.store
-            .platform_get(table, key)?
+            .platform_get(R::TABLE, key)?
             .map(|bytes| codec::decode(&bytes).map_err(StorageError::from))
             .transpose()
     }
 
-    fn scan<R: Record>(&self, table: Table, prefix: &str) -> Result<Vec<R>, StorageError> {
+    /// Every record under `scope`, with its id.
+    fn scan<R: Stored>(&self, scope: Option<&str>) -> Result<Vec<(String, R)>, StorageError> {
         self.store
-            .platform_scan(table, prefix)?
+            .platform_scan(R::TABLE, scope)?
             .into_iter()
-            .map(|(_, bytes)| codec::decode(&bytes).map_err(StorageError::from))
+            .map(|(id, bytes)| Ok((id, codec::decode(&bytes)?)))
             .collect()
     }
 
-    /// Applies writes atomically.
-    pub fn write(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError> {
-        self.store.platform_apply(ops)
+    /// Every record under `scope`.
+    fn records<R: Stored>(&self, scope: Option<&str>) -> Result<Vec<R>, StorageError> {
+        Ok(self.scan(scope)?.into_iter().map(|(_, r)| r).collect())
     }
 
-    /// A vendor, live or deleted.
-    pub fn vendor(&self, id: &VendorId) -> Result<Option<VendorRecord>, StorageError> {
-        self.get(Table::Vendors, id.as_str())
+    fn apply(&self, writes: &[PlatformWrite<'_>]) -> Result<Durable, StorageError> {
+        self.store.platform_apply(writes)
     }
 
-    /// Every vendor.
-    pub fn vendors(&self) -> Result<Vec<VendorRecord>, StorageError> {
-        self.scan(Table::Vendors, "")
+    /// Applies `writes` unless there are none.
+    fn apply_all(&self, writes: &[PlatformWrite<'_>]) -> Result<Written, StorageError> {
+        let durable = if writes.is_empty() {
+            Durable::done()
+        } else {
+            self.apply(writes)?
+        };
+        Ok(Written {
+            records: writes.len(),
+            durable,
+        })
     }
 
-    /// A tenant, live or deleted.
-    pub fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StorageError> {
-        self.get(Table::Tenants, id.as_str())
-    }
-
-    /// A live tenant.
-    pub fn live_tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StorageError> {
-        Ok(self
-            .tenant(id)?
-            .filter(|t| t.lifecycle == Lifecycle::Active))
-    }
-
-    /// Every tenant.
-    pub fn tenants(&self) -> Result<Vec<TenantRecord>, StorageError> {
-        self.scan(Table::Tenants, "")
-    }
-
-    /// The ids of a vendor's tenants (live or deleted), in id order.
-    pub fn vendor_tenant_ids(&self, vendor: &VendorId) -> Result<Vec<TenantId>, StorageError> {
-        let prefix = format!("{vendor}/");
-        self.store
-            .platform_scan(Table::VendorTenants, &prefix)?
-            .into_iter()
-            .filter_map(|(key, _)| key.strip_prefix(&prefix).map(TenantId::parse))
-            .map(|id| {
-                id.map_err(|e| StorageError::Foreign(format!("corrupt vendor index entry: {e}")))
-            })
-            .collect()
-    }
-
-    /// Key for [`Table::VendorTenants`].
-    pub fn vendor_tenant_key(vendor: &VendorId, tenant: &TenantId) -> String {
-        format!("{vendor}/{tenant}")
-    }
-
-    /// Key for [`Table::ApiKeys`].
-    pub fn api_key_key(tenant: &TenantId, key_id: &str) -> String {
-        format!("{tenant}/{key_id}")
-    }
-
-    /// One tenant API key.
-    pub fn api_key(
+    /// Writes `found` back with `change` applied; `None` if nothing was found.
+    fn replace<R: Keyed>(
         &self,
-        tenant: &TenantId,
-        key_id: &str,
-    ) -> Result<Option<ApiKeyRecord>, StorageError> {
-        self.get(Table::ApiKeys, &Self::api_key_key(tenant, key_id))
-    }
-
-    /// A tenant's API keys, revoked ones included.
-    pub fn tenant_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StorageError> {
-        self.scan(Table::ApiKeys, &format!("{tenant}/"))
-    }
-
-    /// Where a package lives.
-    pub fn package(&self, package_id: &str) -> Result<Option<PackageIndexRecord>, StorageError> {
-        self.get(Table::Packages, package_id)
+        found: Option<R>,
+        change: impl FnOnce(&mut R),
+    ) -> Result<Option<Durable>, StorageError> {
+        let Some(mut record) = found else {
+            return Ok(None);
+        };
+        change(&mut record);
+        self.apply(&[put(&record)]).map(Some)
     }
 
     /// The operator token hash, if one was stored.
     pub fn admin_token(&self) -> Result<Option<AdminTokenRecord>, StorageError> {
-        self.get(Table::Meta, ADMIN_TOKEN_KEY)
+        self.get(PlatformKey::new(ADMIN_TOKEN_KEY))
     }
 
-    /// Stores the operator token hash.
+    /// Stores the operator token hash, replacing any earlier one.
     pub fn set_admin_token(&self, record: &AdminTokenRecord) -> Result<Durable, StorageError> {
-        self.write(vec![PlatformOp::put(Table::Meta, ADMIN_TOKEN_KEY, record)])
+        self.apply(&[put_at(PlatformKey::new(ADMIN_TOKEN_KEY), record)])
+    }
+}
+
+/// Insert `record`; the batch fails if its key exists.
+fn insert<R: Keyed>(record: &R) -> PlatformWrite<'_> {
+    insert_at(record.key(), record)
+}
+
+/// Insert `record` under `key`; the batch fails if the key exists.
+fn insert_at<'a, R: Stored>(key: PlatformKey<'a>, record: &R) -> PlatformWrite<'a> {
+    PlatformWrite::Insert {
+        table: R::TABLE,
+        key,
+        value: codec::encode(record),
+    }
+}
+
+/// Insert or overwrite `record`.
+fn put<R: Keyed>(record: &R) -> PlatformWrite<'_> {
+    put_at(record.key(), record)
+}
+
+/// Insert or overwrite `record` under `key`.
+fn put_at<'a, R: Stored>(key: PlatformKey<'a>, record: &R) -> PlatformWrite<'a> {
+    PlatformWrite::Put {
+        table: R::TABLE,
+        key,
+        value: codec::encode(record),
+    }
+}
+
+/// Remove the record of type `R` under `key`.
+fn delete<R: Stored>(key: PlatformKey<'_>) -> PlatformWrite<'_> {
+    PlatformWrite::Delete {
+        table: R::TABLE,
+        key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SledConfig, SledStore, Timestamp};
+
+    /// A platform over a fresh sled store in a temporary directory.
+    pub(super) fn platform() -> (tempfile::TempDir, Platform) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(SledConfig::new(dir.path())).unwrap();
+        (dir, Platform::new(Arc::new(store)))
     }
 
-    /// Key for [`Table::Users`] (usernames never contain `/`).
-    pub fn user_key(tenant: &TenantId, username: &str) -> String {
-        format!("{tenant}/{username}")
-    }
-
-    /// One tenant portal user.
-    pub fn user(
-        &self,
-        tenant: &TenantId,
-        username: &str,
-    ) -> Result<Option<UserRecord>, StorageError> {
-        self.get(Table::Users, &Self::user_key(tenant, username))
-    }
-
-    /// A tenant's portal users, in name order.
-    pub fn tenant_users(&self, tenant: &TenantId) -> Result<Vec<UserRecord>, StorageError> {
-        self.scan(Table::Users, &format!("{tenant}/"))
-    }
-
-    /// A portal session by the hex digest of its token.
-    pub fn session(&self, digest_hex: &str) -> Result<Option<SessionRecord>, StorageError> {
-        self.get(Table::Sessions, digest_hex)
-    }
-
-    /// Every portal session with its key (for purging expired ones).
-    pub fn sessions(&self) -> Result<Vec<(String, SessionRecord)>, StorageError> {
-        self.store
-            .platform_scan(Table::Sessions, "")?
-            .into_iter()
-            .map(|(key, bytes)| Ok((key, codec::decode(&bytes)?)))
-            .collect()
-    }
-
-    /// When a tenant API key was last used, as last persisted.
-    pub fn key_usage(
-        &self,
-        tenant: &TenantId,
-        key_id: &str,
-    ) -> Result<Option<KeyUsageRecord>, StorageError> {
-        self.get(Table::KeyUsage, &Self::api_key_key(tenant, key_id))
+    #[tokio::test]
+    async fn the_operator_token_is_replaced() {
+        let (_dir, platform) = platform();
+        assert_eq!(platform.admin_token().unwrap(), None);
+        for hash in ["first", "second"] {
+            let record = AdminTokenRecord {
+                hash: hash.into(),
+                set_at: Timestamp::from_secs(1),
+            };
+            platform
+                .set_admin_token(&record)
+                .unwrap()
+                .wait()
+                .await
+                .unwrap();
+            assert_eq!(platform.admin_token().unwrap(), Some(record));
+        }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Field order is part of the format (bincode is positional): never reorder or
 //! retype a field of a released version. To change a record, add a new struct version,
-//! bump `VERSION`, and decode the old one in [`Record::upgrade`]; keep a fixture of the
-//! old encoding under `storage/tests/fixtures`.
+//! bump `VERSION`, and decode the old one in [`Record::upgrade`]; keep the fixtures of
+//! the old encoding under `storage/tests/fixtures` and add ones of the new version. The
+//! test `storage/tests/record_fixtures` decodes every fixture and fails when a change
+//! would leave stored records unreadable.
 use crate::codec::Record;
 use crate::{BorrowId, Money, Timestamp};
 use serde::{Deserialize, Serialize};

@@ -17,9 +17,10 @@ use arc_swap::ArcSwapOption;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::backend::{PlatformBackend, PlatformKey, PlatformWrite, Table};
 use crate::records::{ChargeRecord, MoreRequestRecord, UsageRecord};
 use crate::snapshot::SnapshotWriter;
-use crate::store::{PlatformOp, Store, Table, TenantMutation, TenantRecords};
+use crate::store::{Store, TenantMutation, TenantRecords};
 use crate::{
     Durability, Durable, FlushObserver, FlushReport, SledConfig, SledStore, StorageError, TenantId,
     Timestamp,
@@ -251,6 +252,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl PlatformBackend for ResilientStore {
+    fn platform_get(
+        &self,
+        table: Table,
+        key: PlatformKey<'_>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let store = self.current()?;
+        self.watch(store.platform_get(table, key))
+    }
+
+    fn platform_scan(
+        &self,
+        table: Table,
+        scope: Option<&str>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let store = self.current()?;
+        self.watch(store.platform_scan(table, scope))
+    }
+
+    fn platform_apply(&self, writes: &[PlatformWrite<'_>]) -> Result<Durable, StorageError> {
+        let store = self.current()?;
+        self.watch(store.platform_apply(writes))
+    }
+}
+
 impl Store for ResilientStore {
     fn load_tenant(&self, tenant: &TenantId) -> Result<TenantRecords, StorageError> {
         let store = self.current()?;
@@ -310,25 +336,6 @@ impl Store for ResilientStore {
     ) -> Result<Option<MoreRequestRecord>, StorageError> {
         let store = self.current()?;
         self.watch(store.more_request(tenant, id))
-    }
-
-    fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let store = self.current()?;
-        self.watch(store.platform_get(table, key))
-    }
-
-    fn platform_scan(
-        &self,
-        table: Table,
-        prefix: &str,
-    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        let store = self.current()?;
-        self.watch(store.platform_scan(table, prefix))
-    }
-
-    fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError> {
-        let store = self.current()?;
-        self.watch(store.platform_apply(ops))
     }
 
     fn durability(&self) -> Durability {

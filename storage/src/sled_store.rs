@@ -3,18 +3,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::backend::Table;
 use crate::codec::{self, Record};
 use crate::group_commit::{GroupCommit, SyncTarget};
 use crate::keys;
 use crate::records::{
     ChargeRecord, FormatRecord, LeaseRecord, MoreRequestRecord, PackageRecord, UsageRecord,
 };
-use crate::store::{PlatformOp, Store, Table, TenantMutation, TenantRecords};
+use crate::store::{Store, TenantMutation, TenantRecords};
 use crate::{Durability, Durable, FlushObserver, StorageError, TenantId, Timestamp};
 
 mod backup;
 mod checkpoint;
 mod gate;
+mod platform;
 mod seat_change;
 
 use checkpoint::Checkpoints;
@@ -213,10 +215,6 @@ impl SledStore {
 
     fn exclusive_gate(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
         self.gate.exclusive()
-    }
-
-    fn tree(&self, table: Table) -> &sled::Tree {
-        &self.platform[table.index()]
     }
 
     fn decode_range<R: Record>(&self, prefix: Vec<u8>) -> Result<Vec<R>, StorageError> {
@@ -539,68 +537,6 @@ impl Store for SledStore {
             .transpose()
     }
 
-    fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .tree(table)
-            .get(key.as_bytes())
-            .map_err(sled_err(format!("reading {} '{key}'", table.name())))?
-            .map(|v| v.to_vec()))
-    }
-
-    fn platform_scan(
-        &self,
-        table: Table,
-        prefix: &str,
-    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        self.tree(table)
-            .scan_prefix(prefix.as_bytes())
-            .map(|item| {
-                let (k, v) = item.map_err(sled_err(format!("scanning {}", table.name())))?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-            })
-            .collect()
-    }
-
-    fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError> {
-        use sled::Transactional;
-        use sled::transaction::{ConflictableTransactionError, TransactionError};
-        // Platform writes (accounts, keys, provisioning) are rare and off the borrow path.
-        let _gate = self.write_gate(b"\0platform");
-        let trees: Vec<&sled::Tree> = self.platform.iter().collect();
-        let result = trees.as_slice().transaction(|txs| {
-            for op in &ops {
-                match op {
-                    PlatformOp::Put { table, key, value } => {
-                        txs[table.index()].insert(key.as_bytes(), value.as_slice())?;
-                    }
-                    PlatformOp::Insert { table, key, value } => {
-                        let tx = &txs[table.index()];
-                        if tx.get(key.as_bytes())?.is_some() {
-                            return Err(ConflictableTransactionError::Abort(
-                                StorageError::AlreadyExists {
-                                    table: table.name(),
-                                    key: key.clone(),
-                                },
-                            ));
-                        }
-                        tx.insert(key.as_bytes(), value.as_slice())?;
-                    }
-                    PlatformOp::Delete { table, key } => {
-                        txs[table.index()].remove(key.as_bytes())?;
-                    }
-                }
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => self.commit.register(),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => {
-                Err(StorageError::io("writing platform records", e))
-            }
-        }
-    }
-
     fn durability(&self) -> Durability {
         self.durability
     }
@@ -630,7 +566,7 @@ mod tests {
     use super::*;
     use crate::records::*;
     use crate::test_records::{lease, package};
-    use crate::{BorrowId, Money, Platform};
+    use crate::{BorrowId, Money};
 
     fn open(dir: &Path) -> SledStore {
         SledStore::open(SledConfig::new(dir)).unwrap()
@@ -827,37 +763,6 @@ mod tests {
         let loaded = open(dir.path()).load_tenant(&acme).unwrap();
         assert_eq!(loaded.leases, vec![c]);
         assert_eq!(loaded.ledger_head.map(|h| h.seq), Some(1));
-    }
-
-    #[tokio::test]
-    async fn platform_insert_refuses_existing_keys_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(open(dir.path()));
-        let platform = Platform::new(store.clone());
-        let rec = PackageIndexRecord {
-            package_id: "p1".into(),
-            tenant_id: "acme".into(),
-            vendor_id: "v".into(),
-        };
-        platform
-            .write(vec![PlatformOp::insert(Table::Packages, "p1", &rec)])
-            .unwrap()
-            .wait()
-            .await
-            .unwrap();
-        let again = platform.write(vec![
-            PlatformOp::mark(Table::VendorTenants, "v/other"),
-            PlatformOp::insert(Table::Packages, "p1", &rec),
-        ]);
-        assert!(matches!(again, Err(StorageError::AlreadyExists { .. })));
-        // The first op of the failed batch did not land either.
-        assert!(
-            store
-                .platform_scan(Table::VendorTenants, "")
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(platform.package("p1").unwrap(), Some(rec));
     }
 
     #[test]

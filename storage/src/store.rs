@@ -1,4 +1,4 @@
-use crate::codec::{self, Record};
+use crate::backend::PlatformBackend;
 use crate::records::{
     ChargeRecord, IdempotencyRecord, IdempotentOperation, LeaseRecord, MoreRequestRecord,
     PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord, UsageRecord,
@@ -8,8 +8,10 @@ use crate::{BorrowId, Durability, Durable, StorageError, TenantId, Timestamp};
 
 /// The storage backend. Everything above `storage` talks to this trait, never to sled,
 /// so that a replicated backend (one owner per tenant, fenced by an epoch) can replace
-/// the embedded store without touching the actors.
-pub trait Store: Send + Sync + 'static {
+/// the embedded store without touching the actors. Platform records are reached through
+/// the raw [`PlatformBackend`] interface every backend provides, and read and written
+/// only by the verbs of [`crate::Platform`].
+pub trait Store: PlatformBackend + 'static {
     /// Reads every record of one tenant: what an actor needs to rebuild its state.
     fn load_tenant(&self, tenant: &TenantId) -> Result<TenantRecords, StorageError>;
 
@@ -60,21 +62,6 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
     ) -> Result<Option<MoreRequestRecord>, StorageError>;
 
-    /// Reads one platform record.
-    fn platform_get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
-
-    /// Reads every platform record of `table` whose key starts with `prefix`, in key
-    /// order.
-    fn platform_scan(
-        &self,
-        table: Table,
-        prefix: &str,
-    ) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
-
-    /// Applies platform writes atomically (all or none); an [`PlatformOp::Insert`] on an
-    /// existing key fails the whole batch with [`StorageError::AlreadyExists`].
-    fn platform_apply(&self, ops: Vec<PlatformOp>) -> Result<Durable, StorageError>;
-
     /// The durability mode writes are acknowledged under.
     fn durability(&self) -> Durability;
 
@@ -101,132 +88,6 @@ pub trait Store: Send + Sync + 'static {
         Err(StorageError::Unavailable(
             "this storage backend cannot write snapshots; use its own backup tools".into(),
         ))
-    }
-}
-
-/// A platform table (one sled tree each).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Table {
-    /// `vendor_id` → [`crate::records::VendorRecord`].
-    Vendors,
-    /// `tenant_id` → [`crate::records::TenantRecord`].
-    Tenants,
-    /// `vendor_id/tenant_id` → empty: the vendor's customers.
-    VendorTenants,
-    /// `tenant_id/key_id` → [`crate::records::ApiKeyRecord`].
-    ApiKeys,
-    /// `package_id` → [`crate::records::PackageIndexRecord`].
-    Packages,
-    /// Named singletons (operator token hash, …).
-    Meta,
-    /// `tenant_id/username` → [`crate::records::UserRecord`].
-    Users,
-    /// `hex(session digest)` → [`crate::records::SessionRecord`].
-    Sessions,
-    /// `tenant_id/key_id` → [`crate::records::KeyUsageRecord`].
-    KeyUsage,
-}
-
-impl Table {
-    /// Every table, in a fixed order.
-    pub const ALL: [Table; 9] = [
-        Table::Vendors,
-        Table::Tenants,
-        Table::VendorTenants,
-        Table::ApiKeys,
-        Table::Packages,
-        Table::Meta,
-        Table::Users,
-        Table::Sessions,
-        Table::KeyUsage,
-    ];
-
-    /// The table's name (sled tree name, error messages).
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Vendors => "vendors",
-            Table::Tenants => "tenants",
-            Table::VendorTenants => "vendor_tenants",
-            Table::ApiKeys => "api_keys",
-            Table::Packages => "packages",
-            Table::Meta => "platform_meta",
-            Table::Users => "users",
-            Table::Sessions => "sessions",
-            Table::KeyUsage => "api_key_usage",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Table::Vendors => 0,
-            Table::Tenants => 1,
-            Table::VendorTenants => 2,
-            Table::ApiKeys => 3,
-            Table::Packages => 4,
-            Table::Meta => 5,
-            Table::Users => 6,
-            Table::Sessions => 7,
-            Table::KeyUsage => 8,
-        }
-    }
-}
-
-/// One platform write.
-#[derive(Clone, Debug)]
-pub enum PlatformOp {
-    /// Insert or overwrite.
-    Put {
-        /// Table.
-        table: Table,
-        /// Key.
-        key: String,
-        /// Encoded value.
-        value: Vec<u8>,
-    },
-    /// Insert; the batch fails if the key exists.
-    Insert {
-        /// Table.
-        table: Table,
-        /// Key.
-        key: String,
-        /// Encoded value.
-        value: Vec<u8>,
-    },
-    /// Remove (no error if absent).
-    Delete {
-        /// Table.
-        table: Table,
-        /// Key.
-        key: String,
-    },
-}
-
-impl PlatformOp {
-    /// Insert or overwrite `record` under `key`.
-    pub fn put<R: Record>(table: Table, key: impl Into<String>, record: &R) -> Self {
-        PlatformOp::Put {
-            table,
-            key: key.into(),
-            value: codec::encode(record),
-        }
-    }
-
-    /// Insert `record` under `key`, failing if it exists.
-    pub fn insert<R: Record>(table: Table, key: impl Into<String>, record: &R) -> Self {
-        PlatformOp::Insert {
-            table,
-            key: key.into(),
-            value: codec::encode(record),
-        }
-    }
-
-    /// Insert an empty marker (index entries).
-    pub fn mark(table: Table, key: impl Into<String>) -> Self {
-        PlatformOp::Put {
-            table,
-            key: key.into(),
-            value: Vec::new(),
-        }
     }
 }
 

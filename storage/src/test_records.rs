@@ -1,7 +1,10 @@
 //! Records that tests and benchmarks write (unit tests, and cargo feature
-//! `test-support`): a lease, and a package that callers adjust with struct update
-//! syntax (`PackageRecord { package_id: …, ..package("ecu", 10, at) }`).
-use crate::records::{LeaseRecord, PackageRecord, PackageStatus};
+//! `test-support`): a tenant and its admin key, a lease, and a package that callers
+//! adjust with struct update syntax (`PackageRecord { package_id: …, ..package("ecu",
+//! 10, at) }`).
+use crate::records::{
+    ApiKeyRecord, LeaseRecord, Lifecycle, PackageRecord, PackageStatus, Scope, TenantRecord,
+};
 use crate::{BorrowId, Money, Timestamp};
 
 /// A fresh one-hour lease of `product`, borrowed by "dev1".
@@ -45,5 +48,33 @@ pub fn with_overage(package: PackageRecord, seats: u32, price: Money) -> Package
         max_overage: seats,
         overage_price: price,
         ..package
+    }
+}
+
+/// A live tenant `id` of vendor "vector", named `id`, created `at`.
+pub fn tenant(id: &str, at: Timestamp) -> TenantRecord {
+    TenantRecord {
+        tenant_id: id.into(),
+        vendor_id: "vector".into(),
+        company_name: id.into(),
+        domain: None,
+        crm_id: None,
+        created_at: at,
+        lifecycle: Lifecycle::Active,
+    }
+}
+
+/// An admin-scope API key `key_id` of `tenant`, created `at`, whose secret's digest is
+/// all zeros (no client can present it).
+pub fn admin_key(tenant: &str, key_id: &str, at: Timestamp) -> ApiKeyRecord {
+    ApiKeyRecord {
+        key_id: key_id.into(),
+        tenant_id: tenant.into(),
+        name: "admin".into(),
+        scope: Scope::Admin,
+        digest: [0; 32],
+        created_at: at,
+        revoked_at: None,
+        expires_at: None,
     }
 }

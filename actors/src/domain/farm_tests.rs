@@ -6,7 +6,7 @@ use permetrix_storage::records::IdempotentOutcome;
 use permetrix_storage::{TenantMutation, TenantRecords, Timestamp};
 use proptest::prelude::*;
 
-use super::tests::{NOW, package, replay, req, tenant_with};
+use super::tests::{NOW, package, proptest_config, replay, req, tenant_with};
 use super::*;
 
 fn secs(n: u64) -> Duration {
@@ -296,7 +296,7 @@ enum Op {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_config(256))]
 
     /// Whatever the sequence of borrows, returns, heartbeats and expiries: the expiry
     /// index holds exactly the active leases, no lease outlives its expiry after an

@@ -7,6 +7,31 @@ use proptest::prelude::*;
 
 pub(super) const NOW: Timestamp = Timestamp::from_secs(1_795_749_205); // 2026-11-27
 
+/// The seed of every property test of the rules, unless `PROPTEST_RNG_SEED` is set: CI
+/// runs the same cases every time, so a failure there reproduces anywhere. For a fresh
+/// sample locally: `PROPTEST_RNG_SEED=$RANDOM$RANDOM cargo test -p permetrix-actors`.
+pub(super) const PROPTEST_SEED: u64 = 0x5EED_0017;
+
+/// `cases` cases from [`PROPTEST_SEED`]. A failing case is saved (shrunk) to
+/// `actors/proptest-regressions/domain/<test file>.txt`, which is replayed first on
+/// every run: commit it with the fix.
+pub(super) fn proptest_config(cases: u32) -> ProptestConfig {
+    use proptest::test_runner::{FileFailurePersistence, RngSeed};
+    // `default()` reads the PROPTEST_* environment variables.
+    let config = ProptestConfig::default();
+    ProptestConfig {
+        cases,
+        rng_seed: match config.rng_seed {
+            RngSeed::Random => RngSeed::Fixed(PROPTEST_SEED),
+            chosen => chosen,
+        },
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
+            "proptest-regressions",
+        ))),
+        ..config
+    }
+}
+
 pub(super) fn package(product: &str, commit: u32, overage: u32, price_cents: i64) -> PackageRecord {
     let base = test_records::package(product, commit, NOW);
     PackageRecord {
@@ -330,7 +355,7 @@ enum Op {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_config(256))]
 
     /// Whatever the sequence: never more seats than the limit, overage exactly the seats
     /// above the commit, one charge per overage borrow, and a state rebuilt from the

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use permetrix_actors::domain::rfc3339;
-use permetrix_storage::records::Lifecycle;
-use permetrix_storage::{PlatformOp, Table, VendorId};
+use permetrix_storage::VendorId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -83,21 +82,15 @@ async fn rotate(
         detail: format!("no active vendor '{}'", path.as_str()),
     };
     let id = VendorId::parse(&path).map_err(|_| unknown())?;
-    let mut record = state
-        .platform
-        .vendor(&id)?
-        .filter(|v| v.lifecycle == Lifecycle::Active)
-        .ok_or_else(unknown)?;
-    let at = now(&state);
-    let until = at.plus(overlap);
-    let old = std::mem::replace(
-        &mut record.signing_secret,
-        state.secrets.seal(secret.as_bytes()),
-    );
-    record.previous_signing_secret = (!overlap.is_zero()).then_some((old, until));
+    let until = now(&state).plus(overlap);
     state
         .platform
-        .write(vec![PlatformOp::put(Table::Vendors, id.as_str(), &record)])?
+        .rotate_signing_secret(
+            &id,
+            state.secrets.seal(secret.as_bytes()),
+            (!overlap.is_zero()).then_some(until),
+        )?
+        .ok_or_else(unknown)?
         .wait()
         .await?;
     state.signing_keys.forget(id.as_str());

@@ -1,8 +1,8 @@
 //! Tenant portal users (`/api/users`), created and removed by a tenant admin.
 use actix_web::{HttpResponse, web};
 use permetrix_actors::domain::rfc3339;
+use permetrix_storage::StorageError;
 use permetrix_storage::records::{UserRecord, UserRole};
-use permetrix_storage::{Platform, PlatformOp, StorageError, Table};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -103,11 +103,7 @@ async fn create(
     };
     state
         .platform
-        .write(vec![PlatformOp::insert(
-            Table::Users,
-            Platform::user_key(&caller.tenant, &name),
-            &record,
-        )])
+        .add_user(&record)
         .map_err(|e| match e {
             StorageError::AlreadyExists { .. } => ApiError::Conflict {
                 code: "already_exists",
@@ -153,15 +149,10 @@ async fn delete(
         detail: format!("this tenant has no user '{}'", path.as_str()),
     };
     let name = username(&path).map_err(|_| unknown())?;
-    if state.platform.user(&caller.tenant, &name)?.is_none() {
-        return Err(unknown());
-    }
     state
         .platform
-        .write(vec![PlatformOp::Delete {
-            table: Table::Users,
-            key: Platform::user_key(&caller.tenant, &name),
-        }])?
+        .remove_user(&caller.tenant, &name)?
+        .ok_or_else(unknown)?
         .wait()
         .await?;
     Ok(HttpResponse::Ok().json(json!({"status": "deleted", "username": name})))

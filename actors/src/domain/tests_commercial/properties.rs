@@ -1,5 +1,6 @@
 //! Property test of the commercial invariants under arbitrary interleavings.
 use super::*;
+use crate::domain::tests::proptest_config;
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -22,7 +23,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_config(256))]
 
     /// Whatever customers and vendors change in between: a borrow is granted only
     /// within the limits in force, a booked charge never takes the month's spend
