@@ -10,8 +10,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::web::Data;
 use permetrix::api::accounts::{self, NewTenant};
 use permetrix::auth::session;
-use permetrix::server::{Application, ClockSource};
 use permetrix::server::state::AppState;
+use permetrix::server::{Application, ClockSource};
 use permetrix_actors::domain::{BorrowRequest, TenantEvent};
 use permetrix_actors::messages::{
     Borrow, DueReport, ExpireDue, Reply as TenantReply, TenantCx, TenantMessage,

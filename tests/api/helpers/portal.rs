@@ -118,10 +118,7 @@ pub fn v1_headers(
     key: &str,
 ) -> Vec<(String, String)> {
     let ts = ts.to_string();
-    let sig = signing::sign(
-        secret.as_bytes(),
-        &signing::v1_string(tool, user, &ts, key),
-    );
+    let sig = signing::sign(secret.as_bytes(), &signing::v1_string(tool, user, &ts, key));
     vec![
         ("X-Signature".into(), sig),
         ("X-Timestamp".into(), ts),
