@@ -5,7 +5,7 @@
 //! A request id is `<tenant_id>.<16 hex digits>`: the vendor host finds the tenant
 //! from it, and checks that the tenant is the vendor's before anything else.
 use actix_web::{HttpResponse, web};
-use permetrix_actors::domain::{Decision, MoreRequest, rfc3339};
+use permetrix_actors::domain::{Decision, MoreRequest, ToolName, rfc3339};
 use permetrix_actors::messages::{DecideRequest, RequestMore};
 use permetrix_storage::TenantId;
 use permetrix_storage::records::{Lifecycle, MoreRequestRecord, PackageRecord, RequestStatus};
@@ -15,7 +15,7 @@ use super::reporting::blocking;
 use crate::accounts;
 use crate::auth::{TenantAdmin, VendorAuth};
 use crate::error::{ApiError, Result};
-use crate::input::{RawBody, optional_text, parse_json, text};
+use crate::input::{RawBody, optional_seats as seats, optional_text, parse_json};
 use crate::secrets::random_hex;
 use crate::state::AppState;
 
@@ -30,26 +30,8 @@ pub fn configure_vendor(cfg: &mut web::ServiceConfig) {
         .route("/api/vendor/requests/{id}/reject", web::post().to(reject));
 }
 
-/// Longest tool name accepted.
-const MAX_NAME: usize = 256;
 /// Longest note accepted.
 const MAX_NOTE: usize = 2_000;
-/// Largest seat count accepted.
-const MAX_SEATS: i64 = 1_000_000;
-
-fn seats(field: &str, v: Option<i64>) -> Result<Option<u32>> {
-    v.map(|n| {
-        u32::try_from(n)
-            .ok()
-            .filter(|&n| i64::from(n) <= MAX_SEATS)
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "{field} must be a whole number between 0 and {MAX_SEATS}"
-                ))
-            })
-    })
-    .transpose()
-}
 
 fn status_name(s: RequestStatus) -> &'static str {
     match s {
@@ -131,7 +113,7 @@ async fn request_more(
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
     let request = MoreRequest {
-        tool: text("tool", &b.tool, MAX_NAME)?,
+        tool: ToolName::parse(&b.tool)?,
         requested_total: seats("requested_total", b.requested_total)?,
         requested_overage: seats("requested_overage", b.requested_overage)?,
         message: optional_text("message", b.message.as_deref(), MAX_NOTE)?,

@@ -50,11 +50,7 @@ async fn seed(s: &StatefulApp, n: usize) -> Vec<TenantId> {
                 .registry
                 .send(
                     &id,
-                    Borrow(BorrowRequest {
-                        tool: ECU.id.into(),
-                        user: format!("u{u}"),
-                        lease_seconds: None,
-                    }),
+                    Borrow::now(BorrowRequest::parse(ECU.id, &format!("u{u}"), None).unwrap()),
                 )
                 .await
                 .unwrap();

@@ -2,7 +2,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use permetrix_actors::messages::{Reply as TenantReply, TenantCx, TenantMessage};
+use permetrix_actors::{Reply as TenantReply, TenantCx, TenantMessage};
 use permetrix_storage::TenantId;
 
 use crate::helpers::*;

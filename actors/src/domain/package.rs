@@ -6,18 +6,20 @@ use permetrix_storage::{Money, TenantMutation, Timestamp};
 
 use super::DomainError;
 use super::budget::Change;
+use super::effects::Effects;
+use super::input::Seats;
 use super::pool::Pool;
-use super::state::{Effects, TenantState};
+use super::state::TenantState;
 
 /// Changes to a package (`PATCH /api/vendor/packages/{id}`); absent fields stay.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PackagePatch {
     /// New seat total.
-    pub total: Option<u32>,
+    pub total: Option<Seats>,
     /// New prepaid seats.
-    pub commit_qty: Option<u32>,
+    pub commit_qty: Option<Seats>,
     /// New overage allowance.
-    pub max_overage: Option<u32>,
+    pub max_overage: Option<Seats>,
     /// New commit price.
     pub commit_price: Option<Money>,
     /// New charge per overage borrow (applies to borrows from now on).
@@ -34,6 +36,17 @@ pub struct PackagePatch {
 
 /// `(total, commit_qty, max_overage)`.
 pub type SeatLimits = (u32, u32, u32);
+
+/// The rule of a package's seats: `total = commit_qty + max_overage`.
+pub fn check_seat_sum(total: u32, commit_qty: u32, max_overage: u32) -> Result<(), DomainError> {
+    if commit_qty.checked_add(max_overage) == Some(total) {
+        Ok(())
+    } else {
+        Err(DomainError::Invalid(format!(
+            "total ({total}) must equal commit_qty ({commit_qty}) + max_overage ({max_overage})"
+        )))
+    }
+}
 
 /// Resolves new limits from the ones given, keeping `total = commit_qty + max_overage`.
 /// A missing value is derived from the other two; when only one is given, the commit
@@ -53,11 +66,7 @@ pub fn resolve_limits(
     let resolved = match (total, commit, overage) {
         (None, None, None) => (cur_total, cur_commit, cur_overage),
         (Some(t), Some(c), Some(o)) => {
-            if c.checked_add(o) != Some(t) {
-                return Err(DomainError::Invalid(format!(
-                    "total ({t}) must equal commit_qty ({c}) + max_overage ({o})"
-                )));
-            }
+            check_seat_sum(t, c, o)?;
             (t, c, o)
         }
         (Some(t), Some(c), None) => (
@@ -169,9 +178,9 @@ pub(super) fn patched(
     let mut next = current.clone();
     (next.total, next.commit_qty, next.max_overage) = resolve_limits(
         limits_of(current),
-        patch.total,
-        patch.commit_qty,
-        patch.max_overage,
+        patch.total.map(Seats::get),
+        patch.commit_qty.map(Seats::get),
+        patch.max_overage.map(Seats::get),
     )?;
     if let Some(price) = patch.commit_price {
         next.commit_price = price;
