@@ -48,7 +48,9 @@ pub use effects::{Effects, TenantEvent, TenantEventKind};
 pub use error::DomainError;
 pub use expiry::EXPIRED_MEMORY;
 pub use idempotency::{IdempotencyKey, IdempotencyTicket, KEY_RETENTION, MAX_KEY_LEN};
-pub use input::{LeaseSeconds, MAX_NAME, Seats, ToolName, UserName, WaitSeconds, text_field};
+pub use input::{
+    LeaseSeconds, MAX_NAME, Seats, ToolName, UserName, WaitSeconds, check_seat_sum, text_field,
+};
 pub use ledger::{LedgerHead, chain_hash, verify_chain};
 pub use limits::UserLimit;
 pub use pool::{Limits, Pool};
@@ -57,7 +59,7 @@ pub use state::{ProvisionRequest, SettingsPatch, TenantState};
 pub use views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals, rfc3339};
 
 pub use budget::{BudgetLine, Change, RestrictionPatch};
-pub use package::{PackagePatch, SeatLimits, check_seat_sum, resolve_limits};
+pub use package::{PackagePatch, SeatLimits, resolve_limits};
 pub use requests::{Decided, Decision, MoreRequest};
 pub use usage::{PoolUsage, UsageHead};
 

@@ -5,19 +5,17 @@
 //! # What a client sees
 //!
 //! 1. **Admission** (`admission`): every tenant's mailbox holds at most
-//!    [`RegistryConfig::mailbox_capacity`](crate::RegistryConfig::mailbox_capacity)
-//!    messages. A message takes a permit of the tenant's semaphore when it is sent and
-//!    carries it until the actor picks it up, so permits in use are the mailbox depth
-//!    (a metric). When none is free the request is refused at once with
-//!    [`TenantError::Overloaded`](crate::TenantError::Overloaded): HTTP 503
-//!    `tenant_overloaded` with `Retry-After` (from
-//!    [`RegistryConfig::retry_after`](crate::RegistryConfig::retry_after)). Nothing
+//!    `RegistryConfig::mailbox_capacity` messages (`--mailbox-capacity`). A message
+//!    takes a permit of the tenant's semaphore when it is sent and carries it until the
+//!    actor picks it up, so permits in use are the mailbox depth (a metric). When none
+//!    is free the request is refused at once with `TenantError::Overloaded`: HTTP 503
+//!    `tenant_overloaded` with `Retry-After` (`RegistryConfig::retry_after`). Nothing
 //!    queues without bound; other tenants are not affected.
 //! 2. **Turns while tenants share the server** (`turns`): a tenant alone may have as
 //!    many requests in progress as its mailbox admits. Once another tenant has sent a
 //!    request within [`SHARED_FOR`], each admitted request first waits for one of its
-//!    tenant's [`RegistryConfig::tenant_concurrency`](crate::RegistryConfig) turns,
-//!    and holds it until its write is durable: a flooded tenant keeps only that many
+//!    tenant's `RegistryConfig::tenant_concurrency` turns (`--tenant-concurrency`,
+//!    default [`DEFAULT_TENANT_CONCURRENCY`]), and holds it until its write is durable: a flooded tenant keeps only that many
 //!    requests' work in the HTTP workers, the arbiters and the flush, ahead of its
 //!    neighbours'. The client sees a slower answer, never an error.
 //! 3. **Fairness on an arbiter** (`fairness`): several tenants' actors share one

@@ -10,7 +10,7 @@
 //! is given back (the actor returns it).
 use std::collections::HashMap;
 
-use permetrix_storage::BorrowId;
+use permetrix_storage::{BorrowId, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::TenantError;
@@ -58,7 +58,7 @@ impl WaiterSlots {
         &mut self,
         state: &mut TenantState,
         shared: &TenantShared,
-        now: permetrix_storage::Timestamp,
+        now: Timestamp,
     ) -> Option<(Effects, Handoffs)> {
         if !state.has_waiters() {
             return None;

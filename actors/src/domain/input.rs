@@ -197,6 +197,17 @@ impl Seats {
     }
 }
 
+/// The rule of a package's seats: `total = commit_qty + max_overage`.
+pub fn check_seat_sum(total: u32, commit_qty: u32, max_overage: u32) -> Result<(), DomainError> {
+    if commit_qty.checked_add(max_overage) == Some(total) {
+        Ok(())
+    } else {
+        Err(DomainError::Invalid(format!(
+            "total ({total}) must equal commit_qty ({commit_qty}) + max_overage ({max_overage})"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use permetrix_storage::{Money, TenantMutation, Timestamp};
 use super::DomainError;
 use super::budget::Change;
 use super::effects::Effects;
-use super::input::Seats;
+use super::input::{Seats, check_seat_sum};
 use super::pool::Pool;
 use super::state::TenantState;
 
@@ -36,17 +36,6 @@ pub struct PackagePatch {
 
 /// `(total, commit_qty, max_overage)`.
 pub type SeatLimits = (u32, u32, u32);
-
-/// The rule of a package's seats: `total = commit_qty + max_overage`.
-pub fn check_seat_sum(total: u32, commit_qty: u32, max_overage: u32) -> Result<(), DomainError> {
-    if commit_qty.checked_add(max_overage) == Some(total) {
-        Ok(())
-    } else {
-        Err(DomainError::Invalid(format!(
-            "total ({total}) must equal commit_qty ({commit_qty}) + max_overage ({max_overage})"
-        )))
-    }
-}
 
 /// Resolves new limits from the ones given, keeping `total = commit_qty + max_overage`.
 /// A missing value is derived from the other two; when only one is given, the commit

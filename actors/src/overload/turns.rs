@@ -4,8 +4,8 @@
 //! A tenant alone on the server may have as many requests in progress as its mailbox
 //! admits, so one build farm can use the whole machine. Once another tenant has sent a
 //! request within [`SHARED_FOR`], every request takes one of its tenant's turns
-//! ([`crate::RegistryConfig::tenant_concurrency`]) from its admission until its write
-//! is durable: a flooded tenant then keeps only that many requests' work queued in the
+//! (`RegistryConfig::tenant_concurrency`) from its admission until its write is
+//! durable: a flooded tenant then keeps only that many requests' work queued in the
 //! HTTP workers, the arbiters and the flush, ahead of its neighbours' requests
 //! (BENCHMARKS.md, "Fair share under a flood").
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -17,9 +17,8 @@ use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 /// How long after a request of another tenant the server counts as shared.
 pub const SHARED_FOR: Duration = Duration::from_secs(1);
 
-/// Default of [`RegistryConfig::tenant_concurrency`](crate::RegistryConfig) (BENCHMARKS.md,
-/// "Fair share under a flood": what it costs one tenant's throughput and saves its
-/// neighbours' latency).
+/// Default of `RegistryConfig::tenant_concurrency` (BENCHMARKS.md, "Fair share under a
+/// flood": what it costs one tenant's throughput and saves its neighbours' latency).
 pub const DEFAULT_TENANT_CONCURRENCY: usize = 8;
 
 /// One tenant's turns. Fair: they are handed out in arrival order.
