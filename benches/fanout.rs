@@ -98,11 +98,10 @@ fn fixture(sys: &SystemRunner, n: usize) -> Fixture {
                 seeder
                     .send(
                         &tenant,
-                        Borrow(BorrowRequest {
-                            tool: "ECU".into(),
-                            user: format!("dev{u}"),
-                            lease_seconds: None,
-                        }),
+                        Borrow::now(
+                            BorrowRequest::parse("ECU", &format!("dev{u}"), None)
+                                .expect("a valid borrow"),
+                        ),
                     )
                     .await
                     .expect("borrowed");

@@ -30,11 +30,7 @@ fn domain(c: &mut Criterion) {
             package: package(1_000_000),
         })
         .unwrap();
-    let req = BorrowRequest {
-        tool: "ECU Development Suite".into(),
-        user: "dev1".into(),
-        lease_seconds: None,
-    };
+    let req = BorrowRequest::parse("ECU Development Suite", "dev1", None).unwrap();
     let now = Timestamp::from_secs(1_800_000_000);
     c.bench_function("domain/borrow+return", |b| {
         b.iter(|| {

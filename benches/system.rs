@@ -13,8 +13,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use permetrix::api::accounts::{self, NewTenant, NewVendor};
 use permetrix::server::state::AppState;
 use permetrix::server::{Application, ServeConfig};
-use permetrix_actors::domain::BorrowRequest;
-use permetrix_actors::messages::{Borrow, Return, Status};
+use permetrix_actors::TenantError;
+use permetrix_actors::domain::{BorrowRequest, Grant};
+use permetrix_actors::messages::{Borrow, BorrowOutcome, Return, Status};
 use permetrix_storage::records::{LeaseRecord, PackageRecord};
 use permetrix_storage::test_records;
 use permetrix_storage::{
@@ -164,12 +165,13 @@ fn package(i: usize) -> PackageRecord {
     }
 }
 
+/// The borrow production sends for a request without `wait_seconds` or a key.
 fn borrow_msg(user: &str) -> Borrow {
-    Borrow(BorrowRequest {
-        tool: "ecu".into(),
-        user: user.into(),
-        lease_seconds: None,
-    })
+    Borrow::now(BorrowRequest::parse("ecu", user, None).unwrap())
+}
+
+fn granted(outcome: Result<BorrowOutcome, TenantError>) -> Grant {
+    outcome.unwrap().granted_now().expect("a seat at once")
 }
 
 fn edge(c: &mut Criterion) {
@@ -213,8 +215,8 @@ fn core_cycles(c: &mut Criterion) {
                         let start = Instant::now();
                         for _ in 0..iters {
                             let grant = registry.send(&f.tenants[0], borrow_msg("u")).await;
-                            let id = grant.unwrap().lease.id;
-                            registry.send(&f.tenants[0], Return(id)).await.unwrap();
+                            let id = granted(grant).lease.id;
+                            registry.send(&f.tenants[0], Return::of(id)).await.unwrap();
                         }
                         start.elapsed()
                     })
@@ -235,8 +237,8 @@ fn core_cycles(c: &mut Criterion) {
                                 async move {
                                     let user = format!("u{i}");
                                     let grant = registry.send(tenant, borrow_msg(&user)).await;
-                                    let id = grant.unwrap().lease.id;
-                                    registry.send(tenant, Return(id)).await.unwrap();
+                                    let id = granted(grant).lease.id;
+                                    registry.send(tenant, Return::of(id)).await.unwrap();
                                 }
                             });
                             futures_util::future::join_all(cycles).await;

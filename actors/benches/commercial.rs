@@ -55,11 +55,7 @@ fn borrow_cycle(c: &mut Criterion) {
         state
             .provision(ProvisionRequest { package })
             .expect("provision");
-        let request = BorrowRequest {
-            tool: "ecu".into(),
-            user: "dev1".into(),
-            lease_seconds: None,
-        };
+        let request = BorrowRequest::parse("ecu", "dev1", None).expect("a valid borrow");
         let write = |effects: Effects| {
             let batch: Vec<TenantMutation> = effects
                 .mutations

@@ -9,21 +9,17 @@
 //! there is a queue push) instead of two cross-thread wake-ups per tenant.
 //!
 //! Idle tenants are not activated just to answer a read: their state is read from
-//! storage, on blocking threads spread over the cores, and kept in an [`IdleCache`]
-//! until the tenant is activated. That is exact because only a tenant's actor mutates
-//! its state, and an idle tenant has no actor: its stored state cannot change until it
-//! is activated, and activation drops the cached copy.
+//! storage, on blocking threads spread over the cores, and kept in the registry's idle
+//! cache (`idle_cache`, which says why that is exact) until the tenant is activated.
 //!
 //! A tenant that does not answer by the deadline is reported as
 //! [`TenantError::Timeout`]; the others still return. A gatherer hands in what it has
 //! at the deadline; the caller waits [`DELIVERY_GRACE`] longer for the batches (an
 //! arbiter whose thread is blocked never delivers: its tenants time out).
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 use futures_util::StreamExt;
 use futures_util::future::Either;
 use futures_util::stream::FuturesUnordered;
@@ -32,9 +28,10 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::TenantError;
-use crate::domain::{TenantSnapshot, TenantState};
-use crate::messages::{Reply, TenantCx, TenantMessage};
-use crate::registry::{Registry, TenantHasher};
+use crate::domain::TenantSnapshot;
+use crate::handling::{TenantCx, TenantMessage};
+use crate::registry::Registry;
+use crate::reply::Reply;
 
 /// One tenant's answer, by its position in the request.
 type Answer = (usize, Result<TenantSnapshot, TenantError>);
@@ -46,58 +43,6 @@ const MIN_READ_CHUNK: usize = 64;
 /// How long after the deadline the caller still waits for batches handed in at the
 /// deadline.
 pub const DELIVERY_GRACE: Duration = Duration::from_millis(100);
-
-/// States of idle tenants, read from storage by fan-out queries.
-///
-/// An entry is valid while its tenant has no actor. Activation (and deactivation)
-/// calls [`IdleCache::invalidate`]; a read that raced with one is not cached (see
-/// [`IdleCache::insert`]).
-#[derive(Default)]
-pub(crate) struct IdleCache {
-    states: DashMap<TenantId, Arc<TenantState>, TenantHasher>,
-    /// Bumped by every activation and deactivation.
-    epoch: AtomicU64,
-}
-
-impl IdleCache {
-    /// Drops the tenant's cached state. Call after its actor is registered (or gone).
-    pub(crate) fn invalidate(&self, tenant: &TenantId) {
-        // Bump before removing: a reader that checks the epoch under the entry lock
-        // either sees the bump or has inserted before our removal.
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.states.remove(tenant);
-    }
-
-    fn get(&self, tenant: &TenantId) -> Option<Arc<TenantState>> {
-        self.states.get(tenant).map(|s| Arc::clone(s.value()))
-    }
-
-    fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
-    }
-
-    /// Caches `state`, read after [`IdleCache::epoch`] returned `epoch`, unless a
-    /// tenant was activated or deactivated since: the read may then predate writes of
-    /// that tenant's actor.
-    fn insert(&self, tenant: TenantId, state: Arc<TenantState>, epoch: u64) {
-        // The epoch is checked under the entry's shard lock, which `invalidate`'s
-        // removal also takes: no stale insert can land after an invalidation.
-        match self.states.entry(tenant) {
-            Entry::Occupied(mut e) if self.epoch() == epoch => {
-                e.insert(state);
-            }
-            Entry::Vacant(e) if self.epoch() == epoch => {
-                e.insert(state);
-            }
-            _ => {}
-        }
-    }
-
-    /// Number of cached tenants.
-    fn len(&self) -> usize {
-        self.states.len()
-    }
-}
 
 impl Registry {
     /// Live snapshots of `tenants`, in the order given. Each tenant that has not

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use permetrix_storage::{SledConfig, SledStore, Store, TenantId, Timestamp};
 
-use crate::domain::{BorrowRequest, DomainError, IdempotencyKey};
+use crate::domain::{DomainError, IdempotencyKey, WaitSeconds};
 use crate::messages::{
-    BorrowOrQueue, BorrowOutcome, ExpireDue, Heartbeat, QueueOf, QueuedBorrow, Return, Status,
+    Borrow, BorrowOutcome, ExpireDue, Heartbeat, QueueOf, QueuedBorrow, Return, Status,
 };
 use crate::metrics::NoMetrics;
-use crate::test_support::{Pool, add_tenant};
+use crate::test_support::{Pool, add_tenant, request};
 use crate::{ManualClock, Registry, RegistryConfig, TenantError};
 
 const START: Timestamp = Timestamp::from_secs(1_795_749_205);
@@ -49,14 +49,10 @@ async fn fixture(seats: u32) -> Fixture {
     }
 }
 
-fn ask(user: &str, lease: Option<u32>, wait: u64, key: Option<&str>) -> BorrowOrQueue {
-    BorrowOrQueue {
-        req: BorrowRequest {
-            tool: "ECU".into(),
-            user: user.into(),
-            lease_seconds: lease,
-        },
-        wait: Duration::from_secs(wait),
+fn ask(user: &str, lease: Option<u32>, wait: u32, key: Option<&str>) -> Borrow {
+    Borrow {
+        req: request(user, lease),
+        wait: WaitSeconds::parse(wait).unwrap(),
         key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
     }
 }
@@ -73,7 +69,7 @@ impl Fixture {
         }
     }
 
-    async fn queue(&self, user: &str, wait: u64, key: Option<&str>) -> QueuedBorrow {
+    async fn queue(&self, user: &str, wait: u32, key: Option<&str>) -> QueuedBorrow {
         match self
             .registry
             .send(&self.tenant, ask(user, None, wait, key))
@@ -120,7 +116,11 @@ async fn an_expired_lease_frees_its_seat_for_the_next_waiter_at_once() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id, grant.lease.id);
     // The expired borrow is told so.
-    let err = f.registry.send(&f.tenant, Return(first)).await.unwrap_err();
+    let err = f
+        .registry
+        .send(&f.tenant, Return::of(first))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, TenantError::Domain(DomainError::LeaseExpired { .. })),
         "{err:?}"
@@ -167,7 +167,7 @@ async fn waiters_are_served_first_come_first_served() {
     let order: Vec<_> = listing.queue.iter().map(|e| e.user.as_str()).collect();
     assert_eq!(order, ["w1", "w2", "w3"]);
     for (i, w) in waiters.into_iter().enumerate() {
-        f.registry.send(&f.tenant, Return(held)).await.unwrap();
+        f.registry.send(&f.tenant, Return::of(held)).await.unwrap();
         let grant = w.granted().await.unwrap();
         assert_eq!(grant.lease.user, format!("w{}", i + 1));
         held = grant.lease.id;
@@ -189,7 +189,7 @@ async fn a_waiter_whose_client_left_is_removed_and_never_granted() {
         (1, 1),
         "the departed waiter is not counted"
     );
-    f.registry.send(&f.tenant, Return(held)).await.unwrap();
+    f.registry.send(&f.tenant, Return::of(held)).await.unwrap();
     assert_eq!(stays.granted().await.unwrap().lease.user, "stays");
     let leases = f.store.load_tenant(&f.tenant).unwrap().leases;
     assert_eq!(leases.len(), 1, "no seat went to the departed waiter");
@@ -251,7 +251,10 @@ async fn an_idempotent_retry_returns_the_same_seat_and_takes_over_a_queued_reque
         first_try.granted().await,
         Err(TenantError::Unavailable(_))
     ));
-    f.registry.send(&f.tenant, Return(holder)).await.unwrap();
+    f.registry
+        .send(&f.tenant, Return::of(holder))
+        .await
+        .unwrap();
     let granted = retry.granted().await.unwrap();
     assert_eq!(granted.lease.user, "ci");
     // And the queued grant is remembered under its key.

@@ -11,10 +11,9 @@ use permetrix_storage::{
     TenantMutation, TenantRecords, Timestamp,
 };
 
-use crate::domain::BorrowRequest;
-use crate::messages::{Borrow, Status};
+use crate::messages::{BorrowOutcome, Status};
 use crate::metrics::NoMetrics;
-use crate::test_support::{Pool, add_tenant};
+use crate::test_support::{Pool, add_tenant, borrow, grant};
 use crate::{Clock, ManualClock, Registry, RegistryConfig, SystemClock, TenantError};
 
 /// A store whose writes can be made to fail, or to be lost (applied, then never
@@ -167,14 +166,6 @@ async fn fixture_with(clock: Arc<dyn Clock>, tenant_concurrency: usize) -> Fixtu
     }
 }
 
-fn borrow(user: &str) -> Borrow {
-    Borrow(BorrowRequest {
-        tool: "ECU".into(),
-        user: user.into(),
-        lease_seconds: None,
-    })
-}
-
 async fn borrowed(f: &Fixture) -> u32 {
     f.registry.send(&f.tenant, Status(None)).await.unwrap()[0].borrowed
 }
@@ -211,7 +202,7 @@ async fn a_write_that_never_becomes_durable_is_not_acknowledged_and_the_actor_re
 #[actix_rt::test]
 async fn a_reopened_store_makes_the_actor_reload() {
     let f = fixture().await;
-    let first = f.registry.send(&f.tenant, borrow("a")).await.unwrap();
+    let first = grant(&f.registry, &f.tenant, "a").await;
     f.registry.send(&f.tenant, borrow("b")).await.unwrap();
     // The store changes behind the actor's back (as a reopen that lost a write would).
     f.store
@@ -254,7 +245,7 @@ fn depth(f: &Fixture) -> usize {
 fn spawn_borrow(
     f: &Fixture,
     user: &str,
-) -> actix_rt::task::JoinHandle<Result<crate::domain::Grant, TenantError>> {
+) -> actix_rt::task::JoinHandle<Result<BorrowOutcome, TenantError>> {
     let (registry, tenant, msg) = (f.registry.clone(), f.tenant.clone(), borrow(user));
     actix_rt::spawn(async move { registry.send(&tenant, msg).await })
 }

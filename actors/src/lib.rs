@@ -7,16 +7,29 @@
 //!
 //! # Layout
 //!
+//! From the rules up to the handle the HTTP layer holds (each module uses only those
+//! above it):
+//!
 //! - [`domain`] — the rules as plain Rust (no I/O, `now` passed in), unit- and
-//!   property-tested.
+//!   property-tested; its input types parse request fields at the edge.
+//! - [`overload`] — the overload policy: admission, turns, fairness on an arbiter, held
+//!   early retries.
+//! - `shared` — what the registry, the edge and one tenant's actor share (view, events,
+//!   admission, turns, the stale mark).
+//! - `reply` — [`Reply`]: the answer to a message, owed until its write is durable and
+//!   settled by whoever awaits it.
+//! - `waiters` — the reply channels of queued borrows and the hand-over of seats to
+//!   them.
+//! - `handling` — [`TenantMessage`] and [`TenantCx`]: what a handler may touch.
+//! - [`messages`] — the verbs (`Borrow`, `Return`, `Heartbeat`, `Status`, …).
 //! - `tenant_actor` — the actor: message in → domain → write → reply once durable.
 //!   Panics are caught at the handler boundary; the supervisor restarts the actor and
 //!   it reloads its state from storage.
-//! - [`registry`] — tenant id → actor address in a `DashMap`; activation on first use,
-//!   per-tenant admission (a semaphore whose permit travels with the message: a full
-//!   mailbox is refused, never queued without bound).
 //! - [`placement`] — which node owns a tenant (always this one today) and which arbiter
 //!   thread hosts it (fixed by hash).
+//! - `idle_cache` — idle tenants' states kept for fan-out reads.
+//! - [`registry`] — tenant id → actor address in a `DashMap`; activation on first use,
+//!   admission and turns before a message is sent.
 //! - `fanout` — concurrent snapshots of many tenants with a deadline.
 //! - [`reports`] — usage and ledger reports read back from storage, beside the actors
 //!   (a history can be long; it is never held in an actor's memory).
@@ -36,19 +49,26 @@ pub mod clock;
 pub mod domain;
 mod error;
 mod fanout;
+mod handling;
+mod idle_cache;
 pub mod messages;
 pub mod metrics;
+pub mod overload;
 pub mod placement;
 pub mod registry;
+mod reply;
 pub mod reports;
+mod shared;
 mod tenant_actor;
-mod turns;
 mod view;
 mod waiters;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TenantError;
-pub use registry::{DEFAULT_TENANT_CONCURRENCY, MailboxStats, Registry, RegistryConfig};
+pub use handling::{TenantCx, TenantMessage};
+pub use overload::DEFAULT_TENANT_CONCURRENCY;
+pub use registry::{MailboxStats, Registry, RegistryConfig};
+pub use reply::Reply;
 pub use view::TenantView;
 
 #[cfg(test)]

@@ -15,12 +15,13 @@ use tokio::sync::broadcast;
 use crate::TenantError;
 use crate::clock::Clock;
 use crate::domain::{TenantEvent, TenantState};
-use crate::fanout::IdleCache;
-use crate::messages::TenantMessage;
+use crate::handling::TenantMessage;
+use crate::idle_cache::IdleCache;
 use crate::metrics::ActorMetrics;
-use crate::placement::ArbiterPool;
-use crate::tenant_actor::{Admitted, TenantActor, TenantShared};
-use crate::turns::Sharing;
+use crate::overload::{DEFAULT_TENANT_CONCURRENCY, Permit, Sharing};
+use crate::placement::{ArbiterPool, TenantHasher};
+use crate::shared::TenantShared;
+use crate::tenant_actor::{Admitted, TenantActor};
 use crate::view::TenantView;
 
 /// Registry settings.
@@ -35,15 +36,11 @@ pub struct RegistryConfig {
     /// the mailbox (in order, counted in its depth): a tenant's flood then keeps at most
     /// this many requests' work in the server's queues, ahead of other tenants'
     /// requests, instead of its whole mailbox. A tenant alone is not limited (see
-    /// `turns`).
+    /// [`overload`](crate::overload)).
     pub tenant_concurrency: usize,
     /// `Retry-After` suggested to clients refused for a full mailbox.
     pub retry_after: Duration,
 }
-
-/// Default of [`RegistryConfig::tenant_concurrency`] (BENCHMARKS.md, "Fair share under
-/// a flood": what it costs one tenant's throughput and saves its neighbours' latency).
-pub const DEFAULT_TENANT_CONCURRENCY: usize = 8;
 
 impl Default for RegistryConfig {
     fn default() -> Self {
@@ -72,10 +69,6 @@ struct Entry_ {
     addr: Addr<TenantActor>,
     shared: Arc<TenantShared>,
 }
-
-/// Hasher of the per-tenant maps: seeded per process, several times cheaper than
-/// SipHash on the short tenant ids looked up on every request and fan-out.
-pub(crate) type TenantHasher = foldhash::fast::RandomState;
 
 struct Inner {
     tenants: DashMap<TenantId, Entry_, TenantHasher>,
@@ -132,10 +125,11 @@ impl Registry {
     }
 
     /// Sends `msg` to the tenant's actor (activating it if needed) and waits for the
-    /// reply. A full mailbox is refused at once with [`TenantError::Overloaded`]. While
-    /// other tenants are active, an admitted message first waits for one of its
-    /// tenant's turns ([`RegistryConfig::tenant_concurrency`]), held until its write is
-    /// durable.
+    /// reply, settled once its write is durable. A full mailbox is refused at once with
+    /// [`TenantError::Overloaded`]. While other tenants are active, an admitted message
+    /// first waits for one of its tenant's turns
+    /// ([`RegistryConfig::tenant_concurrency`]), held until its write is durable (see
+    /// [`overload`](crate::overload)).
     pub async fn send<M: TenantMessage>(
         &self,
         tenant: &TenantId,
@@ -150,7 +144,7 @@ impl Registry {
         let me = Arc::as_ptr(&shared) as usize;
         let takes_turns = self.0.sharing.note(me, self.0.clock.now());
         let _turn = if takes_turns {
-            let turn = shared.turns.acquire().await;
+            let turn = shared.turns.take().await;
             Some(turn.map_err(|_| TenantError::Unavailable("its mailbox is closed"))?)
         } else {
             None
@@ -160,7 +154,7 @@ impl Registry {
             permit: Some(permit),
         })
         .await
-        .map_err(|_| TenantError::Unavailable("its mailbox is closed"))??
+        .map_err(|_| TenantError::Unavailable("its mailbox is closed"))?
         .settle()
         .await
     }
@@ -183,15 +177,13 @@ impl Registry {
     }
 
     /// Takes a mailbox slot of `entry`'s tenant; a full mailbox is counted and refused.
-    fn admit(&self, entry: &Entry_) -> Result<tokio::sync::OwnedSemaphorePermit, TenantError> {
-        Arc::clone(&entry.shared.admission)
-            .try_acquire_owned()
-            .map_err(|_| {
-                entry.shared.metrics.rejected();
-                TenantError::Overloaded {
-                    retry_after: self.0.config.retry_after,
-                }
-            })
+    fn admit(&self, entry: &Entry_) -> Result<Permit, TenantError> {
+        entry.shared.admission.try_admit().ok_or_else(|| {
+            entry.shared.metrics.rejected();
+            TenantError::Overloaded {
+                retry_after: self.0.config.retry_after,
+            }
+        })
     }
 
     /// Whether `tenant` is a live tenant (reads the platform table; activates nothing).
@@ -232,8 +224,8 @@ impl Registry {
             .iter()
             .map(|e| MailboxStats {
                 tenant: e.key().clone(),
-                depth: e.value().shared.depth(),
-                capacity: e.value().shared.capacity,
+                depth: e.value().shared.admission.depth(),
+                capacity: e.value().shared.admission.capacity(),
             })
             .collect()
     }

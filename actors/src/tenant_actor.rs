@@ -5,119 +5,23 @@
 //! actor stops, and [`Supervised::restarting`] reloads its state from storage. Messages
 //! queued meanwhile stay in the mailbox and are served by the restarted actor.
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{
-    Actor, ActorContext, AsyncContext, Context, Handler, Message, Response, SpawnHandle,
-    Supervised, WeakAddr,
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, Response, SpawnHandle, Supervised,
 };
-use arc_swap::ArcSwap;
-use permetrix_storage::{StorageError, Store, TenantId, Timestamp, VendorId};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use permetrix_storage::{StorageError, Store, Timestamp};
 
 use crate::TenantError;
 use crate::clock::Clock;
-use crate::domain::{TenantEvent, TenantState};
-use crate::messages::{Answer, ExpireDue, TenantCx, TenantMessage};
-use crate::metrics::TenantMetrics;
-use crate::view::TenantView;
-use crate::waiters::WaiterSlots;
-
-/// Events buffered per subscriber before a slow one starts losing them.
-const EVENT_BUFFER: usize = 1024;
-
-/// Messages a tenant actor handles in a row before it lets the other actors on its
-/// arbiter run. actix drains a mailbox to the end in one go, and admission refills a
-/// flooded tenant's mailbox while it drains, so without a turn limit one busy tenant
-/// holds its arbiter thread for as long as the flood lasts and every tenant placed
-/// beside it waits (BENCHMARKS.md, "fair turns").
-pub(crate) const FAIR_TURN: u32 = 4;
-
-/// What the registry and the edge share with one tenant's actor.
-pub(crate) struct TenantShared {
-    tenant: TenantId,
-    vendor_id: VendorId,
-    /// Edge view; replaced (never mutated) by the actor.
-    pub(crate) view: ArcSwap<TenantView>,
-    /// Created on the first subscription: a broadcast channel allocates its whole ring
-    /// up front (~120 KiB for 1024 events), which 100,000 idle tenants cannot afford.
-    events: OnceLock<broadcast::Sender<TenantEvent>>,
-    /// Admission: one permit per queued message. Permits in use = mailbox depth.
-    pub(crate) admission: Arc<Semaphore>,
-    pub(crate) capacity: usize,
-    /// Requests of this tenant in progress (actor and flush); a request holds a turn
-    /// from its admission until its write is durable. Fair: turns go in arrival order.
-    pub(crate) turns: Semaphore,
-    pub(crate) metrics: Arc<dyn TenantMetrics>,
-    /// A write of this tenant was not made durable: its memory may be ahead of the
-    /// store, so the actor reloads before the next message.
-    stale: AtomicBool,
-}
-
-impl TenantShared {
-    pub(crate) fn new(
-        state: &TenantState,
-        vendor_id: VendorId,
-        capacity: usize,
-        concurrency: usize,
-        metrics: Arc<dyn TenantMetrics>,
-    ) -> Self {
-        metrics.levels(state);
-        TenantShared {
-            tenant: state.tenant().clone(),
-            view: ArcSwap::from_pointee(TenantView::of(vendor_id.clone(), state)),
-            vendor_id,
-            events: OnceLock::new(),
-            admission: Arc::new(Semaphore::new(capacity)),
-            capacity,
-            turns: Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS)),
-            metrics,
-            stale: AtomicBool::new(false),
-        }
-    }
-
-    pub(crate) fn tenant(&self) -> &TenantId {
-        &self.tenant
-    }
-
-    /// Marks the actor's state as possibly ahead of the store (a write failed after the
-    /// actor had moved on).
-    pub(crate) fn mark_stale(&self) {
-        self.stale.store(true, Ordering::Release);
-    }
-
-    fn take_stale(&self) -> bool {
-        self.stale.swap(false, Ordering::AcqRel)
-    }
-
-    pub(crate) fn publish(&self, event: TenantEvent) {
-        if let Some(events) = self.events.get()
-            && events.receiver_count() > 0
-        {
-            // Err only means every subscriber left meanwhile.
-            let _ = events.send(event);
-        }
-    }
-
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<TenantEvent> {
-        self.events
-            .get_or_init(|| broadcast::channel(EVENT_BUFFER).0)
-            .subscribe()
-    }
-
-    pub(crate) fn publish_view(&self, state: &TenantState) {
-        self.view
-            .store(Arc::new(TenantView::of(self.vendor_id.clone(), state)));
-    }
-
-    /// Messages admitted and not yet picked up by the actor.
-    pub(crate) fn depth(&self) -> usize {
-        self.capacity
-            .saturating_sub(self.admission.available_permits())
-    }
-}
+use crate::domain::TenantState;
+use crate::handling::{TenantCx, TenantMessage};
+use crate::messages::{ExpireDue, Return};
+use crate::overload::{Fairness, Permit};
+use crate::reply::Reply;
+use crate::shared::TenantShared;
+use crate::waiters::{Handoffs, WaiterSlots};
 
 pub(crate) struct TenantActor {
     shared: Arc<TenantShared>,
@@ -127,15 +31,13 @@ pub(crate) struct TenantActor {
     state: Option<TenantState>,
     /// Reply channels of queued borrows.
     waiters: WaiterSlots,
-    /// This actor's own address, weak (set when started).
-    me: Option<WeakAddr<TenantActor>>,
     /// The armed due-timer: when it fires, and its handle.
     timer: Option<(Timestamp, SpawnHandle)>,
     /// The store's incarnation the state was loaded under; a reopened store means
     /// writes may have been lost, so the state is reloaded.
     incarnation: u64,
-    /// Messages handled since the actor last yielded its arbiter ([`FAIR_TURN`]).
-    turn: u32,
+    /// Messages handled since the actor last yielded its arbiter.
+    fairness: Fairness,
 }
 
 impl TenantActor {
@@ -152,10 +54,9 @@ impl TenantActor {
             clock,
             state: Some(state),
             waiters: WaiterSlots::default(),
-            me: None,
             timer: None,
             incarnation,
-            turn: 0,
+            fairness: Fairness::default(),
         }
     }
 
@@ -205,15 +106,33 @@ impl TenantActor {
         }
     }
 
-    /// Counts this message against the actor's turn; at the end of a turn, pauses the
-    /// mailbox (after this message) until the arbiter has run its other ready tasks once.
-    /// An actor alone on its arbiter resumes at once.
+    /// Counts this message against the actor's turn on its arbiter; at the end of a
+    /// turn, pauses the mailbox (after this message) until the arbiter has run its
+    /// other ready tasks once. An actor alone on its arbiter resumes at once.
     fn take_turn(&mut self, ctx: &mut Context<Self>) {
-        self.turn += 1;
-        if self.turn >= FAIR_TURN {
-            self.turn = 0;
+        if self.fairness.handled_one() {
             ctx.wait(actix::fut::wrap_future(tokio::task::yield_now()));
         }
+    }
+
+    /// Hands seats granted to waiters over once their write is durable, on a task of
+    /// its own (the mailbox does not wait); seats whose waiter left meanwhile are
+    /// returned through the mailbox.
+    fn hand_over(handoffs: Reply<Handoffs>, ctx: &mut Context<Self>) {
+        let me = ctx.address().downgrade();
+        actix::spawn(async move {
+            for id in Handoffs::deliver(handoffs).await {
+                match me.upgrade() {
+                    Some(addr) => addr.do_send(Admitted {
+                        msg: Return::of(id),
+                        permit: None,
+                    }),
+                    None => {
+                        tracing::warn!(borrow = %id, "a queued grant was not claimed and its tenant stopped; the lease will expire");
+                    }
+                }
+            }
+        });
     }
 
     /// Forgets what only lived in memory beside the state (the queue's reply channels,
@@ -242,8 +161,7 @@ impl Actor for TenantActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Admission already bounds the queue; actix's own per-sender capacity must
         // never be the one that parks a sender.
-        ctx.set_mailbox_capacity(self.shared.capacity + 1);
-        self.me = Some(ctx.address().downgrade());
+        ctx.set_mailbox_capacity(self.shared.admission.capacity() + 1);
         self.arm_timer(ctx);
     }
 }
@@ -266,15 +184,15 @@ pub(crate) struct Admitted<M> {
     pub(crate) msg: M,
     /// `None` for messages the actor sends itself (timer, returning unclaimed seats):
     /// they bypass admission.
-    pub(crate) permit: Option<OwnedSemaphorePermit>,
+    pub(crate) permit: Option<Permit>,
 }
 
 impl<M: TenantMessage> Message for Admitted<M> {
-    type Result = Result<Answer<M::Reply>, TenantError>;
+    type Result = Reply<M::Reply>;
 }
 
 impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
-    type Result = Response<Result<Answer<M::Reply>, TenantError>>;
+    type Result = Response<Reply<M::Reply>>;
 
     fn handle(&mut self, envelope: Admitted<M>, ctx: &mut Self::Context) -> Self::Result {
         drop(envelope.permit);
@@ -283,19 +201,18 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
         if self.needs_reload() {
             self.forget_memory(ctx);
             if let Err(e) = self.reload() {
-                return Response::reply(Err(TenantError::Storage(e)));
+                return Response::reply(Reply::ready(Err(TenantError::Storage(e))));
             }
         }
         let Some(state) = self.state.as_mut() else {
-            return Response::reply(Err(TenantError::Unavailable(
+            return Response::reply(Reply::ready(Err(TenantError::Unavailable(
                 "its state could not be loaded from storage",
-            )));
+            ))));
         };
         let now = self.clock.now();
         let store = &self.store;
         let shared = &self.shared;
         let waiters = &mut self.waiters;
-        let me = &self.me;
         #[cfg(feature = "fault-injection")]
         let mut pause = None;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -307,20 +224,21 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 poisoned: false,
                 view_changed: false,
                 waiters,
-                me,
                 #[cfg(feature = "fault-injection")]
                 pause: None,
             };
             cx.prune_waiters();
             let reply = envelope.msg.handle(&mut cx);
-            if !cx.poisoned {
-                cx.settle_waiters();
-            }
+            let handoffs = if cx.poisoned {
+                None
+            } else {
+                cx.settle_waiters()
+            };
             #[cfg(feature = "fault-injection")]
             {
                 pause = cx.pause.take();
             }
-            (reply, cx.poisoned, cx.view_changed)
+            (reply, handoffs, cx.poisoned, cx.view_changed)
         }));
         self.shared
             .metrics
@@ -330,7 +248,10 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
             ctx.wait(actix::fut::wrap_future(until));
         }
         match outcome {
-            Ok((reply, poisoned, view_changed)) => {
+            Ok((reply, handoffs, poisoned, view_changed)) => {
+                if let Some(handoffs) = handoffs {
+                    Self::hand_over(handoffs, ctx);
+                }
                 if poisoned {
                     // Memory is ahead of the store: reload before the next message.
                     self.state = None;
@@ -339,8 +260,8 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                     self.shared.publish_view(state);
                 }
                 self.arm_timer(ctx);
-                // A durable answer is settled by whoever awaits it (or by its drop).
-                Response::reply(reply.0)
+                // Settled by whoever awaits it (or by its drop), not here.
+                Response::reply(reply)
             }
             Err(panic) => {
                 let what = panic
@@ -351,9 +272,9 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 tracing::error!(tenant = %self.shared.tenant(), message = M::KIND, panic = %what, "tenant actor panicked; restarting it");
                 self.state = None;
                 ctx.stop();
-                Response::reply(Err(TenantError::Unavailable(
+                Response::reply(Reply::ready(Err(TenantError::Unavailable(
                     "it hit an internal error and is restarting",
-                )))
+                ))))
             }
         }
     }

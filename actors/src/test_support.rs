@@ -7,8 +7,8 @@ use permetrix_storage::test_records;
 use permetrix_storage::{Money, Platform, Store, TenantId, Timestamp};
 
 use crate::Registry;
-use crate::domain::ProvisionRequest;
-use crate::messages::Provision;
+use crate::domain::{BorrowRequest, Grant, ProvisionRequest};
+use crate::messages::{Borrow, Provision};
 
 /// The "ecu" pool (product name "ECU") a test tenant gets.
 #[derive(Clone, Copy)]
@@ -57,4 +57,24 @@ pub(crate) async fn add_tenant(
         .await
         .unwrap();
     tenant
+}
+
+/// A borrow by `user` of the test pool, answered at once (no wait, no key).
+pub(crate) fn borrow(user: &str) -> Borrow {
+    Borrow::now(request(user, None))
+}
+
+/// `user`'s request for a seat of the test pool, with the lease length given.
+pub(crate) fn request(user: &str, lease_seconds: Option<u32>) -> BorrowRequest {
+    BorrowRequest::parse("ECU", user, lease_seconds).unwrap()
+}
+
+/// Borrows a seat of the test pool for `user` at once; panics if none is granted.
+pub(crate) async fn grant(registry: &Registry, tenant: &TenantId, user: &str) -> Grant {
+    match registry.send(tenant, borrow(user)).await {
+        Ok(outcome) => outcome
+            .granted_now()
+            .unwrap_or_else(|| panic!("{user} was not granted a seat at once")),
+        Err(e) => panic!("{user} was refused a seat: {e}"),
+    }
 }

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use permetrix_storage::{SledConfig, SledStore, Store, TenantId, Timestamp};
 
-use crate::domain::{BorrowRequest, DomainError, TenantEvent};
-use crate::messages::{Borrow, Reply, Return, Status, TenantCx, TenantMessage};
+use crate::domain::{DomainError, TenantEvent};
+use crate::messages::{Return, Status};
 use crate::metrics::{ActorMetrics, TenantMetrics};
-use crate::test_support::{self, Pool};
-use crate::{Registry, RegistryConfig, SystemClock, TenantError};
+use crate::test_support::{self, Pool, borrow, grant, request};
+use crate::{Registry, RegistryConfig, Reply, SystemClock, TenantCx, TenantError, TenantMessage};
 
 #[derive(Default)]
 struct Counters {
@@ -74,14 +74,6 @@ async fn add_tenant(f: &Fixture, id: &str, seats: u32) -> TenantId {
     .await
 }
 
-fn borrow(user: &str) -> Borrow {
-    Borrow(BorrowRequest {
-        tool: "ECU".into(),
-        user: user.into(),
-        lease_seconds: None,
-    })
-}
-
 #[actix_rt::test]
 async fn unknown_tenants_are_refused_without_activation() {
     let f = fixture(16);
@@ -98,13 +90,13 @@ async fn unknown_tenants_are_refused_without_activation() {
 async fn acknowledged_borrows_are_in_the_store() {
     let f = fixture(16);
     let acme = add_tenant(&f, "acme", 2).await;
-    let grant = f.registry.send(&acme, borrow("dev1")).await.unwrap();
+    let grant = grant(&f.registry, &acme, "dev1").await;
     // The reply came after durability: the lease is in the store now.
     let records = f.store.load_tenant(&acme).unwrap();
     assert_eq!(records.leases.len(), 1);
     assert_eq!(records.leases[0].id, grant.lease.id);
     f.registry
-        .send(&acme, Return(grant.lease.id))
+        .send(&acme, Return::of(grant.lease.id))
         .await
         .unwrap();
     assert!(f.store.load_tenant(&acme).unwrap().leases.is_empty());
@@ -138,14 +130,7 @@ impl TenantMessage for Explode {
     fn handle(self, cx: &mut TenantCx<'_>) -> Reply<()> {
         // Leave memory inconsistent first, as a real bug would.
         let now = cx.now();
-        let _ = cx.state().borrow(
-            &BorrowRequest {
-                tool: "ECU".into(),
-                user: "ghost".into(),
-                lease_seconds: None,
-            },
-            now,
-        );
+        let _ = cx.state().borrow(&request("ghost", None), now);
         panic!("injected fault");
     }
 }
@@ -261,11 +246,11 @@ async fn a_subscriber_that_joins_after_activation_sees_later_events_only() {
     let f = fixture(16);
     let acme = add_tenant(&f, "acme", 2).await;
     // Events before any subscription go nowhere (and allocate no channel).
-    let first = f.registry.send(&acme, borrow("dev1")).await.unwrap();
+    let first = grant(&f.registry, &acme, "dev1").await;
     let mut events = f.registry.subscribe(&acme).unwrap();
-    let second = f.registry.send(&acme, borrow("dev2")).await.unwrap();
+    let second = grant(&f.registry, &acme, "dev2").await;
     f.registry
-        .send(&acme, Return(first.lease.id))
+        .send(&acme, Return::of(first.lease.id))
         .await
         .unwrap();
     let got = events.recv().await.unwrap();
@@ -378,7 +363,7 @@ async fn a_flooded_tenant_takes_turns_with_the_tenants_on_its_arbiter() {
     // It did not wait for the flood to drain, only for the rest of busy's turn (of
     // which `Hold` used the first slot).
     assert!(
-        at < flood_len && at < crate::tenant_actor::FAIR_TURN as usize,
+        at < flood_len && at < crate::overload::FAIR_TURN as usize,
         "the neighbour waited behind {at} of the flood's {flood_len} messages: {order:?}"
     );
     assert_eq!(order.len(), flood_len + 1);

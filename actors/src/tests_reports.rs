@@ -8,11 +8,11 @@ use permetrix_storage::{
     BorrowId, Money, SledConfig, SledStore, Store, TenantId, Timestamp, test_support,
 };
 
-use crate::domain::{BorrowRequest, LedgerHead, PoolUsage, chain_hash};
-use crate::messages::{Borrow, GetLedgerHead, Return};
+use crate::domain::{LedgerHead, PoolUsage, chain_hash};
+use crate::messages::{GetLedgerHead, Return};
 use crate::metrics::NoMetrics;
 use crate::reports::{self, ChargeFilter};
-use crate::test_support::{Pool, add_tenant};
+use crate::test_support::{Pool, add_tenant, grant};
 use crate::{ManualClock, Registry, RegistryConfig};
 
 const T0: Timestamp = Timestamp::from_secs(1_795_749_200);
@@ -62,21 +62,14 @@ impl Fixture {
     }
 
     async fn borrow(&self, user: &str) -> BorrowId {
-        let req = BorrowRequest {
-            tool: "ecu".into(),
-            user: user.into(),
-            lease_seconds: None,
-        };
-        self.registry
-            .send(&self.tenant, Borrow(req))
-            .await
-            .unwrap()
-            .lease
-            .id
+        grant(&self.registry, &self.tenant, user).await.lease.id
     }
 
     async fn give_back(&self, id: BorrowId) {
-        self.registry.send(&self.tenant, Return(id)).await.unwrap();
+        self.registry
+            .send(&self.tenant, Return::of(id))
+            .await
+            .unwrap();
     }
 
     fn usage(&self, from_ms: i64, to_ms: i64) -> PoolUsage {

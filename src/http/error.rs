@@ -9,7 +9,6 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use permetrix_actors::TenantError;
 use permetrix_actors::domain::DomainError;
-use permetrix_actors::messages::denial_code;
 use permetrix_storage::StorageError;
 use serde::Serialize;
 
@@ -177,7 +176,7 @@ impl ApiError {
             | ApiError::TooManyRequests { code, .. }
             | ApiError::RequestLimit { code, .. } => code,
             ApiError::TooLarge { .. } => "payload_too_large",
-            ApiError::Domain(e) => denial_code(e),
+            ApiError::Domain(e) => e.code(),
             ApiError::Internal(_) => "internal_error",
         }
     }

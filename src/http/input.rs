@@ -3,6 +3,7 @@
 //! Every failure is a 400 (413 for size) with a sentence that says what to fix.
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
+use permetrix_actors::domain::{Seats, text_field};
 use permetrix_storage::Timestamp;
 use serde::de::DeserializeOwned;
 
@@ -81,12 +82,9 @@ pub fn query_config() -> web::QueryConfig {
 }
 
 /// A required text field: trimmed of nothing, non-empty, at most `max` characters, no
-/// control characters.
+/// control characters (the rule is the domain's [`text_field`]).
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::invalid(format!("{field} must not be empty")));
-    }
-    optional_text(field, Some(value), max).map(|v| v.unwrap_or_default())
+    Ok(text_field(field, value, max)?)
 }
 
 /// An optional text field (see [`text`]); empty counts as absent.
@@ -95,20 +93,20 @@ pub fn optional_text(
     value: Option<&str>,
     max: usize,
 ) -> Result<Option<String>, ApiError> {
-    let Some(value) = value.filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if value.chars().count() > max {
-        return Err(ApiError::invalid(format!(
-            "{field} is longer than {max} characters"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
-            "{field} must not contain control characters"
-        )));
-    }
-    Ok(Some(value.to_owned()))
+    optional(value, |v| text(field, v, max))
+}
+
+/// An optional seat count (see [`Seats::parse`]).
+pub fn optional_seats(field: &str, v: Option<i64>) -> Result<Option<Seats>, ApiError> {
+    Ok(v.map(|n| Seats::parse(field, n)).transpose()?)
+}
+
+/// Parses an optional field with `parse`; absent and empty count as absent.
+pub fn optional<T>(
+    value: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, ApiError>,
+) -> Result<Option<T>, ApiError> {
+    value.filter(|v| !v.is_empty()).map(parse).transpose()
 }
 
 /// Parses an RFC 3339 time (or a date, meaning midnight UTC).

@@ -95,11 +95,7 @@ fn seat_gauges_follow_the_published_levels_and_removed_tenants_vanish() {
     let mut state = state_with_pool("acme", 1, 2);
     let now = Timestamp::now();
     for user in ["a", "b"] {
-        let req = BorrowRequest {
-            tool: "ECU".into(),
-            user: user.into(),
-            lease_seconds: None,
-        };
+        let req = BorrowRequest::parse("ECU", user, None).unwrap();
         state.borrow(&req, now).unwrap();
     }
     series.levels(&state);

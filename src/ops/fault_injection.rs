@@ -18,7 +18,7 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, web};
 use dashmap::DashMap;
 use permetrix_actors::domain::BorrowRequest;
-use permetrix_actors::messages::{Reply, TenantCx, TenantMessage};
+use permetrix_actors::{Reply, TenantCx, TenantMessage};
 use permetrix_storage::TenantId;
 use serde::Deserialize;
 use serde_json::json;
@@ -63,16 +63,10 @@ impl TenantMessage for Explode {
     fn handle(self, cx: &mut TenantCx<'_>) -> Reply<()> {
         let now = cx.now();
         let tool = cx.state().pools().first().map(|p| p.name().to_owned());
-        if let Some(tool) = tool {
+        let phantom = tool.and_then(|t| BorrowRequest::parse(&t, "fault-injection", None).ok());
+        if let Some(req) = phantom {
             // A phantom borrow that is never persisted: the reload must drop it.
-            let _ = cx.state().borrow(
-                &BorrowRequest {
-                    tool,
-                    user: "fault-injection".into(),
-                    lease_seconds: None,
-                },
-                now,
-            );
+            let _ = cx.state().borrow(&req, now);
         }
         panic!("fault injection: tenant actor panic requested");
     }

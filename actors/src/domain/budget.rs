@@ -5,8 +5,10 @@ use serde::{Serialize, Serializer};
 
 use super::DomainError;
 use super::calendar::month_of;
+use super::effects::Effects;
+use super::input::Seats;
 use super::pool::Pool;
-use super::state::{Effects, TenantState};
+use super::state::TenantState;
 use super::views::ser_money;
 
 /// A change to one optional setting: leave it, clear it, or set it.
@@ -22,6 +24,15 @@ pub enum Change<T> {
 }
 
 impl<T> Change<T> {
+    /// The same change with its value mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Change<U> {
+        match self {
+            Change::Keep => Change::Keep,
+            Change::Clear => Change::Clear,
+            Change::Set(v) => Change::Set(f(v)),
+        }
+    }
+
     /// The value after the change.
     pub fn apply_to(self, current: Option<T>) -> Option<T> {
         match self {
@@ -36,9 +47,9 @@ impl<T> Change<T> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RestrictionPatch {
     /// Seats that may be held at once.
-    pub total: Change<u32>,
+    pub total: Change<Seats>,
     /// Overage seats allowed.
-    pub max_overage: Change<u32>,
+    pub max_overage: Change<Seats>,
 }
 
 fn ser_opt_money<S: Serializer>(m: &Option<Money>, s: S) -> Result<S::Ok, S::Error> {
@@ -141,7 +152,7 @@ impl TenantState {
             ("total", patch.total, p.total),
             ("max_overage", patch.max_overage, p.max_overage),
         ] {
-            if let Change::Set(requested) = change
+            if let Change::Set(requested) = change.map(Seats::get)
                 && requested > limit
             {
                 return Err(DomainError::ExceedsVendorLimit {
@@ -152,8 +163,11 @@ impl TenantState {
                 });
             }
         }
-        pool.restriction.total = patch.total.apply_to(pool.restriction.total);
-        pool.restriction.max_overage = patch.max_overage.apply_to(pool.restriction.max_overage);
+        pool.restriction.total = patch.total.map(Seats::get).apply_to(pool.restriction.total);
+        pool.restriction.max_overage = patch
+            .max_overage
+            .map(Seats::get)
+            .apply_to(pool.restriction.max_overage);
         let effects = Effects {
             mutations: vec![TenantMutation::PutRestriction(pool.restriction.clone())],
             events: Vec::new(),

@@ -137,3 +137,29 @@ pub enum DomainError {
         id: String,
     },
 }
+
+impl DomainError {
+    /// The error code a client sees (the `error` field of the body, the `reason` of
+    /// denied events and of borrow failure metrics).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::UnknownTool(_) => "unknown_tool",
+            DomainError::NoSeats { .. } => "no_seats",
+            DomainError::MaxOverageReached { .. } => "max_overage_reached",
+            DomainError::SpendCapReached { .. } => "spend_cap_reached",
+            DomainError::UserLimitReached { .. } => "user_limit_reached",
+            DomainError::UnknownBorrow => "unknown_borrow",
+            DomainError::PackageInactive { .. } => "package_inactive",
+            DomainError::ExceedsVendorLimit { .. } => "exceeds_vendor_limit",
+            DomainError::PackageExists(_) => "package_exists",
+            DomainError::Invalid(_) => "invalid_request",
+            DomainError::LeaseExpired { .. } => "lease_expired",
+            DomainError::IdempotencyKeyReused => "idempotency_key_reused",
+            DomainError::UnknownPackage(_) => "unknown_package",
+            DomainError::PackageRevoked(_) => "package_revoked",
+            DomainError::UnknownRequest(_) => "unknown_request",
+            DomainError::RequestDecided { .. } => "request_decided",
+            DomainError::RequestPending { .. } => "request_pending",
+        }
+    }
+}

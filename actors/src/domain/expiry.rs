@@ -7,9 +7,6 @@ use std::time::Duration;
 
 use permetrix_storage::{BorrowId, Timestamp};
 
-use super::state::TenantEventKind;
-use super::{DomainError, Effects, TenantState};
-
 /// How long an expired lease is remembered (answers `lease_expired` instead of
 /// `unknown_borrow`).
 pub const EXPIRED_MEMORY: Duration = Duration::from_secs(24 * 3600);
@@ -59,7 +56,7 @@ pub(crate) struct ExpiredLeases {
 }
 
 impl ExpiredLeases {
-    fn remember(&mut self, id: BorrowId, at: Timestamp) {
+    pub(crate) fn remember(&mut self, id: BorrowId, at: Timestamp) {
         if self.order.len() >= EXPIRED_MEMORY_MAX
             && let Some((_, old)) = self.order.pop_front()
         {
@@ -69,7 +66,12 @@ impl ExpiredLeases {
         self.order.push_back((at, id));
     }
 
-    fn forget_before(&mut self, cutoff: Timestamp) {
+    /// Forgets leases that expired more than [`EXPIRED_MEMORY`] before `now`.
+    pub(crate) fn forget_old(&mut self, now: Timestamp) {
+        let cutoff = Timestamp::from_millis(
+            now.millis()
+                .saturating_sub(i64::try_from(EXPIRED_MEMORY.as_millis()).unwrap_or(i64::MAX)),
+        );
         while let Some(&(at, id)) = self.order.front() {
             if at >= cutoff {
                 break;
@@ -81,46 +83,5 @@ impl ExpiredLeases {
 
     pub(crate) fn get(&self, id: &BorrowId) -> Option<Timestamp> {
         self.at.get(id).copied()
-    }
-}
-
-impl TenantState {
-    /// Frees every lease whose expiry is at or before `now` (each with an `expire`
-    /// event), and forgets expired leases older than [`EXPIRED_MEMORY`].
-    pub fn expire(&mut self, now: Timestamp) -> Effects {
-        let mut effects = Effects::default();
-        for id in self.expiry.due(now) {
-            let expires_at = self.leases.get(&id).map(|l| l.lease_expires_at);
-            if let Ok((_, e)) = self.release(id, TenantEventKind::Expire, now) {
-                effects.mutations.extend(e.mutations);
-                effects.events.extend(e.events);
-                self.expired.remember(id, expires_at.unwrap_or(now));
-            }
-        }
-        let cutoff = Timestamp::from_millis(
-            now.millis()
-                .saturating_sub(i64::try_from(EXPIRED_MEMORY.as_millis()).unwrap_or(i64::MAX)),
-        );
-        self.expired.forget_before(cutoff);
-        effects
-    }
-
-    /// The earliest lease expiry, if any lease is active.
-    pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.expiry.next()
-    }
-
-    /// The error for a borrow id that names no active lease: `LeaseExpired` if it
-    /// expired recently, else `UnknownBorrow`.
-    pub(crate) fn gone(&self, id: &BorrowId) -> DomainError {
-        match self.expired.get(id) {
-            Some(at) => DomainError::LeaseExpired { expired_at: at },
-            None => DomainError::UnknownBorrow,
-        }
-    }
-
-    /// Number of leases in the expiry index (equals the active leases).
-    pub fn indexed_leases(&self) -> usize {
-        self.expiry.len()
     }
 }

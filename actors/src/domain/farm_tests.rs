@@ -6,11 +6,15 @@ use permetrix_storage::records::IdempotentOutcome;
 use permetrix_storage::{TenantMutation, TenantRecords, Timestamp};
 use proptest::prelude::*;
 
-use super::tests::{NOW, package, proptest_config, replay, req, tenant_with};
+use super::tests::{NOW, lease, package, proptest_config, replay, req, tenant_with};
 use super::*;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+fn wait(n: u32) -> WaitSeconds {
+    WaitSeconds::parse(n).unwrap()
 }
 
 fn key(k: &str) -> IdempotencyKey {
@@ -21,11 +25,11 @@ fn key(k: &str) -> IdempotencyKey {
 fn expiry_frees_exactly_the_due_leases_in_one_pass() {
     let mut t = tenant_with(3, 0);
     let short = BorrowRequest {
-        lease_seconds: Some(30),
+        lease_seconds: lease(30),
         ..req("a")
     };
     let long = BorrowRequest {
-        lease_seconds: Some(600),
+        lease_seconds: lease(600),
         ..req("b")
     };
     let (s, _) = t.borrow(&short, NOW).unwrap();
@@ -53,7 +57,7 @@ fn expiry_frees_exactly_the_due_leases_in_one_pass() {
 fn heartbeats_move_the_expiry_and_expired_leases_answer_lease_expired() {
     let mut t = tenant_with(1, 0);
     let r = BorrowRequest {
-        lease_seconds: Some(60),
+        lease_seconds: lease(60),
         ..req("a")
     };
     let (g, _) = t.borrow(&r, NOW).unwrap();
@@ -91,7 +95,7 @@ fn the_queue_is_fifo_and_a_freed_seat_goes_to_its_head() {
     for (i, user) in ["first", "second", "third"].iter().enumerate() {
         let refusal = t.borrow(&req(user), NOW).unwrap_err();
         let q = t
-            .enqueue(req(user), refusal, secs(60), None, NOW.plus(secs(i as u64)))
+            .enqueue(req(user), refusal, wait(60), None, NOW.plus(secs(i as u64)))
             .unwrap();
         assert_eq!(q.position, i + 1);
         ids.push(q.id);
@@ -119,11 +123,11 @@ fn departed_waiters_are_skipped_and_not_counted() {
     let (held, _) = t.borrow(&req("holder"), NOW).unwrap();
     let refusal = t.borrow(&req("gone"), NOW).unwrap_err();
     let gone = t
-        .enqueue(req("gone"), refusal, secs(60), None, NOW)
+        .enqueue(req("gone"), refusal, wait(60), None, NOW)
         .unwrap();
     let refusal = t.borrow(&req("stays"), NOW).unwrap_err();
     let stays = t
-        .enqueue(req("stays"), refusal, secs(60), None, NOW)
+        .enqueue(req("stays"), refusal, wait(60), None, NOW)
         .unwrap();
     t.retain_waiters(|id| id != gone.id);
     assert_eq!(t.status(Some("ecu"), NOW).unwrap()[0].waiting, 1);
@@ -139,7 +143,7 @@ fn waiters_time_out_with_their_original_reason_and_only_seat_refusals_queue() {
     let refusal = t.borrow(&req("w"), NOW).unwrap_err();
     assert!(matches!(refusal, DomainError::NoSeats { .. }));
     let q = t
-        .enqueue(req("w"), refusal.clone(), secs(10), None, NOW)
+        .enqueue(req("w"), refusal.clone(), wait(10), None, NOW)
         .unwrap();
     assert_eq!(t.next_waiter_deadline(), Some(NOW.plus(secs(10))));
     assert!(t.time_out_waiters(NOW.plus(secs(9))).is_empty());
@@ -149,12 +153,12 @@ fn waiters_time_out_with_their_original_reason_and_only_seat_refusals_queue() {
     // Not curable by a freed seat: answered at once.
     let unknown = DomainError::UnknownTool("x".into());
     assert_eq!(
-        t.enqueue(req("w"), unknown.clone(), secs(10), None, NOW),
+        t.enqueue(req("w"), unknown.clone(), wait(10), None, NOW),
         Err(unknown)
     );
     // No wait asked: no queueing.
     assert!(
-        t.enqueue(req("w"), refusal, Duration::ZERO, None, NOW)
+        t.enqueue(req("w"), refusal, WaitSeconds::ZERO, None, NOW)
             .is_err()
     );
 }
@@ -173,14 +177,14 @@ fn a_waiter_that_hits_the_user_limit_is_refused_and_the_next_one_served() {
                 tool: "ecu tool".into(),
                 limit: 2,
             },
-            secs(60),
+            wait(60),
             None,
             NOW,
         )
         .unwrap();
     let refusal = t.borrow(&req("carol"), NOW).unwrap_err();
     let qc = t
-        .enqueue(req("carol"), refusal, secs(60), None, NOW)
+        .enqueue(req("carol"), refusal, wait(60), None, NOW)
         .unwrap();
     t.return_lease(a1.lease.id, NOW).unwrap();
     let served = t.serve_waiters(NOW, |_| true);
@@ -322,8 +326,8 @@ proptest! {
         let mut held = Vec::new();
         for op in ops {
             match op {
-                Op::Borrow(u, lease) => {
-                    let r = BorrowRequest { lease_seconds: Some(u32::from(lease)), ..req(&format!("u{u}")) };
+                Op::Borrow(u, l) => {
+                    let r = BorrowRequest { lease_seconds: lease(u32::from(l)), ..req(&format!("u{u}")) };
                     if let Ok((g, e)) = t.borrow(&r, now) {
                         held.push(g.lease.id);
                         replay(&mut records, &e);

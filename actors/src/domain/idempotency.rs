@@ -13,8 +13,8 @@ use permetrix_storage::records::{IdempotencyRecord, IdempotentOperation, Idempot
 use permetrix_storage::{BorrowId, TenantMutation, Timestamp};
 use sha2::{Digest, Sha256};
 
-use super::state::{BorrowRequest, Effects, Grant, Returned};
-use super::{DomainError, TenantState};
+use super::DomainError;
+use super::borrow::BorrowRequest;
 
 /// How long a key is remembered.
 pub const KEY_RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -80,11 +80,11 @@ fn fingerprint(parts: &[&[u8]]) -> [u8; 32] {
 impl IdempotencyTicket {
     /// A borrow: tool, user and lease length must match on retry (the wait may differ).
     pub fn borrow(key: IdempotencyKey, req: &BorrowRequest) -> Self {
-        let lease = req.lease_seconds.map(|s| s.to_be_bytes().to_vec());
+        let lease = req.lease_seconds.map(|s| s.get().to_be_bytes().to_vec());
         let fingerprint = fingerprint(&[
             b"borrow",
-            req.tool.as_bytes(),
-            req.user.as_bytes(),
+            req.tool.as_str().as_bytes(),
+            req.user.as_str().as_bytes(),
             lease.as_deref().unwrap_or(b"default"),
         ]);
         IdempotencyTicket {
@@ -123,27 +123,15 @@ impl IdempotencyIndex {
         self.records.insert(k, record);
     }
 
-    fn get(&self, op: IdempotentOperation, key: &str) -> Option<&IdempotencyRecord> {
-        self.records.get(&(op, key.to_owned()))
-    }
-}
-
-fn retention_cutoff(now: Timestamp) -> Timestamp {
-    Timestamp::from_millis(
-        now.millis()
-            .saturating_sub(i64::try_from(KEY_RETENTION.as_millis()).unwrap_or(i64::MAX)),
-    )
-}
-
-impl TenantState {
     /// The remembered outcome of `ticket`'s key, if the key was used before (and is
     /// within its retention). A key used with a different request is refused.
-    pub fn idempotent_outcome(
+    pub(crate) fn outcome(
         &self,
         ticket: &IdempotencyTicket,
         now: Timestamp,
     ) -> Result<Option<IdempotentOutcome>, DomainError> {
-        match self.keys.get(ticket.operation, ticket.key.as_str()) {
+        let k = (ticket.operation, ticket.key.as_str().to_owned());
+        match self.records.get(&k) {
             Some(r) if r.created_at >= retention_cutoff(now) => {
                 if r.fingerprint == ticket.fingerprint {
                     Ok(Some(r.outcome.clone()))
@@ -155,7 +143,9 @@ impl TenantState {
         }
     }
 
-    fn remember(
+    /// Remembers `outcome` for `ticket`'s key; returns the record to persist with the
+    /// change it acknowledges.
+    pub(crate) fn remember(
         &mut self,
         ticket: &IdempotencyTicket,
         outcome: IdempotentOutcome,
@@ -168,61 +158,20 @@ impl TenantState {
             created_at: now,
             outcome,
         };
-        self.keys.insert(record.clone());
+        self.insert(record.clone());
         TenantMutation::PutIdempotency(record)
     }
 
-    /// Borrows, remembering `ticket` (if any) in the same write as the lease.
-    pub fn borrow_idempotent(
-        &mut self,
-        req: &BorrowRequest,
-        ticket: Option<&IdempotencyTicket>,
-        now: Timestamp,
-    ) -> Result<(Grant, Effects), DomainError> {
-        let (grant, mut effects) = self.borrow(req, now)?;
-        if let Some(ticket) = ticket {
-            let l = &grant.lease;
-            let outcome = IdempotentOutcome::Borrowed {
-                id: l.id,
-                tool: l.tool.clone(),
-                user: l.user.clone(),
-                borrowed_at: l.borrowed_at,
-                lease_expires_at: l.lease_expires_at,
-                is_overage: l.is_overage,
-            };
-            effects.mutations.push(self.remember(ticket, outcome, now));
-        }
-        Ok((grant, effects))
-    }
-
-    /// Returns a seat, remembering `ticket` (if any) in the same write.
-    pub fn return_idempotent(
-        &mut self,
-        id: BorrowId,
-        ticket: Option<&IdempotencyTicket>,
-        now: Timestamp,
-    ) -> Result<(Returned, Effects), DomainError> {
-        let (returned, mut effects) = self.return_lease(id, now)?;
-        if let Some(ticket) = ticket {
-            let outcome = IdempotentOutcome::Returned {
-                id,
-                tool: returned.lease.tool.clone(),
-            };
-            effects.mutations.push(self.remember(ticket, outcome, now));
-        }
-        Ok((returned, effects))
-    }
-
     /// Forgets keys older than [`KEY_RETENTION`]; returns the deletions to persist.
-    pub fn forget_old_keys(&mut self, now: Timestamp) -> Vec<TenantMutation> {
+    pub(crate) fn forget_old(&mut self, now: Timestamp) -> Vec<TenantMutation> {
         let cutoff = retention_cutoff(now);
         let mut out = Vec::new();
-        while let Some((at, op, key)) = self.keys.by_age.first().cloned() {
+        while let Some((at, op, key)) = self.by_age.first().cloned() {
             if at >= cutoff {
                 break;
             }
-            self.keys.by_age.pop_first();
-            self.keys.records.remove(&(op, key.clone()));
+            self.by_age.pop_first();
+            self.records.remove(&(op, key.clone()));
             out.push(TenantMutation::DeleteIdempotency { operation: op, key });
         }
         out
@@ -230,15 +179,21 @@ impl TenantState {
 
     /// When the oldest key is due to be forgotten (with some slack, so that one timer
     /// forgets a batch).
-    pub fn next_key_expiry(&self) -> Option<Timestamp> {
-        self.keys
-            .by_age
+    pub(crate) fn next_expiry(&self) -> Option<Timestamp> {
+        self.by_age
             .first()
             .map(|(at, _, _)| at.plus(KEY_RETENTION).plus(PRUNE_SLACK))
     }
 
     /// Number of remembered keys.
-    pub fn remembered_keys(&self) -> usize {
-        self.keys.records.len()
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
     }
+}
+
+fn retention_cutoff(now: Timestamp) -> Timestamp {
+    Timestamp::from_millis(
+        now.millis()
+            .saturating_sub(i64::try_from(KEY_RETENTION.as_millis()).unwrap_or(i64::MAX)),
+    )
 }

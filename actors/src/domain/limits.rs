@@ -4,7 +4,9 @@
 use permetrix_storage::TenantMutation;
 use serde::Serialize;
 
-use super::{DomainError, Effects, TenantState};
+use super::DomainError;
+use super::effects::Effects;
+use super::state::TenantState;
 
 /// One tool's per-user limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -6,18 +6,20 @@ use permetrix_storage::{Money, TenantMutation, Timestamp};
 
 use super::DomainError;
 use super::budget::Change;
+use super::effects::Effects;
+use super::input::{Seats, check_seat_sum};
 use super::pool::Pool;
-use super::state::{Effects, TenantState};
+use super::state::TenantState;
 
 /// Changes to a package (`PATCH /api/vendor/packages/{id}`); absent fields stay.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PackagePatch {
     /// New seat total.
-    pub total: Option<u32>,
+    pub total: Option<Seats>,
     /// New prepaid seats.
-    pub commit_qty: Option<u32>,
+    pub commit_qty: Option<Seats>,
     /// New overage allowance.
-    pub max_overage: Option<u32>,
+    pub max_overage: Option<Seats>,
     /// New commit price.
     pub commit_price: Option<Money>,
     /// New charge per overage borrow (applies to borrows from now on).
@@ -53,11 +55,7 @@ pub fn resolve_limits(
     let resolved = match (total, commit, overage) {
         (None, None, None) => (cur_total, cur_commit, cur_overage),
         (Some(t), Some(c), Some(o)) => {
-            if c.checked_add(o) != Some(t) {
-                return Err(DomainError::Invalid(format!(
-                    "total ({t}) must equal commit_qty ({c}) + max_overage ({o})"
-                )));
-            }
+            check_seat_sum(t, c, o)?;
             (t, c, o)
         }
         (Some(t), Some(c), None) => (
@@ -169,9 +167,9 @@ pub(super) fn patched(
     let mut next = current.clone();
     (next.total, next.commit_qty, next.max_overage) = resolve_limits(
         limits_of(current),
-        patch.total,
-        patch.commit_qty,
-        patch.max_overage,
+        patch.total.map(Seats::get),
+        patch.commit_qty.map(Seats::get),
+        patch.max_overage.map(Seats::get),
     )?;
     if let Some(price) = patch.commit_price {
         next.commit_price = price;

@@ -4,18 +4,20 @@ use permetrix_storage::records::{MoreRequestRecord, PackageRecord, RequestStatus
 use permetrix_storage::{TenantMutation, Timestamp};
 
 use super::DomainError;
+use super::effects::Effects;
+use super::input::{Seats, ToolName};
 use super::package::{PackagePatch, SeatLimits, patched, replace_package, resolve_limits};
-use super::state::{Effects, TenantState};
+use super::state::TenantState;
 
 /// A customer's request (`POST /api/customer/request-more`).
 #[derive(Clone, Debug)]
 pub struct MoreRequest {
     /// Tool name or product id.
-    pub tool: String,
+    pub tool: ToolName,
     /// Seats in total wanted.
-    pub requested_total: Option<u32>,
+    pub requested_total: Option<Seats>,
     /// Overage allowance wanted.
-    pub requested_overage: Option<u32>,
+    pub requested_overage: Option<Seats>,
     /// Note to the vendor.
     pub message: Option<String>,
 }
@@ -26,11 +28,11 @@ pub enum Decision {
     /// Grant: the request's limits, or the vendor's own where given.
     Approve {
         /// Seat total to set instead of the requested one.
-        total: Option<u32>,
+        total: Option<Seats>,
         /// Prepaid seats to set.
-        commit_qty: Option<u32>,
+        commit_qty: Option<Seats>,
         /// Overage allowance to set instead of the requested one.
-        max_overage: Option<u32>,
+        max_overage: Option<Seats>,
         /// Note to the customer.
         note: Option<String>,
     },
@@ -60,9 +62,11 @@ impl TenantState {
         pending: &[MoreRequestRecord],
         now: Timestamp,
     ) -> Result<(MoreRequestRecord, Effects), DomainError> {
-        let pool = self.pool(&req.tool)?;
+        let pool = self.pool(req.tool.as_str())?;
+        let requested_total = req.requested_total.map(Seats::get);
+        let requested_overage = req.requested_overage.map(Seats::get);
         let p = pool.package();
-        if req.requested_total.is_none() && req.requested_overage.is_none() {
+        if requested_total.is_none() && requested_overage.is_none() {
             return Err(DomainError::Invalid(
                 "say what you need: requested_total, requested_overage or both".into(),
             ));
@@ -77,15 +81,15 @@ impl TenantState {
             });
         }
         let before: SeatLimits = (p.total, p.commit_qty, p.max_overage);
-        resolve_limits(before, req.requested_total, None, req.requested_overage)?;
+        resolve_limits(before, requested_total, None, requested_overage)?;
         let record = MoreRequestRecord {
             id,
             product_id: p.product_id.clone(),
             product_name: p.product_name.clone(),
             package_id: p.package_id.clone(),
             vendor_id: p.vendor_id.clone(),
-            requested_total: req.requested_total,
-            requested_overage: req.requested_overage,
+            requested_total,
+            requested_overage,
             message: req.message,
             limits_before: before,
             created_at: now,
@@ -142,7 +146,11 @@ impl TenantState {
                 let pool = &mut self.pools[index];
                 let (total, max_overage) =
                     if total.is_none() && commit_qty.is_none() && max_overage.is_none() {
-                        (request.requested_total, request.requested_overage)
+                        // Stored from parsed counts when the request was filed.
+                        (
+                            request.requested_total.map(Seats::stored),
+                            request.requested_overage.map(Seats::stored),
+                        )
                     } else {
                         (total, max_overage)
                     };

@@ -1,103 +1,23 @@
+//! The state one tenant owns and the operations that read it or change its settings
+//! and pools. Leases (`leasing`), retries (`retries`), the wait queue (`waiting`) and
+//! the commercial model (`budget`, `package`, `requests`, `limits`) add their
+//! operations in their own modules.
 use std::collections::HashMap;
 
-use permetrix_storage::records::{
-    ChargeRecord, LeaseRecord, PackageRecord, SettingsRecord, SignaturePolicy, UsageKind,
-};
-use permetrix_storage::{BorrowId, Money, TenantId, TenantMutation, TenantRecords, Timestamp};
+use permetrix_storage::records::{LeaseRecord, PackageRecord, SettingsRecord, SignaturePolicy};
+use permetrix_storage::{BorrowId, TenantId, TenantMutation, TenantRecords, Timestamp};
 
+use super::DomainError;
+use super::borrow::BorrowRequest;
+use super::effects::{Effects, TenantEvent, TenantEventKind};
 use super::expiry::{ExpiredLeases, ExpiryIndex};
 use super::idempotency::IdempotencyIndex;
+use super::input::{LeaseSeconds, check_seat_sum};
 use super::ledger::LedgerHead;
 use super::pool::Pool;
 use super::queue::WaitQueues;
 use super::usage::UsageHead;
 use super::views::{LeaseView, TenantSnapshot, ToolStatus, UsageTotals};
-use super::{DEFAULT_LEASE_SECONDS, DomainError, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
-
-/// What an operation changed: records to persist and events to publish once they are
-/// durable.
-#[derive(Debug, Default)]
-pub struct Effects {
-    /// Records to write, atomically, before replying.
-    pub mutations: Vec<TenantMutation>,
-    /// Events for subscribers, published after the write is durable.
-    pub events: Vec<TenantEvent>,
-}
-
-/// Kinds of live events (`GET /events`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TenantEventKind {
-    /// A seat was granted.
-    Borrow,
-    /// A seat was returned.
-    Return,
-    /// A lease lapsed and its seat was freed.
-    Expire,
-    /// A borrow was refused.
-    Denied,
-    /// A borrow found no seat and waits in the pool's queue (it ends in a `Borrow`
-    /// when granted, or a `Denied` when its wait runs out).
-    Queued,
-}
-
-impl TenantEventKind {
-    /// The SSE event name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantEventKind::Borrow => "borrow",
-            TenantEventKind::Return => "return",
-            TenantEventKind::Expire => "expire",
-            TenantEventKind::Denied => "denied",
-            TenantEventKind::Queued => "queued",
-        }
-    }
-}
-
-/// One live event of a tenant.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TenantEvent {
-    /// What happened.
-    pub kind: TenantEventKind,
-    /// Borrow id (empty for a denied borrow).
-    pub id: Option<BorrowId>,
-    /// Tool (product) name, or the name asked for if unknown.
-    pub tool: String,
-    /// User.
-    pub user: String,
-    /// When.
-    pub at: Timestamp,
-    /// Why, for denials (an error code).
-    pub reason: Option<&'static str>,
-    /// Whether the seat is beyond the commit (borrow events).
-    pub is_overage: bool,
-}
-
-/// A borrow as the domain sees it (parsed and range-checked at the edge).
-#[derive(Clone, Debug)]
-pub struct BorrowRequest {
-    /// Product name or id.
-    pub tool: String,
-    /// Who borrows.
-    pub user: String,
-    /// Lease length; `None` = the tenant's default.
-    pub lease_seconds: Option<u32>,
-}
-
-/// A granted borrow.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Grant {
-    /// The new lease.
-    pub lease: LeaseView,
-    /// The charge booked, for an overage borrow.
-    pub charge: Option<ChargeRecord>,
-}
-
-/// A returned borrow.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Returned {
-    /// The lease as it was.
-    pub lease: LeaseView,
-}
 
 /// A package to provision.
 #[derive(Clone, Debug)]
@@ -112,7 +32,7 @@ pub struct SettingsPatch {
     /// New signature policy.
     pub signature_policy: Option<SignaturePolicy>,
     /// New default lease length.
-    pub default_lease_seconds: Option<u32>,
+    pub default_lease_seconds: Option<LeaseSeconds>,
     /// Whether status endpoints answer anonymous requests.
     pub anonymous_status: Option<bool>,
 }
@@ -121,7 +41,7 @@ pub struct SettingsPatch {
 pub(crate) fn default_settings() -> SettingsRecord {
     SettingsRecord {
         signature_policy: SignaturePolicy::V1,
-        default_lease_seconds: DEFAULT_LEASE_SECONDS,
+        default_lease_seconds: LeaseSeconds::DEFAULT.get(),
         anonymous_status: false,
     }
 }
@@ -254,211 +174,6 @@ impl TenantState {
         self.usage
     }
 
-    /// Checks whether `req` could be granted now, without changing anything.
-    pub fn check_borrow(&self, req: &BorrowRequest, now: Timestamp) -> Result<usize, DomainError> {
-        let index = self.pool_index(&req.tool)?;
-        let pool = &self.pools[index];
-        let tool = pool.name();
-        if let Some(why) = pool.inactive_reason(now) {
-            return Err(DomainError::PackageInactive {
-                tool: tool.to_owned(),
-                why,
-            });
-        }
-        if let Some(max) = pool.restriction.max_per_user
-            && pool.held_by(&req.user) >= max
-        {
-            return Err(DomainError::UserLimitReached {
-                tool: tool.to_owned(),
-                user: req.user.clone(),
-                max,
-            });
-        }
-        let limits = pool.limits();
-        if pool.borrowed >= limits.total {
-            return Err(
-                if limits.max_overage > 0 && pool.borrowed >= limits.commit {
-                    DomainError::MaxOverageReached {
-                        tool: tool.to_owned(),
-                        limit: limits.total,
-                        max_overage: limits.max_overage,
-                    }
-                } else {
-                    DomainError::NoSeats {
-                        tool: tool.to_owned(),
-                        limit: limits.total,
-                    }
-                },
-            );
-        }
-        if pool.borrowed >= limits.commit
-            && let Some(cap) = pool.restriction.max_spend
-        {
-            let (spent, _) = pool.month_spend(now);
-            let price = pool.package.overage_price;
-            if spent.saturating_add(price) > cap {
-                return Err(DomainError::SpendCapReached {
-                    tool: tool.to_owned(),
-                    price,
-                    spent,
-                    cap,
-                });
-            }
-        }
-        Ok(index)
-    }
-
-    /// Grants a seat, or says why not. An overage borrow books its charge in the same
-    /// effects as the lease, so the two are durable together.
-    pub fn borrow(
-        &mut self,
-        req: &BorrowRequest,
-        now: Timestamp,
-    ) -> Result<(Grant, Effects), DomainError> {
-        let lease_seconds = req
-            .lease_seconds
-            .unwrap_or(self.settings.default_lease_seconds);
-        if !(MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS).contains(&lease_seconds) {
-            return Err(DomainError::Invalid(format!(
-                "lease_seconds {lease_seconds} is out of range; use {MIN_LEASE_SECONDS}..={MAX_LEASE_SECONDS}"
-            )));
-        }
-        let index = self.check_borrow(req, now)?;
-        let pool = &mut self.pools[index];
-        let is_overage = pool.borrowed >= pool.package.commit_qty;
-        let lease = LeaseRecord {
-            id: BorrowId::random(),
-            product_id: pool.package.product_id.clone(),
-            user: req.user.clone(),
-            borrowed_at: now,
-            lease_expires_at: now.plus(std::time::Duration::from_secs(u64::from(lease_seconds))),
-            lease_seconds,
-            is_overage,
-        };
-        pool.take_seat(&req.user);
-        let view = lease_view(pool, &lease);
-        let mut effects = Effects::default();
-        let amount = if is_overage {
-            pool.package.overage_price
-        } else {
-            Money::ZERO
-        };
-        effects.mutations.push(self.usage.record(
-            UsageKind::Borrow,
-            &lease,
-            pool.borrowed,
-            amount,
-            now,
-        ));
-        let mut charge = None;
-        if is_overage {
-            let amount = pool.package.overage_price;
-            let record = self.ledger.next_charge(
-                &self.tenant,
-                &pool.package.product_id,
-                &pool.package.product_name,
-                lease.id,
-                &lease.user,
-                now,
-                amount,
-            );
-            self.ledger = LedgerHead::after(&record);
-            let spend = pool.book(amount, now);
-            effects
-                .mutations
-                .push(TenantMutation::AppendCharge(record.clone()));
-            effects.mutations.push(TenantMutation::PutSpend(spend));
-            charge = Some(record);
-        }
-        effects
-            .mutations
-            .push(TenantMutation::PutLease(lease.clone()));
-        effects
-            .events
-            .push(event(TenantEventKind::Borrow, &view, now));
-        self.expiry.insert(lease.lease_expires_at, lease.id);
-        self.leases.insert(lease.id, lease);
-        Ok((
-            Grant {
-                lease: view,
-                charge,
-            },
-            effects,
-        ))
-    }
-
-    /// Returns a seat.
-    pub fn return_lease(
-        &mut self,
-        id: BorrowId,
-        now: Timestamp,
-    ) -> Result<(Returned, Effects), DomainError> {
-        let (view, effects) = self.release(id, TenantEventKind::Return, now)?;
-        Ok((Returned { lease: view }, effects))
-    }
-
-    pub(super) fn release(
-        &mut self,
-        id: BorrowId,
-        kind: TenantEventKind,
-        now: Timestamp,
-    ) -> Result<(LeaseView, Effects), DomainError> {
-        let lease = self.leases.remove(&id).ok_or_else(|| self.gone(&id))?;
-        self.expiry.remove(lease.lease_expires_at, id);
-        let (view, in_use) = match self.pool_by_id_mut(&lease.product_id) {
-            Some(pool) => {
-                pool.free_seat(&lease.user);
-                (lease_view(pool, &lease), pool.borrowed)
-            }
-            None => (lease_view_orphan(&lease), 0),
-        };
-        let usage_kind = match kind {
-            TenantEventKind::Expire => UsageKind::Expire,
-            _ => UsageKind::Return,
-        };
-        let usage = self
-            .usage
-            .record(usage_kind, &lease, in_use, Money::ZERO, now);
-        let effects = Effects {
-            mutations: vec![TenantMutation::DeleteLease(id), usage],
-            events: vec![event(kind, &view, now)],
-        };
-        Ok((view, effects))
-    }
-
-    /// Extends a lease by its lease length from `now`.
-    pub fn heartbeat(
-        &mut self,
-        id: BorrowId,
-        now: Timestamp,
-    ) -> Result<(LeaseView, Effects), DomainError> {
-        let Some(lease) = self.leases.get_mut(&id) else {
-            return Err(self.gone(&id));
-        };
-        let before = lease.lease_expires_at;
-        lease.lease_expires_at = now.plus(std::time::Duration::from_secs(u64::from(
-            lease.lease_seconds,
-        )));
-        let lease = lease.clone();
-        self.expiry.remove(before, id);
-        self.expiry.insert(lease.lease_expires_at, id);
-        let view = match self
-            .pools
-            .iter()
-            .find(|p| p.product_id() == lease.product_id)
-        {
-            Some(pool) => lease_view(pool, &lease),
-            None => lease_view_orphan(&lease),
-        };
-        Ok((
-            view,
-            Effects {
-                mutations: vec![TenantMutation::PutLease(lease)],
-                events: Vec::new(),
-            },
-        ))
-    }
-
     /// Status of one pool, or of all pools (sorted by tool name).
     pub fn status(
         &self,
@@ -500,12 +215,7 @@ impl TenantState {
         req: ProvisionRequest,
     ) -> Result<(PackageRecord, Effects), DomainError> {
         let p = req.package;
-        if p.commit_qty.checked_add(p.max_overage) != Some(p.total) {
-            return Err(DomainError::Invalid(format!(
-                "total ({}) must equal commit_qty ({}) + max_overage ({})",
-                p.total, p.commit_qty, p.max_overage
-            )));
-        }
+        check_seat_sum(p.total, p.commit_qty, p.max_overage)?;
         if p.product_id.is_empty() || p.product_name.is_empty() {
             return Err(DomainError::Invalid(
                 "product_id and product_name must not be empty".into(),
@@ -530,34 +240,26 @@ impl TenantState {
         Ok((p, effects))
     }
 
-    /// Changes settings.
-    pub fn update_settings(
-        &mut self,
-        patch: SettingsPatch,
-    ) -> Result<(SettingsRecord, Effects), DomainError> {
+    /// Changes settings (each field parsed at the edge, so any patch applies).
+    pub fn update_settings(&mut self, patch: SettingsPatch) -> (SettingsRecord, Effects) {
         let mut next = self.settings.clone();
         if let Some(policy) = patch.signature_policy {
             next.signature_policy = policy;
         }
         if let Some(secs) = patch.default_lease_seconds {
-            if !(MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS).contains(&secs) {
-                return Err(DomainError::Invalid(format!(
-                    "default_lease_seconds {secs} is out of range; use {MIN_LEASE_SECONDS}..={MAX_LEASE_SECONDS}"
-                )));
-            }
-            next.default_lease_seconds = secs;
+            next.default_lease_seconds = secs.get();
         }
         if let Some(anon) = patch.anonymous_status {
             next.anonymous_status = anon;
         }
         self.settings = next.clone();
-        Ok((
+        (
             next.clone(),
             Effects {
                 mutations: vec![TenantMutation::PutSettings(next)],
                 events: Vec::new(),
             },
-        ))
+        )
     }
 
     /// Live counts for fan-out queries.
@@ -584,14 +286,14 @@ impl TenantState {
         now: Timestamp,
     ) -> TenantEvent {
         let tool = self
-            .pool(&req.tool)
+            .pool(req.tool.as_str())
             .map(|p| p.name().to_owned())
-            .unwrap_or_else(|_| req.tool.clone());
+            .unwrap_or_else(|_| req.tool.as_str().to_owned());
         TenantEvent {
             kind: TenantEventKind::Denied,
             id: None,
             tool,
-            user: req.user.clone(),
+            user: req.user.as_str().to_owned(),
             at: now,
             reason: Some(reason),
             is_overage: false,
@@ -608,18 +310,6 @@ impl TenantState {
     }
 }
 
-pub(super) fn event(kind: TenantEventKind, lease: &LeaseView, at: Timestamp) -> TenantEvent {
-    TenantEvent {
-        kind,
-        id: Some(lease.id),
-        tool: lease.tool.clone(),
-        user: lease.user.clone(),
-        at,
-        reason: None,
-        is_overage: lease.is_overage,
-    }
-}
-
 pub(super) fn lease_view(pool: &Pool, l: &LeaseRecord) -> LeaseView {
     LeaseView {
         id: l.id,
@@ -632,7 +322,7 @@ pub(super) fn lease_view(pool: &Pool, l: &LeaseRecord) -> LeaseView {
 }
 
 /// A lease whose pool is gone (cannot happen through the API; kept total anyway).
-fn lease_view_orphan(l: &LeaseRecord) -> LeaseView {
+pub(super) fn lease_view_orphan(l: &LeaseRecord) -> LeaseView {
     LeaseView {
         id: l.id,
         tool: l.product_id.clone(),

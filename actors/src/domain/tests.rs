@@ -51,11 +51,12 @@ pub(super) fn tenant_with(commit: u32, overage: u32) -> TenantState {
 }
 
 pub(super) fn req(user: &str) -> BorrowRequest {
-    BorrowRequest {
-        tool: "ecu".into(),
-        user: user.into(),
-        lease_seconds: None,
-    }
+    BorrowRequest::parse("ecu", user, None).unwrap()
+}
+
+/// A lease length as parsed at the edge.
+pub(super) fn lease(secs: u32) -> Option<LeaseSeconds> {
+    Some(LeaseSeconds::parse("lease_seconds", secs).unwrap())
 }
 
 #[test]
@@ -153,14 +154,14 @@ fn charges_stay_after_return_and_returned_seats_are_reusable() {
 fn tools_match_by_name_or_product_id() {
     let mut t = tenant_with(1, 0);
     let by_name = BorrowRequest {
-        tool: "ecu tool".into(),
+        tool: ToolName::parse("ecu tool").unwrap(),
         ..req("u")
     };
     assert_eq!(t.borrow(&by_name, NOW).unwrap().0.lease.tool, "ecu tool");
     assert!(matches!(
         t.borrow(
             &BorrowRequest {
-                tool: "nope".into(),
+                tool: ToolName::parse("nope").unwrap(),
                 ..req("u")
             },
             NOW
@@ -277,7 +278,7 @@ fn provisioning_checks_the_total_and_duplicates() {
 fn leases_expire_and_heartbeats_extend_them() {
     let mut t = tenant_with(1, 0);
     let r = BorrowRequest {
-        lease_seconds: Some(60),
+        lease_seconds: lease(60),
         ..req("u")
     };
     let (g, _) = t.borrow(&r, NOW).unwrap();
@@ -298,15 +299,28 @@ fn leases_expire_and_heartbeats_extend_them() {
 }
 
 #[test]
-fn lease_length_is_range_checked() {
-    let mut t = tenant_with(1, 0);
+fn lease_length_is_range_checked_when_the_request_is_parsed() {
     for bad in [0, 29, 86_401] {
-        let r = BorrowRequest {
-            lease_seconds: Some(bad),
-            ..req("u")
-        };
-        assert!(matches!(t.borrow(&r, NOW), Err(DomainError::Invalid(_))));
+        assert!(matches!(
+            BorrowRequest::parse("ecu", "u", Some(bad)),
+            Err(DomainError::Invalid(_))
+        ));
     }
+}
+
+#[test]
+fn without_a_lease_length_the_tenants_default_applies() {
+    let mut t = tenant_with(1, 0);
+    let (settings, _) = t.update_settings(SettingsPatch {
+        default_lease_seconds: lease(120),
+        ..SettingsPatch::default()
+    });
+    assert_eq!(settings.default_lease_seconds, 120);
+    let (g, _) = t.borrow(&req("u"), NOW).unwrap();
+    assert_eq!(
+        g.lease.lease_expires_at,
+        NOW.plus(std::time::Duration::from_secs(120))
+    );
 }
 
 /// Replays the mutations a state emitted into records, as the store would.

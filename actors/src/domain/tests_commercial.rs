@@ -26,16 +26,20 @@ fn tenant(commit: u32, overage: u32, price_cents: i64) -> TenantState {
 }
 
 fn borrow(t: &mut TenantState, user: &str) -> Result<Grant, DomainError> {
-    let req = BorrowRequest {
-        tool: "ecu".into(),
-        user: user.into(),
-        lease_seconds: None,
-    };
+    let req = BorrowRequest::parse("ecu", user, None).unwrap();
     t.borrow(&req, NOW).map(|(g, _)| g)
 }
 
+/// A seat count as parsed at the edge.
+pub(super) fn seats(n: u32) -> Seats {
+    Seats::parse("seats", i64::from(n)).unwrap()
+}
+
 fn restrict(total: Change<u32>, max_overage: Change<u32>) -> RestrictionPatch {
-    RestrictionPatch { total, max_overage }
+    RestrictionPatch {
+        total: total.map(seats),
+        max_overage: max_overage.map(seats),
+    }
 }
 
 #[test]
@@ -127,14 +131,14 @@ fn a_vendor_cut_below_the_customer_restriction_lowers_the_active_limit() {
     t.restrict("ecu", restrict(Change::Set(15), Change::Keep), NOW)
         .unwrap();
     let cut = PackagePatch {
-        total: Some(10),
+        total: Some(seats(10)),
         ..PackagePatch::default()
     };
     let (p, _) = t.update_package("pkg-ecu", "vector", cut).unwrap();
     assert_eq!((p.total, p.commit_qty, p.max_overage), (10, 5, 5));
     assert_eq!(t.budget(NOW)[0].total, 10);
     let raise = PackagePatch {
-        total: Some(30),
+        total: Some(seats(30)),
         ..PackagePatch::default()
     };
     t.update_package("pkg-ecu", "vector", raise).unwrap();
@@ -298,9 +302,9 @@ fn a_new_overage_price_applies_to_later_borrows_only() {
 
 fn more(total: Option<u32>, overage: Option<u32>) -> MoreRequest {
     MoreRequest {
-        tool: "ECU".into(),
-        requested_total: total,
-        requested_overage: overage,
+        tool: ToolName::parse("ECU").unwrap(),
+        requested_total: total.map(seats),
+        requested_overage: overage.map(seats),
         message: Some("release crunch".into()),
     }
 }
@@ -394,8 +398,8 @@ fn a_rejected_request_changes_nothing_and_the_vendor_may_grant_other_figures() {
         )
         .unwrap();
     let counter = Decision::Approve {
-        total: Some(25),
-        commit_qty: Some(5),
+        total: Some(seats(25)),
+        commit_qty: Some(seats(5)),
         max_overage: None,
         note: None,
     };
@@ -417,11 +421,7 @@ fn usage_events(effects: &Effects) -> Vec<UsageRecord> {
 #[test]
 fn every_seat_change_writes_one_usage_event_with_the_seats_in_use() {
     let mut t = tenant(1, 2, 500);
-    let req = BorrowRequest {
-        tool: "ecu".into(),
-        user: "u".into(),
-        lease_seconds: Some(60),
-    };
+    let req = BorrowRequest::parse("ecu", "u", Some(60)).unwrap();
     let (a, ea) = t.borrow(&req, NOW).unwrap();
     let (_, eb) = t.borrow(&req, NOW).unwrap();
     let (_, er) = t.return_lease(a.lease.id, NOW).unwrap();

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use permetrix_storage::{Durability, SledConfig, SledStore, Store, TenantId, Timestamp};
 
-use super::IdleCache;
-use crate::domain::{BorrowRequest, TenantState};
-use crate::messages::{Borrow, Reply, TenantCx, TenantMessage};
+use crate::domain::TenantState;
+use crate::idle_cache::IdleCache;
 use crate::metrics::NoMetrics;
-use crate::test_support::{Pool, add_tenant};
-use crate::{Registry, RegistryConfig, SystemClock, TenantError};
+use crate::test_support::{Pool, add_tenant, borrow};
+use crate::{Registry, RegistryConfig, Reply, SystemClock, TenantCx, TenantError, TenantMessage};
 
 fn start(store: &Arc<dyn Store>) -> Registry {
     Registry::start(
@@ -67,14 +66,6 @@ async fn eventually(mut done: impl FnMut() -> bool) -> bool {
         actix_rt::time::sleep(Duration::from_millis(1)).await;
     }
     done()
-}
-
-fn borrow(user: &str) -> Borrow {
-    Borrow(BorrowRequest {
-        tool: "ECU".into(),
-        user: user.into(),
-        lease_seconds: None,
-    })
 }
 
 #[actix_rt::test]

@@ -3,12 +3,13 @@
 use permetrix_storage::Money;
 use permetrix_storage::records::{MoreRequestRecord, PackageRecord};
 
-use super::{Reply, TenantCx, TenantMessage};
 use crate::TenantError;
 use crate::domain::{
     BudgetLine, Decided, Decision, DomainError, LedgerHead, MoreRequest, PackagePatch,
-    RestrictionPatch,
+    RestrictionPatch, ToolName,
 };
+use crate::handling::{TenantCx, TenantMessage};
+use crate::reply::Reply;
 
 /// Limits and spend of every pool.
 #[derive(Debug)]
@@ -26,7 +27,7 @@ impl TenantMessage for GetBudget {
 #[derive(Debug)]
 pub struct Restrict {
     /// Tool name or product id.
-    pub tool: String,
+    pub tool: ToolName,
     /// What changes.
     pub patch: RestrictionPatch,
 }
@@ -36,7 +37,7 @@ impl TenantMessage for Restrict {
     const KIND: &'static str = "restrict";
     fn handle(self, cx: &mut TenantCx<'_>) -> Reply<BudgetLine> {
         let now = cx.now;
-        match cx.state.restrict(&self.tool, self.patch, now) {
+        match cx.state.restrict(self.tool.as_str(), self.patch, now) {
             Ok((line, effects)) => cx.commit(effects, line),
             Err(e) => Reply::ready(Err(e.into())),
         }
@@ -47,7 +48,7 @@ impl TenantMessage for Restrict {
 #[derive(Debug)]
 pub struct SetSpendCap {
     /// Tool name or product id.
-    pub tool: String,
+    pub tool: ToolName,
     /// The cap (`None` clears it).
     pub max_spend: Option<Money>,
 }
@@ -57,7 +58,7 @@ impl TenantMessage for SetSpendCap {
     const KIND: &'static str = "set_spend_cap";
     fn handle(self, cx: &mut TenantCx<'_>) -> Reply<BudgetLine> {
         let now = cx.now;
-        match cx.state.protect(&self.tool, self.max_spend, now) {
+        match cx.state.protect(self.tool.as_str(), self.max_spend, now) {
             Ok((line, effects)) => cx.commit(effects, line),
             Err(e) => Reply::ready(Err(e.into())),
         }

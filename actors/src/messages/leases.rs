@@ -1,5 +1,6 @@
 //! Lease expiry, driven by the actor's own timer.
-use super::{Reply, TenantCx, TenantMessage};
+use crate::handling::{TenantCx, TenantMessage};
+use crate::reply::Reply;
 
 /// Handles everything that is due at the actor's current time: frees expired leases
 /// (each with an `expire` event), forgets idempotency keys past their retention, and —

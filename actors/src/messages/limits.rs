@@ -1,6 +1,7 @@
 //! Per-user limits (`/config/limits`).
-use super::{Reply, TenantCx, TenantMessage};
-use crate::domain::UserLimit;
+use crate::domain::{ToolName, UserLimit};
+use crate::handling::{TenantCx, TenantMessage};
+use crate::reply::Reply;
 
 /// Every tool's per-user limit.
 #[derive(Debug)]
@@ -18,7 +19,7 @@ impl TenantMessage for GetUserLimits {
 #[derive(Debug)]
 pub struct SetUserLimit {
     /// Tool name or product id.
-    pub tool: String,
+    pub tool: ToolName,
     /// Seats one user may hold at once.
     pub max_per_user: Option<u32>,
 }
@@ -27,7 +28,10 @@ impl TenantMessage for SetUserLimit {
     type Reply = UserLimit;
     const KIND: &'static str = "set_user_limit";
     fn handle(self, cx: &mut TenantCx<'_>) -> Reply<UserLimit> {
-        match cx.state.set_max_per_user(&self.tool, self.max_per_user) {
+        match cx
+            .state
+            .set_max_per_user(self.tool.as_str(), self.max_per_user)
+        {
             Ok((limit, effects)) => cx.commit(effects, limit),
             Err(e) => Reply::ready(Err(e.into())),
         }

@@ -4,14 +4,14 @@
 //! In both bodies a field that is absent stays as it is, `null` clears it (the
 //! vendor's limit applies again, or no cap), and a number sets it.
 use actix_web::{HttpResponse, web};
-use permetrix_actors::domain::{Change, RestrictionPatch};
+use permetrix_actors::domain::{Change, RestrictionPatch, Seats, ToolName};
 use permetrix_actors::messages::{GetBudget, Restrict, SetSpendCap};
 use permetrix_storage::Money;
 use serde::Deserialize;
 
 use crate::auth::TenantAdmin;
 use crate::http::error::{ApiError, Result};
-use crate::http::input::{nullable, text};
+use crate::http::input::nullable;
 use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -19,11 +19,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/config/budget", web::put().to(put_budget))
         .route("/config/protection", web::put().to(put_protection));
 }
-
-/// Longest tool name accepted.
-const MAX_NAME: usize = 256;
-/// Largest seat count accepted.
-const MAX_SEATS: i64 = 1_000_000;
 
 async fn get_budget(state: web::Data<AppState>, caller: TenantAdmin) -> Result<HttpResponse> {
     let tools = state.registry.send(&caller.tenant, GetBudget).await?;
@@ -41,19 +36,13 @@ struct BudgetBody {
     max_overage: Option<Option<i64>>,
 }
 
-fn seat_change(field: &str, v: Option<Option<i64>>) -> Result<Change<u32>> {
+fn seat_change(field: &str, v: Option<Option<i64>>) -> Result<Change<Seats>> {
     match v {
         None => Ok(Change::Keep),
         Some(None) => Ok(Change::Clear),
-        Some(Some(n)) => u32::try_from(n)
-            .ok()
-            .filter(|&n| i64::from(n) <= MAX_SEATS)
+        Some(Some(n)) => Seats::parse(field, n)
             .map(Change::Set)
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "{field} must be a whole number between 0 and {MAX_SEATS}, or null to clear the restriction"
-                ))
-            }),
+            .map_err(|e| ApiError::invalid(format!("{e}, or null to clear the restriction"))),
     }
 }
 
@@ -63,7 +52,7 @@ async fn put_budget(
     body: web::Json<BudgetBody>,
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
-    let tool = text("tool", &b.tool, MAX_NAME)?;
+    let tool = ToolName::parse(&b.tool)?;
     let patch = RestrictionPatch {
         total: seat_change("total", b.total)?,
         max_overage: seat_change("max_overage", b.max_overage)?,
@@ -95,7 +84,7 @@ async fn put_protection(
     body: web::Json<ProtectionBody>,
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
-    let tool = text("tool", &b.tool, MAX_NAME)?;
+    let tool = ToolName::parse(&b.tool)?;
     let max_spend = match b.max_spend {
         None => {
             return Err(ApiError::invalid(

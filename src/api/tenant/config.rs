@@ -1,6 +1,6 @@
 //! Tenant settings (`/config/*`), admin scope.
 use actix_web::{HttpResponse, web};
-use permetrix_actors::domain::SettingsPatch;
+use permetrix_actors::domain::{LeaseSeconds, SettingsPatch};
 use permetrix_actors::messages::{GetSettings, UpdateSettings};
 use permetrix_storage::records::{SettingsRecord, SignaturePolicy};
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,10 @@ async fn put_security(
     let b = body.into_inner();
     let patch = SettingsPatch {
         signature_policy: b.signature_policy.map(Into::into),
-        default_lease_seconds: b.default_lease_seconds,
+        default_lease_seconds: b
+            .default_lease_seconds
+            .map(|s| LeaseSeconds::parse("default_lease_seconds", s))
+            .transpose()?,
         anonymous_status: b.anonymous_status,
     };
     let s = state

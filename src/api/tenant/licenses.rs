@@ -1,6 +1,6 @@
 //! Borrow, return, heartbeat and status on the tenant host.
 use actix_web::{HttpRequest, HttpResponse, web};
-use permetrix_actors::domain::{BorrowRequest, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
+use permetrix_actors::domain::{BorrowRequest, UserName, WaitSeconds};
 use permetrix_actors::messages::{Heartbeat, ListBorrows, Status};
 use permetrix_storage::{BorrowId, TenantId};
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::auth::signature::{self, SignatureHeaders, Signed};
 use crate::auth::{AnyTenantCaller, TenantBorrower};
 use crate::http::error::{ApiError, Result};
-use crate::http::input::{RawBody, optional_text, parse_json, text};
+use crate::http::input::{RawBody, optional, parse_json};
 use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -21,11 +21,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/licenses/{tool}/queue", web::get().to(super::queue::queue))
         .route("/borrows", web::get().to(borrows));
 }
-
-/// Longest tool or user name accepted.
-const MAX_NAME: usize = 256;
-/// Longest queue wait a borrow may ask for.
-const MAX_WAIT_SECONDS: u32 = 300;
 
 #[derive(Deserialize)]
 struct BorrowBody {
@@ -46,26 +41,16 @@ async fn borrow(
     RawBody(body): RawBody,
 ) -> Result<HttpResponse> {
     let input: BorrowBody = parse_json(&body)?;
-    let tool = text("tool", &input.tool, MAX_NAME)?;
-    let user = text("user", &input.user, MAX_NAME)?;
-    if let Some(secs) = input.lease_seconds
-        && !(MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS).contains(&secs)
-    {
-        return Err(ApiError::invalid(format!(
-            "lease_seconds must be between {MIN_LEASE_SECONDS} and {MAX_LEASE_SECONDS}"
-        )));
-    }
-    if input.wait_seconds.is_some_and(|w| w > MAX_WAIT_SECONDS) {
-        return Err(ApiError::invalid(format!(
-            "wait_seconds must be between 0 and {MAX_WAIT_SECONDS}"
-        )));
-    }
+    let request = BorrowRequest::parse(&input.tool, &input.user, input.lease_seconds)?;
+    let wait = input
+        .wait_seconds
+        .map_or(Ok(WaitSeconds::ZERO), WaitSeconds::parse)?;
 
     let view = state.registry.view(&caller.tenant)?;
     // From here on every request ends in exactly one counted outcome.
     let attempt = state
         .metrics
-        .borrow_attempt(&caller.tenant, view.tool_name(&tool));
+        .borrow_attempt(&caller.tenant, view.tool_name(request.tool.as_str()));
     let headers = SignatureHeaders {
         signature: header(&req, "x-signature"),
         timestamp: header(&req, "x-timestamp"),
@@ -74,8 +59,8 @@ async fn borrow(
         nonce: header(&req, "x-nonce"),
     };
     let signed = Signed {
-        tool: &tool,
-        user: &user,
+        tool: request.tool.as_str(),
+        user: request.user.as_str(),
         method: req.method().as_str(),
         path: req.path(),
         body: &body,
@@ -85,7 +70,7 @@ async fn borrow(
         view.settings.signature_policy,
         &headers,
         &signed,
-        view.tool_vendor(&tool),
+        view.tool_vendor(request.tool.as_str()),
         |vendor| state.signing_secrets(vendor),
         &state.nonces,
         state.registry.clock().now().secs(),
@@ -94,16 +79,8 @@ async fn borrow(
         code: e.code(),
         detail: e.detail().into(),
     });
-    let request = BorrowRequest {
-        tool,
-        user,
-        lease_seconds: input.lease_seconds,
-    };
     let result = match checked {
-        Ok(()) => {
-            super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, input.wait_seconds)
-                .await
-        }
+        Ok(()) => super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, wait).await,
         Err(e) => Err(e),
     };
     attempt.finish(match &result {
@@ -193,7 +170,7 @@ async fn borrows(
     caller: TenantBorrower,
     query: web::Query<BorrowsQuery>,
 ) -> Result<HttpResponse> {
-    let user = optional_text("user", query.user.as_deref(), MAX_NAME)?;
+    let user = optional(query.user.as_deref(), |u| Ok(UserName::parse(u)?))?;
     let list = state
         .registry
         .send(&caller.tenant, ListBorrows(user))

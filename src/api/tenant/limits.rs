@@ -1,21 +1,19 @@
 //! Per-user limits (`/config/limits`), admin scope.
 use actix_web::{HttpResponse, web};
+use permetrix_actors::domain::ToolName;
 use permetrix_actors::messages::{GetUserLimits, SetUserLimit};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::TenantAdmin;
 use crate::http::error::{ApiError, Result};
-use crate::http::input::{optional_text, text};
+use crate::http::input::optional;
 use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/config/limits", web::get().to(get_limits))
         .route("/config/limits", web::put().to(put_limit));
 }
-
-/// Longest tool name accepted.
-const MAX_NAME: usize = 256;
 
 #[derive(Deserialize)]
 struct LimitsQuery {
@@ -29,15 +27,17 @@ async fn get_limits(
     caller: TenantAdmin,
     query: web::Query<LimitsQuery>,
 ) -> Result<HttpResponse> {
-    let tool = optional_text("tool", query.tool.as_deref(), MAX_NAME)?;
+    let tool = optional(query.tool.as_deref(), |t| Ok(ToolName::parse(t)?))?;
     let limits = state.registry.send(&caller.tenant, GetUserLimits).await?;
     match tool {
         None => Ok(HttpResponse::Ok().json(json!({ "tools": limits }))),
         Some(t) => limits
             .into_iter()
-            .find(|l| l.tool == t || l.product_id == t)
+            .find(|l| l.tool == t.as_str() || l.product_id == t.as_str())
             .map(|l| HttpResponse::Ok().json(l))
-            .ok_or_else(|| permetrix_actors::domain::DomainError::UnknownTool(t).into()),
+            .ok_or_else(|| {
+                permetrix_actors::domain::DomainError::UnknownTool(t.into_string()).into()
+            }),
     }
 }
 
@@ -60,7 +60,7 @@ async fn put_limit(
     body: web::Json<PutLimit>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
-    let tool = text("tool", &body.tool, MAX_NAME)?;
+    let tool = ToolName::parse(&body.tool)?;
     let max_per_user = body.max_per_user.ok_or_else(|| {
         ApiError::invalid("max_per_user is required: a number of seats, or null to clear the limit")
     })?;

@@ -1,10 +1,8 @@
 //! Borrows that wait in the queue, `Idempotency-Key` on borrow and return, and the
 //! queue listing (`GET /licenses/{tool}/queue`).
-use std::time::Duration;
-
 use actix_web::{HttpRequest, HttpResponse, web};
-use permetrix_actors::domain::{BorrowRequest, IdempotencyKey, LeaseView};
-use permetrix_actors::messages::{BorrowOrQueue, BorrowOutcome, QueueOf, ReturnIdempotent};
+use permetrix_actors::domain::{BorrowRequest, IdempotencyKey, LeaseView, WaitSeconds};
+use permetrix_actors::messages::{Borrow, BorrowOutcome, QueueOf, Return};
 use permetrix_storage::{BorrowId, TenantId};
 use serde_json::json;
 
@@ -50,7 +48,7 @@ impl Borrowed {
     }
 }
 
-/// Borrows, waiting in the pool's queue for up to `wait_seconds` if no seat is free.
+/// Borrows, waiting in the pool's queue for up to `wait` if no seat is free.
 /// The waiting request holds the waiter: if the client disconnects, actix drops this
 /// future (the server refuses half-closed connections), the waiter's channel closes and
 /// the actor skips it.
@@ -59,15 +57,14 @@ pub(super) async fn borrow_or_wait(
     tenant: &TenantId,
     req: &HttpRequest,
     request: BorrowRequest,
-    wait_seconds: Option<u32>,
+    wait: WaitSeconds,
 ) -> Result<Borrowed> {
     let key = idempotency_key(req)?;
-    let wait = Duration::from_secs(u64::from(wait_seconds.unwrap_or(0)));
     let outcome = state
         .registry
         .send(
             tenant,
-            BorrowOrQueue {
+            Borrow {
                 req: request,
                 wait,
                 key,
@@ -93,10 +90,7 @@ pub(super) async fn return_idempotent(
     id: BorrowId,
 ) -> Result<HttpResponse> {
     let key = idempotency_key(req)?;
-    let outcome = state
-        .registry
-        .send(tenant, ReturnIdempotent { id, key })
-        .await?;
+    let outcome = state.registry.send(tenant, Return { id, key }).await?;
     let mut res = HttpResponse::Ok();
     if outcome.replayed {
         res.insert_header((IDEMPOTENT_REPLAYED, "true"));

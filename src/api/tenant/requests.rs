@@ -5,7 +5,7 @@
 //! A request id is `<tenant_id>.<16 hex digits>`: the vendor host finds the tenant
 //! from it, and checks that the tenant is the vendor's before anything else.
 use actix_web::{HttpResponse, web};
-use permetrix_actors::domain::{MoreRequest, rfc3339};
+use permetrix_actors::domain::{MoreRequest, ToolName, rfc3339};
 use permetrix_actors::messages::RequestMore;
 use permetrix_storage::TenantId;
 use permetrix_storage::records::{MoreRequestRecord, RequestStatus};
@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::api::reporting::blocking;
 use crate::auth::TenantAdmin;
 use crate::auth::secrets::random_hex;
-use crate::http::error::{ApiError, Result};
-use crate::http::input::{optional_text, text};
+use crate::http::error::Result;
+use crate::http::input::{optional_seats as seats, optional_text};
 use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -23,26 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/customer/requests", web::get().to(tenant_requests));
 }
 
-/// Longest tool name accepted.
-const MAX_NAME: usize = 256;
 /// Longest note accepted.
 pub const MAX_NOTE: usize = 2_000;
-/// Largest seat count accepted.
-const MAX_SEATS: i64 = 1_000_000;
-
-pub fn seats(field: &str, v: Option<i64>) -> Result<Option<u32>> {
-    v.map(|n| {
-        u32::try_from(n)
-            .ok()
-            .filter(|&n| i64::from(n) <= MAX_SEATS)
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "{field} must be a whole number between 0 and {MAX_SEATS}"
-                ))
-            })
-    })
-    .transpose()
-}
 
 fn status_name(s: RequestStatus) -> &'static str {
     match s {
@@ -124,7 +106,7 @@ async fn request_more(
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
     let request = MoreRequest {
-        tool: text("tool", &b.tool, MAX_NAME)?,
+        tool: ToolName::parse(&b.tool)?,
         requested_total: seats("requested_total", b.requested_total)?,
         requested_overage: seats("requested_overage", b.requested_overage)?,
         message: optional_text("message", b.message.as_deref(), MAX_NOTE)?,

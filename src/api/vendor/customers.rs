@@ -1,6 +1,8 @@
 //! The vendor host: customers, provisioning, live usage.
 use actix_web::{HttpResponse, web};
-use permetrix_actors::domain::{TenantSnapshot, ToolStatus, UsageTotals, rfc3339};
+use permetrix_actors::domain::{
+    Seats, TenantSnapshot, ToolStatus, UsageTotals, check_seat_sum, rfc3339,
+};
 use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus};
 use permetrix_storage::{Money, TenantId};
 use serde::{Deserialize, Serialize};
@@ -189,17 +191,6 @@ struct ProvisionBody {
     valid_until: Option<String>,
 }
 
-fn seats(field: &str, v: i64) -> Result<u32> {
-    u32::try_from(v)
-        .ok()
-        .filter(|&n| n <= 1_000_000)
-        .ok_or_else(|| {
-            ApiError::invalid(format!(
-                "{field} must be a whole number between 0 and 1000000"
-            ))
-        })
-}
-
 fn money(field: &str, v: Option<f64>) -> Result<Money> {
     v.map_or(Ok(Money::ZERO), |x| {
         Money::from_decimal(x).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
@@ -215,15 +206,11 @@ async fn provision(
     let tenant = accounts::vendor_tenant(&state, &caller.vendor, &b.tenant_id)?;
     let tenant_id = TenantId::parse(&tenant.tenant_id).map_err(ApiError::internal)?;
     let (total, commit_qty, max_overage) = (
-        seats("total", b.total)?,
-        seats("commit_qty", b.commit_qty)?,
-        seats("max_overage", b.max_overage)?,
+        Seats::parse("total", b.total)?.get(),
+        Seats::parse("commit_qty", b.commit_qty)?.get(),
+        Seats::parse("max_overage", b.max_overage)?.get(),
     );
-    if commit_qty.checked_add(max_overage) != Some(total) {
-        return Err(ApiError::invalid(format!(
-            "total ({total}) must equal commit_qty ({commit_qty}) + max_overage ({max_overage})"
-        )));
-    }
+    check_seat_sum(total, commit_qty, max_overage)?;
     let valid_from = parse_time("valid_from", b.valid_from.as_deref())?;
     let valid_until = parse_time("valid_until", b.valid_until.as_deref())?;
     if let (Some(f), Some(u)) = (valid_from, valid_until)
@@ -252,9 +239,14 @@ async fn provision(
         created_at: now(&state),
     };
     let p = accounts::provision(&state, &caller.vendor, &tenant_id, package).await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({
+    Ok(HttpResponse::Created().json(package_json(tenant_id.as_str(), &p)))
+}
+
+/// A package as the vendor sees it: the reply to provisioning and to a change.
+pub(super) fn package_json(tenant: &str, p: &PackageRecord) -> serde_json::Value {
+    serde_json::json!({
         "package_id": p.package_id,
-        "tenant_id": tenant_id.as_str(),
+        "tenant_id": tenant,
         "product_id": p.product_id,
         "product_name": p.product_name,
         "total": p.total,
@@ -266,5 +258,5 @@ async fn provision(
         "valid_from": p.valid_from.map(rfc3339),
         "valid_until": p.valid_until.map(rfc3339),
         "status": status_name(p.status),
-    })))
+    })
 }

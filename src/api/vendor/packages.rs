@@ -3,17 +3,17 @@
 //! answers 404 as if it did not exist. Changes apply to new borrows; leases already
 //! granted run out normally.
 use actix_web::{HttpResponse, web};
-use permetrix_actors::domain::{Change, PackagePatch, rfc3339};
+use permetrix_actors::domain::{Change, PackagePatch};
 use permetrix_actors::messages::UpdatePackage;
-use permetrix_storage::records::{PackageRecord, PackageStatus};
+use permetrix_storage::records::PackageStatus;
 use permetrix_storage::{Money, TenantId, Timestamp};
 use serde::Deserialize;
 
+use super::customers::package_json;
 use crate::api::accounts;
 use crate::auth::VendorAuth;
 use crate::http::error::{ApiError, Result};
-use crate::http::input::parse_time;
-use crate::http::input::{nullable, optional_text};
+use crate::http::input::{nullable, optional_seats as seats, optional_text, parse_time};
 use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,9 +22,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::patch().to(patch_package),
     );
 }
-
-/// Largest seat count accepted.
-const MAX_SEATS: i64 = 1_000_000;
 
 #[derive(Deserialize)]
 // A misspelt field would otherwise be ignored and the change silently not made.
@@ -42,20 +39,6 @@ struct PatchBody {
     status: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     crm_opportunity_id: Option<Option<String>>,
-}
-
-fn seats(field: &str, v: Option<i64>) -> Result<Option<u32>> {
-    v.map(|n| {
-        u32::try_from(n)
-            .ok()
-            .filter(|&n| i64::from(n) <= MAX_SEATS)
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "{field} must be a whole number between 0 and {MAX_SEATS}"
-                ))
-            })
-    })
-    .transpose()
 }
 
 fn price(field: &str, v: Option<f64>) -> Result<Option<Money>> {
@@ -85,14 +68,6 @@ fn status_of(v: &str) -> Result<PackageStatus> {
     }
 }
 
-fn status_name(s: PackageStatus) -> &'static str {
-    match s {
-        PackageStatus::Active => "active",
-        PackageStatus::Suspended => "suspended",
-        PackageStatus::Revoked => "revoked",
-    }
-}
-
 fn patch_of(b: PatchBody) -> Result<PackagePatch> {
     Ok(PackagePatch {
         total: seats("total", b.total)?,
@@ -110,25 +85,6 @@ fn patch_of(b: PatchBody) -> Result<PackagePatch> {
                 None => Change::Clear,
             },
         },
-    })
-}
-
-/// A package as the vendor sees it (the shape of the provisioning reply).
-fn package_json(tenant: &str, p: &PackageRecord) -> serde_json::Value {
-    serde_json::json!({
-        "package_id": p.package_id,
-        "tenant_id": tenant,
-        "product_id": p.product_id,
-        "product_name": p.product_name,
-        "total": p.total,
-        "commit_qty": p.commit_qty,
-        "max_overage": p.max_overage,
-        "commit_price": p.commit_price.as_decimal(),
-        "overage_price_per_license": p.overage_price.as_decimal(),
-        "crm_opportunity_id": p.crm_opportunity_id,
-        "valid_from": p.valid_from.map(rfc3339),
-        "valid_until": p.valid_until.map(rfc3339),
-        "status": status_name(p.status),
     })
 }
 

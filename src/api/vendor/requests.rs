@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use crate::api::accounts;
 use crate::api::reporting::blocking;
-use crate::api::tenant::requests::{MAX_NOTE, newest_first, seats, view};
+use crate::api::tenant::requests::{MAX_NOTE, newest_first, view};
 use crate::auth::VendorAuth;
 use crate::http::error::{ApiError, Result};
-use crate::http::input::{RawBody, optional_text, parse_json};
+use crate::http::input::{RawBody, optional_seats as seats, optional_text, parse_json};
 use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -13,10 +13,10 @@ use permetrix::auth::session;
 use permetrix::server::state::AppState;
 use permetrix::server::{Application, ClockSource};
 use permetrix_actors::domain::{BorrowRequest, TenantEvent};
-use permetrix_actors::messages::{
-    Borrow, DueReport, ExpireDue, Reply as TenantReply, TenantCx, TenantMessage,
+use permetrix_actors::messages::{Borrow, DueReport, ExpireDue};
+use permetrix_actors::{
+    MailboxStats, ManualClock, Reply as TenantReply, TenantCx, TenantError, TenantMessage,
 };
-use permetrix_actors::{MailboxStats, ManualClock, TenantError};
 use permetrix_storage::records::{KeyUsageRecord, PackageRecord, SessionRecord};
 use permetrix_storage::{TenantId, VendorId};
 use tokio::sync::broadcast;
@@ -177,14 +177,10 @@ impl TestApp {
 
     /// Borrows a seat of `tool` for `user` at `tenant`'s actor, without HTTP.
     pub async fn borrow_directly(&self, tenant: &TenantId, tool: &str, user: &str) {
-        let request = BorrowRequest {
-            tool: tool.into(),
-            user: user.into(),
-            lease_seconds: None,
-        };
+        let request = BorrowRequest::parse(tool, user, None).unwrap();
         self.state()
             .registry
-            .send(tenant, Borrow(request))
+            .send(tenant, Borrow::now(request))
             .await
             .unwrap();
     }

@@ -77,7 +77,7 @@ proptest! {
                     t.protect("ecu", cents.map(Money::from_cents), NOW).unwrap();
                 }
                 Op::VendorTotal(total) => {
-                    let patch = PackagePatch { total: Some(total), ..PackagePatch::default() };
+                    let patch = PackagePatch { total: Some(seats(total)), ..PackagePatch::default() };
                     t.update_package("pkg-ecu", "vector", patch).unwrap();
                 }
             }

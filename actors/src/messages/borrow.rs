@@ -1,32 +1,43 @@
-//! Borrows that may wait in the queue, idempotent borrows and returns, and the queue
+//! Borrowing and returning seats: the one borrow verb (which may wait in the queue,
+//! and with an `Idempotency-Key` may be retried), the one return verb, and the queue
 //! listing.
-use std::time::Duration;
-
 use permetrix_storage::BorrowId;
 use permetrix_storage::records::IdempotentOutcome;
 use tokio::sync::oneshot;
 
-use super::{Reply, TenantCx, TenantMessage, denial_code};
 use crate::TenantError;
 use crate::domain::{
     BorrowRequest, DomainError, Grant, IdempotencyKey, IdempotencyTicket, LeaseView, QueueEntry,
-    WaiterId,
+    WaitSeconds, WaiterId,
 };
+use crate::handling::{TenantCx, TenantMessage};
+use crate::reply::Reply;
 
 /// Borrow a seat; if none is free and `wait` is not zero, wait in the pool's FIFO
 /// queue for up to `wait`. With a key, a retry returns the original grant (or takes
 /// over the original request's place in the queue) instead of taking a second seat.
 #[derive(Debug)]
-pub struct BorrowOrQueue {
+pub struct Borrow {
     /// What to borrow.
     pub req: BorrowRequest,
     /// How long to wait for a seat (zero: answer at once).
-    pub wait: Duration,
+    pub wait: WaitSeconds,
     /// The request's `Idempotency-Key`.
     pub key: Option<IdempotencyKey>,
 }
 
-/// The answer to [`BorrowOrQueue`].
+impl Borrow {
+    /// A borrow answered at once (no wait, no key).
+    pub fn now(req: BorrowRequest) -> Self {
+        Borrow {
+            req,
+            wait: WaitSeconds::ZERO,
+            key: None,
+        }
+    }
+}
+
+/// The answer to [`Borrow`].
 #[derive(Debug)]
 pub enum BorrowOutcome {
     /// A seat was granted now (and is durable).
@@ -35,6 +46,16 @@ pub enum BorrowOutcome {
     Replayed(LeaseView),
     /// Queued: await [`QueuedBorrow::granted`].
     Queued(QueuedBorrow),
+}
+
+impl BorrowOutcome {
+    /// The grant of a borrow answered at once; `None` if it was replayed or queued.
+    pub fn granted_now(self) -> Option<Grant> {
+        match self {
+            BorrowOutcome::Granted(grant) => Some(grant),
+            BorrowOutcome::Replayed(_) | BorrowOutcome::Queued(_) => None,
+        }
+    }
 }
 
 /// A borrow waiting in the queue. Dropping it (the HTTP client went away) removes the
@@ -79,7 +100,7 @@ fn replayed(outcome: IdempotentOutcome) -> Result<LeaseView, DomainError> {
     }
 }
 
-impl TenantMessage for BorrowOrQueue {
+impl TenantMessage for Borrow {
     type Reply = BorrowOutcome;
     const KIND: &'static str = "borrow";
     fn handle(self, cx: &mut TenantCx<'_>) -> Reply<BorrowOutcome> {
@@ -137,7 +158,7 @@ impl TenantMessage for BorrowOrQueue {
                         })))
                     }
                     Err(e) => {
-                        cx.publish(cx.state.denied_event(&self.req, denial_code(&e), now));
+                        cx.publish(cx.state.denied_event(&self.req, e.code(), now));
                         Reply::ready(Err(e.into()))
                     }
                 }
@@ -148,14 +169,21 @@ impl TenantMessage for BorrowOrQueue {
 
 /// Return a seat; with a key, a retry answers the original outcome.
 #[derive(Debug)]
-pub struct ReturnIdempotent {
+pub struct Return {
     /// The borrow.
     pub id: BorrowId,
     /// The request's `Idempotency-Key`.
     pub key: Option<IdempotencyKey>,
 }
 
-/// The answer to [`ReturnIdempotent`].
+impl Return {
+    /// A return without a key.
+    pub fn of(id: BorrowId) -> Self {
+        Return { id, key: None }
+    }
+}
+
+/// The answer to [`Return`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReturnOutcome {
     /// Tool of the returned seat.
@@ -164,7 +192,7 @@ pub struct ReturnOutcome {
     pub replayed: bool,
 }
 
-impl TenantMessage for ReturnIdempotent {
+impl TenantMessage for Return {
     type Reply = ReturnOutcome;
     const KIND: &'static str = "return";
     fn handle(self, cx: &mut TenantCx<'_>) -> Reply<ReturnOutcome> {

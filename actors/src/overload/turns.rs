@@ -1,18 +1,40 @@
-//! When a tenant's requests need turns: only while other tenants are active.
+//! Turns: how many of a tenant's requests may be in progress at once, and when that
+//! limit applies (only while other tenants are active).
 //!
 //! A tenant alone on the server may have as many requests in progress as its mailbox
 //! admits, so one build farm can use the whole machine. Once another tenant has sent a
 //! request within [`SHARED_FOR`], every request takes one of its tenant's turns
-//! ([`crate::RegistryConfig::tenant_concurrency`]): a flooded tenant then keeps only that
-//! many requests' work queued in the HTTP workers, the arbiters and the flush, ahead of
-//! its neighbours' requests (BENCHMARKS.md, "Fair share under a flood").
+//! (`RegistryConfig::tenant_concurrency`) from its admission until its write is
+//! durable: a flooded tenant then keeps only that many requests' work queued in the
+//! HTTP workers, the arbiters and the flush, ahead of its neighbours' requests
+//! (BENCHMARKS.md, "Fair share under a flood").
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use permetrix_storage::Timestamp;
+use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 
 /// How long after a request of another tenant the server counts as shared.
-pub(crate) const SHARED_FOR: Duration = Duration::from_secs(1);
+pub const SHARED_FOR: Duration = Duration::from_secs(1);
+
+/// Default of `RegistryConfig::tenant_concurrency` (BENCHMARKS.md, "Fair share under a
+/// flood": what it costs one tenant's throughput and saves its neighbours' latency).
+pub const DEFAULT_TENANT_CONCURRENCY: usize = 8;
+
+/// One tenant's turns. Fair: they are handed out in arrival order.
+pub(crate) struct Turns(Semaphore);
+
+impl Turns {
+    /// `concurrency` turns (at least one).
+    pub(crate) fn new(concurrency: usize) -> Self {
+        Turns(Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS)))
+    }
+
+    /// Waits for a turn; it is given back when the returned permit is dropped.
+    pub(crate) async fn take(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
+        self.0.acquire().await
+    }
+}
 
 /// Tracks which tenant sent the last request and when the sender last changed.
 ///
@@ -56,6 +78,20 @@ impl Sharing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turns_are_held_until_given_back() {
+        let turns = Turns::new(0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let first = turns.take().await.unwrap();
+            assert!(turns.0.try_acquire().is_err(), "one turn only");
+            drop(first);
+            assert!(turns.take().await.is_ok());
+        });
+    }
 
     const WINDOW: i64 = SHARED_FOR.as_millis() as i64;
 

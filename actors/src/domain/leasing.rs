@@ -1,0 +1,249 @@
+//! Seats changing hands: borrow, return, heartbeat and expiry of leases.
+use permetrix_storage::records::{LeaseRecord, UsageKind};
+use permetrix_storage::{BorrowId, Money, TenantMutation, Timestamp};
+
+use super::DomainError;
+use super::borrow::{BorrowRequest, Grant, Returned};
+use super::effects::{Effects, TenantEventKind, event};
+use super::input::LeaseSeconds;
+use super::ledger::LedgerHead;
+use super::state::{TenantState, lease_view, lease_view_orphan};
+use super::views::LeaseView;
+
+impl TenantState {
+    /// Checks whether `req` could be granted now, without changing anything.
+    pub fn check_borrow(&self, req: &BorrowRequest, now: Timestamp) -> Result<usize, DomainError> {
+        let index = self.pool_index(req.tool.as_str())?;
+        let pool = &self.pools[index];
+        let tool = pool.name();
+        if let Some(why) = pool.inactive_reason(now) {
+            return Err(DomainError::PackageInactive {
+                tool: tool.to_owned(),
+                why,
+            });
+        }
+        if let Some(max) = pool.restriction.max_per_user
+            && pool.held_by(req.user.as_str()) >= max
+        {
+            return Err(DomainError::UserLimitReached {
+                tool: tool.to_owned(),
+                user: req.user.as_str().to_owned(),
+                max,
+            });
+        }
+        let limits = pool.limits();
+        if pool.borrowed >= limits.total {
+            return Err(
+                if limits.max_overage > 0 && pool.borrowed >= limits.commit {
+                    DomainError::MaxOverageReached {
+                        tool: tool.to_owned(),
+                        limit: limits.total,
+                        max_overage: limits.max_overage,
+                    }
+                } else {
+                    DomainError::NoSeats {
+                        tool: tool.to_owned(),
+                        limit: limits.total,
+                    }
+                },
+            );
+        }
+        if pool.borrowed >= limits.commit
+            && let Some(cap) = pool.restriction.max_spend
+        {
+            let (spent, _) = pool.month_spend(now);
+            let price = pool.package.overage_price;
+            if spent.saturating_add(price) > cap {
+                return Err(DomainError::SpendCapReached {
+                    tool: tool.to_owned(),
+                    price,
+                    spent,
+                    cap,
+                });
+            }
+        }
+        Ok(index)
+    }
+
+    /// Grants a seat, or says why not. An overage borrow books its charge in the same
+    /// effects as the lease, so the two are durable together.
+    pub fn borrow(
+        &mut self,
+        req: &BorrowRequest,
+        now: Timestamp,
+    ) -> Result<(Grant, Effects), DomainError> {
+        let lease_seconds = req
+            .lease_seconds
+            .unwrap_or(LeaseSeconds::stored(self.settings.default_lease_seconds));
+        let index = self.check_borrow(req, now)?;
+        let pool = &mut self.pools[index];
+        let is_overage = pool.borrowed >= pool.package.commit_qty;
+        let lease = LeaseRecord {
+            id: BorrowId::random(),
+            product_id: pool.package.product_id.clone(),
+            user: req.user.as_str().to_owned(),
+            borrowed_at: now,
+            lease_expires_at: now.plus(lease_seconds.as_duration()),
+            lease_seconds: lease_seconds.get(),
+            is_overage,
+        };
+        pool.take_seat(req.user.as_str());
+        let view = lease_view(pool, &lease);
+        let mut effects = Effects::default();
+        let amount = if is_overage {
+            pool.package.overage_price
+        } else {
+            Money::ZERO
+        };
+        effects.mutations.push(self.usage.record(
+            UsageKind::Borrow,
+            &lease,
+            pool.borrowed,
+            amount,
+            now,
+        ));
+        let mut charge = None;
+        if is_overage {
+            let amount = pool.package.overage_price;
+            let record = self.ledger.next_charge(
+                &self.tenant,
+                &pool.package.product_id,
+                &pool.package.product_name,
+                lease.id,
+                &lease.user,
+                now,
+                amount,
+            );
+            self.ledger = LedgerHead::after(&record);
+            let spend = pool.book(amount, now);
+            effects
+                .mutations
+                .push(TenantMutation::AppendCharge(record.clone()));
+            effects.mutations.push(TenantMutation::PutSpend(spend));
+            charge = Some(record);
+        }
+        effects
+            .mutations
+            .push(TenantMutation::PutLease(lease.clone()));
+        effects
+            .events
+            .push(event(TenantEventKind::Borrow, &view, now));
+        self.expiry.insert(lease.lease_expires_at, lease.id);
+        self.leases.insert(lease.id, lease);
+        Ok((
+            Grant {
+                lease: view,
+                charge,
+            },
+            effects,
+        ))
+    }
+
+    /// Returns a seat.
+    pub fn return_lease(
+        &mut self,
+        id: BorrowId,
+        now: Timestamp,
+    ) -> Result<(Returned, Effects), DomainError> {
+        let (view, effects) = self.release(id, TenantEventKind::Return, now)?;
+        Ok((Returned { lease: view }, effects))
+    }
+
+    pub(super) fn release(
+        &mut self,
+        id: BorrowId,
+        kind: TenantEventKind,
+        now: Timestamp,
+    ) -> Result<(LeaseView, Effects), DomainError> {
+        let lease = self.leases.remove(&id).ok_or_else(|| self.gone(&id))?;
+        self.expiry.remove(lease.lease_expires_at, id);
+        let (view, in_use) = match self.pool_by_id_mut(&lease.product_id) {
+            Some(pool) => {
+                pool.free_seat(&lease.user);
+                (lease_view(pool, &lease), pool.borrowed)
+            }
+            None => (lease_view_orphan(&lease), 0),
+        };
+        let usage_kind = match kind {
+            TenantEventKind::Expire => UsageKind::Expire,
+            _ => UsageKind::Return,
+        };
+        let usage = self
+            .usage
+            .record(usage_kind, &lease, in_use, Money::ZERO, now);
+        let effects = Effects {
+            mutations: vec![TenantMutation::DeleteLease(id), usage],
+            events: vec![event(kind, &view, now)],
+        };
+        Ok((view, effects))
+    }
+
+    /// Extends a lease by its lease length from `now`.
+    pub fn heartbeat(
+        &mut self,
+        id: BorrowId,
+        now: Timestamp,
+    ) -> Result<(LeaseView, Effects), DomainError> {
+        let Some(lease) = self.leases.get_mut(&id) else {
+            return Err(self.gone(&id));
+        };
+        let before = lease.lease_expires_at;
+        lease.lease_expires_at = now.plus(std::time::Duration::from_secs(u64::from(
+            lease.lease_seconds,
+        )));
+        let lease = lease.clone();
+        self.expiry.remove(before, id);
+        self.expiry.insert(lease.lease_expires_at, id);
+        let view = match self
+            .pools
+            .iter()
+            .find(|p| p.product_id() == lease.product_id)
+        {
+            Some(pool) => lease_view(pool, &lease),
+            None => lease_view_orphan(&lease),
+        };
+        Ok((
+            view,
+            Effects {
+                mutations: vec![TenantMutation::PutLease(lease)],
+                events: Vec::new(),
+            },
+        ))
+    }
+
+    /// Frees every lease whose expiry is at or before `now` (each with an `expire`
+    /// event), and forgets expired leases older than
+    /// [`EXPIRED_MEMORY`](super::EXPIRED_MEMORY).
+    pub fn expire(&mut self, now: Timestamp) -> Effects {
+        let mut effects = Effects::default();
+        for id in self.expiry.due(now) {
+            let expires_at = self.leases.get(&id).map(|l| l.lease_expires_at);
+            if let Ok((_, e)) = self.release(id, TenantEventKind::Expire, now) {
+                effects.mutations.extend(e.mutations);
+                effects.events.extend(e.events);
+                self.expired.remember(id, expires_at.unwrap_or(now));
+            }
+        }
+        self.expired.forget_old(now);
+        effects
+    }
+
+    /// The earliest lease expiry, if any lease is active.
+    pub fn next_expiry(&self) -> Option<Timestamp> {
+        self.expiry.next()
+    }
+
+    /// The error for a borrow id that names no active lease: `LeaseExpired` if it
+    /// expired recently, else `UnknownBorrow`.
+    pub(crate) fn gone(&self, id: &BorrowId) -> DomainError {
+        match self.expired.get(id) {
+            Some(at) => DomainError::LeaseExpired { expired_at: at },
+            None => DomainError::UnknownBorrow,
+        }
+    }
+
+    /// Number of leases in the expiry index (equals the active leases).
+    pub fn indexed_leases(&self) -> usize {
+        self.expiry.len()
+    }
+}
