@@ -54,6 +54,7 @@ struct Fixture {
 fn registry(store: &Arc<dyn Store>) -> Registry {
     Registry::start(
         Arc::clone(store),
+        Arc::new(permetrix_storage::SoleOwner::new(Arc::clone(store))),
         Arc::new(SystemClock),
         Arc::new(NoMetrics),
         RegistryConfig::default(),

@@ -71,7 +71,11 @@ fn generate(dir: &Path, records: usize, tenants: usize) {
         };
         let mut tickets = vec![
             store
-                .append(&id, &[TenantMutation::PutPackage(package)])
+                .append(
+                    &id,
+                    permetrix_storage::Epoch::SOLE,
+                    &[TenantMutation::PutPackage(package)],
+                )
                 .expect("package written"),
         ];
         let leases: Vec<TenantMutation> = (0..per_tenant)
@@ -88,7 +92,11 @@ fn generate(dir: &Path, records: usize, tenants: usize) {
             })
             .collect();
         for batch in leases.chunks(100) {
-            tickets.push(store.append(&id, batch).expect("leases written"));
+            tickets.push(
+                store
+                    .append(&id, permetrix_storage::Epoch::SOLE, batch)
+                    .expect("leases written"),
+            );
         }
         rt.block_on(async {
             for ticket in tickets {

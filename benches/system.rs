@@ -74,7 +74,9 @@ fn group_commit(c: &mut Criterion) {
                         for _ in 0..iters {
                             let tickets: Vec<_> = writers[..batch]
                                 .iter()
-                                .map(|(t, m)| store.append(t, m).unwrap())
+                                .map(|(t, m)| {
+                                    store.append(t, permetrix_storage::Epoch::SOLE, m).unwrap()
+                                })
                                 .collect();
                             for t in tickets {
                                 t.wait().await.unwrap();

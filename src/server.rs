@@ -183,6 +183,7 @@ impl Application {
         };
         let registry = Registry::start(
             Arc::clone(&store),
+            Arc::new(permetrix_storage::SoleOwner::new(Arc::clone(&store))),
             clock,
             supervision.clone().into_inner(),
             RegistryConfig {

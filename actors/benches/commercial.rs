@@ -62,7 +62,11 @@ fn borrow_cycle(c: &mut Criterion) {
                 .into_iter()
                 .filter(|m| with_usage || !matches!(m, TenantMutation::AppendUsage(_)))
                 .collect();
-            black_box(store.append(&tenant, &batch).expect("append"));
+            black_box(
+                store
+                    .append(&tenant, permetrix_storage::Epoch::SOLE, &batch)
+                    .expect("append"),
+            );
         };
         let mut i = 0i64;
         let name = if with_usage {
@@ -120,7 +124,9 @@ fn reads(c: &mut Criterion) {
                 out
             })
             .collect();
-        store.append(&tenant, &batch).expect("append");
+        store
+            .append(&tenant, permetrix_storage::Epoch::SOLE, &batch)
+            .expect("append");
     }
     let mut group = c.benchmark_group("reports");
     group.sample_size(20);

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use permetrix_storage::StorageError;
+use permetrix_storage::{Broker, StorageError};
 use thiserror::Error;
 
 use crate::domain::DomainError;
@@ -26,6 +26,10 @@ pub enum TenantError {
     /// The write could not be made durable; the request is not acknowledged.
     #[error("storage unavailable: {0}")]
     Storage(#[from] StorageError),
+    /// Another broker owns the tenant: the request belongs there
+    /// (`SCALE-OUT.md`, "Routing"). Nothing was activated here.
+    #[error("tenant is owned by another broker ({})", .0.node)]
+    Elsewhere(Broker),
     /// The tenant did not answer before the deadline.
     #[error("tenant did not answer within the deadline")]
     Timeout,

@@ -30,6 +30,7 @@ async fn fixture(seats: u32) -> Fixture {
     let clock = ManualClock::new(START);
     let registry = Registry::start(
         Arc::clone(&store),
+        Arc::new(permetrix_storage::SoleOwner::new(Arc::clone(&store))),
         Arc::new(clock.clone()),
         Arc::new(NoMetrics),
         RegistryConfig {

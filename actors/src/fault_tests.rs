@@ -63,13 +63,18 @@ impl Store for Flaky {
     fn load_tenant(&self, tenant: &TenantId) -> Result<TenantRecords, StorageError> {
         self.inner.load_tenant(tenant)
     }
-    fn append(&self, tenant: &TenantId, m: &[TenantMutation]) -> Result<Durable, StorageError> {
+    fn append(
+        &self,
+        tenant: &TenantId,
+        epoch: permetrix_storage::Epoch,
+        m: &[TenantMutation],
+    ) -> Result<Durable, StorageError> {
         self.refuse()?;
         if self.lose_writes.load(Ordering::SeqCst) {
             // Accepted, then lost with a failed flush: the disk never sees it.
             return Ok(Durable::failed("injected flush failure"));
         }
-        let durable = self.inner.append(tenant, m)?;
+        let durable = self.inner.append(tenant, epoch, m)?;
         if self.hold_writes.load(Ordering::SeqCst) {
             let (ticket, gate) = Durable::gated();
             self.held.lock().unwrap().push(gate);
@@ -143,6 +148,7 @@ async fn fixture_with(clock: Arc<dyn Clock>, tenant_concurrency: usize) -> Fixtu
     let dyn_store: Arc<dyn Store> = store.clone();
     let registry = Registry::start(
         Arc::clone(&dyn_store),
+        Arc::new(permetrix_storage::SoleOwner::new(Arc::clone(&dyn_store))),
         clock,
         Arc::new(NoMetrics),
         RegistryConfig {
@@ -207,7 +213,11 @@ async fn a_reopened_store_makes_the_actor_reload() {
     // The store changes behind the actor's back (as a reopen that lost a write would).
     f.store
         .inner
-        .append(&f.tenant, &[TenantMutation::DeleteLease(first.lease.id)])
+        .append(
+            &f.tenant,
+            permetrix_storage::Epoch::SOLE,
+            &[TenantMutation::DeleteLease(first.lease.id)],
+        )
         .unwrap()
         .wait()
         .await

@@ -89,7 +89,11 @@ impl TenantCx<'_> {
             return Reply::ready(Ok(reply));
         }
         self.shared.metrics.levels(self.state);
-        match self.store.append(self.shared.tenant(), &effects.mutations) {
+        match self.store.append(
+            self.shared.tenant(),
+            self.shared.epoch(),
+            &effects.mutations,
+        ) {
             Err(e) => {
                 tracing::error!(tenant = %self.shared.tenant(), error = %e, "tenant write failed; reloading state");
                 self.poisoned = true;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix::{Addr, Supervisor};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use permetrix_storage::{Platform, Store, TenantId, VendorId};
+use permetrix_storage::{Acquisition, Ownership, Platform, Store, TenantId, VendorId};
 use tokio::sync::broadcast;
 
 use crate::TenantError;
@@ -73,6 +73,8 @@ struct Entry_ {
 struct Inner {
     tenants: DashMap<TenantId, Entry_, TenantHasher>,
     store: Arc<dyn Store>,
+    /// Which broker owns each tenant; activation acquires through it.
+    ownership: Arc<dyn Ownership>,
     platform: Platform,
     arbiters: ArbiterPool,
     clock: Arc<dyn Clock>,
@@ -92,6 +94,7 @@ impl Registry {
     /// Starts the arbiter pool. Must be called inside an actix `System`.
     pub fn start(
         store: Arc<dyn Store>,
+        ownership: Arc<dyn Ownership>,
         clock: Arc<dyn Clock>,
         metrics: Arc<dyn ActorMetrics>,
         config: RegistryConfig,
@@ -100,6 +103,7 @@ impl Registry {
             tenants: DashMap::with_hasher(TenantHasher::default()),
             platform: Platform::new(Arc::clone(&store)),
             store,
+            ownership,
             arbiters: ArbiterPool::start(config.arbiters),
             clock,
             metrics,
@@ -278,12 +282,17 @@ impl Registry {
         // Load outside the map lock; a racing activation simply wins and ours is dropped.
         // The incarnation is read first: a reopen during the load forces a reload.
         let incarnation = self.0.store.incarnation();
-        let state = self.idle_state(tenant)?;
+        let (epoch, records) = match self.0.ownership.acquire(tenant)? {
+            Acquisition::Acquired { epoch, records } => (epoch, records),
+            Acquisition::OwnedBy(broker) => return Err(TenantError::Elsewhere(broker)),
+        };
+        let state = TenantState::from_records(tenant.clone(), *records);
         let entry = match self.0.tenants.entry(tenant.clone()) {
             Entry::Occupied(e) => e.into_ref(),
             Entry::Vacant(v) => {
                 let shared = Arc::new(TenantShared::new(
                     &state,
+                    epoch,
                     vendor_id,
                     self.0.config.mailbox_capacity,
                     self.0.config.tenant_concurrency,

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use permetrix_storage::{TenantId, VendorId};
+use permetrix_storage::{Epoch, TenantId, VendorId};
 use tokio::sync::broadcast;
 
 use crate::domain::{TenantEvent, TenantState};
@@ -19,6 +19,8 @@ const EVENT_BUFFER: usize = 1024;
 /// One tenant's shared handle; the actor and every request of the tenant hold it.
 pub(crate) struct TenantShared {
     tenant: TenantId,
+    /// The ownership epoch this actor writes under; a newer owner fences its writes.
+    epoch: Epoch,
     vendor_id: VendorId,
     /// Edge view; replaced (never mutated) by the actor.
     pub(crate) view: ArcSwap<TenantView>,
@@ -39,6 +41,7 @@ pub(crate) struct TenantShared {
 impl TenantShared {
     pub(crate) fn new(
         state: &TenantState,
+        epoch: Epoch,
         vendor_id: VendorId,
         capacity: usize,
         concurrency: usize,
@@ -47,6 +50,7 @@ impl TenantShared {
         metrics.levels(state);
         TenantShared {
             tenant: state.tenant().clone(),
+            epoch,
             view: ArcSwap::from_pointee(TenantView::of(vendor_id.clone(), state)),
             vendor_id,
             events: OnceLock::new(),
@@ -59,6 +63,10 @@ impl TenantShared {
 
     pub(crate) fn tenant(&self) -> &TenantId {
         &self.tenant
+    }
+
+    pub(crate) fn epoch(&self) -> Epoch {
+        self.epoch
     }
 
     /// Marks the actor's state as possibly ahead of the store (a write failed after the

@@ -46,6 +46,7 @@ fn fixture(capacity: usize) -> Fixture {
     let counters = Arc::new(Counters::default());
     let registry = Registry::start(
         Arc::clone(&store),
+        Arc::new(permetrix_storage::SoleOwner::new(Arc::clone(&store))),
         Arc::new(SystemClock),
         Arc::new(Arc::clone(&counters)),
         RegistryConfig {

@@ -33,6 +33,7 @@ async fn fixture(commit: u32, overage: u32) -> Fixture {
     let clock = ManualClock::new(T0);
     let registry = Registry::start(
         Arc::clone(&store),
+        Arc::new(permetrix_storage::SoleOwner::new(Arc::clone(&store))),
         Arc::new(clock.clone()),
         Arc::new(NoMetrics),
         RegistryConfig {

@@ -277,6 +277,16 @@ impl From<TenantError> for ApiError {
                 retry_after: Duration::from_secs(1),
             },
             TenantError::Storage(s) => s.into(),
+            // Reached only where routing did not send the request to the owner first
+            // (SCALE-OUT.md, "Routing"): the client retries and lands on the owner.
+            TenantError::Elsewhere(broker) => ApiError::Unavailable {
+                code: "tenant_elsewhere",
+                detail: format!(
+                    "this tenant is served by another broker ({}) right now; retry shortly",
+                    broker.node
+                ),
+                retry_after: Duration::from_secs(1),
+            },
             TenantError::Timeout => ApiError::Unavailable {
                 code: "timeout",
                 detail: "the tenant did not answer in time; retry shortly".into(),

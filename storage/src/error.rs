@@ -33,6 +33,14 @@ pub enum StorageError {
     /// The data directory is not a permetrix store (or of a newer format).
     #[error("{0}")]
     Foreign(String),
+    /// The batch was not written: the tenant's ownership moved on (another broker
+    /// acquired it under a newer epoch). The writer must stop its tenant's actor and
+    /// drop its state; nothing it holds in memory may be answered from any more.
+    #[error("tenant '{tenant}' is owned by another broker now; its write was fenced")]
+    Fenced {
+        /// The tenant whose write was refused.
+        tenant: String,
+    },
     /// The store is out of service for now (it hit an I/O error and is being reopened
     /// from disk, or the backend cannot do what was asked); nothing was read or written.
     #[error("storage unavailable: {0}")]

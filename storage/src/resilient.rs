@@ -22,8 +22,8 @@ use crate::records::{ChargeRecord, MoreRequestRecord, UsageRecord};
 use crate::snapshot::SnapshotWriter;
 use crate::store::{Store, TenantMutation, TenantRecords};
 use crate::{
-    Durability, Durable, FlushObserver, FlushReport, SledConfig, SledStore, StorageError, TenantId,
-    Timestamp,
+    Durability, Durable, Epoch, FlushObserver, FlushReport, SledConfig, SledStore, StorageError,
+    TenantId, Timestamp,
 };
 
 /// First wait between reopen attempts; doubles up to [`MAX_RETRY`].
@@ -286,10 +286,11 @@ impl Store for ResilientStore {
     fn append(
         &self,
         tenant: &TenantId,
+        epoch: Epoch,
         mutations: &[TenantMutation],
     ) -> Result<Durable, StorageError> {
         let store = self.current()?;
-        self.watch(store.append(tenant, mutations))
+        self.watch(store.append(tenant, epoch, mutations))
     }
 
     fn charges(
@@ -394,7 +395,11 @@ mod tests {
         let acme = TenantId::parse("acme").unwrap();
         let kept = lease("ecu");
         store
-            .append(&acme, &[TenantMutation::PutLease(kept.clone())])
+            .append(
+                &acme,
+                Epoch::SOLE,
+                &[TenantMutation::PutLease(kept.clone())],
+            )
             .unwrap()
             .wait()
             .await
@@ -403,7 +408,11 @@ mod tests {
 
         store.inner.fail("injected by the test");
         assert!(matches!(
-            store.append(&acme, &[TenantMutation::PutLease(lease("ecu"))]),
+            store.append(
+                &acme,
+                Epoch::SOLE,
+                &[TenantMutation::PutLease(lease("ecu"))]
+            ),
             Err(StorageError::Unavailable(_))
         ));
         assert!(matches!(

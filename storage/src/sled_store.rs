@@ -11,7 +11,7 @@ use crate::records::{
     ChargeRecord, FormatRecord, LeaseRecord, MoreRequestRecord, PackageRecord, UsageRecord,
 };
 use crate::store::{Store, TenantMutation, TenantRecords};
-use crate::{Durability, Durable, FlushObserver, StorageError, TenantId, Timestamp};
+use crate::{Durability, Durable, Epoch, FlushObserver, StorageError, TenantId, Timestamp};
 
 mod backup;
 mod checkpoint;
@@ -426,9 +426,12 @@ impl Store for SledStore {
         })
     }
 
+    /// The embedded store has one owner, this process: every epoch is accepted
+    /// ([`crate::SoleOwner`] hands out only [`Epoch::SOLE`]).
     fn append(
         &self,
         tenant: &TenantId,
+        _epoch: Epoch,
         mutations: &[TenantMutation],
     ) -> Result<Durable, StorageError> {
         let _gate = self.write_gate(tenant.as_str().as_bytes());
@@ -601,15 +604,20 @@ mod tests {
                 TenantMutation::AppendCharge(charge(1)),
                 TenantMutation::AppendCharge(charge(2)),
             ];
-            store.append(&acme, &muts).unwrap().wait().await.unwrap();
             store
-                .append(&acme, &[TenantMutation::DeleteLease(l1.id)])
+                .append(&acme, Epoch::SOLE, &muts)
                 .unwrap()
                 .wait()
                 .await
                 .unwrap();
             store
-                .append(&acme2, &[TenantMutation::PutLease(lease("x"))])
+                .append(&acme, Epoch::SOLE, &[TenantMutation::DeleteLease(l1.id)])
+                .unwrap()
+                .wait()
+                .await
+                .unwrap();
+            store
+                .append(&acme2, Epoch::SOLE, &[TenantMutation::PutLease(lease("x"))])
                 .unwrap()
                 .wait()
                 .await
@@ -670,7 +678,12 @@ mod tests {
                 1,
                 Timestamp::from_secs(1),
             )));
-            store.append(&acme, &muts).unwrap().wait().await.unwrap();
+            store
+                .append(&acme, Epoch::SOLE, &muts)
+                .unwrap()
+                .wait()
+                .await
+                .unwrap();
             store.shutdown().unwrap();
         }
         let store = open(dir.path());
@@ -719,14 +732,14 @@ mod tests {
         };
         let put = |r: &MoreRequestRecord| [TenantMutation::PutMoreRequest(r.clone())];
         store
-            .append(&acme, &put(&request))
+            .append(&acme, Epoch::SOLE, &put(&request))
             .unwrap()
             .wait()
             .await
             .unwrap();
         request.status = RequestStatus::Approved;
         store
-            .append(&acme, &put(&request))
+            .append(&acme, Epoch::SOLE, &put(&request))
             .unwrap()
             .wait()
             .await
@@ -749,7 +762,12 @@ mod tests {
                 TenantMutation::PutLease(b.clone()),
                 TenantMutation::DeleteLease(a.id),
             ] {
-                store.append(&acme, &[m]).unwrap().wait().await.unwrap();
+                store
+                    .append(&acme, Epoch::SOLE, &[m])
+                    .unwrap()
+                    .wait()
+                    .await
+                    .unwrap();
             }
             // ...several take one atomic batch.
             let muts = [
@@ -757,7 +775,12 @@ mod tests {
                 TenantMutation::PutLease(c.clone()),
                 TenantMutation::DeleteLease(b.id),
             ];
-            store.append(&acme, &muts).unwrap().wait().await.unwrap();
+            store
+                .append(&acme, Epoch::SOLE, &muts)
+                .unwrap()
+                .wait()
+                .await
+                .unwrap();
             store.shutdown().unwrap();
         }
         let loaded = open(dir.path()).load_tenant(&acme).unwrap();

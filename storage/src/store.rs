@@ -4,7 +4,7 @@ use crate::records::{
     PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord, UsageRecord,
 };
 use crate::snapshot::SnapshotWriter;
-use crate::{BorrowId, Durability, Durable, StorageError, TenantId, Timestamp};
+use crate::{BorrowId, Durability, Durable, Epoch, StorageError, TenantId, Timestamp};
 
 /// The storage backend. Everything above `storage` talks to this trait, never to sled,
 /// so that a replicated backend (one owner per tenant, fenced by an epoch) can replace
@@ -15,11 +15,15 @@ pub trait Store: PlatformBackend + 'static {
     /// Reads every record of one tenant: what an actor needs to rebuild its state.
     fn load_tenant(&self, tenant: &TenantId) -> Result<TenantRecords, StorageError>;
 
-    /// Applies one tenant's mutations atomically. They are visible to readers at once;
-    /// the returned ticket resolves once they are durable.
+    /// Applies one tenant's mutations atomically, as its owner under `epoch`
+    /// ([`crate::ownership`]). They are visible to the tenant's own reads at once; the
+    /// returned ticket resolves once they are durable, or with
+    /// [`StorageError::Fenced`] if `epoch` is no longer the tenant's current one (then
+    /// none of them is written). A store with a single owner takes [`Epoch::SOLE`].
     fn append(
         &self,
         tenant: &TenantId,
+        epoch: Epoch,
         mutations: &[TenantMutation],
     ) -> Result<Durable, StorageError>;
 

@@ -14,6 +14,7 @@ use crate::{Registry, RegistryConfig, Reply, SystemClock, TenantCx, TenantError,
 fn start(store: &Arc<dyn Store>) -> Registry {
     Registry::start(
         Arc::clone(store),
+        Arc::new(permetrix_storage::SoleOwner::new(Arc::clone(store))),
         Arc::new(SystemClock),
         Arc::new(NoMetrics),
         RegistryConfig {

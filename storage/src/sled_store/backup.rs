@@ -186,7 +186,11 @@ mod tests {
             let store = SledStore::open(SledConfig::new(src.path().join("data"))).unwrap();
             for l in &leases {
                 store
-                    .append(&acme, &[TenantMutation::PutLease(l.clone())])
+                    .append(
+                        &acme,
+                        crate::Epoch::SOLE,
+                        &[TenantMutation::PutLease(l.clone())],
+                    )
                     .unwrap()
                     .wait()
                     .await

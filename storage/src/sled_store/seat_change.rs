@@ -166,14 +166,20 @@ mod tests {
         let (kept, torn_borrow) = (BorrowId::random(), BorrowId::random());
         {
             let store = SledStore::open(SledConfig::new(dir.path())).unwrap();
-            store.append(&acme, &[package()]).unwrap();
+            store
+                .append(&acme, crate::Epoch::SOLE, &[package()])
+                .unwrap();
             let whole = [
                 event(1, UsageKind::Borrow, kept),
                 TenantMutation::PutLease(lease(kept)),
             ];
-            store.append(&acme, &whole).unwrap();
+            store.append(&acme, crate::Epoch::SOLE, &whole).unwrap();
             store
-                .append(&acme, &[event(2, UsageKind::Borrow, torn_borrow)])
+                .append(
+                    &acme,
+                    crate::Epoch::SOLE,
+                    &[event(2, UsageKind::Borrow, torn_borrow)],
+                )
                 .unwrap()
                 .wait()
                 .await
@@ -194,7 +200,11 @@ mod tests {
 
         // A return whose lease deletion was lost: the lease stays, the event goes.
         store
-            .append(&acme, &[event(2, UsageKind::Return, kept)])
+            .append(
+                &acme,
+                crate::Epoch::SOLE,
+                &[event(2, UsageKind::Return, kept)],
+            )
             .unwrap()
             .wait()
             .await
@@ -208,7 +218,12 @@ mod tests {
             TenantMutation::DeleteLease(kept),
             event(2, UsageKind::Return, kept),
         ];
-        store.append(&acme, &ret).unwrap().wait().await.unwrap();
+        store
+            .append(&acme, crate::Epoch::SOLE, &ret)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
         let loaded = store.load_tenant(&acme).unwrap();
         assert!(loaded.leases.is_empty());
         assert_eq!(loaded.usage_head.map(|h| h.seq), Some(2));
