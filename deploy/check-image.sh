@@ -9,7 +9,7 @@
 #      exec-form ENTRYPOINT starting with tini, PERMETRIX_BIND on 0.0.0.0 at fly.toml's
 #      internal_port (= EXPOSE), PERMETRIX_DATA_DIR a VOLUME and fly.toml's mount;
 #      .dockerignore leaves out target/ and .git.
-#   2. The build stages, read from the Dockerfile (deploy/image_recipe.py parses it; no file
+#   2. The build stages, read from the Dockerfile (deploy/image-recipe/ parses it; no file
 #      list lives in this script): each stage gets a fresh scratch directory, each COPY copies
 #      exactly its sources (from the build context after .dockerignore, or from an earlier
 #      stage's directory), each RUN runs there. So the planner (cargo chef prepare) sees the
@@ -49,7 +49,9 @@
 set -Eeuo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-helper="$repo/deploy/image_recipe.py"
+helper="$repo/deploy/image-recipe"
+# The helper is run, not installed: no __pycache__ in the checkout.
+export PYTHONDONTWRITEBYTECODE=1
 cache="$repo/target/image-check"
 work="${TMPDIR:-/tmp}/permetrix-image-check.$(id -u).$(printf %s "$repo" | cksum | cut -d' ' -f1)"
 started=$SECONDS
