@@ -130,13 +130,14 @@ if [ "$(id -u)" = 0 ]; then
     uid=${BASH_REMATCH[1]}
     gid=${BASH_REMATCH[3]:-$uid}
   else
-    if ! id -u "$RUNTIME_USER" >/dev/null 2>&1; then
-      echo "    creating the system user $RUNTIME_USER (useradd)"
+    name="${RUNTIME_USER%%:*}"
+    if ! id -u "$name" >/dev/null 2>&1; then
+      echo "    creating the system user $name (useradd)"
       useradd --system --user-group --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin "$RUNTIME_USER"
+        --shell /usr/sbin/nologin "$name"
     fi
-    uid=$(id -u "$RUNTIME_USER")
-    gid=$(id -g "$RUNTIME_USER")
+    uid=$(id -u "$name")
+    gid=$(id -g "$name")
   fi
   [ "$uid" != 0 ]
   run_as=(setpriv --reuid="$uid" --regid="$gid" --clear-groups)
