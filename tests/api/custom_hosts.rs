@@ -156,6 +156,21 @@ async fn a_host_belongs_to_one_tenant_and_is_never_a_platform_host() {
     assert_eq!((r.status.as_u16(), r.code()), (404, "unknown_tenant"));
     assert_eq!(status_code(&app, CUSTOM, &acme.admin_key).await, 200);
 
+    // Without hosts (absent or null) a customer has none.
+    let plain = json!({"tenant_id": "plain", "company_name": "Plain", "custom_hosts": null});
+    app.vendor(
+        &acme.vendor_key,
+        "POST",
+        "/api/vendor/customers",
+        Some(plain),
+    )
+    .await
+    .expect(201);
+    assert_eq!(
+        listed_hosts(&app, &acme.vendor_key, "plain").await,
+        json!([])
+    );
+
     // At creation a free host routes at once.
     let newco = json!({"tenant_id": "newco", "company_name": "NewCo",
                        "custom_hosts": ["licenses.newco.example"]});

@@ -26,8 +26,7 @@ struct NewCustomer {
     company_name: String,
     domain: Option<String>,
     crm_id: Option<String>,
-    #[serde(default)]
-    custom_hosts: Vec<String>,
+    custom_hosts: Option<Vec<String>>,
 }
 
 async fn create_customer(
@@ -45,7 +44,9 @@ async fn create_customer(
             company_name: text("company_name", &b.company_name, 200)?,
             domain: optional_text("domain", b.domain.as_deref(), 253)?,
             crm_id: optional_text("crm_id", b.crm_id.as_deref(), 100)?,
-            custom_hosts: state.custom_hosts.admit(&state.bases, &b.custom_hosts)?,
+            custom_hosts: state
+                .custom_hosts
+                .admit(&state.bases, b.custom_hosts.as_deref().unwrap_or_default())?,
         },
     )
     .await?;
