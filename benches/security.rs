@@ -57,6 +57,7 @@ fn edge(c: &mut Criterion) {
                 company_name: "ACME".into(),
                 domain: None,
                 crm_id: None,
+                custom_hosts: Vec::new(),
             },
         )
         .await

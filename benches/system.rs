@@ -138,6 +138,7 @@ fn fixture(durability: Durability, tenants: usize) -> Fixture {
                     company_name: "Bench".into(),
                     domain: None,
                     crm_id: None,
+                    custom_hosts: Vec::new(),
                 },
             )
             .await

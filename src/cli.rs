@@ -90,6 +90,9 @@ pub struct ServeArgs {
         default_values_t = ["localhost".to_string(), "permetrix.fly.dev".to_string()]
     )]
     pub base_domains: Vec<String>,
+    /// Custom hosts (a tenant's own domain names) one tenant may have; 0 allows none.
+    #[arg(long, env = "PERMETRIX_MAX_CUSTOM_HOSTS", default_value_t = crate::http::custom_hosts::DEFAULT_MAX_PER_TENANT)]
+    pub max_custom_hosts: usize,
     /// When writes are acknowledged.
     #[arg(
         long,
@@ -168,6 +171,7 @@ impl ServeArgs {
         let mut c = ServeConfig::new(&self.data_dir);
         c.bind = self.bind;
         c.base_domains = self.base_domains.clone();
+        c.max_custom_hosts = self.max_custom_hosts;
         c.durability = match self.durability {
             DurabilityArg::Strict => Durability::Strict,
             DurabilityArg::Relaxed => Durability::Relaxed {

@@ -1,12 +1,13 @@
 //! The HTTP edge: what every request meets before and after its handler.
 //!
-//! Host routing ([`host`]), input parsing ([`input`]), size and time limits
+//! Host routing ([`host`], [`custom_hosts`]), input parsing ([`input`]), size and time limits
 //! ([`limits`]), keyed rate limiting ([`rate_limit`]), held early retries
 //! ([`retry_hold`]), the request log ([`request_log`]) and the one mapping of errors to
 //! HTTP ([`error`]).
 //!
 //! The middleware reads what it needs from the application state through [`Edge`], so
 //! that this room does not depend on the server that composes it.
+pub mod custom_hosts;
 pub mod error;
 pub mod host;
 pub mod input;
@@ -16,6 +17,7 @@ pub mod request_log;
 pub mod retry_hold;
 
 use crate::metrics::Metrics;
+use custom_hosts::CustomHosts;
 use host::BaseDomains;
 use limits::Limits;
 
@@ -24,6 +26,8 @@ use limits::Limits;
 pub trait Edge: 'static {
     /// Base domains, for host routing.
     fn bases(&self) -> &BaseDomains;
+    /// The tenants' custom hosts, for host routing.
+    fn custom_hosts(&self) -> &CustomHosts;
     /// Size, time and rate limits.
     fn limits(&self) -> &Limits;
     /// Where request figures are recorded.

@@ -27,6 +27,7 @@ use crate::auth::security::SecurityState;
 use crate::auth::session::{self, SessionConfig};
 use crate::auth::signature::{self, NonceCache};
 use crate::auth::{AuthContext, OperatorToken, TokenSetup, key_usage};
+use crate::http::custom_hosts::{self, CustomHosts};
 use crate::http::host::{BaseDomains, host_context};
 use crate::http::input;
 use crate::http::limits::{self, Limits};
@@ -48,6 +49,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Base domains.
     pub base_domains: Vec<String>,
+    /// Custom hosts one tenant may have.
+    pub max_custom_hosts: usize,
     /// Durability mode.
     pub durability: Durability,
     /// Operator token from the environment.
@@ -104,6 +107,7 @@ impl ServeConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: data_dir.into(),
             base_domains: vec!["localhost".into(), "permetrix.fly.dev".into()],
+            max_custom_hosts: custom_hosts::DEFAULT_MAX_PER_TENANT,
             durability: Durability::Strict,
             admin_token: None,
             demo: false,
@@ -194,6 +198,10 @@ impl Application {
             },
         );
         metrics.watch_mailboxes(registry.clone());
+        let custom_hosts = CustomHosts::new(config.max_custom_hosts);
+        custom_hosts
+            .reload(&platform)
+            .context("reading the tenants' custom hosts")?;
         let (operator, setup) = OperatorToken::init(
             &platform,
             config.admin_token.clone().map(SecretString::from),
@@ -205,6 +213,7 @@ impl Application {
             secrets,
             operator,
             bases: BaseDomains::new(config.base_domains.clone()),
+            custom_hosts,
             signing_keys: SigningKeyCache::default(),
             nonces: NonceCache::new(1_000_000),
             fanout_deadline: config.fanout_deadline,

@@ -1,5 +1,6 @@
-// The vendor portal: customers with live usage, add a customer, provision a package,
-// suspend/resume packages, pending requests for more seats, the usage report.
+// The vendor portal: customers with live usage and their custom hosts, add a customer,
+// provision a package, suspend/resume packages, pending requests for more seats, the
+// usage report.
 import { api, logout, seg } from './api.js';
 import {
   el, fill, table, empty, showError, notice, onSubmit, actionButton, showSecret, fmtClock,
@@ -64,6 +65,36 @@ function packageRow(c, p) {
   };
 }
 
+/** Host names typed as a list: separated by commas, spaces or line breaks. */
+const hostList = (text) => (text ?? '').split(/[\s,]+/).filter(Boolean);
+
+/** The customer's own host names, shown in a form that replaces them. */
+function hostsForm(c) {
+  const hosts = c.custom_hosts ?? [];
+  const id = `hosts-${c.tenant_id}`;
+  const form = el('form', { class: 'inline-form hosts', novalidate: true },
+    el('div', { class: 'field' },
+      el('label', { for: id }, 'Custom hosts'),
+      el('input', {
+        id, name: 'custom_hosts', value: hosts.join(', '), autocomplete: 'off', size: 40,
+        'aria-label': `Custom hosts of ${c.company_name}`, 'aria-describedby': `${id}-hint`,
+      })),
+    el('button', { type: 'submit', class: 'small' }, 'Save hosts'),
+    el('p', { class: 'hint', id: `${id}-hint` },
+      'The customer\'s own host names, besides its subdomain; separate them with commas. ',
+      'Each needs a DNS record pointing at this service and a certificate.'),
+    el('p', { class: 'error', role: 'alert', hidden: true }));
+  onSubmit(form, async (v) => {
+    const saved = await api('PUT', `/api/vendor/customers/${seg(c.tenant_id)}/hosts`,
+      { custom_hosts: hostList(v.custom_hosts) });
+    notice(saved.custom_hosts.length
+      ? `${c.company_name} is reached at ${saved.custom_hosts.join(', ')} too.`
+      : `${c.company_name} has no custom hosts now.`);
+    await loadCustomers();
+  });
+  return form;
+}
+
 function customerCard(c) {
   const products = c.packages ?? [];
   return el('article', { class: 'customer', dataset: { tenant: c.tenant_id } },
@@ -72,6 +103,7 @@ function customerCard(c) {
       statusBadge(c.status),
       c.usage ? el('span', { class: 'counts' },
         `${c.usage.borrowed} of ${c.usage.total} seats in use · overage ${c.usage.overage}`) : null),
+    hostsForm(c),
     products.length
       ? table(`Packages of ${c.company_name}`,
         ['Product', 'Status', 'Seats in use / commit / total', 'Overage now', 'Waiting', 'Overage this month', 'Action'],
@@ -136,6 +168,8 @@ onSubmit($('add-customer'), async (v, form) => {
   const body = { tenant_id: v.tenant_id, company_name: v.company_name };
   if (v.domain) body.domain = v.domain;
   if (v.crm_id) body.crm_id = v.crm_id;
+  const hosts = hostList(v.custom_hosts);
+  if (hosts.length) body.custom_hosts = hosts;
   const created = await api('POST', '/api/vendor/customers', body);
   form.reset();
   showSecret($('new-customer-secret'), { tenant: created.tenant_id, key: created.admin_api_key });

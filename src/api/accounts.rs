@@ -7,7 +7,7 @@ use permetrix_actors::messages::Provision;
 use permetrix_storage::records::{
     ApiKeyRecord, Lifecycle, PackageIndexRecord, PackageRecord, Scope, TenantRecord, VendorRecord,
 };
-use permetrix_storage::{TenantId, VendorId};
+use permetrix_storage::{CustomHost, TenantId, VendorId};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -100,6 +100,8 @@ fn conflict(
 ) -> impl FnOnce(permetrix_storage::StorageError) -> ApiError {
     let id = id.to_owned();
     move |e| match e {
+        // A taken custom host has its own answer (`host_taken`).
+        e if e.is_host_taken() => e.into(),
         permetrix_storage::StorageError::AlreadyExists { .. } => ApiError::Conflict {
             code: "already_exists",
             detail: format!("a {what} with id '{id}' already exists; choose another id"),
@@ -118,6 +120,9 @@ pub struct NewTenant {
     pub domain: Option<String>,
     /// CRM reference.
     pub crm_id: Option<String>,
+    /// The tenant's own host names, admitted by
+    /// [`CustomHosts::admit`](crate::http::custom_hosts::CustomHosts::admit).
+    pub custom_hosts: Vec<CustomHost>,
 }
 
 /// A created tenant with its first admin key (shown once).
@@ -129,7 +134,9 @@ pub struct CreatedTenant {
     pub admin_api_key: String,
 }
 
-/// Creates a tenant of `vendor` with an admin key. 409 if the id is taken (by anyone).
+/// Creates a tenant of `vendor` with an admin key and its custom hosts, which route to
+/// it before this returns. 409 if the id is taken (by anyone), 409 `host_taken` if a
+/// host is another tenant's.
 pub async fn create_tenant(
     state: &AppState,
     vendor: &VendorId,
@@ -143,14 +150,15 @@ pub async fn create_tenant(
         crm_id: new.crm_id,
         created_at: now(state),
         lifecycle: Lifecycle::Active,
+        custom_hosts: CustomHost::sorted_names(&new.custom_hosts),
     };
     let (key_record, key) = new_key_record(state, &new.tenant_id, "admin".into(), Scope::Admin);
+    let create = || state.platform.create_tenant(&record, &key_record).map(Some);
     state
-        .platform
-        .create_tenant(&record, &key_record)
-        .map_err(conflict("tenant", new.tenant_id.as_str()))?
-        .wait()
-        .await?;
+        .custom_hosts
+        .change(&state.platform, &new.tenant_id, &new.custom_hosts, create)
+        .await
+        .map_err(conflict("tenant", new.tenant_id.as_str()))?;
     Ok(CreatedTenant {
         tenant_id: new.tenant_id.to_string(),
         admin_api_key: key,
@@ -294,15 +302,36 @@ pub async fn provision(
     }
 }
 
-/// Soft-deletes a tenant: its actor stops, its host answers 404, records stay.
+/// Replaces the custom hosts of a live tenant (routing follows before this returns);
+/// the hosts it now has, sorted. 409 `host_taken` if one is another tenant's.
+pub async fn set_custom_hosts(
+    state: &AppState,
+    tenant: &TenantId,
+    hosts: &[CustomHost],
+) -> Result<Vec<String>> {
+    let set = || state.platform.set_custom_hosts(tenant, hosts);
+    let changed = state
+        .custom_hosts
+        .change(&state.platform, tenant, hosts, set)
+        .await?;
+    if !changed {
+        return Err(ApiError::unknown_tenant());
+    }
+    Ok(CustomHost::sorted_names(hosts))
+}
+
+/// Soft-deletes a tenant: its actor stops, its host answers 404, its custom hosts are
+/// released (they route nowhere, and another tenant may claim them), records stay.
 pub async fn delete_tenant(state: &AppState, tenant: &str) -> Result<()> {
     let id = TenantId::parse(tenant).map_err(|e| ApiError::not_found(e.to_string()))?;
-    state
-        .platform
-        .soft_delete_tenant(&id)?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))?
-        .wait()
+    let delete = || state.platform.soft_delete_tenant(&id);
+    let deleted = state
+        .custom_hosts
+        .change(&state.platform, &id, &[], delete)
         .await?;
+    if !deleted {
+        return Err(ApiError::not_found(format!("no tenant '{tenant}'")));
+    }
     state.registry.deactivate(&id);
     Ok(())
 }

@@ -298,6 +298,17 @@ impl From<TenantError> for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        if e.is_host_taken()
+            && let StorageError::AlreadyExists { key, .. } = &e
+        {
+            // Which tenant holds it is not said: it may be another vendor's customer.
+            return ApiError::Conflict {
+                code: "host_taken",
+                detail: format!(
+                    "'{key}' is a custom host of another tenant; it must be removed there first"
+                ),
+            };
+        }
         match e {
             StorageError::AlreadyExists { table, key } => ApiError::Conflict {
                 code: "already_exists",

@@ -2,7 +2,8 @@
 //!
 //! Never from `X-Forwarded-Host`, `Forwarded` or `connection_info()`: clients can set
 //! those. The header (or the HTTP/2 authority) is matched against the configured base
-//! domains after stripping the port, folding case and dropping one trailing dot.
+//! domains after stripping the port, folding case and dropping one trailing dot; a host
+//! under no base domain may still be a tenant's custom host ([`super::custom_hosts`]).
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::guard::{Guard, GuardContext};
@@ -21,7 +22,7 @@ pub enum HostContext {
     Main,
     /// `vendor.<base>`.
     Vendor,
-    /// `<tenant>.<base>`.
+    /// `<tenant>.<base>`, or one of the tenant's custom hosts.
     Tenant(TenantId),
     /// A name under a base domain that can never be served (deeper names, reserved or
     /// malformed labels).
@@ -50,8 +51,19 @@ impl BaseDomains {
         &self.0
     }
 
-    /// Classifies a `Host` value.
+    /// Classifies a `Host` value by the base domains alone.
     pub fn classify(&self, host: &str) -> HostContext {
+        self.classify_with(host, |_| None)
+    }
+
+    /// Classifies a `Host` value. A host under no base domain is looked up with
+    /// `custom_host` (given the name lowercase, without port and trailing dot) before it
+    /// falls to the main context.
+    pub fn classify_with(
+        &self,
+        host: &str,
+        custom_host: impl FnOnce(&str) -> Option<TenantId>,
+    ) -> HostContext {
         let host = strip_port(host.trim());
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
         if host.ends_with('.') {
@@ -92,7 +104,7 @@ impl BaseDomains {
                 Err(e) => HostContext::Invalid(e.to_string()),
             };
         }
-        HostContext::Main
+        custom_host(&host).map_or(HostContext::Main, HostContext::Tenant)
     }
 }
 
@@ -130,9 +142,16 @@ pub fn request_host(req: &actix_web::dev::RequestHead) -> &str {
         .unwrap_or("")
 }
 
-/// Classifies the request once and stores the result in its extensions.
-pub fn tag(req: &ServiceRequest, bases: &BaseDomains) -> HostContext {
-    let ctx = bases.classify(request_host(req.head()));
+/// Classifies the request once, by the base domains and custom hosts of `state`, and
+/// stores the result in its extensions.
+pub fn tag<S: Edge>(req: &ServiceRequest, state: Option<&S>) -> HostContext {
+    let host = request_host(req.head());
+    let ctx = match state {
+        Some(s) => s
+            .bases()
+            .classify_with(host, |name| s.custom_hosts().tenant_of(name)),
+        None => BaseDomains::new(Vec::new()).classify(host),
+    };
     req.extensions_mut().insert(ctx.clone());
     ctx
 }
@@ -172,13 +191,13 @@ pub async fn host_context<S: Edge>(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let bases = req
-        .app_data::<web::Data<S>>()
-        .map(|s| s.bases().clone())
-        .unwrap_or_else(|| BaseDomains::new(Vec::new()));
     // The request log middleware (outermost) has usually tagged it already.
     let tagged = req.extensions().get::<HostContext>().cloned();
-    if let HostContext::Invalid(why) = tagged.unwrap_or_else(|| tag(&req, &bases)) {
+    let ctx = tagged.unwrap_or_else(|| {
+        let state = req.app_data::<web::Data<S>>().cloned();
+        tag(&req, state.as_ref().map(|s| s.get_ref()))
+    });
+    if let HostContext::Invalid(why) = ctx {
         let res = actix_web::ResponseError::error_response(&ApiError::NotFound {
             code: "not_found",
             detail: why,

@@ -15,7 +15,7 @@ use actix_web::{HttpMessage, web};
 use tracing::Instrument;
 
 use super::Edge;
-use crate::http::host::{self, BaseDomains, HostContext};
+use crate::http::host::{self, HostContext};
 use crate::metrics::names;
 
 /// The request id header, as read and as echoed.
@@ -57,11 +57,7 @@ pub async fn request_log<S: Edge>(
     let started = Instant::now();
     let id = request_id(req.headers().get(REQUEST_ID));
     let state = req.app_data::<web::Data<S>>().cloned();
-    let bases = state
-        .as_ref()
-        .map(|s| s.bases().clone())
-        .unwrap_or_else(|| BaseDomains::new(Vec::new()));
-    let ctx = host::tag(&req, &bases);
+    let ctx = host::tag(&req, state.as_ref().map(|s| s.get_ref()));
     let tenant = match &ctx {
         HostContext::Tenant(t) => Some(t.to_string()),
         _ => None,

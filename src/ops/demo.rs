@@ -102,6 +102,7 @@ pub async fn seed_if_empty(state: &AppState) -> anyhow::Result<Option<DemoCreden
                 company_name: company.into(),
                 domain: Some(format!("{id}.example")),
                 crm_id: None,
+                custom_hosts: Vec::new(),
             },
         )
         .await

@@ -15,6 +15,7 @@ use crate::auth::security::SecurityState;
 use crate::auth::signature::NonceCache;
 use crate::auth::{AuthContext, OperatorToken};
 use crate::http::Edge;
+use crate::http::custom_hosts::CustomHosts;
 use crate::http::host::BaseDomains;
 use crate::http::limits::Limits;
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub operator: OperatorToken,
     /// Base domains for host routing and links.
     pub bases: BaseDomains,
+    /// The tenants' custom hosts, for host routing.
+    pub custom_hosts: CustomHosts,
     /// Unsealed vendor signing secrets.
     pub signing_keys: SigningKeyCache,
     /// v2 signature nonces.
@@ -150,6 +153,9 @@ impl AuthContext for AppState {
 impl Edge for AppState {
     fn bases(&self) -> &BaseDomains {
         &self.bases
+    }
+    fn custom_hosts(&self) -> &CustomHosts {
+        &self.custom_hosts
     }
     fn limits(&self) -> &Limits {
         &self.security.limits

@@ -61,11 +61,14 @@ pub enum Table {
     Sessions,
     /// scope `tenant_id`, id `key_id` → [`crate::records::KeyUsageRecord`].
     KeyUsage,
+    /// host name → [`crate::records::CustomHostRecord`]: each custom host once, so an
+    /// insert of a taken host fails.
+    CustomHosts,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Vendors,
         Table::Tenants,
         Table::VendorTenants,
@@ -75,6 +78,7 @@ impl Table {
         Table::Users,
         Table::Sessions,
         Table::KeyUsage,
+        Table::CustomHosts,
     ];
 
     /// The table's name (sled tree name, error messages).
@@ -89,6 +93,7 @@ impl Table {
             Table::Users => "users",
             Table::Sessions => "sessions",
             Table::KeyUsage => "api_key_usage",
+            Table::CustomHosts => "custom_hosts",
         }
     }
 
@@ -113,6 +118,7 @@ impl Table {
             Table::Users => 6,
             Table::Sessions => 7,
             Table::KeyUsage => 8,
+            Table::CustomHosts => 9,
         }
     }
 }

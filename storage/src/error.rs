@@ -48,6 +48,16 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether a write failed because a custom host it claims belongs to another tenant
+    /// ([`crate::Platform::set_custom_hosts`], [`crate::Platform::create_tenant`]).
+    pub fn is_host_taken(&self) -> bool {
+        matches!(
+            self,
+            StorageError::AlreadyExists { table, .. }
+                if *table == crate::backend::Table::CustomHosts.name()
+        )
+    }
+
     pub(crate) fn io(
         context: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,

@@ -24,6 +24,14 @@ pub enum IdError {
     /// Not a borrow id.
     #[error("'{0}' is not a borrow id")]
     BorrowId(String),
+    /// Not a host name a tenant can be reached on.
+    #[error("'{value}' is not a valid host name: {why}")]
+    HostName {
+        /// The rejected value (truncated).
+        value: String,
+        /// What is wrong with it, and what to send instead.
+        why: &'static str,
+    },
 }
 
 /// Labels that name platform hosts, never tenants.
@@ -142,6 +150,91 @@ impl fmt::Debug for BorrowId {
     }
 }
 
+/// Longest host name (RFC 1035: 255 octets on the wire, 253 as text).
+pub const MAX_HOST_LEN: usize = 253;
+
+/// A tenant's own host name (`licenses.acme.com`), in the form routing compares: ASCII
+/// lowercase, no trailing dot. Only the syntax is checked here (a DNS name of at least
+/// two letter-digit-hyphen labels, internationalised names in their `xn--` form, no IP
+/// address, no wildcard); whether the name is free, and not one of the platform's own,
+/// is decided above the store.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CustomHost(String);
+
+impl CustomHost {
+    /// Parses a host name: case is folded and one trailing dot dropped.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let refuse = |why| IdError::HostName {
+            value: shown(value),
+            why,
+        };
+        if !value.is_ascii() {
+            return Err(refuse(
+                "use ASCII; send an internationalised name in its punycode (xn--) form",
+            ));
+        }
+        let host = value
+            .strip_suffix('.')
+            .unwrap_or(value)
+            .to_ascii_lowercase();
+        if host.contains('*') {
+            return Err(refuse("wildcards are not allowed; list each host name"));
+        }
+        if host.is_empty() || host.len() > MAX_HOST_LEN {
+            return Err(refuse("a host name has 1-253 characters"));
+        }
+        let labels: Vec<&str> = host.split('.').collect();
+        if labels.len() < 2 {
+            return Err(refuse(
+                "use a fully qualified name of at least two labels, such as licenses.acme.com",
+            ));
+        }
+        if !labels.iter().all(|l| is_label(l)) {
+            return Err(refuse(
+                "each label has 1-63 letters, digits and hyphens, and starts and ends with a \
+                 letter or digit",
+            ));
+        }
+        // An all-numeric top-level label makes an IPv4 address (RFC 3696 §2); IPv6
+        // literals already failed on their colons.
+        if labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(refuse(
+                "IP addresses are not allowed, and the last label is never all digits",
+            ));
+        }
+        Ok(CustomHost(host))
+    }
+
+    /// The host name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The names of `hosts` as a tenant record lists them: sorted, each once.
+    pub fn sorted_names(hosts: &[CustomHost]) -> Vec<String> {
+        let mut names: Vec<String> = hosts.iter().map(|h| h.0.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+impl fmt::Display for CustomHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CustomHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CustomHost({:?})", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +272,52 @@ mod tests {
         let id = BorrowId::random();
         assert_eq!(BorrowId::parse(&id.to_string()), Ok(id));
         assert!(BorrowId::parse("not-a-uuid").is_err());
+    }
+
+    #[test]
+    fn custom_hosts_are_folded_dns_names() {
+        for (raw, parsed) in [
+            ("licenses.acme.com", "licenses.acme.com"),
+            ("Licenses.ACME.com.", "licenses.acme.com"),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+            ("a.b", "a.b"),
+            ("1.2.3.example", "1.2.3.example"),
+            ("x-1.y2", "x-1.y2"),
+        ] {
+            assert_eq!(
+                CustomHost::parse(raw).map(|h| h.0),
+                Ok(parsed.into()),
+                "{raw}"
+            );
+        }
+        let long_label = format!("{}.com", "a".repeat(64));
+        let long_name = format!("{}.com", vec!["a".repeat(60); 5].join("."));
+        for bad in [
+            "",
+            ".",
+            "com",
+            "acme.com..",
+            ".acme.com",
+            "a..b",
+            "*.acme.com",
+            "licenses.*.com",
+            "bücher.example",
+            "10.0.0.1",
+            "1.2.3.4.",
+            "[::1]",
+            "::1",
+            "acme.com:443",
+            "-a.com",
+            "a-.com",
+            "a_b.com",
+            "a b.com",
+            &long_label,
+            &long_name,
+        ] {
+            assert!(
+                matches!(CustomHost::parse(bad), Err(IdError::HostName { .. })),
+                "{bad}"
+            );
+        }
     }
 }

@@ -74,7 +74,7 @@ pub use error::StorageError;
 #[cfg(any(test, feature = "test-support"))]
 pub use group_commit::DurableGate;
 pub use group_commit::{Durability, Durable, FlushObserver, FlushReport};
-pub use ids::{BorrowId, IdError, KeyId, PackageId, TenantId, VendorId};
+pub use ids::{BorrowId, CustomHost, IdError, KeyId, MAX_HOST_LEN, PackageId, TenantId, VendorId};
 pub use money::{Money, MoneyError};
 pub use ownership::{Acquisition, Broker, Epoch, Location, Ownership, SoleOwner};
 pub use platform::{KeyUse, Platform, Written};

@@ -8,9 +8,9 @@
 //! record answers `None` when there is none. Writing verbs return the [`Durable`] ticket
 //! of their write: acknowledge only once it resolves.
 //!
-//! By area: vendors, tenants and the package index in `accounts`; tenant API keys and
-//! their last use in `keys`; portal users and sessions in `portal`; the operator token
-//! here.
+//! By area: vendors, tenants and the package index in `accounts`; the custom-host index
+//! in `hosts`; tenant API keys and their last use in `keys`; portal users and sessions in
+//! `portal`; the operator token here.
 use std::sync::Arc;
 
 use crate::backend::{PlatformKey, PlatformWrite, Table};
@@ -19,6 +19,7 @@ use crate::records::AdminTokenRecord;
 use crate::{Durable, StorageError, Store};
 
 mod accounts;
+mod hosts;
 mod keys;
 mod portal;
 

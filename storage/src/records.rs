@@ -84,8 +84,60 @@ pub struct TenantRecord {
     pub created_at: Timestamp,
     /// Live or soft-deleted.
     pub lifecycle: Lifecycle,
+    /// The tenant's own host names (`licenses.acme.com`), sorted, each also a
+    /// [`CustomHostRecord`]; empty once the tenant is deleted (since V2).
+    pub custom_hosts: Vec<String>,
 }
-record!(TenantRecord, "tenant", version = 1);
+
+impl Record for TenantRecord {
+    const NAME: &'static str = "tenant";
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, crate::codec::CodecError> {
+        match version {
+            1 => {
+                let v1: TenantRecordV1 = crate::codec::decode_payload(payload, Self::NAME)?;
+                Ok(TenantRecord {
+                    tenant_id: v1.tenant_id,
+                    vendor_id: v1.vendor_id,
+                    company_name: v1.company_name,
+                    domain: v1.domain,
+                    crm_id: v1.crm_id,
+                    created_at: v1.created_at,
+                    lifecycle: v1.lifecycle,
+                    custom_hosts: Vec::new(),
+                })
+            }
+            version => Err(crate::codec::CodecError::UnknownVersion {
+                record: Self::NAME,
+                version,
+            }),
+        }
+    }
+}
+
+/// [`TenantRecord`] as version 1 stored it (before custom hosts).
+#[derive(Deserialize)]
+struct TenantRecordV1 {
+    tenant_id: String,
+    vendor_id: String,
+    company_name: String,
+    domain: Option<String>,
+    crm_id: Option<String>,
+    created_at: Timestamp,
+    lifecycle: Lifecycle,
+}
+
+/// A custom host and the tenant it routes to: the index that keeps custom hosts unique
+/// across tenants (one record per host name).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomHostRecord {
+    /// The host name (lowercase, no trailing dot).
+    pub host: String,
+    /// The tenant it routes to.
+    pub tenant_id: String,
+}
+record!(CustomHostRecord, "custom host", version = 1);
 
 /// What a tenant API key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -61,6 +61,7 @@ pub fn tenant(id: &str, at: Timestamp) -> TenantRecord {
         crm_id: None,
         created_at: at,
         lifecycle: Lifecycle::Active,
+        custom_hosts: Vec::new(),
     }
 }
 

@@ -245,6 +245,13 @@ fn endpoints(acme_package: &str) -> Vec<Endpoint> {
             None,
             VendorOfAcme,
         ),
+        // Issue 19: custom hosts.
+        e(
+            "PUT",
+            "/api/vendor/customers/acme/hosts",
+            Some(|n| json!({"custom_hosts": [format!("h{n}.acme.example")]})),
+            VendorOfAcme,
+        ),
         // Issue 8: supervision.
         e("GET", "/api/admin/actors", None, Operator),
         // Issue 6: Prometheus metrics, unauthenticated on the main host only. (`/events`

@@ -11,6 +11,7 @@ mod commercial_packages;
 mod commercial_requests;
 mod concurrency;
 mod crash;
+mod custom_hosts;
 mod events;
 mod fanout;
 mod faults;

@@ -110,6 +110,23 @@ describe('permetrix portals', () => {
     await vendorPage.getByRole('button', { name: 'Provision' }).click();
     await vendorPage.locator(`.customer[data-tenant="acme"] tr[data-product="${SECOND_TOOL}"]`).waitFor();
 
+    // The customer's own host names: saved (folded and sorted), routed at once, and a
+    // platform host refused with a readable error.
+    const card = vendorPage.locator('.customer[data-tenant="acme"]');
+    await vendorPage.getByLabel('Custom hosts of ACME Automotive').fill('LM.acme.example, licenses.acme.example');
+    await card.getByRole('button', { name: 'Save hosts' }).click();
+    await vendorPage.waitForFunction(() => document.querySelector(
+      '.customer[data-tenant="acme"] input[name="custom_hosts"]',
+    )?.value === 'licenses.acme.example, lm.acme.example');
+    await expectCall(200, server, 'GET', 'licenses.acme.example', '/licenses/status', {
+      token: tenantAdminKey,
+    });
+    await vendorPage.getByLabel('Custom hosts of ACME Automotive').fill('vendor.localhost');
+    await card.getByRole('button', { name: 'Save hosts' }).click();
+    const hostsError = card.locator('.hosts [role="alert"]');
+    await hostsError.waitFor({ state: 'visible' });
+    assert.match(await hostsError.textContent(), /platform's own hosts/);
+
     // An API error comes back as its readable detail.
     await vendorPage.getByLabel('Tenant id').fill(TENANT);
     await vendorPage.getByLabel('Company name').fill('ACME again');

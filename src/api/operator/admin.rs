@@ -93,6 +93,7 @@ async fn list_tenants(state: web::Data<AppState>, _: OperatorAuth) -> Result<Htt
                 "company_name": t.company_name,
                 "domain": t.domain,
                 "crm_id": t.crm_id,
+                "custom_hosts": t.custom_hosts,
                 "status": lifecycle(t.lifecycle),
                 "created_at": rfc3339(t.created_at),
             })

@@ -26,6 +26,7 @@ struct NewCustomer {
     company_name: String,
     domain: Option<String>,
     crm_id: Option<String>,
+    custom_hosts: Option<Vec<String>>,
 }
 
 async fn create_customer(
@@ -43,6 +44,9 @@ async fn create_customer(
             company_name: text("company_name", &b.company_name, 200)?,
             domain: optional_text("domain", b.domain.as_deref(), 253)?,
             crm_id: optional_text("crm_id", b.crm_id.as_deref(), 100)?,
+            custom_hosts: state
+                .custom_hosts
+                .admit(&state.bases, b.custom_hosts.as_deref().unwrap_or_default())?,
         },
     )
     .await?;
@@ -99,6 +103,8 @@ struct Customer {
     company_name: String,
     domain: Option<String>,
     crm_id: Option<String>,
+    /// The tenant's own host names, besides `<tenant_id>.<base>`.
+    custom_hosts: Vec<String>,
     status: &'static str,
     created_at: String,
     packages: Vec<PackageView>,
@@ -161,6 +167,7 @@ async fn list_customers(state: web::Data<AppState>, caller: VendorAuth) -> Resul
                 company_name: r.company_name,
                 domain: r.domain,
                 crm_id: r.crm_id,
+                custom_hosts: r.custom_hosts,
                 status: "active",
                 created_at: rfc3339(r.created_at),
                 packages,

@@ -1,5 +1,6 @@
 //! Vendors, tenants and the package index.
-use super::{Keyed, Platform, Stored, insert};
+use super::hosts::index_writes;
+use super::{Keyed, Platform, Stored, insert, put};
 use crate::backend::{PlatformKey, PlatformWrite, Table};
 use crate::records::{
     ApiKeyRecord, Lifecycle, PackageIndexRecord, SealedSecret, TenantRecord, VendorRecord,
@@ -123,17 +124,19 @@ impl Platform {
             .collect()
     }
 
-    /// Creates a tenant with its first admin key (which must belong to it) and lists
-    /// it among its vendor's tenants, in one atomic write;
-    /// [`StorageError::AlreadyExists`] if the tenant id is taken (by any vendor's
-    /// tenant, live or deleted) or the key id is.
+    /// Creates a tenant with its first admin key (which must belong to it) and its
+    /// custom hosts (sorted, each once), and lists it among its vendor's tenants, in one
+    /// atomic write; [`StorageError::AlreadyExists`] if the tenant id is taken (by any
+    /// vendor's tenant, live or deleted), the key id is, or a host is another tenant's
+    /// ([`StorageError::is_host_taken`]).
     pub fn create_tenant(
         &self,
         tenant: &TenantRecord,
         admin_key: &ApiKeyRecord,
     ) -> Result<Durable, StorageError> {
         debug_assert_eq!(admin_key.tenant_id, tenant.tenant_id);
-        self.apply(&[
+        debug_assert!(tenant.custom_hosts.windows(2).all(|w| w[0] < w[1]));
+        let mut writes = vec![
             insert(tenant),
             PlatformWrite::Put {
                 table: Table::VendorTenants,
@@ -141,15 +144,23 @@ impl Platform {
                 value: Vec::new(),
             },
             insert(admin_key),
-        ])
+        ];
+        writes.extend(index_writes(&tenant.tenant_id, &[], &tenant.custom_hosts));
+        self.apply(&writes)
     }
 
-    /// Soft-deletes a tenant: the record stays (for audit), marked deleted. `None` if
-    /// there is no tenant `id`.
+    /// Soft-deletes a tenant: the record stays (for audit), marked deleted, and its
+    /// custom hosts are released (another tenant may claim them). `None` if there is no
+    /// tenant `id`.
     pub fn soft_delete_tenant(&self, id: &TenantId) -> Result<Option<Durable>, StorageError> {
-        self.replace(self.tenant(id)?, |tenant| {
-            tenant.lifecycle = Lifecycle::Deleted;
-        })
+        let Some(mut tenant) = self.tenant(id)? else {
+            return Ok(None);
+        };
+        tenant.lifecycle = Lifecycle::Deleted;
+        let released = std::mem::take(&mut tenant.custom_hosts);
+        let mut writes = vec![put(&tenant)];
+        writes.extend(index_writes(&tenant.tenant_id, &released, &[]));
+        self.apply(&writes).map(Some)
     }
 
     /// Where a package lives.

@@ -55,6 +55,7 @@ fn accounts() -> Vec<Fixture> {
         crm_id: Some("CRM-42".into()),
         created_at: at(1_700_000_200_000),
         lifecycle: Lifecycle::Deleted,
+        custom_hosts: Vec::new(),
     };
     let key = ApiKeyRecord {
         key_id: "k7f3a".into(),
@@ -95,7 +96,30 @@ fn accounts() -> Vec<Fixture> {
                 domain: None,
                 crm_id: None,
                 lifecycle: Lifecycle::Active,
+                ..tenant.clone()
+            },
+        ),
+        fixture(
+            "tenant_v2",
+            TenantRecord {
+                lifecycle: Lifecycle::Active,
+                custom_hosts: vec!["licenses.acme.example".into(), "lm.acme.example".into()],
+                ..tenant.clone()
+            },
+        ),
+        fixture(
+            "tenant_v2_minimal",
+            TenantRecord {
+                domain: None,
+                crm_id: None,
                 ..tenant
+            },
+        ),
+        fixture(
+            "custom_host_v1",
+            CustomHostRecord {
+                host: "licenses.acme.example".into(),
+                tenant_id: "acme".into(),
             },
         ),
         fixture("api_key_v1", key.clone()),

@@ -157,6 +157,7 @@ impl TestApp {
             company_name: name.to_owned(),
             domain: None,
             crm_id: None,
+            custom_hosts: Vec::new(),
         };
         accounts::create_tenant(self.state(), vendor, new)
             .await
