@@ -234,7 +234,8 @@ pub async fn create_expiring_key(
     })
 }
 
-/// Revokes a key; effective on the next request (keys are read on every request).
+/// Revokes a key; effective on the next request (keys are read on every request), and
+/// at once for the event streams it holds open.
 pub async fn revoke_key(state: &AppState, tenant: &TenantId, key_id: &str) -> Result<()> {
     state
         .platform
@@ -245,6 +246,7 @@ pub async fn revoke_key(state: &AppState, tenant: &TenantId, key_id: &str) -> Re
         })?
         .wait()
         .await?;
+    state.streams.end_key(tenant, key_id);
     Ok(())
 }
 
@@ -304,6 +306,7 @@ pub async fn delete_tenant(state: &AppState, tenant: &str) -> Result<()> {
         .wait()
         .await?;
     state.registry.deactivate(&id);
+    state.streams.end_tenant(&id);
     Ok(())
 }
 
