@@ -164,9 +164,9 @@ async fn login(
     req: HttpRequest,
     body: web::Json<Login>,
 ) -> Result<HttpResponse> {
-    from_own_page(&req)?;
     let ctx = portal_host(&req)?;
     require_tenant(&state, &ctx)?;
+    from_own_page(&req)?;
     let Login { username, password } = body.into_inner();
     if username.is_empty() || username.len() > 256 || password.len() > MAX_PASSWORD {
         return Err(ApiError::invalid(format!(
