@@ -2,7 +2,8 @@
 # One `permetrix load` run against a server process, with the server's CPU time per
 # request (from /proc/PID/stat, so it holds up better than req/s on a busy machine), the
 # load tool's own CPU per request, and the group commit's flushes during the run (from
-# the server's /metrics: how many, writes per flush, mean flush time).
+# the server's /metrics: how many, writes per flush, mean flush time; read with
+# $PERMETRIX_ADMIN_TOKEN, or $PERMETRIX_METRICS_TOKEN if set).
 #
 #   benches/cpu.sh SERVER_PID LOAD_BIN [permetrix load flags...]
 set -euo pipefail
@@ -12,7 +13,8 @@ prev=; for a in "$@"; do [ "$prev" = --server ] && SERVER=$a; prev=$a; done
 ticks() { awk '{print $14+$15}' "/proc/$PID/stat"; }
 # batch-size sum, flush count, flush seconds (0 0 0 if /metrics is unreachable)
 flushes() {
-  curl -sf "http://$SERVER/metrics" | awk '
+  curl -sf -H "Authorization: Bearer ${PERMETRIX_METRICS_TOKEN:-${PERMETRIX_ADMIN_TOKEN:-}}" \
+    "http://$SERVER/metrics" | awk '
     /^permetrix_storage_flush_batch_size_sum/ {w=$2} /^permetrix_storage_flush_batch_size_count/ {n=$2}
     /^permetrix_storage_flush_duration_seconds_sum/ {s=$2} END {print w+0, n+0, s+0}' || echo 0 0 0
 }

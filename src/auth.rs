@@ -7,6 +7,7 @@
 pub mod api_key;
 pub mod client;
 mod extract;
+pub mod fair_slots;
 pub mod key_usage;
 mod operator;
 pub mod password;
@@ -14,13 +15,14 @@ pub mod secrets;
 pub mod security;
 pub mod session;
 pub mod signature;
+pub mod streams;
 pub mod throttle;
 
 pub use extract::{
     AnyTenantCaller, OperatorAuth, TenantAdmin, TenantAuth, TenantBorrower, VendorAuth, bearer,
     wrong_place,
 };
-pub use operator::{OperatorToken, TokenSetup};
+pub use operator::{MetricsToken, OperatorToken, TokenSetup};
 
 use actix_web::web;
 use permetrix_actors::Registry;
@@ -79,6 +81,8 @@ pub enum Principal {
         key_id: String,
         /// Scope.
         scope: Scope,
+        /// When the key stops working, if it expires.
+        expires_at: Option<Timestamp>,
     },
     /// A vendor API key.
     Vendor(VendorId),
@@ -142,6 +146,7 @@ fn verify_tenant_key(
         tenant,
         key_id: record.key_id,
         scope: record.scope,
+        expires_at: record.expires_at,
     })
 }
 

@@ -12,6 +12,8 @@ use permetrix_client::load::LoadArgs;
 use permetrix_client::run::RunArgs;
 
 use crate::auth::client::CookieSecurity;
+use crate::auth::streams::StreamLimits;
+use crate::http::limits::Limits;
 use crate::server::ServeConfig;
 use crate::server::telemetry::LogFormat;
 
@@ -163,6 +165,33 @@ pub struct ServeArgs {
     /// How long vendor and operator fan-out queries wait for each tenant, in milliseconds.
     #[arg(long, env = "PERMETRIX_FANOUT_DEADLINE_MS", default_value_t = 2000)]
     pub fanout_deadline_ms: u64,
+    /// Also serve GET /metrics without credentials on this address (a private network:
+    /// Fly's `[metrics]` scrape); on the public port /metrics needs a bearer token.
+    #[arg(long, env = "PERMETRIX_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// A bearer token that reads /metrics on the public port (and nothing else), so
+    /// that a scraper need not hold the operator token (environment only).
+    #[arg(
+        long,
+        env = "PERMETRIX_METRICS_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+    /// Live event streams (/events) one API key or portal user may hold open; beyond,
+    /// 429.
+    #[arg(long, env = "PERMETRIX_MAX_STREAMS_PER_CREDENTIAL", default_value_t = StreamLimits::default().per_credential)]
+    pub max_streams_per_credential: usize,
+    /// Live event streams one tenant may hold open, all credentials together; beyond,
+    /// 429.
+    #[arg(long, env = "PERMETRIX_MAX_STREAMS_PER_TENANT", default_value_t = StreamLimits::default().per_tenant)]
+    pub max_streams_per_tenant: usize,
+    /// API keys one tenant may hold (revoked ones do not count); beyond, 409.
+    #[arg(long, env = "PERMETRIX_MAX_KEYS_PER_TENANT", default_value_t = Limits::default().max_keys_per_tenant)]
+    pub max_keys_per_tenant: usize,
+    /// Portal users one tenant may have; beyond, 409.
+    #[arg(long, env = "PERMETRIX_MAX_USERS_PER_TENANT", default_value_t = Limits::default().max_users_per_tenant)]
+    pub max_users_per_tenant: usize,
 }
 
 impl ServeArgs {
@@ -195,6 +224,14 @@ impl ServeArgs {
         c.max_connections = self.max_connections.max(1);
         c.metrics_max_tenants = self.metrics_max_tenants.max(1);
         c.fanout_deadline = Duration::from_millis(self.fanout_deadline_ms.max(1));
+        c.metrics_bind = self.metrics_bind;
+        c.metrics_token = self.metrics_token.clone().filter(|t| !t.is_empty());
+        c.streams = StreamLimits {
+            per_credential: self.max_streams_per_credential.max(1),
+            per_tenant: self.max_streams_per_tenant.max(1),
+        };
+        c.limits.max_keys_per_tenant = self.max_keys_per_tenant.max(1);
+        c.limits.max_users_per_tenant = self.max_users_per_tenant.max(1);
         c
     }
 }

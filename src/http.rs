@@ -2,13 +2,14 @@
 //!
 //! Host routing ([`host`], [`custom_hosts`]), input parsing ([`input`]), size and time limits
 //! ([`limits`]), keyed rate limiting ([`rate_limit`]), held early retries
-//! ([`retry_hold`]), the request log ([`request_log`]) and the one mapping of errors to
-//! HTTP ([`error`]).
+//! ([`retry_hold`]), the request log ([`request_log`]), the headers of every response
+//! ([`headers`]) and the one mapping of errors to HTTP ([`error`]).
 //!
 //! The middleware reads what it needs from the application state through [`Edge`], so
 //! that this room does not depend on the server that composes it.
 pub mod custom_hosts;
 pub mod error;
+pub mod headers;
 pub mod host;
 pub mod input;
 pub mod limits;

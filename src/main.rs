@@ -21,15 +21,18 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
         Command::Serve(args) => {
+            permetrix::ops::startup_checks::private_umask();
             _log = permetrix::server::telemetry::init(args.log_format);
             permetrix::server::panic_hook::install_panic_hook();
             actix_rt::System::new().block_on(serve(args))
         }
         Command::Backup(args) => {
+            permetrix::ops::startup_checks::private_umask();
             _log = permetrix::server::telemetry::init(LogFormat::Text);
             backup(&args)
         }
         Command::Restore(args) => {
+            permetrix::ops::startup_checks::private_umask();
             _log = permetrix::server::telemetry::init(LogFormat::Text);
             restore(&args)
         }

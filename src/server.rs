@@ -25,9 +25,10 @@ use crate::api::{self, accounts::FANOUT_DEADLINE};
 use crate::auth::secrets::ServerSecrets;
 use crate::auth::security::SecurityState;
 use crate::auth::session::{self, SessionConfig};
-use crate::auth::signature::{self, NonceCache};
-use crate::auth::{AuthContext, OperatorToken, TokenSetup, key_usage};
+use crate::auth::streams::{StreamLimits, StreamRegistry};
+use crate::auth::{AuthContext, MetricsToken, OperatorToken, TokenSetup, key_usage};
 use crate::http::custom_hosts::{self, CustomHosts};
+use crate::http::headers;
 use crate::http::host::{BaseDomains, host_context};
 use crate::http::input;
 use crate::http::limits::{self, Limits};
@@ -87,6 +88,12 @@ pub struct ServeConfig {
     /// Where the actors read the time (`None`: the system clock). Embedders and
     /// in-process tests may pass a manual clock to drive lease expiry.
     pub clock: Option<ClockSource>,
+    /// Open event streams per credential and per tenant.
+    pub streams: StreamLimits,
+    /// A bearer token that reads `/metrics` (and nothing else) on the public port.
+    pub metrics_token: Option<String>,
+    /// A second listener serving `/metrics` without credentials (private network).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// A clock handed to the server (see [`ServeConfig::clock`]).
@@ -124,6 +131,9 @@ impl ServeConfig {
             fanout_deadline: FANOUT_DEADLINE,
             max_connections: 25_000,
             clock: None,
+            streams: StreamLimits::default(),
+            metrics_token: None,
+            metrics_bind: None,
         }
     }
 }
@@ -143,6 +153,8 @@ pub struct Startup {
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    /// The credential-free `/metrics` listener (`--metrics-bind`), stopped with `server`.
+    metrics_server: Option<ServerHandle>,
     state: web::Data<AppState>,
     store: Arc<dyn Store>,
     /// Serves live backups; stopped before the store closes.
@@ -215,11 +227,12 @@ impl Application {
             bases: BaseDomains::new(config.base_domains.clone()),
             custom_hosts,
             signing_keys: SigningKeyCache::default(),
-            nonces: NonceCache::new(1_000_000),
             fanout_deadline: config.fanout_deadline,
             security: SecurityState::new(config.sessions.clone(), config.limits.clone()),
             metrics,
             shutdown: Shutdown::default(),
+            streams: StreamRegistry::new(config.streams),
+            metrics_token: config.metrics_token.as_deref().and_then(MetricsToken::new),
         });
 
         let mut startup = Startup::default();
@@ -271,6 +284,7 @@ impl Application {
                 .wrap(from_fn(host_context::<AppState>))
                 .wrap(from_fn(limits::enforce::<AppState>))
                 .wrap(from_fn(request_log::<AppState>))
+                .wrap(from_fn(headers::nosniff))
                 .configure(api::configure)
                 .default_service(web::to(api::not_found))
         })
@@ -298,7 +312,17 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "listening on {addr}"
         );
-        spawn_nonce_purge(state.clone());
+        let metrics_server = match config.metrics_bind {
+            Some(bind) => {
+                let (bound, metrics) =
+                    api::operator::metrics::serve_privately(bind, state.clone())?;
+                let handle = metrics.handle();
+                actix_rt::spawn(metrics);
+                tracing::info!("serving /metrics without credentials on {bound}");
+                Some(handle)
+            }
+            None => None,
+        };
         spawn_security_upkeep(state.clone());
         warm_fanout_cache(&state);
         if config.handle_signals {
@@ -308,6 +332,7 @@ impl Application {
         Ok(Application {
             addr,
             server,
+            metrics_server,
             state,
             store,
             control,
@@ -339,6 +364,9 @@ impl Application {
     /// requests, stops the actors and flushes storage.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")?;
+        if let Some(metrics) = self.metrics_server {
+            metrics.stop(true).await;
+        }
         tracing::info!("HTTP server stopped; flushing storage");
         if let Err(e) = self
             .state
@@ -357,16 +385,6 @@ impl Application {
         tracing::info!("shutdown complete");
         Ok(())
     }
-}
-
-fn spawn_nonce_purge(state: web::Data<AppState>) {
-    actix_rt::spawn(async move {
-        let mut tick = tokio::time::interval(signature::PURGE_EVERY);
-        loop {
-            tick.tick().await;
-            state.nonces.purge(state.registry.clock().now().secs());
-        }
-    });
 }
 
 /// Persists API-key usage and purges expired sessions, each on its own interval.

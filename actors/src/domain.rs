@@ -16,7 +16,7 @@
 //!   (what an operation changed), `borrow` (a borrow asked and granted), `error`;
 //! - the parts of a tenant's memory, each knowing nothing of the state around it:
 //!   `pool`, `ledger`, `usage`, `expiry` (leases by expiry), `idempotency` (remembered
-//!   keys), `queue` (waiters per pool);
+//!   keys), `nonces` (v2 signature nonces seen), `queue` (waiters per pool);
 //! - `state`: [`TenantState`] itself, loading, settings, pools, status;
 //! - operations added to it by topic: `leasing` (borrow, return, heartbeat, expiry),
 //!   `retries` (idempotent borrow and return), `waiting` (the wait queue), `budget`,
@@ -32,6 +32,7 @@ mod input;
 mod leasing;
 mod ledger;
 mod limits;
+mod nonces;
 mod package;
 mod pool;
 mod queue;
@@ -49,10 +50,12 @@ pub use error::DomainError;
 pub use expiry::EXPIRED_MEMORY;
 pub use idempotency::{IdempotencyKey, IdempotencyTicket, KEY_RETENTION, MAX_KEY_LEN};
 pub use input::{
-    LeaseSeconds, MAX_NAME, Seats, ToolName, UserName, WaitSeconds, check_seat_sum, text_field,
+    LeaseSeconds, MAX_NAME, MAX_OVERAGE_EXPOSURE_CENTS, Seats, ToolName, UserName, WaitSeconds,
+    check_overage_exposure, check_seat_sum, text_field,
 };
 pub use ledger::{LedgerHead, chain_hash, verify_chain};
 pub use limits::UserLimit;
+pub use nonces::{MAX_NONCES, SIGNATURE_WINDOW, SignedNonce};
 pub use pool::{Limits, Pool};
 pub use queue::{MAX_WAITERS_PER_POOL, QueueEntry, Queued, Served, WaiterId, is_queueable};
 pub use state::{ProvisionRequest, SettingsPatch, TenantState};

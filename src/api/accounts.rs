@@ -242,7 +242,8 @@ pub async fn create_expiring_key(
     })
 }
 
-/// Revokes a key; effective on the next request (keys are read on every request).
+/// Revokes a key; effective on the next request (keys are read on every request), and
+/// at once for the event streams it holds open.
 pub async fn revoke_key(state: &AppState, tenant: &TenantId, key_id: &str) -> Result<()> {
     state
         .platform
@@ -253,6 +254,7 @@ pub async fn revoke_key(state: &AppState, tenant: &TenantId, key_id: &str) -> Re
         })?
         .wait()
         .await?;
+    state.streams.end_key(tenant, key_id);
     Ok(())
 }
 
@@ -333,6 +335,7 @@ pub async fn delete_tenant(state: &AppState, tenant: &str) -> Result<()> {
         return Err(ApiError::not_found(format!("no tenant '{tenant}'")));
     }
     state.registry.deactivate(&id);
+    state.streams.end_tenant(&id);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The main host (`<base>`): the operator's administration of vendors and tenants,
 //! signing-secret rotation, platform and supervision figures, and `/metrics`.
 mod admin;
-mod metrics;
+pub mod metrics;
 mod signing;
 mod stats;
 

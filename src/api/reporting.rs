@@ -71,8 +71,12 @@ impl Window {
 
 /// A text cell as a spreadsheet should show it: cells that start like a formula
 /// (`=`, `+`, `-`, `@`) get a leading `'` so that opening the file runs nothing.
+///
+/// So does a cell that starts with `'` itself, which makes the rule reversible: a reader
+/// removes one leading `'` from any cell that has one and gets the value exactly (the
+/// ledger's hashes are checked on those values).
 pub fn cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@']) {
+    if s.starts_with(['=', '+', '-', '@', '\'']) {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -101,4 +105,25 @@ where
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a reader does: one leading `'` off.
+    fn uncell(s: &str) -> &str {
+        s.strip_prefix('\'').unwrap_or(s)
+    }
+
+    #[test]
+    fn cells_run_nothing_and_give_their_value_back() {
+        for value in [
+            "=1+1", "+x", "-2", "@cmd", "'=x", "''", "'", "plain", "", "a=b",
+        ] {
+            let c = cell(value);
+            assert!(!c.starts_with(['=', '+', '-', '@']), "{c}");
+            assert_eq!(uncell(&c), value);
+        }
+    }
 }

@@ -14,7 +14,7 @@ use crate::auth::client::client_address;
 use crate::auth::session::{self, Refusal, Session, SessionPrincipal};
 use crate::auth::{Principal, bearer, identify_key, invalid_key, now, wrong_place};
 use crate::http::error::{ApiError, Result};
-use crate::http::host::{HostContext, context_of};
+use crate::http::host::{HostContext, canonical_host, context_of, request_host};
 use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -27,6 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub const MAX_PASSWORD: usize = 1024;
 
 #[derive(Deserialize)]
+// A misspelt field is a mistake to report, not to ignore.
+#[serde(deny_unknown_fields)]
 struct Login {
     username: String,
     password: String,
@@ -97,6 +99,66 @@ fn require_tenant(state: &AppState, ctx: &HostContext) -> Result<()> {
     Ok(())
 }
 
+/// Login CSRF: a foreign page must not log the browser in to an account of the
+/// attacker's. It can post a form (`text/plain`, urlencoded, multipart) without a
+/// preflight, so login takes JSON only; and a browser says where a request comes from
+/// (`Origin`, `Sec-Fetch-Site`), so one from another site is refused. Clients that are
+/// no browser send neither header.
+fn from_own_page(req: &HttpRequest) -> Result<()> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::UnsupportedMediaType(
+            "login takes a JSON body: send 'Content-Type: application/json'".into(),
+        ));
+    }
+    let cross_site = || ApiError::Forbidden {
+        code: "cross_site_request",
+        detail: "login is accepted from this portal's own page only".into(),
+    };
+    let header_text = |name: &str| req.headers().get(name).map(|v| v.to_str().unwrap_or("?"));
+    if let Some(site) = header_text("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(cross_site());
+    }
+    if let Some(origin) = header_text("origin")
+        && !same_origin(origin, request_host(req.head()))
+    {
+        return Err(cross_site());
+    }
+    Ok(())
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
+/// Behind a TLS proxy the scheme is unknown here: host and port are compared, a missing
+/// port standing for the scheme's default on either side.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let default = match scheme {
+        "http" => "80",
+        "https" => "443",
+        _ => return false,
+    };
+    let port = |a: &'_ str| -> String {
+        let after_name = a.rsplit_once(']').map_or(a, |(_, rest)| rest);
+        after_name
+            .split_once(':')
+            .map(|(_, p)| p)
+            .filter(|p| !p.is_empty())
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let name = canonical_host(authority);
+    !name.is_empty() && name == canonical_host(host) && port(authority) == port(host)
+}
+
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -104,6 +166,7 @@ async fn login(
 ) -> Result<HttpResponse> {
     let ctx = portal_host(&req)?;
     require_tenant(&state, &ctx)?;
+    from_own_page(&req)?;
     let Login { username, password } = body.into_inner();
     if username.is_empty() || username.len() > 256 || password.len() > MAX_PASSWORD {
         return Err(ApiError::invalid(format!(
@@ -122,7 +185,10 @@ async fn login(
 
     let account = account(&state, &ctx, &username)?;
     let hash = account.as_ref().map(|a| a.hash.clone());
-    let verified = state.security.verify_password(password, hash).await?;
+    let verified = state
+        .security
+        .verify_password(host_key, password, hash)
+        .await?;
     let Some(account) = account.filter(|_| verified) else {
         state.security.login_failed(&throttle_key, addr, at);
         return Err(ApiError::Unauthorized {
@@ -202,6 +268,7 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
         });
     };
     session::delete(&state, &s.key).await?;
+    state.streams.end_session(&s.key);
     Ok(HttpResponse::Ok()
         .cookie(session::removal_cookie(&state, &req))
         .json(json!({"status": "logged_out"})))
@@ -214,6 +281,7 @@ async fn me(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse
             tenant,
             key_id,
             scope,
+            ..
         }) => {
             return Ok(HttpResponse::Ok().json(json!({
                 "kind": "api_key",
@@ -254,4 +322,34 @@ async fn me(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn an_origin_matches_its_own_host_and_port_only() {
+        assert!(same_origin(
+            "http://vendor.localhost:8000",
+            "vendor.localhost:8000"
+        ));
+        assert!(same_origin(
+            "https://acme.permetrix.fly.dev",
+            "acme.permetrix.fly.dev"
+        ));
+        assert!(same_origin("https://ACME.example", "acme.example:443"));
+        assert!(same_origin("http://[::1]:8000", "[::1]:8000"));
+        for (origin, host) in [
+            ("http://acme.localhost", "vendor.localhost"),
+            ("http://vendor.localhost:9000", "vendor.localhost:8000"),
+            ("http://vendor.localhost", "vendor.localhost:8000"),
+            ("null", "vendor.localhost"),
+            ("file://vendor.localhost", "vendor.localhost"),
+            ("http://", ""),
+            ("http://vendor.localhost.evil.example", "vendor.localhost"),
+        ] {
+            assert!(!same_origin(origin, host), "{origin} vs {host}");
+        }
+    }
 }

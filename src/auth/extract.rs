@@ -4,9 +4,10 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::{Either, LocalBoxFuture, Ready, ready};
 use permetrix_storage::records::{Scope, UserRole};
-use permetrix_storage::{TenantId, VendorId};
+use permetrix_storage::{TenantId, Timestamp, VendorId};
 
 use super::session::{self, Refusal, Session, SessionPrincipal};
+use super::streams::Holder;
 use super::{AuthContext, Principal, identify_key, invalid_key};
 use crate::http::error::ApiError;
 use crate::http::host::{HostContext, context_of};
@@ -83,12 +84,30 @@ pub struct TenantAuth<const ADMIN: bool> {
     pub token: String,
     /// The portal user, when the caller authenticated with a session cookie.
     pub user: Option<String>,
+    /// Storage key of the portal session, when the caller authenticated with one.
+    pub session: Option<String>,
+    /// When the credential stops working by itself (a key's expiry, a session's end).
+    pub expires_at: Option<Timestamp>,
 }
 
 impl<const ADMIN: bool> TenantAuth<ADMIN> {
     /// Who is calling, for per-credential rate limits.
     pub fn credential(&self) -> (&str, &str, Option<&str>) {
         (self.tenant.as_str(), &self.key_id, self.user.as_deref())
+    }
+
+    /// Who holds what this caller opens (a live stream): the key, or the portal user.
+    pub fn holder(&self) -> Holder {
+        match &self.user {
+            Some(user) => Holder::User(user.clone()),
+            None => Holder::Key(self.key_id.clone()),
+        }
+    }
+
+    /// A portal user with the viewer role: may read, changes nothing, and is shown no
+    /// borrow id (an id is enough to return its seat).
+    pub fn is_viewer(&self) -> bool {
+        self.user.is_some() && self.scope != Scope::Admin
     }
 }
 
@@ -138,6 +157,7 @@ fn tenant_auth<const ADMIN: bool>(
             tenant: owner,
             key_id,
             scope,
+            expires_at,
         })) => {
             if owner != tenant {
                 return now(Err(wrong_place()));
@@ -154,6 +174,8 @@ fn tenant_auth<const ADMIN: bool>(
                 scope,
                 token,
                 user: None,
+                session: None,
+                expires_at,
             })))
         }
         Some(Ok(_)) => now(Err(wrong_place())),
@@ -199,10 +221,9 @@ fn tenant_session<const ADMIN: bool>(
             "this endpoint needs a tenant admin; viewer users may only read",
         ));
     }
+    // Viewers change nothing, also where a credential is optional (a return): a
+    // viewer's session is a credential of this tenant, not the absence of one.
     if role == UserRole::Viewer && !session::is_safe(req.method()) {
-        if optional {
-            return Ok(None);
-        }
         return Err(insufficient_scope(
             "viewer users may only read; ask a tenant admin",
         ));
@@ -216,6 +237,8 @@ fn tenant_session<const ADMIN: bool>(
         },
         token: String::new(),
         user: Some(username),
+        session: Some(session.key),
+        expires_at: Some(session.expires_at),
     }))
 }
 

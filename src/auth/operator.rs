@@ -116,6 +116,23 @@ impl OperatorToken {
     }
 }
 
+/// `PERMETRIX_METRICS_TOKEN`: a bearer token that reads `/metrics` and nothing else,
+/// so that a scraper need not hold the operator token. Kept as its SHA-256, compared in
+/// constant time.
+pub struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    /// The token as configured; an empty one is no token.
+    pub fn new(token: &str) -> Option<Self> {
+        (!token.is_empty()).then(|| MetricsToken(digest(token)))
+    }
+
+    /// Whether `token` is the metrics token.
+    pub fn matches(&self, token: &str) -> bool {
+        bool::from(self.0.ct_eq(&digest(token)))
+    }
+}
+
 async fn hash_blocking(plain: String) -> anyhow::Result<String> {
     actix_web::web::block(move || password::hash(&plain))
         .await

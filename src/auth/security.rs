@@ -1,11 +1,15 @@
 //! The server's defensive state: session settings, request limits, rate limiters,
-//! login throttles, API-key usage, and the slots that bound argon2 work.
+//! login throttles, API-key usage, the slots that bound argon2 work (shared fairly
+//! between tenants), and the caps on keys and users per tenant.
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use permetrix_storage::TenantId;
+use tokio::sync::{Mutex, MutexGuard};
 
+use super::fair_slots::{FairSlots, Slot};
 use super::key_usage::KeyUsage;
 use super::password;
 use super::session::SessionConfig;
@@ -14,6 +18,9 @@ use crate::http::error::ApiError;
 use crate::http::limits::Limits;
 use crate::http::rate_limit::KeyedLimiter;
 
+/// Locks that make "count, then create" of keys and users one step per tenant (tenants
+/// share a lock when their ids hash alike: fixed memory).
+const CREATION_LOCKS: usize = 64;
 /// Slots of each keyed limiter (8 bytes each) and throttle (24 bytes each).
 const LIMITER_SLOTS: usize = 1 << 16;
 const THROTTLE_SLOTS: usize = 1 << 14;
@@ -33,13 +40,16 @@ pub struct SecurityState {
     /// Size, time and rate limits.
     pub limits: Limits,
     key_management: KeyedLimiter,
+    tenant_management: KeyedLimiter,
     login_per_user: KeyedLimiter,
     login_per_address: KeyedLimiter,
     user_failures: FailureThrottle,
     address_failures: FailureThrottle,
     /// `last_used_at` of API keys, pending persistence.
     pub key_usage: KeyUsage,
-    argon_slots: Arc<Semaphore>,
+    argon_slots: FairSlots,
+    creation_locks: Box<[Mutex<()>]>,
+    creation_hasher: RandomState,
 }
 
 fn too_many(code: &'static str, what: &str, wait: Duration) -> ApiError {
@@ -56,6 +66,7 @@ impl SecurityState {
     pub fn new(sessions: SessionConfig, limits: Limits) -> Self {
         SecurityState {
             key_management: KeyedLimiter::new(limits.key_management, LIMITER_SLOTS),
+            tenant_management: KeyedLimiter::new(limits.tenant_management, LIMITER_SLOTS),
             login_per_user: KeyedLimiter::new(limits.login_per_user, LIMITER_SLOTS),
             login_per_address: KeyedLimiter::new(limits.login_per_address, LIMITER_SLOTS),
             user_failures: FailureThrottle::new(
@@ -71,7 +82,9 @@ impl SecurityState {
                 THROTTLE_SLOTS,
             ),
             key_usage: KeyUsage::new(1_000_000),
-            argon_slots: Arc::new(Semaphore::new(ARGON_SLOTS)),
+            argon_slots: FairSlots::new(ARGON_SLOTS),
+            creation_locks: (0..CREATION_LOCKS).map(|_| Mutex::new(())).collect(),
+            creation_hasher: RandomState::new(),
             sessions,
             limits,
         }
@@ -92,6 +105,40 @@ impl SecurityState {
                     wait,
                 )
             })
+    }
+
+    /// Takes one key- or user-management request of `credential` at `tenant`: from the
+    /// credential's allowance, then from the tenant's, which all its credentials share
+    /// (so that minting admin keys brings no fresh allowance).
+    pub fn limit_tenant_management(
+        &self,
+        tenant: &TenantId,
+        credential: &(impl std::hash::Hash + ?Sized),
+        now_ms: i64,
+    ) -> Result<(), ApiError> {
+        self.limit_key_management(credential, now_ms)?;
+        self.tenant_management
+            .check(tenant.as_str(), now_ms)
+            .map_err(|wait| {
+                too_many(
+                    "rate_limited",
+                    "too many key or user management requests for this tenant",
+                    wait,
+                )
+            })
+    }
+
+    /// Holds creation of keys and users at `tenant` to one at a time, so that the caps
+    /// ([`Limits::max_keys_per_tenant`], [`Limits::max_users_per_tenant`]) are checked
+    /// and kept in one step.
+    pub async fn creation_lock(&self, tenant: &TenantId) -> MutexGuard<'_, ()> {
+        let stripe = self.creation_hasher.hash_one(tenant.as_str()) as usize % CREATION_LOCKS;
+        self.creation_locks[stripe].lock().await
+    }
+
+    /// Password hashes (logins, new users) waiting for a slot now.
+    pub fn password_work_waiting(&self) -> usize {
+        self.argon_slots.waiting()
     }
 
     /// Admits a login attempt of `user` (a user on one host) from `addr`, or says how
@@ -136,34 +183,39 @@ impl SecurityState {
         self.user_failures.clear(user);
     }
 
-    async fn argon_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        let busy = || ApiError::Unavailable {
-            code: "busy",
-            detail: "the server is busy checking passwords; retry shortly".into(),
-            retry_after: Duration::from_secs(1),
-        };
-        tokio::time::timeout(ARGON_WAIT, Arc::clone(&self.argon_slots).acquire_owned())
+    /// A hashing slot for work of `party` (a tenant, or the vendor host), shared fairly
+    /// between parties.
+    async fn argon_slot(&self, party: &str) -> Result<Slot, ApiError> {
+        self.argon_slots
+            .acquire(party, ARGON_WAIT)
             .await
-            .map_err(|_| busy())?
-            .map_err(|_| busy())
+            .ok_or_else(|| ApiError::Unavailable {
+                code: "busy",
+                detail: "the server is busy checking passwords; retry shortly".into(),
+                retry_after: Duration::from_secs(1),
+            })
     }
 
-    /// Verifies a password off the request thread; `None` verifies against a dummy hash
-    /// so that unknown users cost as much as known ones.
+    /// Verifies a password of `party` (see [`SecurityState::hash_password`]) off the
+    /// request thread; `None` verifies against a dummy hash so that unknown users cost
+    /// as much as known ones.
     pub async fn verify_password(
         &self,
+        party: &str,
         password: String,
         hash: Option<String>,
     ) -> Result<bool, ApiError> {
-        let _slot = self.argon_slot().await?;
+        let _slot = self.argon_slot(party).await?;
         actix_web::web::block(move || password::verify(&password, hash.as_deref()))
             .await
             .map_err(ApiError::internal)
     }
 
-    /// Hashes a password off the request thread.
-    pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
-        let _slot = self.argon_slot().await?;
+    /// Hashes a password off the request thread, in a slot shared fairly with other
+    /// parties: `party` is whose work it is (the tenant; the vendor host's logins are
+    /// one party).
+    pub async fn hash_password(&self, party: &str, password: String) -> Result<String, ApiError> {
+        let _slot = self.argon_slot(party).await?;
         actix_web::web::block(move || password::hash(&password))
             .await
             .map_err(ApiError::internal)?

@@ -1,21 +1,21 @@
 //! Verifying request signatures on borrow (API.md "Request signatures").
 //!
 //! v1: `HMAC-SHA256(secret, "tool|user|timestamp|api_key")`.
-//! v2: `HMAC-SHA256(secret, "v2|METHOD|PATH|timestamp|nonce|sha256_hex(body)|api_key")`,
-//! with nonces remembered for the timestamp window so that a replay is refused.
-//! The key is the signing secret of the vendor that provisioned the tool. The canonical
-//! strings are built by [`permetrix_client::signing`], the code clients sign with.
-use std::time::Duration;
-
-use dashmap::DashMap;
+//! v2: `HMAC-SHA256(secret, "v2|METHOD|PATH|timestamp|nonce|sha256_hex(body)|api_key")`.
+//! A verified v2 signature yields its nonce ([`SignedNonce`]), which the tenant's actor
+//! checks and records (durably, with the borrow it signed), so that a replay is refused
+//! also after a restart. The key is the signing secret of the vendor that provisioned
+//! the tool. The canonical strings are built by [`permetrix_client::signing`], the code
+//! clients sign with.
 use hmac::{Hmac, KeyInit, Mac};
+use permetrix_actors::domain::{SIGNATURE_WINDOW, SignedNonce};
 use permetrix_client::signing::{v1_string, v2_string};
 use permetrix_storage::records::SignaturePolicy;
 use sha2::Sha256;
 
 /// How far a timestamp may be from the server's clock.
-pub const WINDOW_SECS: i64 = 300;
-/// Longest `X-Nonce` accepted (the cache stores every nonce for the window).
+pub const WINDOW_SECS: i64 = SIGNATURE_WINDOW.as_secs() as i64;
+/// Longest `X-Nonce` accepted (the tenant stores every nonce for the window).
 pub const MAX_NONCE: usize = 128;
 
 /// Why a signature was refused (the `error` code of the 401).
@@ -31,8 +31,6 @@ pub enum SignatureError {
     BadSignature,
     /// `X-Vendor-ID` names a vendor other than the tool's.
     WrongVendor,
-    /// v2 nonce seen within the window.
-    Replayed,
     /// The tenant requires v2 and got v1.
     VersionRequired,
 }
@@ -46,7 +44,6 @@ impl SignatureError {
             SignatureError::Malformed | SignatureError::BadSignature => "bad_signature",
             SignatureError::Stale => "stale_timestamp",
             SignatureError::WrongVendor => "wrong_vendor",
-            SignatureError::Replayed => "replayed_nonce",
         }
     }
 
@@ -59,7 +56,7 @@ impl SignatureError {
             }
             SignatureError::Malformed => {
                 "malformed signature headers: X-Signature must be 64 lowercase hex characters \
-                 (HMAC-SHA256), X-Timestamp unix seconds, X-Signature-Version 1 or 2, and \
+                 (HMAC-SHA256), X-Timestamp unix seconds in digits, X-Signature-Version 1 or 2, and \
                  X-Nonce at most 128 characters"
             }
             SignatureError::Stale => {
@@ -70,9 +67,6 @@ impl SignatureError {
             }
             SignatureError::WrongVendor => {
                 "X-Vendor-ID does not name the vendor that provisioned this tool"
-            }
-            SignatureError::Replayed => {
-                "this X-Nonce was already used; sign every request with a fresh nonce"
             }
             SignatureError::VersionRequired => {
                 "this tenant requires v2 signatures (X-Signature-Version: 2 with X-Nonce)"
@@ -112,6 +106,18 @@ pub struct Signed<'a> {
     pub api_key: &'a str,
 }
 
+/// Parses `X-Timestamp`: unix seconds as plain digits. `+1796…` or `1796….0` would
+/// parse as the same number as the digits a client signed, so they are refused.
+fn parse_timestamp(timestamp: &str) -> Result<i64, SignatureError> {
+    if timestamp.is_empty()
+        || timestamp.len() > 18
+        || !timestamp.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(SignatureError::Malformed);
+    }
+    timestamp.parse().map_err(|_| SignatureError::Malformed)
+}
+
 /// Parses a lowercase hex HMAC-SHA256.
 fn parse_signature(signature_hex: &str) -> Result<[u8; 32], SignatureError> {
     if signature_hex.len() != 64 || signature_hex.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -143,85 +149,24 @@ pub fn verify(
     }
 }
 
-/// Remembers v2 nonces for the timestamp window. Bounded: beyond `capacity` live
-/// entries, new nonces are refused (as replays) until old ones age out, so memory stays
-/// bounded even under a flood.
-pub struct NonceCache {
-    seen: DashMap<(String, String), i64>,
-    capacity: usize,
-}
-
-impl NonceCache {
-    /// A cache holding at most `capacity` nonces.
-    pub fn new(capacity: usize) -> Self {
-        NonceCache {
-            seen: DashMap::new(),
-            capacity,
-        }
-    }
-
-    /// Records `nonce` of `vendor` seen at `now`; false if it was seen within the window.
-    fn check_and_insert(&self, vendor: &str, nonce: &str, now: i64) -> bool {
-        if self.seen.len() >= self.capacity {
-            self.seen.retain(|_, at| now - *at <= 2 * WINDOW_SECS);
-            if self.seen.len() >= self.capacity {
-                return false;
-            }
-        }
-        let key = (vendor.to_owned(), nonce.to_owned());
-        match self.seen.entry(key) {
-            dashmap::Entry::Occupied(mut e) => {
-                if now - *e.get() <= 2 * WINDOW_SECS {
-                    false
-                } else {
-                    e.insert(now);
-                    true
-                }
-            }
-            dashmap::Entry::Vacant(v) => {
-                v.insert(now);
-                true
-            }
-        }
-    }
-
-    /// Drops nonces older than the window (called periodically).
-    pub fn purge(&self, now: i64) {
-        self.seen.retain(|_, at| now - *at <= 2 * WINDOW_SECS);
-    }
-
-    /// Entries held.
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    /// Whether empty.
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-}
-
-/// Interval for [`NonceCache::purge`].
-pub const PURGE_EVERY: Duration = Duration::from_secs(60);
-
 /// Checks a borrow's signature under `policy`.
 ///
 /// `tool_vendor` is the vendor that provisioned the tool (`None` for an unknown tool:
 /// then `X-Vendor-ID` selects the key, and the borrow fails later as unknown_tool).
 /// `secret_of` returns a vendor's signing secrets (current, and the previous one during
-/// a rotation overlap).
+/// a rotation overlap). A verified v2 signature gives its nonce, for the tenant to
+/// check and record; it is not checked here, and a refused request burns no nonce.
 pub fn check(
     policy: SignaturePolicy,
     headers: &SignatureHeaders<'_>,
     signed: &Signed<'_>,
     tool_vendor: Option<&str>,
     secret_of: impl Fn(&str) -> std::sync::Arc<Vec<secrecy::SecretSlice<u8>>>,
-    nonces: &NonceCache,
     now_secs: i64,
-) -> Result<(), SignatureError> {
+) -> Result<Option<SignedNonce>, SignatureError> {
     use secrecy::ExposeSecret;
     if policy == SignaturePolicy::Off {
-        return Ok(());
+        return Ok(None);
     }
     let (Some(signature), Some(timestamp)) = (headers.signature, headers.timestamp) else {
         return Err(SignatureError::Missing);
@@ -234,7 +179,7 @@ pub fn check(
     if version == 1 && policy == SignaturePolicy::V2 {
         return Err(SignatureError::VersionRequired);
     }
-    let ts: i64 = timestamp.parse().map_err(|_| SignatureError::Malformed)?;
+    let ts = parse_timestamp(timestamp)?;
     if (now_secs - ts).abs() > WINDOW_SECS {
         return Err(SignatureError::Stale);
     }
@@ -273,13 +218,14 @@ pub fn check(
     {
         return Err(SignatureError::BadSignature);
     }
-    if version == 2
-        && let Some(nonce) = headers.nonce
-        && !nonces.check_and_insert(vendor, nonce, now_secs)
-    {
-        return Err(SignatureError::Replayed);
-    }
-    Ok(())
+    Ok(headers
+        .nonce
+        .filter(|_| version == 2)
+        .map(|nonce| SignedNonce {
+            vendor: vendor.to_owned(),
+            nonce: nonce.to_owned(),
+            signed_at: ts,
+        }))
 }
 
 #[cfg(test)]
@@ -310,20 +256,24 @@ mod tests {
         }
     }
 
-    fn run(
-        policy: SignaturePolicy,
-        h: SignatureHeaders<'_>,
-        now: i64,
-        nonces: &NonceCache,
-    ) -> Result<(), SignatureError> {
-        let signed = Signed {
+    /// The borrow the vectors sign.
+    fn signed() -> Signed<'static> {
+        Signed {
             tool: "ECU Development Suite",
             user: "dev1@acme.com",
             method: "POST",
             path: "/licenses/borrow",
             body: br#"{"tool":"ECU Development Suite","user":"dev1@acme.com"}"#,
             api_key: "pmx_t_acme_k1_s3cr3t",
-        };
+        }
+    }
+
+    fn run(
+        policy: SignaturePolicy,
+        h: SignatureHeaders<'_>,
+        now: i64,
+    ) -> Result<(), SignatureError> {
+        let signed = signed();
         let secret = |v: &str| {
             let s: &[u8] = if v == "vector" {
                 b"vendor-signing-secret-0123456789abcdef"
@@ -332,7 +282,7 @@ mod tests {
             };
             std::sync::Arc::new(vec![secrecy::SecretSlice::from(s.to_vec())])
         };
-        check(policy, &h, &signed, Some("vector"), secret, nonces, now)
+        check(policy, &h, &signed, Some("vector"), secret, now).map(drop)
     }
 
     const V1: &str = "ab62acdf3e6307325fd42edede51d1ff697e9d119f918bdce44abd941a7dc2a2";
@@ -359,27 +309,26 @@ mod tests {
 
     #[test]
     fn policies_accept_and_refuse() {
-        let n = NonceCache::new(100);
         let now = 1_795_749_205;
         assert_eq!(
-            run(SignaturePolicy::Off, SignatureHeaders::default(), now, &n),
+            run(SignaturePolicy::Off, SignatureHeaders::default(), now),
             Ok(())
         );
         assert_eq!(
-            run(SignaturePolicy::V1, SignatureHeaders::default(), now, &n),
+            run(SignaturePolicy::V1, SignatureHeaders::default(), now),
             Err(SignatureError::Missing)
         );
-        assert_eq!(run(SignaturePolicy::V1, v1(), now, &n), Ok(()));
+        assert_eq!(run(SignaturePolicy::V1, v1(), now), Ok(()));
         assert_eq!(
-            run(SignaturePolicy::V1, v1(), now + 301, &n),
+            run(SignaturePolicy::V1, v1(), now + 301),
             Err(SignatureError::Stale)
         );
         assert_eq!(
-            run(SignaturePolicy::V1, v1(), now - 301, &n),
+            run(SignaturePolicy::V1, v1(), now - 301),
             Err(SignatureError::Stale)
         );
         assert_eq!(
-            run(SignaturePolicy::V2, v1(), now, &n),
+            run(SignaturePolicy::V2, v1(), now),
             Err(SignatureError::VersionRequired)
         );
         let wrong_vendor = SignatureHeaders {
@@ -387,46 +336,53 @@ mod tests {
             ..v1()
         };
         assert_eq!(
-            run(SignaturePolicy::V1, wrong_vendor, now, &n),
+            run(SignaturePolicy::V1, wrong_vendor, now),
             Err(SignatureError::WrongVendor)
         );
         let no_vendor = SignatureHeaders {
             vendor_id: None,
             ..v1()
         };
-        assert_eq!(run(SignaturePolicy::V1, no_vendor, now, &n), Ok(()));
+        assert_eq!(run(SignaturePolicy::V1, no_vendor, now), Ok(()));
     }
 
+    /// A verified v2 signature hands its nonce on: whether it was seen before is the
+    /// tenant's to decide (`domain::nonces`), durably.
     #[test]
-    fn v2_nonces_are_single_use() {
-        let n = NonceCache::new(100);
+    fn v2_signatures_give_their_nonce_to_the_tenant() {
         let now = 1_795_749_205;
-        assert_eq!(run(SignaturePolicy::V2, v2(), now, &n), Ok(()));
-        assert_eq!(
-            run(SignaturePolicy::V2, v2(), now + 1, &n),
-            Err(SignatureError::Replayed)
+        let signed = signed();
+        let secret = |_: &str| {
+            std::sync::Arc::new(vec![secrecy::SecretSlice::from(
+                b"vendor-signing-secret-0123456789abcdef".to_vec(),
+            )])
+        };
+        let nonce = SignedNonce {
+            vendor: "vector".into(),
+            nonce: "3f1c9a0e5b7d".into(),
+            signed_at: now,
+        };
+        for policy in [SignaturePolicy::V1, SignaturePolicy::V2] {
+            let got = check(policy, &v2(), &signed, Some("vector"), secret, now);
+            assert_eq!(got, Ok(Some(nonce.clone())));
+        }
+        let v1 = check(
+            SignaturePolicy::V1,
+            &v1(),
+            &signed,
+            Some("vector"),
+            secret,
+            now,
         );
-        assert_eq!(
-            run(SignaturePolicy::V1, v2(), now + 1, &n),
-            Err(SignatureError::Replayed)
-        );
+        assert_eq!(v1, Ok(None));
         let no_nonce = SignatureHeaders {
             nonce: None,
             ..v2()
         };
         assert_eq!(
-            run(SignaturePolicy::V2, no_nonce, now, &n),
+            run(SignaturePolicy::V2, no_nonce, now),
             Err(SignatureError::Missing)
         );
-    }
-
-    #[test]
-    fn a_full_nonce_cache_refuses_rather_than_grows() {
-        let n = NonceCache::new(2);
-        assert!(n.check_and_insert("v", "a", 0));
-        assert!(n.check_and_insert("v", "b", 0));
-        assert!(!n.check_and_insert("v", "c", 0));
-        assert!(n.check_and_insert("v", "c", 10_000));
     }
 
     #[test]
@@ -438,7 +394,6 @@ mod tests {
             Stale,
             BadSignature,
             WrongVendor,
-            Replayed,
             VersionRequired,
         ] {
             assert!(
@@ -458,7 +413,6 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_refused_not_trusted() {
-        let n = NonceCache::new(100);
         let now = 1_795_749_205;
         let cases = [
             SignatureHeaders {
@@ -473,10 +427,18 @@ mod tests {
                 version: Some("3"),
                 ..v1()
             },
+            SignatureHeaders {
+                timestamp: Some("+1795749205"),
+                ..v1()
+            },
+            SignatureHeaders {
+                timestamp: Some("-1795749205"),
+                ..v1()
+            },
         ];
         for h in cases {
             assert_eq!(
-                run(SignaturePolicy::V1, h, now, &n),
+                run(SignaturePolicy::V1, h, now),
                 Err(SignatureError::Malformed)
             );
         }
@@ -486,7 +448,7 @@ mod tests {
             ..v1()
         };
         assert_eq!(
-            run(SignaturePolicy::V1, h, now, &n),
+            run(SignaturePolicy::V1, h, now),
             Err(SignatureError::Malformed)
         );
         let long = "n".repeat(MAX_NONCE + 1);
@@ -495,7 +457,7 @@ mod tests {
             ..v2()
         };
         assert_eq!(
-            run(SignaturePolicy::V2, h, now, &n),
+            run(SignaturePolicy::V2, h, now),
             Err(SignatureError::Malformed)
         );
         // A refused request does not burn its nonce: the genuine one still passes.
@@ -504,10 +466,10 @@ mod tests {
             ..v2()
         };
         assert_eq!(
-            run(SignaturePolicy::V2, bad, now, &n),
+            run(SignaturePolicy::V2, bad, now),
             Err(SignatureError::BadSignature)
         );
-        assert_eq!(run(SignaturePolicy::V2, v2(), now, &n), Ok(()));
+        assert_eq!(run(SignaturePolicy::V2, v2(), now), Ok(()));
     }
 
     #[test]
@@ -536,9 +498,8 @@ mod tests {
             ])
         };
         let only_new = |_: &str| std::sync::Arc::new(vec![secrecy::SecretSlice::from(new.clone())]);
-        let n = NonceCache::new(10);
         let check_with = |f: &dyn Fn(&str) -> std::sync::Arc<Vec<secrecy::SecretSlice<u8>>>| {
-            check(SignaturePolicy::V1, &h, &signed, Some("v"), f, &n, 100)
+            check(SignaturePolicy::V1, &h, &signed, Some("v"), f, 100).map(drop)
         };
         assert_eq!(check_with(&both), Ok(()));
         assert_eq!(check_with(&only_new), Err(SignatureError::BadSignature));
@@ -582,10 +543,9 @@ mod tests {
                 tool: "t", user: "u", method: "POST", path: "/licenses/borrow",
                 body: &body, api_key: "k",
             };
-            let n = NonceCache::new(16);
             let secret = |_: &str| std::sync::Arc::new(vec![secrecy::SecretSlice::from(b"s".to_vec())]);
             let now = timestamp.as_deref().and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
-            let r = check(policy, &headers, &signed, Some("v"), secret, &n, now);
+            let r = check(policy, &headers, &signed, Some("v"), secret, now);
             proptest::prop_assert!(r.is_err());
         }
     }

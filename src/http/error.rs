@@ -58,6 +58,15 @@ pub enum ApiError {
         /// Sentence.
         detail: String,
     },
+    /// 405 with `Allow`: the path exists, the method does not.
+    #[error("this path answers {allow} only")]
+    MethodNotAllowed {
+        /// The methods the path answers, as the `Allow` header lists them.
+        allow: &'static str,
+    },
+    /// 415: the body is not of the media type the endpoint requires.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 413.
     #[error("the request body is larger than the limit of {limit} bytes; send less")]
     TooLarge {
@@ -176,6 +185,8 @@ impl ApiError {
             | ApiError::TooManyRequests { code, .. }
             | ApiError::RequestLimit { code, .. } => code,
             ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Domain(e) => e.code(),
             ApiError::Internal(_) => "internal_error",
         }
@@ -203,6 +214,7 @@ fn domain_status(e: &DomainError) -> StatusCode {
         // gone"); the code tells it apart from an id that never existed.
         DomainError::LeaseExpired { .. } => StatusCode::NOT_FOUND,
         DomainError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        DomainError::ReplayedNonce | DomainError::StaleSignature => StatusCode::UNAUTHORIZED,
     }
 }
 
@@ -221,6 +233,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestLimit { status, .. } => *status,
@@ -249,6 +263,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized { .. } => {
                 res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
+            ApiError::MethodNotAllowed { allow } => {
+                res.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
             _ => {}
         }
         res.json(Body {
@@ -262,6 +279,14 @@ impl From<TenantError> for ApiError {
     fn from(e: TenantError) -> Self {
         match e {
             TenantError::UnknownTenant => ApiError::unknown_tenant(),
+            // Signature refusals the tenant decides answer like the edge's: 401 with
+            // `WWW-Authenticate`.
+            TenantError::Domain(d @ (DomainError::ReplayedNonce | DomainError::StaleSignature)) => {
+                ApiError::Unauthorized {
+                    code: d.code(),
+                    detail: d.to_string(),
+                }
+            }
             TenantError::Domain(d) => ApiError::Domain(d),
             TenantError::Overloaded { retry_after } => ApiError::Unavailable {
                 code: TENANT_OVERLOADED,

@@ -43,6 +43,13 @@ pub struct Limits {
     /// Key and user management (`/api/keys`, `/api/users`, secret rotation), per
     /// credential.
     pub key_management: Rate,
+    /// Key and user management per tenant, all its credentials together (a new admin
+    /// key must not bring a fresh allowance).
+    pub tenant_management: Rate,
+    /// API keys one tenant may hold, revoked ones not counted (409 beyond).
+    pub max_keys_per_tenant: usize,
+    /// Portal users one tenant may have (409 beyond).
+    pub max_users_per_tenant: usize,
     /// Login attempts per user name (per host).
     pub login_per_user: Rate,
     /// Login attempts per client address.
@@ -63,6 +70,9 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             disconnect_timeout: Duration::from_secs(5),
             key_management: Rate::new(30, Duration::from_secs(1)),
+            tenant_management: Rate::new(60, Duration::from_secs(1)),
+            max_keys_per_tenant: 200,
+            max_users_per_tenant: 1000,
             login_per_user: Rate::new(10, Duration::from_secs(6)),
             login_per_address: Rate::new(30, Duration::from_secs(2)),
             free_failures_per_user: 5,

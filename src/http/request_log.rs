@@ -45,7 +45,7 @@ fn host_kind(ctx: &HostContext) -> &'static str {
         HostContext::Main => "main",
         HostContext::Vendor => "vendor",
         HostContext::Tenant(_) => "tenant",
-        HostContext::Invalid(_) => "invalid",
+        HostContext::Invalid(_) | HostContext::Malformed(_) => "invalid",
     }
 }
 

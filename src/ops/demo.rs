@@ -42,10 +42,21 @@ pub struct DemoCredentials {
     pub vendor_api_key: String,
     /// Vendor signing secret.
     pub signing_secret: String,
-    /// `(tenant id, admin key, borrow key)`.
-    pub tenants: Vec<(String, String, String)>,
-    /// Password of each demo tenant's portal user `admin` (the dashboards' login).
-    pub tenant_admin_password: String,
+    /// The demo tenants.
+    pub tenants: Vec<DemoTenant>,
+}
+
+/// One demo tenant's credentials.
+pub struct DemoTenant {
+    /// Tenant id.
+    pub id: String,
+    /// Admin-scope API key.
+    pub admin_key: String,
+    /// Borrow-scope API key.
+    pub borrow_key: String,
+    /// Password of the tenant's portal user `admin` (its dashboard's login); each
+    /// tenant has its own, so that one tenant's password opens no other dashboard.
+    pub admin_password: String,
 }
 
 /// Creates the portal user `admin` (role admin) of a demo tenant.
@@ -58,7 +69,10 @@ async fn add_portal_admin(
         user_id: random_hex::<16>(),
         tenant_id: tenant.to_string(),
         username: "admin".into(),
-        password_hash: state.security.hash_password(password.to_owned()).await?,
+        password_hash: state
+            .security
+            .hash_password(tenant.as_str(), password.to_owned())
+            .await?,
         role: UserRole::Admin,
         created_at: now(state),
     };
@@ -86,7 +100,6 @@ pub async fn seed_if_empty(state: &AppState) -> anyhow::Result<Option<DemoCreden
     .await
     .map_err(|e| anyhow::anyhow!("seeding the demo vendor: {e}"))?;
 
-    let tenant_admin_password = format!("demo-{}", random_hex::<6>());
     let mut tenants = Vec::new();
     for (id, company, policy) in [
         // acme has signatures off so that plain curl works; globex keeps the default (v1).
@@ -142,10 +155,16 @@ pub async fn seed_if_empty(state: &AppState) -> anyhow::Result<Option<DemoCreden
             accounts::create_key(state, &tenant_id, "demo build farm".into(), Scope::Borrow)
                 .await
                 .map_err(|e| anyhow::anyhow!("creating a demo key for {id}: {e}"))?;
-        add_portal_admin(state, &tenant_id, &tenant_admin_password)
+        let admin_password = format!("demo-{}", random_hex::<6>());
+        add_portal_admin(state, &tenant_id, &admin_password)
             .await
             .map_err(|e| anyhow::anyhow!("creating the portal user of {id}: {e}"))?;
-        tenants.push((id.to_owned(), created.admin_api_key, borrow_key.api_key));
+        tenants.push(DemoTenant {
+            id: id.to_owned(),
+            admin_key: created.admin_api_key,
+            borrow_key: borrow_key.api_key,
+            admin_password,
+        });
     }
     tracing::info!("seeded demo data: vendor 'vector', tenants acme and globex");
     Ok(Some(DemoCredentials {
@@ -154,7 +173,6 @@ pub async fn seed_if_empty(state: &AppState) -> anyhow::Result<Option<DemoCreden
         vendor_api_key: vendor.api_key,
         signing_secret: vendor.signing_secret,
         tenants,
-        tenant_admin_password,
     }))
 }
 
@@ -171,9 +189,9 @@ impl DemoCredentials {
         );
         let _ = writeln!(s, "  vendor key     {}", self.vendor_api_key);
         let _ = writeln!(s, "  signing secret {}", self.signing_secret);
-        for (id, admin, borrow) in &self.tenants {
-            let _ = writeln!(s, "  tenant {id:<7} admin key  {admin}");
-            let _ = writeln!(s, "  tenant {id:<7} borrow key {borrow}");
+        for t in &self.tenants {
+            let _ = writeln!(s, "  tenant {:<7} admin key  {}", t.id, t.admin_key);
+            let _ = writeln!(s, "  tenant {:<7} borrow key {}", t.id, t.borrow_key);
         }
         let _ = writeln!(
             s,
@@ -186,15 +204,21 @@ impl DemoCredentials {
             self.vendor_id,
             self.vendor_password
         );
-        for (id, _, _) in &self.tenants {
+        for t in &self.tenants {
             let _ = writeln!(
                 s,
-                "  dashboard      http://{id}.localhost:{}/  user admin password {}",
+                "  dashboard      http://{}.localhost:{}/  user admin password {}",
+                t.id,
                 addr.port(),
-                self.tenant_admin_password
+                t.admin_password
             );
         }
-        if let Some((id, _, borrow)) = self.tenants.first() {
+        if let Some(DemoTenant {
+            id,
+            borrow_key: borrow,
+            ..
+        }) = self.tenants.first()
+        {
             let _ = writeln!(s, "\nTry it (tenant {id}, signatures off):");
             let _ = writeln!(
                 s,

@@ -6,6 +6,15 @@ use permetrix_storage::Platform;
 
 use crate::auth::secrets::KEY_FILE;
 
+/// Everything this process creates from now on (the store's files, the control socket,
+/// a restored directory) is readable by its owner only: umask 077. The store holds
+/// digests and sealed secrets, and its files are no one else's business. Called by the
+/// commands that write the data directory, never by `permetrix run`, whose child
+/// command must keep the user's umask.
+pub fn private_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
 /// A store with vendors but no `server.key` beside it would come up with a new key, and
 /// every API key and vendor signing secret would stop working without a word: refuse.
 pub fn require_key_for_existing_data(data_dir: &Path, platform: &Platform) -> anyhow::Result<()> {

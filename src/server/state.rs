@@ -12,8 +12,8 @@ use secrecy::SecretSlice;
 
 use crate::auth::secrets::ServerSecrets;
 use crate::auth::security::SecurityState;
-use crate::auth::signature::NonceCache;
-use crate::auth::{AuthContext, OperatorToken};
+use crate::auth::streams::StreamRegistry;
+use crate::auth::{AuthContext, MetricsToken, OperatorToken};
 use crate::http::Edge;
 use crate::http::custom_hosts::CustomHosts;
 use crate::http::host::BaseDomains;
@@ -37,8 +37,6 @@ pub struct AppState {
     pub custom_hosts: CustomHosts,
     /// Unsealed vendor signing secrets.
     pub signing_keys: SigningKeyCache,
-    /// v2 signature nonces.
-    pub nonces: NonceCache,
     /// Deadline of fan-out queries.
     pub fanout_deadline: Duration,
     /// Sessions, limits, rate limiters, login throttles, key usage.
@@ -47,6 +45,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Notice of a graceful shutdown, for live event streams.
     pub shutdown: Shutdown,
+    /// Open event streams by credential: ended with it, capped.
+    pub streams: StreamRegistry,
+    /// `PERMETRIX_METRICS_TOKEN`, which reads `/metrics` only.
+    pub metrics_token: Option<MetricsToken>,
 }
 
 /// A vendor's signing secrets that verify now.

@@ -68,7 +68,9 @@ pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
                 .unwrap_or_default();
             Ok(html(tenant_page(&t, &company, &user)))
         }
-        HostContext::Main | HostContext::Invalid(_) => Ok(html(landing_page(&state, &req))),
+        HostContext::Main | HostContext::Invalid(_) | HostContext::Malformed(_) => {
+            Ok(html(landing_page(&state, &req)))
+        }
     }
 }
 
@@ -89,7 +91,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
                 "A user created by your license administrator",
             )
         }
-        HostContext::Main | HostContext::Invalid(_) => {
+        HostContext::Main | HostContext::Invalid(_) | HostContext::Malformed(_) => {
             return Err(ApiError::not_found(
                 "the portals' login pages are on the vendor host and tenant hosts",
             ));

@@ -13,6 +13,7 @@ pub(crate) const SPEND: u8 = b'M';
 pub(crate) const IDEMPOTENCY: u8 = b'I';
 pub(crate) const USAGE: u8 = b'U';
 pub(crate) const REQUEST: u8 = b'Q';
+pub(crate) const NONCE: u8 = b'N';
 
 /// `<tenant> 0x00`
 pub(crate) fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
@@ -60,6 +61,15 @@ pub(crate) fn idempotency(
     id.push(operation.tag());
     id.extend_from_slice(key.as_bytes());
     self::key(tenant, IDEMPOTENCY, &id)
+}
+
+/// Signature nonces: `<vendor_id> 0x00 <nonce>` (vendor ids hold no 0x00).
+pub(crate) fn nonce(tenant: &TenantId, vendor_id: &str, nonce: &str) -> Vec<u8> {
+    let mut id = Vec::with_capacity(vendor_id.len() + nonce.len() + 1);
+    id.extend_from_slice(vendor_id.as_bytes());
+    id.push(0);
+    id.extend_from_slice(nonce.as_bytes());
+    key(tenant, NONCE, &id)
 }
 
 /// Usage events of one pool: `<product_id> 0x00`. Product ids hold no control

@@ -485,6 +485,20 @@ pub struct IdempotencyRecord {
     pub outcome: IdempotentOutcome,
 }
 record!(IdempotencyRecord, "idempotency key", version = 1);
+
+/// A v2 signature's nonce, written with the borrow it signed so that the same signed
+/// request is refused after a restart; deleted once its timestamp has left the window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonceRecord {
+    /// Vendor whose signing secret signed it.
+    pub vendor_id: String,
+    /// `X-Nonce` as sent.
+    pub nonce: String,
+    /// When a request with this nonce stops being accepted anyway (its signed
+    /// timestamp plus the window).
+    pub expires_at: Timestamp,
+}
+record!(NonceRecord, "signature nonce", version = 1);
 /// What happened to a seat, as kept in the usage history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UsageKind {

@@ -16,6 +16,7 @@ use crate::{Durability, Durable, Epoch, FlushObserver, StorageError, TenantId, T
 mod backup;
 mod checkpoint;
 mod gate;
+mod modes;
 mod platform;
 mod seat_change;
 
@@ -126,6 +127,7 @@ impl SledStore {
             .map_err(|e| open_error(path, e))?;
         check_format(&db, path, fresh)?;
         let checkpoints = Checkpoints::open(&db, path)?;
+        modes::make_private(path);
 
         let tenant_state = db
             .open_tree("tenant_state")
@@ -390,6 +392,13 @@ fn record_of(tenant: &TenantId, m: &TenantMutation) -> (Vec<u8>, Option<Vec<u8>>
             keys::key(tenant, keys::REQUEST, r.id.as_bytes()),
             Some(codec::encode(r)),
         ),
+        TenantMutation::PutNonce(n) => (
+            keys::nonce(tenant, &n.vendor_id, &n.nonce),
+            Some(codec::encode(n)),
+        ),
+        TenantMutation::DeleteNonce { vendor_id, nonce } => {
+            (keys::nonce(tenant, vendor_id, nonce), None)
+        }
     }
 }
 
@@ -423,6 +432,7 @@ impl Store for SledStore {
             ledger_head,
             idempotency: self.decode_range(keys::kind_prefix(tenant, keys::IDEMPOTENCY))?,
             usage_head,
+            nonces: self.decode_range(keys::kind_prefix(tenant, keys::NONCE))?,
         })
     }
 
@@ -448,8 +458,8 @@ impl Store for SledStore {
                 (key, None) => self.tenant_state.remove(key).map(drop),
             }
             .map_err(sled_err(context()))?;
-        } else if let Some((usage, lease)) = seat_change::seat_change_pair(mutations) {
-            self.write_seat_change(tenant, usage, lease)
+        } else if let Some(change) = seat_change::seat_change(mutations) {
+            self.write_seat_change(tenant, change)
                 .map_err(sled_err(context()))?;
         } else {
             let mut batch = sled::Batch::default();
@@ -786,6 +796,43 @@ mod tests {
         let loaded = open(dir.path()).load_tenant(&acme).unwrap();
         assert_eq!(loaded.leases, vec![c]);
         assert_eq!(loaded.ledger_head.map(|h| h.seq), Some(1));
+    }
+
+    #[tokio::test]
+    async fn nonces_are_stored_with_the_tenant_and_forgotten_when_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = TenantId::parse("acme").unwrap();
+        let nonce = |n: &str| NonceRecord {
+            vendor_id: "vector".into(),
+            nonce: n.into(),
+            expires_at: Timestamp::from_secs(600),
+        };
+        {
+            let store = open(dir.path());
+            let muts = [
+                TenantMutation::PutNonce(nonce("a")),
+                TenantMutation::PutNonce(nonce("b")),
+            ];
+            store
+                .append(&acme, Epoch::SOLE, &muts)
+                .unwrap()
+                .wait()
+                .await
+                .unwrap();
+            let forget = TenantMutation::DeleteNonce {
+                vendor_id: "vector".into(),
+                nonce: "a".into(),
+            };
+            store
+                .append(&acme, Epoch::SOLE, &[forget])
+                .unwrap()
+                .wait()
+                .await
+                .unwrap();
+            store.shutdown().unwrap();
+        }
+        let loaded = open(dir.path()).load_tenant(&acme).unwrap();
+        assert_eq!(loaded.nonces, vec![nonce("b")]);
     }
 
     #[test]

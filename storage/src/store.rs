@@ -1,7 +1,7 @@
 use crate::backend::PlatformBackend;
 use crate::records::{
     ChargeRecord, IdempotencyRecord, IdempotentOperation, LeaseRecord, MoreRequestRecord,
-    PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord, UsageRecord,
+    NonceRecord, PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord, UsageRecord,
 };
 use crate::snapshot::SnapshotWriter;
 use crate::{BorrowId, Durability, Durable, Epoch, StorageError, TenantId, Timestamp};
@@ -125,6 +125,15 @@ pub enum TenantMutation {
     AppendUsage(UsageRecord),
     /// Create or replace a request for more seats.
     PutMoreRequest(MoreRequestRecord),
+    /// Remember a v2 signature nonce (with the borrow it signed).
+    PutNonce(NonceRecord),
+    /// Forget a nonce whose window has passed.
+    DeleteNonce {
+        /// Vendor whose secret signed it.
+        vendor_id: String,
+        /// The nonce.
+        nonce: String,
+    },
 }
 
 /// Everything stored for one tenant, as loaded at activation.
@@ -146,4 +155,6 @@ pub struct TenantRecords {
     pub idempotency: Vec<IdempotencyRecord>,
     /// The latest usage event (highest `seq`), to continue the usage history.
     pub usage_head: Option<UsageRecord>,
+    /// Remembered v2 signature nonces.
+    pub nonces: Vec<NonceRecord>,
 }

@@ -6,6 +6,10 @@
 //! Cases come from proptest strategies with a fixed seed, so every run (and CI) sends
 //! the same barrage. `PERMETRIX_HOSTILE_CASES=N` sends N HTTP cases (default 3000,
 //! plus a tenth as many raw cases); `PERMETRIX_HOSTILE_SEED=n` picks another barrage.
+//! After the barrage, [`checks`] tests the findings of the second review (malformed
+//! hosts, unknown fields, a viewer's return, the stream cap) against the same server.
+mod checks;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -214,6 +218,7 @@ fn host(known: Vec<String>) -> impl Strategy<Value = String> {
             "a..localhost".to_owned(), ".localhost".to_owned(), "vendor.localhost:".to_owned(),
             "xn--acme-9za.localhost".to_owned(), "admin.localhost".to_owned(),
         ]),
+        1 => proptest::sample::select(crate::security_edge::MALFORMED_HOSTS).prop_map(str::to_owned),
     ]
 }
 
@@ -489,15 +494,19 @@ async fn a_generated_barrage_gets_no_5xx_and_no_panic() {
     };
     let t = add_tenant(&app, &vendor_key, &secret, "acme", &BIG).await;
     add_user(&app, &t, "alice", "alice-password", "admin").await;
+    add_user(&app, &t, "vic", "vic-password", "viewer").await;
     let alice = portal(&app, &t.host, "alice", "alice-password").await;
+    let vic = portal(&app, &t.host, "vic", "vic-password").await;
     let vendor = portal(&app, "vendor.localhost", "vector", "vector-password").await;
     let values: Vec<String> = vec![
         format!("Bearer {}", t.admin_key),
         format!("Bearer {vendor_key}"),
         format!("Bearer {token}"),
         alice.cookie.clone(),
+        vic.cookie.clone(),
         vendor.cookie.clone(),
         alice.csrf.clone(),
+        vic.csrf.clone(),
         "2".into(),
         "application/json".into(),
         "https".into(),
@@ -533,7 +542,11 @@ async fn a_generated_barrage_gets_no_5xx_and_no_panic() {
         values,
         main: vec![auth(format!("Bearer {token}"))],
         vendor: vec![auth(format!("Bearer {vendor_key}")), cookie(&vendor)],
-        tenant: vec![auth(format!("Bearer {}", t.admin_key)), cookie(&alice)],
+        tenant: vec![
+            auth(format!("Bearer {}", t.admin_key)),
+            cookie(&alice),
+            cookie(&vic),
+        ],
     };
 
     let cases = env_number("PERMETRIX_HOSTILE_CASES", 3000);
@@ -599,6 +612,8 @@ async fn a_generated_barrage_gets_no_5xx_and_no_panic() {
     let after = bootstrap(&app, "after-barrage", "after-barrage", &ECU).await;
     let b = app.borrow_ok(&after, ECU.name, "dev1").await;
     app.return_ok(&after.host, &b["id"]).await;
+    failures.extend(checks::malformed_hosts(&app).await);
+    failures.extend(checks::bodies_viewers_and_streams(&app).await);
     let panics = panics(&server);
     println!(
         "hostile barrage (seed {seed}): {sent} HTTP cases sent ({unsendable} not expressible by the \

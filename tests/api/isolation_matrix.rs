@@ -1,8 +1,12 @@
 //! The isolation matrix: every endpoint × every kind of credential × every host
 //! context. Only the intended combinations get through; every other combination is
-//! refused (401/403/404, never anything else), and a credential's refusal on another
-//! tenant's host is byte-for-byte the refusal on the host of a tenant that does not
-//! exist. The matrix is printed as one table per host (`--nocapture` shows it).
+//! refused (401/403/404, never anything else; a Host that is no host at all, 400), and
+//! a credential's refusal on another tenant's host is byte-for-byte the refusal on the
+//! host of a tenant that does not exist. The matrix is printed as one table per host
+//! (`--nocapture` shows it). Further passes ([`passes`]) check the same credentials
+//! against unknown fields in bodies, event streams and their caps.
+mod passes;
+
 use std::fmt::Write as _;
 
 use permetrix_storage::Timestamp;
@@ -17,15 +21,18 @@ enum Host {
     Acme,
     Globex,
     Nobody,
+    /// A Host value that is no `host[:port]` (issue 22): refused before any context.
+    Malformed,
 }
 
 impl Host {
-    const ALL: [Host; 5] = [
+    const ALL: [Host; 6] = [
         Host::Main,
         Host::Vendor,
         Host::Acme,
         Host::Globex,
         Host::Nobody,
+        Host::Malformed,
     ];
 
     fn name(self) -> &'static str {
@@ -35,6 +42,7 @@ impl Host {
             Host::Acme => "acme.localhost",
             Host::Globex => "globex.localhost",
             Host::Nobody => "nobody.localhost",
+            Host::Malformed => "acme.localhost:80:80",
         }
     }
 
@@ -45,6 +53,7 @@ impl Host {
             Host::Acme => "own tenant (acme)",
             Host::Globex => "other tenant (globex)",
             Host::Nobody => "unknown tenant (nobody)",
+            Host::Malformed => "no host at all",
         }
     }
 }
@@ -72,7 +81,8 @@ struct Cred {
 enum Access {
     /// No credential needed.
     Public,
-    /// Tenant host; no credential, or one of this tenant (the borrow id authorises).
+    /// Tenant host; no credential, or one of this tenant that may change things (the
+    /// borrow id authorises; a viewer changes nothing).
     Return,
     /// Tenant host, a credential of that tenant, any scope or role.
     TenantRead,
@@ -88,8 +98,6 @@ enum Access {
     VendorOfAcme,
     /// Main host, operator.
     Operator,
-    /// Main host, no credential needed (issue 6's `/metrics`).
-    MainPublic,
 }
 
 struct Endpoint {
@@ -254,9 +262,10 @@ fn endpoints(acme_package: &str) -> Vec<Endpoint> {
         ),
         // Issue 8: supervision.
         e("GET", "/api/admin/actors", None, Operator),
-        // Issue 6: Prometheus metrics, unauthenticated on the main host only. (`/events`
-        // is not here: a stream that is let in never ends.)
-        e("GET", "/metrics", None, MainPublic),
+        // Issue 6: Prometheus metrics, on the main host only; since issue 22 with the
+        // operator token. (`/events` is a pass of its own: a stream that is let in never
+        // ends.)
+        e("GET", "/metrics", None, Operator),
         e(
             "POST",
             "/api/admin/vendors/spare/rotate-signing-secret",
@@ -273,8 +282,12 @@ fn intended(access: Access, cred: &Cred, host: Host) -> bool {
     let tenant_host = matches!(host, Host::Acme | Host::Globex);
     let own = cred.home == Some(host);
     match access {
-        Access::Public => true,
-        Access::Return => tenant_host && (cred.kind == Kind::None || own),
+        Access::Public => host != Host::Malformed,
+        Access::Return => {
+            tenant_host
+                && (cred.kind == Kind::None
+                    || (own && cred.kind != Kind::TenantSession { admin: false }))
+        }
         Access::TenantRead => tenant_host && own,
         Access::TenantWrite => {
             tenant_host && own && cred.kind != Kind::TenantSession { admin: false }
@@ -297,7 +310,6 @@ fn intended(access: Access, cred: &Cred, host: Host) -> bool {
                 )
         }
         Access::Operator => host == Host::Main && cred.kind == Kind::Operator,
-        Access::MainPublic => host == Host::Main,
     }
 }
 
@@ -321,6 +333,10 @@ fn succeeded(r: &Reply) -> bool {
 async fn every_endpoint_credential_and_host() {
     let app = TestApp::builder()
         .manual_clock(Timestamp::now())
+        .config(|c| {
+            c.streams.per_credential = passes::STREAMS_PER_CREDENTIAL;
+            c.streams.per_tenant = passes::STREAMS_PER_TENANT;
+        })
         .spawn()
         .await;
     let (vector_key, vector_secret) = vendor_with_password(&app, "vector", "vector-password").await;
@@ -465,7 +481,12 @@ async fn every_endpoint_credential_and_host() {
                 let expected = intended(ep.access, cred, host);
                 let got = succeeded(&r);
                 let status = r.status.as_u16();
-                if got != expected || (!got && ![401, 403, 404].contains(&status)) {
+                let refusal_ok = if host == Host::Malformed {
+                    (status, r.code()) == (400, "invalid_host")
+                } else {
+                    [401, 403, 404].contains(&status)
+                };
+                if got != expected || (!got && !refusal_ok) {
                     wrong.push(format!(
                         "{} {} on {} with {}: {status} {} (expected {})",
                         ep.method,
@@ -559,6 +580,13 @@ async fn every_endpoint_credential_and_host() {
         }
     }
 
+    let (unknown, unknown_sent) =
+        passes::unknown_fields(&app, &endpoints, &creds, &results, &mut n).await;
+    wrong.extend(unknown);
+    let (streams, streams_sent) = passes::event_streams(&app, &creds).await;
+    wrong.extend(streams);
+    wrong.extend(passes::stream_caps(&app, &vector_key, &vector_secret).await);
+
     let mut table = String::new();
     for (hi, host) in Host::ALL.iter().enumerate() {
         let _ = writeln!(table, "\n#### {} — `{}`\n", host.label(), host.name());
@@ -582,11 +610,13 @@ async fn every_endpoint_credential_and_host() {
     println!(
         "\nIsolation matrix: {} endpoints × {} credentials × {} hosts = {} requests \
          (✅ = let in; every other cell is a refusal), plus {csrf_checks} session \
-         mutations repeated without the CSRF token (all refused)\n{table}",
+         mutations repeated without the CSRF token (all refused), {unknown_sent} bodies \
+         that were let in sent again with an unknown field (all refused), and \
+         GET /events with every credential on every host ({streams_sent} streams)\n{table}",
         endpoints.len(),
         creds.len(),
         Host::ALL.len(),
-        n - csrf_checks
+        n - csrf_checks - unknown_sent
     );
     assert!(
         wrong.is_empty(),

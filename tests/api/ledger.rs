@@ -253,3 +253,58 @@ async fn a_modified_stored_charge_is_detected_by_both_sides() {
     );
     third.kill9();
 }
+
+/// A CSV cell back to the text it holds: the export puts one `'` in front of a cell
+/// that starts with `'`, `=`, `+`, `-` or `@` (so that a spreadsheet runs nothing), and
+/// a reader removes it (docs/decisions.md, "The overage ledger is a hash chain").
+fn uncell(cell: &str) -> String {
+    cell.strip_prefix('\'').unwrap_or(cell).to_owned()
+}
+
+#[actix_web::test]
+async fn the_csv_export_alone_verifies_whatever_the_names_start_with() {
+    let app = TestApp::builder().spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &PAYG).await;
+    let users = ["=sum(a1)", "'=x", "+1", "@cmd", "-2", "''twice", "plain"];
+    for user in users {
+        app.borrow_ok(&t, PAYG.id, user).await;
+    }
+    let res = app
+        .vendor_bytes(
+            &t.vendor_key,
+            &format!("/api/vendor/customers/{}/overage-charges?format=csv", t.id),
+        )
+        .await;
+    let mut reader = csv::Reader::from_reader(res.as_ref());
+    let headers = reader.headers().unwrap().clone();
+    let charges: Vec<Value> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let cell = |name: &str| &r[headers.iter().position(|h| h == name).unwrap()];
+            // No cell a spreadsheet would run as a formula.
+            for c in r.iter() {
+                assert!(!c.starts_with(['=', '+', '-', '@']), "{c:?}");
+            }
+            json!({
+                "seq": cell("seq").parse::<u64>().unwrap(),
+                "id": uncell(cell("id")),
+                "product_id": uncell(cell("product_id")),
+                "tool": uncell(cell("tool")),
+                "borrow_id": cell("borrow_id"),
+                "user": uncell(cell("user")),
+                "charged_at_ms": cell("charged_at_ms").parse::<i64>().unwrap(),
+                "amount_cents": cell("amount_cents").parse::<i64>().unwrap(),
+                "prev_hash": cell("prev_hash"),
+                "hash": cell("hash"),
+            })
+        })
+        .collect();
+    let names: Vec<&str> = charges
+        .iter()
+        .map(|c| c["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, users);
+    assert_eq!(first_bad("acme", &charges), None);
+    app.stop().await;
+}

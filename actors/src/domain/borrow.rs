@@ -3,6 +3,7 @@ use permetrix_storage::records::ChargeRecord;
 
 use super::DomainError;
 use super::input::{LeaseSeconds, ToolName, UserName};
+use super::nonces::SignedNonce;
 use super::views::LeaseView;
 
 /// A borrow as the domain sees it: its fields parsed at the edge.
@@ -14,6 +15,9 @@ pub struct BorrowRequest {
     pub user: UserName,
     /// Lease length; `None` = the tenant's default.
     pub lease_seconds: Option<LeaseSeconds>,
+    /// The nonce of its v2 signature: recorded by the tenant, and written with the
+    /// lease if the borrow is granted (now, or later from the queue).
+    pub nonce: Option<SignedNonce>,
 }
 
 impl BorrowRequest {
@@ -26,6 +30,7 @@ impl BorrowRequest {
             lease_seconds: lease_seconds
                 .map(|s| LeaseSeconds::parse("lease_seconds", s))
                 .transpose()?,
+            nonce: None,
         })
     }
 }

@@ -126,6 +126,14 @@ pub enum DomainError {
         /// `approved` or `rejected`.
         status: &'static str,
     },
+    /// A v2 signature nonce this tenant has seen within its window.
+    #[error("this X-Nonce was already used; sign every request with a fresh nonce")]
+    ReplayedNonce,
+    /// A signed timestamp whose window had passed by the time the tenant handled it.
+    #[error(
+        "X-Timestamp is more than 300 s away from the server's clock; check the client's clock"
+    )]
+    StaleSignature,
     /// A request for the same package is waiting for the vendor.
     #[error(
         "a request for more seats of '{tool}' is already waiting for the vendor (id '{id}'); wait for its answer"
@@ -160,6 +168,8 @@ impl DomainError {
             DomainError::UnknownRequest(_) => "unknown_request",
             DomainError::RequestDecided { .. } => "request_decided",
             DomainError::RequestPending { .. } => "request_pending",
+            DomainError::ReplayedNonce => "replayed_nonce",
+            DomainError::StaleSignature => "stale_timestamp",
         }
     }
 }

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use permetrix_storage::Money;
+
 use super::DomainError;
 
 /// Longest tool or user name accepted, in characters.
@@ -54,13 +56,18 @@ impl ToolName {
 }
 
 /// Who borrows: a client's user name, stored with the lease.
+///
+/// Folded to lowercase here, once: `DevOne` and `devone` are one user, so per-user
+/// limits hold whatever the case a client sends, and listings, events and the ledger
+/// show the folded name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UserName(String);
 
 impl UserName {
-    /// Parses the `user` field (see [`text_field`]; at most [`MAX_NAME`] characters).
+    /// Parses the `user` field (see [`text_field`]; at most [`MAX_NAME`] characters),
+    /// folded to lowercase.
     pub fn parse(value: &str) -> Result<Self, DomainError> {
-        text_field("user", value, MAX_NAME).map(UserName)
+        text_field("user", &value.to_lowercase(), MAX_NAME).map(UserName)
     }
 
     /// The name as text.
@@ -197,6 +204,27 @@ impl Seats {
     }
 }
 
+/// Most a pool's overage seats may cost at once, `overage_price × max_overage`, in
+/// cents (10^13 in whole units, the largest single amount). It keeps a month's sum of
+/// charges about a thousand full pools away from the largest `i64`, where sums would
+/// saturate.
+pub const MAX_OVERAGE_EXPOSURE_CENTS: i128 = 1_000_000_000_000_000;
+
+/// The bound of a package's prices: `overage_price × max_overage` at most
+/// [`MAX_OVERAGE_EXPOSURE_CENTS`].
+pub fn check_overage_exposure(overage_price: Money, max_overage: u32) -> Result<(), DomainError> {
+    let exposure = i128::from(overage_price.cents()) * i128::from(max_overage);
+    if exposure <= MAX_OVERAGE_EXPOSURE_CENTS {
+        Ok(())
+    } else {
+        Err(DomainError::Invalid(format!(
+            "overage_price_per_license ({overage_price}) × max_overage ({max_overage}) is more \
+             than {}; lower the price or the overage allowance",
+            Money::from_cents(MAX_OVERAGE_EXPOSURE_CENTS as i64)
+        )))
+    }
+}
+
 /// The rule of a package's seats: `total = commit_qty + max_overage`.
 pub fn check_seat_sum(total: u32, commit_qty: u32, max_overage: u32) -> Result<(), DomainError> {
     if commit_qty.checked_add(max_overage) == Some(total) {
@@ -235,6 +263,15 @@ mod tests {
     }
 
     #[test]
+    fn user_names_are_one_user_whatever_their_case() {
+        assert_eq!(UserName::parse("SameUser").unwrap().as_str(), "sameuser");
+        assert_eq!(UserName::parse("SameUser"), UserName::parse("sameuser"));
+        assert_eq!(UserName::parse("ÄRGER@X").unwrap().as_str(), "ärger@x");
+        // The tool keeps its spelling: tools are matched against provisioned names.
+        assert_eq!(ToolName::parse("ECU").unwrap().as_str(), "ECU");
+    }
+
+    #[test]
     fn lease_lengths_are_between_30_seconds_and_a_day() {
         for ok in [LeaseSeconds::MIN, 3_600, LeaseSeconds::MAX] {
             assert_eq!(LeaseSeconds::parse("lease_seconds", ok).unwrap().get(), ok);
@@ -262,6 +299,17 @@ mod tests {
             detail(WaitSeconds::parse(301).unwrap_err()),
             "wait_seconds must be between 0 and 300"
         );
+    }
+
+    #[test]
+    fn a_pools_overage_exposure_is_bounded() {
+        let price = Money::from_cents(100_000_000_000_000);
+        assert!(check_overage_exposure(price, 10).is_ok());
+        assert!(check_overage_exposure(price, 11).is_err());
+        let most = Money::from_cents(999_999_999_999_999);
+        assert!(check_overage_exposure(most, 1).is_ok());
+        assert!(check_overage_exposure(Money::from_cents(1_000_000_000), Seats::MAX).is_ok());
+        assert!(check_overage_exposure(Money::from_cents(1_000_000_001), Seats::MAX).is_err());
     }
 
     #[test]

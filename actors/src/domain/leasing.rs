@@ -125,6 +125,11 @@ impl TenantState {
         effects
             .mutations
             .push(TenantMutation::PutLease(lease.clone()));
+        if let Some(nonce) = &req.nonce {
+            // First: written before the lease, so that no crash can keep a grant whose
+            // nonce is forgotten.
+            effects.mutations.insert(0, self.nonces.store(nonce));
+        }
         effects
             .events
             .push(event(TenantEventKind::Borrow, &view, now));

@@ -7,7 +7,7 @@ use permetrix_storage::{Money, TenantMutation, Timestamp};
 use super::DomainError;
 use super::budget::Change;
 use super::effects::Effects;
-use super::input::{Seats, check_seat_sum};
+use super::input::{Seats, check_overage_exposure, check_seat_sum};
 use super::pool::Pool;
 use super::state::TenantState;
 
@@ -177,6 +177,7 @@ pub(super) fn patched(
     if let Some(price) = patch.overage_price {
         next.overage_price = price;
     }
+    check_overage_exposure(next.overage_price, next.max_overage)?;
     next.valid_from = patch.valid_from.apply_to(current.valid_from);
     next.valid_until = patch.valid_until.apply_to(current.valid_until);
     if let (Some(from), Some(until)) = (next.valid_from, next.valid_until)

@@ -1,6 +1,7 @@
-//! Retried borrows and returns: with an `Idempotency-Key`, a retry answers the
-//! original outcome instead of acting again (the keys themselves are kept by
-//! `idempotency`).
+//! Retried and replayed borrows and returns: with an `Idempotency-Key`, a retry answers
+//! the original outcome instead of acting again (the keys themselves are kept by
+//! `idempotency`); a v2 signature's nonce is accepted once (the nonces are kept by
+//! `nonces`).
 use permetrix_storage::records::IdempotentOutcome;
 use permetrix_storage::{BorrowId, TenantMutation, Timestamp};
 
@@ -8,6 +9,7 @@ use super::DomainError;
 use super::borrow::{BorrowRequest, Grant, Returned};
 use super::effects::Effects;
 use super::idempotency::IdempotencyTicket;
+use super::nonces::SignedNonce;
 use super::state::TenantState;
 
 impl TenantState {
@@ -70,6 +72,28 @@ impl TenantState {
     /// deletions to persist.
     pub fn forget_old_keys(&mut self, now: Timestamp) -> Vec<TenantMutation> {
         self.keys.forget_old(now)
+    }
+
+    /// Checks and records the nonce of a v2-signed borrow: a nonce seen within its
+    /// window is a replay. Done before anything else the borrow does, in the actor, so
+    /// that two requests with one nonce can never both pass.
+    pub fn claim_nonce(&mut self, nonce: &SignedNonce, now: Timestamp) -> Result<(), DomainError> {
+        self.nonces.claim(nonce, now)
+    }
+
+    /// Forgets nonces whose window has passed; returns the deletions to persist.
+    pub fn forget_old_nonces(&mut self, now: Timestamp) -> Vec<TenantMutation> {
+        self.nonces.forget_expired(now)
+    }
+
+    /// When the oldest nonce is due to be forgotten.
+    pub fn next_nonce_expiry(&self) -> Option<Timestamp> {
+        self.nonces.next_expiry()
+    }
+
+    /// Number of remembered nonces.
+    pub fn remembered_nonces(&self) -> usize {
+        self.nonces.len()
     }
 
     /// When the oldest key is due to be forgotten (with some slack, so that one timer

@@ -12,8 +12,9 @@ use super::borrow::BorrowRequest;
 use super::effects::{Effects, TenantEvent, TenantEventKind};
 use super::expiry::{ExpiredLeases, ExpiryIndex};
 use super::idempotency::IdempotencyIndex;
-use super::input::{LeaseSeconds, check_seat_sum};
+use super::input::{LeaseSeconds, check_overage_exposure, check_seat_sum};
 use super::ledger::LedgerHead;
+use super::nonces::NonceSet;
 use super::pool::Pool;
 use super::queue::WaitQueues;
 use super::usage::UsageHead;
@@ -65,6 +66,8 @@ pub struct TenantState {
     pub(super) keys: IdempotencyIndex,
     /// End of the usage history (the history itself stays in storage).
     pub(super) usage: UsageHead,
+    /// v2 signature nonces seen within their window.
+    pub(super) nonces: NonceSet,
 }
 
 impl TenantState {
@@ -81,6 +84,7 @@ impl TenantState {
             queue: WaitQueues::default(),
             keys: IdempotencyIndex::default(),
             usage: UsageHead::default(),
+            nonces: NonceSet::default(),
         }
     }
 
@@ -120,6 +124,7 @@ impl TenantState {
         if let Some(head) = records.usage_head {
             state.usage = UsageHead::after(&head);
         }
+        state.nonces = NonceSet::load(records.nonces);
         state
     }
 
@@ -216,6 +221,7 @@ impl TenantState {
     ) -> Result<(PackageRecord, Effects), DomainError> {
         let p = req.package;
         check_seat_sum(p.total, p.commit_qty, p.max_overage)?;
+        check_overage_exposure(p.overage_price, p.max_overage)?;
         if p.product_id.is_empty() || p.product_name.is_empty() {
             return Err(DomainError::Invalid(
                 "product_id and product_name must not be empty".into(),

@@ -358,6 +358,15 @@ pub(super) fn replay(records: &mut TenantRecords, effects: &Effects) {
                 .retain(|x| !(x.operation == *operation && x.key == *key)),
             TenantMutation::AppendUsage(u) => records.usage_head = Some(u.clone()),
             TenantMutation::PutMoreRequest(_) => {}
+            TenantMutation::PutNonce(n) => {
+                records
+                    .nonces
+                    .retain(|x| !(x.vendor_id == n.vendor_id && x.nonce == n.nonce));
+                records.nonces.push(n.clone());
+            }
+            TenantMutation::DeleteNonce { vendor_id, nonce } => records
+                .nonces
+                .retain(|x| !(x.vendor_id == *vendor_id && x.nonce == *nonce)),
         }
     }
 }

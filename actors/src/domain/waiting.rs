@@ -116,12 +116,13 @@ impl TenantState {
     }
 
     /// The earliest instant at which something is due: a lease expiry, a waiter's
-    /// deadline, or old idempotency keys to forget.
+    /// deadline, or old idempotency keys or nonces to forget.
     pub fn next_due(&self) -> Option<Timestamp> {
         [
             self.next_expiry(),
             self.next_waiter_deadline(),
             self.next_key_expiry(),
+            self.next_nonce_expiry(),
         ]
         .into_iter()
         .flatten()

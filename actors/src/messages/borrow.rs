@@ -105,6 +105,11 @@ impl TenantMessage for Borrow {
     const KIND: &'static str = "borrow";
     fn handle(self, cx: &mut TenantCx<'_>) -> Reply<BorrowOutcome> {
         let now = cx.now;
+        if let Some(nonce) = &self.req.nonce
+            && let Err(replayed) = cx.state.claim_nonce(nonce, now)
+        {
+            return Reply::ready(Err(replayed.into()));
+        }
         let ticket = self.key.map(|k| IdempotencyTicket::borrow(k, &self.req));
         if let Some(t) = &ticket {
             match cx.state.idempotent_outcome(t, now) {

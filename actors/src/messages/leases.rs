@@ -3,7 +3,8 @@ use crate::handling::{TenantCx, TenantMessage};
 use crate::reply::Reply;
 
 /// Handles everything that is due at the actor's current time: frees expired leases
-/// (each with an `expire` event), forgets idempotency keys past their retention, and —
+/// (each with an `expire` event), forgets idempotency keys past their retention and
+/// signature nonces past their window, and —
 /// as after every message — answers waiters whose wait ran out and hands freed seats
 /// to the next waiters.
 ///
@@ -19,6 +20,8 @@ pub struct DueReport {
     pub expired: usize,
     /// Idempotency keys forgotten.
     pub forgotten_keys: usize,
+    /// Signature nonces forgotten (that had been stored).
+    pub forgotten_nonces: usize,
 }
 
 impl TenantMessage for ExpireDue {
@@ -29,11 +32,14 @@ impl TenantMessage for ExpireDue {
         let mut effects = cx.state.expire(now);
         let expired = effects.events.len();
         let forgotten = cx.state.forget_old_keys(now);
+        let nonces = cx.state.forget_old_nonces(now);
         let report = DueReport {
             expired,
             forgotten_keys: forgotten.len(),
+            forgotten_nonces: nonces.len(),
         };
         effects.mutations.extend(forgotten);
+        effects.mutations.extend(nonces);
         cx.commit(effects, report)
     }
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::api::accounts::{self, NewVendor};
 use crate::auth::OperatorAuth;
 use crate::http::error::{ApiError, Result};
+use crate::http::headers::shown_once;
 use crate::http::input::{optional_text, text};
 use crate::server::state::AppState;
 
@@ -22,6 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct NewVendorBody {
     vendor_id: String,
     vendor_name: String,
@@ -60,7 +63,9 @@ async fn create_vendor(
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(created))
+    Ok(HttpResponse::Created()
+        .insert_header(shown_once())
+        .json(created))
 }
 
 async fn list_vendors(state: web::Data<AppState>, _: OperatorAuth) -> Result<HttpResponse> {

@@ -19,6 +19,7 @@ use crate::api::accounts::MIN_SIGNING_SECRET;
 use crate::auth::secrets::random_hex;
 use crate::auth::{OperatorAuth, now};
 use crate::http::error::{ApiError, Result};
+use crate::http::headers::shown_once;
 use crate::http::input::{RawBody, parse_json};
 use crate::server::state::AppState;
 
@@ -95,7 +96,7 @@ async fn rotate(
         .await?;
     state.signing_keys.forget(id.as_str());
     tracing::info!(vendor = %id, overlap_secs = overlap.as_secs(), "rotated signing secret");
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(HttpResponse::Ok().insert_header(shown_once()).json(json!({
         "vendor_id": id.as_str(),
         "signing_secret": secret,
         "previous_valid_until": (!overlap.is_zero()).then(|| rfc3339(until)),

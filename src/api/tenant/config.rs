@@ -60,6 +60,8 @@ impl From<SettingsRecord> for Security {
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct SecurityPatch {
     signature_policy: Option<Policy>,
     default_lease_seconds: Option<u32>,

@@ -7,22 +7,30 @@
 //! waits for a subscriber: a consumer that falls more than the channel's buffer behind
 //! is told so in a comment and disconnected (it reconnects and carries on), it never
 //! slows the tenant down.
+//!
+//! A stream lives no longer than the credential that opened it: it is registered with
+//! that credential ([`crate::auth::streams`]) and ends when the key is revoked, the user
+//! deleted or the session logged out, and when the key or session expires. Viewers are
+//! shown no borrow ids.
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::Duration;
 
+use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::Stream;
 use futures_util::stream;
 use permetrix_actors::domain::{TenantEvent, rfc3339};
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
-use crate::auth::TenantBorrower;
-use crate::http::error::Result;
+use crate::auth::streams::{StreamRefusal, StreamTicket};
+use crate::auth::{TenantBorrower, now};
+use crate::http::error::{ApiError, Result};
 use crate::server::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -31,10 +39,52 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Time between heartbeat comments.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// `Retry-After` of a stream refused for a full cap.
+const CAP_RETRY_AFTER: Duration = Duration::from_secs(10);
 
-async fn events(state: web::Data<AppState>, caller: TenantBorrower) -> Result<HttpResponse> {
+fn too_many(refusal: StreamRefusal) -> ApiError {
+    let detail = match refusal {
+        StreamRefusal::Credential(n) => format!(
+            "this credential already holds {n} open event streams, the most it may; close one"
+        ),
+        StreamRefusal::Tenant(n) => {
+            format!("this tenant already holds {n} open event streams, the most it may; close one")
+        }
+    };
+    ApiError::TooManyRequests {
+        code: "too_many_streams",
+        detail,
+        retry_after: CAP_RETRY_AFTER,
+    }
+}
+
+async fn events(
+    state: web::Data<AppState>,
+    caller: TenantBorrower,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
+    let ticket = state
+        .streams
+        .open(&caller.tenant, caller.holder(), caller.session.clone())
+        .map_err(too_many)?;
+    // The credential was checked before the stream was registered; a revocation in
+    // between found nothing to end. Checked again now, a revocation from here on finds
+    // the stream.
+    TenantBorrower::from_request(&req, &mut Payload::None).await?;
     let events = state.registry.subscribe(&caller.tenant)?;
-    let stream = event_stream(events, HEARTBEAT, state.shutdown.subscribe());
+    let lifetime = caller
+        .expires_at
+        .map(|at| now(&state).until(at).max(Duration::from_millis(1)));
+    let stream = event_stream(
+        events,
+        HEARTBEAT,
+        state.shutdown.subscribe(),
+        Bounds {
+            ticket: Some(ticket),
+            lifetime,
+            mask_ids: caller.is_viewer(),
+        },
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -43,10 +93,22 @@ async fn events(state: web::Data<AppState>, caller: TenantBorrower) -> Result<Ht
         .streaming(stream))
 }
 
+/// What ends a stream besides the server and its tenant, and what it shows.
+#[derive(Default)]
+pub(crate) struct Bounds {
+    /// Its place in the registry of streams: resolves when the credential is ended.
+    pub ticket: Option<StreamTicket>,
+    /// Time until the credential expires.
+    pub lifetime: Option<Duration>,
+    /// Show no borrow ids (a viewer's stream).
+    pub mask_ids: bool,
+}
+
 /// One SSE frame for `event`.
-fn frame(event: &TenantEvent) -> Bytes {
+fn frame(event: &TenantEvent, mask_ids: bool) -> Bytes {
+    let id = event.id.filter(|_| !mask_ids).map(|id| id.to_string());
     let mut data = json!({
-        "id": event.id.map(|id| id.to_string()),
+        "id": id,
         "tool": event.tool,
         "user": event.user,
         "at": rfc3339(event.at),
@@ -60,22 +122,48 @@ fn frame(event: &TenantEvent) -> Bytes {
 }
 
 const SHUTTING_DOWN: &[u8] = b": server shutting down; reconnect\n\n";
+const CREDENTIAL_ENDED: &[u8] =
+    b": the credential of this stream was revoked or logged out; stream ended\n\n";
+const CREDENTIAL_EXPIRED: &[u8] = b": the credential of this stream expired; stream ended\n\n";
 
 struct Subscriber {
     events: broadcast::Receiver<TenantEvent>,
     heartbeat: Interval,
     shutdown: watch::Receiver<bool>,
+    ticket: Option<StreamTicket>,
+    expiry: Option<Pin<Box<Sleep>>>,
+    mask_ids: bool,
     greeted: bool,
     done: bool,
 }
 
+/// Resolves when the stream's credential is ended (never without a ticket).
+async fn credential_ended(ticket: &mut Option<StreamTicket>) {
+    match ticket {
+        // A dropped sender means the registry is gone with the server: end as well.
+        Some(t) => {
+            let _ = t.ended().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the stream's credential expires (never without an expiry).
+async fn credential_expired(expiry: &mut Option<Pin<Box<Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The stream of SSE frames: a greeting comment (so that the client knows it is
 /// subscribed), then events and heartbeats until the tenant goes away, the consumer
-/// lags, or the server shuts down.
+/// lags, the credential ends or the server shuts down.
 pub(crate) fn event_stream(
     events: broadcast::Receiver<TenantEvent>,
     every: Duration,
     shutdown: watch::Receiver<bool>,
+    bounds: Bounds,
 ) -> impl Stream<Item = std::result::Result<Bytes, Infallible>> {
     let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -83,6 +171,9 @@ pub(crate) fn event_stream(
         events,
         heartbeat,
         shutdown,
+        ticket: bounds.ticket,
+        expiry: bounds.lifetime.map(|d| Box::pin(tokio::time::sleep(d))),
+        mask_ids: bounds.mask_ids,
         greeted: false,
         done: false,
     };
@@ -99,13 +190,24 @@ pub(crate) fn event_stream(
             return Some((Ok(Bytes::from_static(SHUTTING_DOWN)), s));
         }
         let chunk = tokio::select! {
+            // In this order: once a credential has ended, not one more event goes out,
+            // even if events were waiting.
+            biased;
             // A closed notice channel means the server is gone: end as well.
             _ = s.shutdown.changed() => {
                 s.done = true;
                 Bytes::from_static(SHUTTING_DOWN)
             }
+            () = credential_ended(&mut s.ticket) => {
+                s.done = true;
+                Bytes::from_static(CREDENTIAL_ENDED)
+            }
+            () = credential_expired(&mut s.expiry) => {
+                s.done = true;
+                Bytes::from_static(CREDENTIAL_EXPIRED)
+            }
             received = s.events.recv() => match received {
-                Ok(event) => frame(&event),
+                Ok(event) => frame(&event, s.mask_ids),
                 Err(RecvError::Lagged(missed)) => {
                     s.done = true;
                     Bytes::from(format!(
@@ -154,7 +256,7 @@ mod tests {
     async fn greets_then_sends_events_and_heartbeats() {
         let (tx, rx) = broadcast::channel(16);
         let (_stop, stopped) = watch::channel(false);
-        let mut s = Box::pin(event_stream(rx, HEARTBEAT, stopped));
+        let mut s = Box::pin(event_stream(rx, HEARTBEAT, stopped, Bounds::default()));
         assert_eq!(next(&mut s).await, ": subscribed\n\n");
         let started = Instant::now();
         // Nothing happens: the (paused) clock runs to the first heartbeat.
@@ -178,7 +280,7 @@ mod tests {
     async fn a_consumer_that_falls_behind_is_dropped_without_blocking_the_sender() {
         let (tx, rx) = broadcast::channel(4);
         let (_stop, stopped) = watch::channel(false);
-        let mut s = Box::pin(event_stream(rx, HEARTBEAT, stopped));
+        let mut s = Box::pin(event_stream(rx, HEARTBEAT, stopped, Bounds::default()));
         assert_eq!(next(&mut s).await, ": subscribed\n\n");
         // The publisher never waits: ten sends into a buffer of four all succeed.
         for i in 0..10 {
@@ -192,17 +294,65 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_stream_ends_with_its_credential_and_shows_viewers_no_ids() {
+        use crate::auth::streams::{Holder, StreamLimits, StreamRegistry};
+        use permetrix_storage::TenantId;
+
+        let registry = StreamRegistry::new(StreamLimits::default());
+        let acme = TenantId::parse("acme").unwrap();
+        let (tx, rx) = broadcast::channel(16);
+        let (_stop, stopped) = watch::channel(false);
+        let ticket = registry
+            .open(&acme, Holder::Key("k1".into()), None)
+            .unwrap();
+        let bounds = Bounds {
+            ticket: Some(ticket),
+            lifetime: None,
+            mask_ids: true,
+        };
+        let mut s = Box::pin(event_stream(rx, HEARTBEAT, stopped, bounds));
+        assert_eq!(next(&mut s).await, ": subscribed\n\n");
+        tx.send(borrow_event("dev1")).unwrap();
+        let text = next(&mut s).await;
+        assert!(text.contains("\"id\":null"), "{text}");
+        // Ended: nothing more goes out, not even an event that was already waiting.
+        tx.send(borrow_event("dev2")).unwrap();
+        registry.end_key(&acme, "k1");
+        assert_eq!(next(&mut s).await.as_bytes(), CREDENTIAL_ENDED);
+        assert_eq!(next(&mut s).await, "<end>");
+        assert_eq!(registry.open_streams(), 0);
+
+        // A credential that expires ends its stream when it does.
+        let (_tx, rx) = broadcast::channel::<TenantEvent>(16);
+        let (_stop, stopped) = watch::channel(false);
+        let bounds = Bounds {
+            lifetime: Some(Duration::from_secs(20)),
+            ..Bounds::default()
+        };
+        let mut s = Box::pin(event_stream(rx, HEARTBEAT, stopped, bounds));
+        assert_eq!(next(&mut s).await, ": subscribed\n\n");
+        assert_eq!(next(&mut s).await, ": heartbeat\n\n");
+        assert_eq!(next(&mut s).await.as_bytes(), CREDENTIAL_EXPIRED);
+        assert_eq!(next(&mut s).await, "<end>");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn streams_end_on_shutdown_and_when_the_tenant_goes_away() {
         let (tx, rx) = broadcast::channel(4);
         let (stop, stopped) = watch::channel(false);
-        let mut s = Box::pin(event_stream(rx, HEARTBEAT, stopped));
+        let mut s = Box::pin(event_stream(rx, HEARTBEAT, stopped, Bounds::default()));
         assert_eq!(next(&mut s).await, ": subscribed\n\n");
         stop.send_replace(true);
         assert_eq!(next(&mut s).await, ": server shutting down; reconnect\n\n");
         assert_eq!(next(&mut s).await, "<end>");
 
         let (_stop, stopped) = watch::channel(false);
-        let mut s = Box::pin(event_stream(tx.subscribe(), HEARTBEAT, stopped));
+        let mut s = Box::pin(event_stream(
+            tx.subscribe(),
+            HEARTBEAT,
+            stopped,
+            Bounds::default(),
+        ));
         assert_eq!(next(&mut s).await, ": subscribed\n\n");
         drop(tx);
         assert_eq!(next(&mut s).await, "<end>");

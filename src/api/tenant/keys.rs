@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::accounts::{self, scope_name};
 use crate::auth::{TenantAdmin, now};
 use crate::http::error::{ApiError, Result};
+use crate::http::headers::shown_once;
 use crate::http::input::text;
 use crate::server::state::AppState;
 
@@ -16,11 +17,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/keys/{key_id}", web::delete().to(revoke));
 }
 
-/// Takes one request from the caller's key-management allowance (429 when spent).
+/// Takes one request from the caller's and the tenant's key-management allowance (429
+/// when spent).
 fn rate_limit(state: &AppState, caller: &TenantAdmin) -> Result<()> {
-    state
-        .security
-        .limit_key_management(&("keys", caller.credential()), now(state).millis())
+    state.security.limit_tenant_management(
+        &caller.tenant,
+        &("keys", caller.credential()),
+        now(state).millis(),
+    )
 }
 
 #[derive(Serialize)]
@@ -63,6 +67,8 @@ async fn list(state: web::Data<AppState>, caller: TenantAdmin) -> Result<HttpRes
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct NewKey {
     name: String,
     scope: String,
@@ -92,9 +98,27 @@ async fn create(
             "expires_at is in the past; give a future time, or omit it for a key that does not expire",
         ));
     }
+    let _one_at_a_time = state.security.creation_lock(&caller.tenant).await;
+    let max = state.security.limits.max_keys_per_tenant;
+    let live = state
+        .platform
+        .tenant_api_keys(&caller.tenant)?
+        .iter()
+        .filter(|k| k.revoked_at.is_none())
+        .count();
+    if live >= max {
+        return Err(ApiError::Conflict {
+            code: "too_many_keys",
+            detail: format!(
+                "this tenant holds {live} API keys, the most it may; revoke one it no longer uses"
+            ),
+        });
+    }
     let created =
         accounts::create_expiring_key(&state, &caller.tenant, name, scope, expires_at).await?;
-    Ok(HttpResponse::Created().json(created))
+    Ok(HttpResponse::Created()
+        .insert_header(shown_once())
+        .json(created))
 }
 
 async fn revoke(

@@ -46,7 +46,8 @@ struct ChargeView {
     seq: u64,
     tool: String,
     product_id: String,
-    borrow_id: String,
+    /// `None` for a viewer, who is shown no borrow id (it would return the seat).
+    borrow_id: Option<String>,
     user: String,
     charged_at: String,
     charged_at_ms: i64,
@@ -63,7 +64,7 @@ impl From<&ChargeRecord> for ChargeView {
             seq: c.seq,
             tool: c.product_name.clone(),
             product_id: c.product_id.clone(),
-            borrow_id: c.borrow_id.to_string(),
+            borrow_id: Some(c.borrow_id.to_string()),
             user: c.user.clone(),
             charged_at: rfc3339(c.charged_at),
             charged_at_ms: c.charged_at.millis(),
@@ -98,7 +99,7 @@ fn csv_row(c: &ChargeView) -> Vec<String> {
         c.charged_at_ms.to_string(),
         cell(&c.product_id),
         cell(&c.tool),
-        c.borrow_id.clone(),
+        c.borrow_id.clone().unwrap_or_default(),
         cell(&c.user),
         format!("{:.2}", c.amount),
         c.amount_cents.to_string(),
@@ -107,8 +108,22 @@ fn csv_row(c: &ChargeView) -> Vec<String> {
     ]
 }
 
+/// Who reads a ledger: a viewer is shown no borrow ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// Every field.
+    Full,
+    /// Borrow ids left out.
+    Viewer,
+}
+
 /// Lists the tenant's charges matching `q` (JSON or CSV).
-pub async fn list(state: &AppState, tenant: TenantId, q: ListQuery) -> Result<HttpResponse> {
+pub async fn list(
+    state: &AppState,
+    tenant: TenantId,
+    q: ListQuery,
+    reader: Reader,
+) -> Result<HttpResponse> {
     let format = Format::parse(q.format.as_deref())?;
     let product_id = match q.tool.as_deref().filter(|t| !t.is_empty()) {
         None => None,
@@ -151,7 +166,12 @@ pub async fn list(state: &AppState, tenant: TenantId, q: ListQuery) -> Result<Ht
     let store = state.registry.store().clone();
     let (charges, next) =
         blocking(move || reports::charges(store.as_ref(), &tenant, &filter, after, limit)).await?;
-    let views: Vec<ChargeView> = charges.iter().map(ChargeView::from).collect();
+    let mut views: Vec<ChargeView> = charges.iter().map(ChargeView::from).collect();
+    if reader == Reader::Viewer {
+        for v in &mut views {
+            v.borrow_id = None;
+        }
+    }
     match format {
         Format::Json => Ok(HttpResponse::Ok().json(serde_json::json!({
             "charges": views,
@@ -170,7 +190,12 @@ async fn tenant_list(
     caller: TenantBorrower,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse> {
-    list(&state, caller.tenant, query.into_inner()).await
+    let reader = if caller.is_viewer() {
+        Reader::Viewer
+    } else {
+        Reader::Full
+    };
+    list(&state, caller.tenant, query.into_inner(), reader).await
 }
 
 #[derive(Deserialize)]

@@ -23,6 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct BorrowBody {
     tool: String,
     user: String,
@@ -41,7 +43,7 @@ async fn borrow(
     RawBody(body): RawBody,
 ) -> Result<HttpResponse> {
     let input: BorrowBody = parse_json(&body)?;
-    let request = BorrowRequest::parse(&input.tool, &input.user, input.lease_seconds)?;
+    let mut request = BorrowRequest::parse(&input.tool, &input.user, input.lease_seconds)?;
     let wait = input
         .wait_seconds
         .map_or(Ok(WaitSeconds::ZERO), WaitSeconds::parse)?;
@@ -58,9 +60,10 @@ async fn borrow(
         version: header(&req, "x-signature-version"),
         nonce: header(&req, "x-nonce"),
     };
+    // The signature covers the fields as the client sent them (the user before folding).
     let signed = Signed {
-        tool: request.tool.as_str(),
-        user: request.user.as_str(),
+        tool: &input.tool,
+        user: &input.user,
         method: req.method().as_str(),
         path: req.path(),
         body: &body,
@@ -72,7 +75,6 @@ async fn borrow(
         &signed,
         view.tool_vendor(request.tool.as_str()),
         |vendor| state.signing_secrets(vendor),
-        &state.nonces,
         state.registry.clock().now().secs(),
     )
     .map_err(|e| ApiError::Unauthorized {
@@ -80,7 +82,11 @@ async fn borrow(
         detail: e.detail().into(),
     });
     let result = match checked {
-        Ok(()) => super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, wait).await,
+        Ok(nonce) => {
+            // The tenant's actor refuses a nonce it has seen, and stores it with the lease.
+            request.nonce = nonce;
+            super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, wait).await
+        }
         Err(e) => Err(e),
     };
     attempt.finish(match &result {
@@ -91,6 +97,8 @@ async fn borrow(
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct ReturnBody {
     id: String,
 }
@@ -175,5 +183,15 @@ async fn borrows(
         .registry
         .send(&caller.tenant, ListBorrows(user))
         .await?;
-    Ok(HttpResponse::Ok().json(list))
+    if !caller.is_viewer() {
+        return Ok(HttpResponse::Ok().json(list));
+    }
+    // A borrow id is enough to return its seat: viewers see the borrows without them.
+    let mut shown = serde_json::to_value(list).map_err(ApiError::internal)?;
+    if let Some(items) = shown.as_array_mut() {
+        for item in items {
+            item["id"] = serde_json::Value::Null;
+        }
+    }
+    Ok(HttpResponse::Ok().json(shown))
 }

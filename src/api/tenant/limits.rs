@@ -42,6 +42,8 @@ async fn get_limits(
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct PutLimit {
     tool: String,
     /// Required, but may be null (clears the limit): `Option<Option<_>>` tells a

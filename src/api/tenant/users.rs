@@ -1,8 +1,8 @@
 //! Tenant portal users (`/api/users`), created and removed by a tenant admin.
 use actix_web::{HttpResponse, web};
 use permetrix_actors::domain::rfc3339;
-use permetrix_storage::StorageError;
 use permetrix_storage::records::{UserRecord, UserRole};
+use permetrix_storage::{StorageError, TenantId};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -61,12 +61,31 @@ fn role_name(role: UserRole) -> &'static str {
 }
 
 fn rate_limit(state: &AppState, caller: &TenantAdmin) -> Result<()> {
-    state
-        .security
-        .limit_key_management(&("users", caller.credential()), now(state).millis())
+    state.security.limit_tenant_management(
+        &caller.tenant,
+        &("users", caller.credential()),
+        now(state).millis(),
+    )
+}
+
+/// 409 if the tenant has as many users as it may (call under the creation lock).
+fn check_user_cap(state: &AppState, tenant: &TenantId) -> Result<()> {
+    let max = state.security.limits.max_users_per_tenant;
+    let users = state.platform.tenant_users(tenant)?.len();
+    if users >= max {
+        return Err(ApiError::Conflict {
+            code: "too_many_users",
+            detail: format!(
+                "this tenant has {users} portal users, the most it may; delete one first"
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct NewUser {
     username: String,
     password: String,
@@ -92,7 +111,15 @@ async fn create(
             "password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters"
         )));
     }
-    let hash = state.security.hash_password(password).await?;
+    // Checked before the expensive hash (a full tenant does no argon2 work) and again
+    // under the lock, where the count and the creation are one step.
+    check_user_cap(&state, &caller.tenant)?;
+    let hash = state
+        .security
+        .hash_password(caller.tenant.as_str(), password)
+        .await?;
+    let _one_at_a_time = state.security.creation_lock(&caller.tenant).await;
+    check_user_cap(&state, &caller.tenant)?;
     let record = UserRecord {
         user_id: random_hex::<16>(),
         tenant_id: caller.tenant.to_string(),
@@ -137,7 +164,8 @@ async fn list(state: web::Data<AppState>, caller: TenantAdmin) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
 }
 
-/// Deletes a user; their sessions stop working on the next request.
+/// Deletes a user; their sessions stop working on the next request, their event
+/// streams at once.
 async fn delete(
     state: web::Data<AppState>,
     caller: TenantAdmin,
@@ -155,6 +183,7 @@ async fn delete(
         .ok_or_else(unknown)?
         .wait()
         .await?;
+    state.streams.end_user(&caller.tenant, &name);
     Ok(HttpResponse::Ok().json(json!({"status": "deleted", "username": name})))
 }
 

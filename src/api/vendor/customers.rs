@@ -11,6 +11,7 @@ use crate::api::accounts::{self, NewTenant};
 use crate::auth::secrets::random_hex;
 use crate::auth::{VendorAuth, now};
 use crate::http::error::{ApiError, Result};
+use crate::http::headers::shown_once;
 use crate::http::input::{optional_text, parse_time, text};
 use crate::server::state::AppState;
 
@@ -21,6 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct NewCustomer {
     tenant_id: String,
     company_name: String,
@@ -50,7 +53,9 @@ async fn create_customer(
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(created))
+    Ok(HttpResponse::Created()
+        .insert_header(shown_once())
+        .json(created))
 }
 
 /// A package as vendors see it, with live counts.
@@ -184,6 +189,8 @@ async fn list_customers(state: web::Data<AppState>, caller: VendorAuth) -> Resul
 }
 
 #[derive(Deserialize)]
+// A misspelt field would otherwise be ignored and the change silently not made.
+#[serde(deny_unknown_fields)]
 struct ProvisionBody {
     tenant_id: String,
     product_id: String,

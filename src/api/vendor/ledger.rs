@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use permetrix_storage::TenantId;
 
 use crate::api::accounts;
-use crate::api::tenant::ledger::{ListQuery, VerifyQuery, list, verify};
+use crate::api::tenant::ledger::{ListQuery, Reader, VerifyQuery, list, verify};
 use crate::auth::VendorAuth;
 use crate::http::error::{ApiError, Result};
 use crate::server::state::AppState;
@@ -28,7 +28,7 @@ async fn vendor_export(
 ) -> Result<HttpResponse> {
     let tenant = accounts::vendor_tenant(&state, &caller.vendor, &path)?;
     let id = TenantId::parse(&tenant.tenant_id).map_err(ApiError::internal)?;
-    list(&state, id, query.into_inner()).await
+    list(&state, id, query.into_inner(), Reader::Full).await
 }
 
 async fn vendor_verify(

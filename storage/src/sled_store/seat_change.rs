@@ -7,7 +7,9 @@
 //! durable borrow/return throughput about threefold (BENCHMARKS.md, "seat changes").
 //!
 //! Instead the pair is written as two ordered inserts: the usage event first, then the
-//! lease change. sled recovers a contiguous prefix of its log (recovery stops at the
+//! lease change. A signed borrow's nonce goes before both: a crash that keeps only the
+//! nonce leaves a request that was never acknowledged unable to be replayed, which is
+//! what a nonce is for. sled recovers a contiguous prefix of its log (recovery stops at the
 //! first tear), and one tenant's appends come from its one actor in order, so after a
 //! crash a tenant's history can end in exactly one way that is not whole: its newest
 //! usage event without the lease change after it. Neither half was acknowledged (the
@@ -19,6 +21,29 @@ use crate::store::TenantMutation;
 use crate::{StorageError, TenantId};
 
 use super::{SledStore, record_of, sled_err};
+
+/// A plain seat change: its usage event and lease change, and for a signed borrow the
+/// nonce written before them.
+pub(super) struct SeatChange<'a> {
+    nonce: Option<&'a TenantMutation>,
+    usage: &'a TenantMutation,
+    lease: &'a TenantMutation,
+}
+
+/// `mutations` as a [`SeatChange`], if they are one: a [`seat_change_pair`], after a
+/// `PutNonce` or not.
+pub(super) fn seat_change(mutations: &[TenantMutation]) -> Option<SeatChange<'_>> {
+    let (nonce, rest) = match mutations {
+        [nonce @ TenantMutation::PutNonce(_), rest @ ..] => (Some(nonce), rest),
+        rest => (None, rest),
+    };
+    let (usage, lease) = seat_change_pair(rest)?;
+    Some(SeatChange {
+        nonce,
+        usage,
+        lease,
+    })
+}
 
 /// The usage event and the lease change of a plain seat change, if `mutations` is
 /// exactly that: a borrow (`PutLease`) or a return/expiry (`DeleteLease`) with its
@@ -57,14 +82,13 @@ fn is_torn(head: &UsageRecord, leases: &[LeaseRecord]) -> bool {
 }
 
 impl SledStore {
-    /// Writes a [`seat_change_pair`] as two inserts, usage event first.
+    /// Writes a [`SeatChange`] as ordered inserts: nonce, usage event, lease change.
     pub(super) fn write_seat_change(
         &self,
         tenant: &TenantId,
-        usage: &TenantMutation,
-        lease: &TenantMutation,
+        change: SeatChange<'_>,
     ) -> Result<(), sled::Error> {
-        for m in [usage, lease] {
+        for m in change.nonce.into_iter().chain([change.usage, change.lease]) {
             match record_of(tenant, m) {
                 (key, Some(value)) => self.tenant_state.insert(key, value).map(drop)?,
                 (key, None) => self.tenant_state.remove(key).map(drop)?,
@@ -146,6 +170,16 @@ mod tests {
         let (usage, change) = seat_change_pair(&ret).unwrap();
         assert!(matches!(usage, TenantMutation::AppendUsage(_)));
         assert!(matches!(change, TenantMutation::DeleteLease(_)));
+        let nonce = TenantMutation::PutNonce(crate::records::NonceRecord {
+            vendor_id: "vector".into(),
+            nonce: "n1".into(),
+            expires_at: Timestamp::from_secs(300),
+        });
+        let signed = [nonce.clone(), event(1, UsageKind::Borrow, a), put.clone()];
+        assert!(seat_change(&signed).is_some_and(|c| c.nonce.is_some()));
+        assert!(seat_change(&borrow).is_some_and(|c| c.nonce.is_none()));
+        let nonce_last = [event(1, UsageKind::Borrow, a), put.clone(), nonce];
+        assert!(seat_change(&nonce_last).is_none());
         for not_a_pair in [
             vec![event(1, UsageKind::Borrow, b), put.clone()],
             vec![event(1, UsageKind::Return, a), put.clone()],

@@ -340,6 +340,14 @@ fn history() -> Vec<Fixture> {
                 ..borrowed
             },
         ),
+        fixture(
+            "nonce_v1",
+            NonceRecord {
+                vendor_id: "vector".into(),
+                nonce: "3f1c9a0e5b7d".into(),
+                expires_at: at(1_700_000_080_000),
+            },
+        ),
         fixture("usage_v1", usage.clone()),
         fixture(
             "usage_v1_borrow",

@@ -68,6 +68,11 @@ impl TestApp {
         }
     }
 
+    /// A client of whatever serves HTTP at `addr` (a second listener, say).
+    pub fn at(addr: SocketAddr) -> Self {
+        Self::remote(addr, "")
+    }
+
     /// Another client of the same server, with a connection pool of its own and no
     /// borrow of this one, so that it can move into a spawned task.
     pub fn detached(&self) -> Self {

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::accounts::Tenant;
 use super::app::TestApp;
+use super::poll::PATIENCE;
 
 /// Subscribes to `t`'s events with its admin key; the response is the stream.
 pub async fn subscribe(
@@ -21,6 +22,42 @@ pub async fn subscribe(
         .send()
         .await
         .expect("subscribed")
+}
+
+/// Subscribes to the events of the tenant at `host` with arbitrary headers (a key, a
+/// session cookie); the response, whatever its status.
+pub async fn subscribe_with(
+    app: &TestApp,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> awc::ClientResponse<impl Stream<Item = Result<Bytes, PayloadError>> + Unpin + use<>> {
+    let mut req = app
+        .client
+        .get(app.url("/events"))
+        .insert_header(("Host", host));
+    for (name, value) in headers {
+        req = req.insert_header((*name, *value));
+    }
+    req.send().await.expect("subscription sent")
+}
+
+/// Reads the stream into `buffer` until it ends; fails the test if it stays open for
+/// [`PATIENCE`] (a stream that should have been ended never ends by itself).
+pub async fn until_end<S>(stream: &mut S, buffer: &mut String)
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    // One deadline for the whole read: heartbeats would keep a per-chunk timeout alive.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("the stream stayed open; so far: {buffer:?}"));
+        match next {
+            Some(Ok(chunk)) => buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8")),
+            Some(Err(_)) | None => return,
+        }
+    }
 }
 
 /// Reads into `buffer` until the greeting, which proves the subscription exists.

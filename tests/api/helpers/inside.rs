@@ -35,6 +35,8 @@ pub struct InProcess {
     state: Data<AppState>,
     pub(super) clock: Option<ManualClock>,
     pub(super) dir: tempfile::TempDir,
+    /// What `--demo` printed at start-up, if it seeded demo data.
+    demo_banner: Option<String>,
 }
 
 impl InProcess {
@@ -56,6 +58,7 @@ impl InProcess {
         }
         let app = Application::build(config).await.expect("server builds");
         let (addr, handle, state) = (app.addr(), app.handle(), app.state());
+        let demo_banner = app.startup.demo.as_ref().map(|d| d.banner(addr));
         actix_rt::spawn(async move {
             let _ = app.run_until_stopped().await;
         });
@@ -64,6 +67,7 @@ impl InProcess {
             state,
             clock: builder.clock,
             dir,
+            demo_banner,
         };
         (addr, server)
     }
@@ -210,6 +214,16 @@ impl TestApp {
     /// Deletes expired portal sessions (the periodic purge); how many.
     pub async fn purge_expired_sessions(&self) -> usize {
         session::purge_expired(self.state()).await.unwrap()
+    }
+
+    /// The start-up text of demo data seeded by this server (credentials included).
+    pub fn demo_banner(&self) -> Option<&str> {
+        self.in_process().demo_banner.as_deref()
+    }
+
+    /// Password hashes (logins, new users) waiting for a hashing slot.
+    pub fn password_work_waiting(&self) -> usize {
+        self.state().security.password_work_waiting()
     }
 
     /// The portal sessions in the store.

@@ -14,12 +14,14 @@ pub fn samples(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// The exposition of the main host (checks status and content type).
+/// The exposition of the main host, read with the operator token (checks status and
+/// content type).
 pub async fn scrape_text(app: &TestApp) -> String {
     let res = app
         .client
         .get(app.url("/metrics"))
         .insert_header(("Host", "localhost"))
+        .insert_header(("Authorization", format!("Bearer {}", app.admin_token)))
         .send()
         .await
         .expect("scrape sent");

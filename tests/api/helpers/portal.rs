@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use super::app::{Reply, TestApp, read};
 use super::inside::signing;
 
-/// Sends a request with arbitrary extra headers (`Host` first).
+/// Sends a request with arbitrary extra headers (`Host` first); a body goes as JSON
+/// (`Content-Type: application/json` unless the headers name another type).
 pub async fn send(
     app: &TestApp,
     method: &str,
@@ -20,6 +21,9 @@ pub async fn send(
         .client
         .request(method, app.url(path))
         .insert_header(("Host", host));
+    if body.is_some() {
+        req = req.insert_header(("Content-Type", "application/json"));
+    }
     for (name, value) in headers {
         req = req.insert_header((*name, *value));
     }
