@@ -38,6 +38,15 @@ pub trait PlatformBackend: Send + Sync {
     /// whose key exists fails the whole batch with [`StorageError::AlreadyExists`]. The
     /// writes are visible to readers at once; the ticket resolves once they are durable.
     fn platform_apply(&self, writes: &[PlatformWrite<'_>]) -> Result<Durable, StorageError>;
+
+    /// A number that moves on after every write to a table that holds credentials
+    /// ([`Table::holds_credentials`]), once the write is visible to readers; `None` if
+    /// such records can change without this process noticing (another process writes
+    /// them too). What was read from those tables under one number may be kept in
+    /// memory while the number stays the same, and never when it is `None`.
+    fn credentials_generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A platform table.
@@ -64,11 +73,25 @@ pub enum Table {
     /// host name → [`crate::records::CustomHostRecord`]: each custom host once, so an
     /// insert of a taken host fails.
     CustomHosts,
+    /// hex of an imported key's digest → [`crate::records::LegacyKeyRecord`].
+    LegacyKeys,
+    /// scope `vendor_id`, id `client_id` → [`crate::records::OAuthClientRecord`].
+    OAuthClients,
+    /// scope `vendor_id`, id endpoint id → [`crate::records::WebhookEndpointRecord`].
+    WebhookEndpoints,
+    /// scope endpoint id, id `tenant_id` → [`crate::records::WebhookCursorRecord`].
+    WebhookCursors,
+    /// scope endpoint id, id `<tenant_id>.<seq>` →
+    /// [`crate::records::WebhookDeliveryRecord`].
+    WebhookDeliveries,
+    /// `vendor_id` → [`crate::records::OfflineKeySetRecord`]: the keys that sign a
+    /// vendor's offline tokens.
+    OfflineKeys,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 16] = [
         Table::Vendors,
         Table::Tenants,
         Table::VendorTenants,
@@ -79,6 +102,12 @@ impl Table {
         Table::Sessions,
         Table::KeyUsage,
         Table::CustomHosts,
+        Table::LegacyKeys,
+        Table::OAuthClients,
+        Table::WebhookEndpoints,
+        Table::WebhookCursors,
+        Table::WebhookDeliveries,
+        Table::OfflineKeys,
     ];
 
     /// The table's name (sled tree name, error messages).
@@ -94,6 +123,12 @@ impl Table {
             Table::Sessions => "sessions",
             Table::KeyUsage => "api_key_usage",
             Table::CustomHosts => "custom_hosts",
+            Table::LegacyKeys => "legacy_api_keys",
+            Table::OAuthClients => "oauth_clients",
+            Table::WebhookEndpoints => "webhook_endpoints",
+            Table::WebhookCursors => "webhook_cursors",
+            Table::WebhookDeliveries => "webhook_deliveries",
+            Table::OfflineKeys => "offline_keys",
         }
     }
 
@@ -102,7 +137,37 @@ impl Table {
     pub fn scoped(self) -> bool {
         matches!(
             self,
-            Table::VendorTenants | Table::ApiKeys | Table::Users | Table::KeyUsage
+            Table::VendorTenants
+                | Table::ApiKeys
+                | Table::Users
+                | Table::KeyUsage
+                | Table::OAuthClients
+                | Table::WebhookEndpoints
+                | Table::WebhookCursors
+                | Table::WebhookDeliveries
+        )
+    }
+
+    /// Whether the table's records decide what an API key verifies to: the keys
+    /// themselves, imported keys, and the tenants and vendors they belong to (a soft
+    /// delete).
+    pub fn holds_credentials(self) -> bool {
+        matches!(
+            self,
+            Table::ApiKeys | Table::LegacyKeys | Table::Tenants | Table::Vendors
+        )
+    }
+
+    /// Whether the table holds bookkeeping written often and off any request's path,
+    /// which no other record depends on and whose loss repeats work but loses nothing:
+    /// webhook progress (a lost cursor or delivery record means an event is delivered
+    /// again, and deliveries are at least once) and API-key usage. A backend may make
+    /// writes that touch only such tables durable apart from the others, so that they
+    /// never hold up a tenant's write (the sled store: its own flusher).
+    pub fn flushed_apart(self) -> bool {
+        matches!(
+            self,
+            Table::WebhookCursors | Table::WebhookDeliveries | Table::KeyUsage
         )
     }
 
@@ -119,6 +184,12 @@ impl Table {
             Table::Sessions => 7,
             Table::KeyUsage => 8,
             Table::CustomHosts => 9,
+            Table::LegacyKeys => 10,
+            Table::OAuthClients => 11,
+            Table::WebhookEndpoints => 12,
+            Table::WebhookCursors => 13,
+            Table::WebhookDeliveries => 14,
+            Table::OfflineKeys => 15,
         }
     }
 }
@@ -156,6 +227,22 @@ impl fmt::Display for PlatformKey<'_> {
             None => f.write_str(self.id),
         }
     }
+}
+
+impl PlatformWrite<'_> {
+    /// The table written.
+    pub fn table(&self) -> Table {
+        match self {
+            PlatformWrite::Put { table, .. }
+            | PlatformWrite::Insert { table, .. }
+            | PlatformWrite::Delete { table, .. } => *table,
+        }
+    }
+}
+
+/// Whether any of `writes` goes to a table that [`Table::holds_credentials`].
+pub fn touches_credentials(writes: &[PlatformWrite<'_>]) -> bool {
+    writes.iter().any(|w| w.table().holds_credentials())
 }
 
 /// One platform write.

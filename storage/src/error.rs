@@ -41,6 +41,10 @@ pub enum StorageError {
         /// The tenant whose write was refused.
         tenant: String,
     },
+    /// Another process (a running server) holds the store open; the string names the
+    /// data directory and says what to do.
+    #[error("{0}")]
+    InUse(String),
     /// The store is out of service for now (it hit an I/O error and is being reopened
     /// from disk, or the backend cannot do what was asked); nothing was read or written.
     #[error("storage unavailable: {0}")]

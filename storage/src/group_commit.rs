@@ -2,7 +2,8 @@
 //!
 //! A writer applies its mutation to the store's in-memory structures, then joins the
 //! *open batch* (one short mutex hold) and wakes the flusher thread. The flusher swaps
-//! in a fresh open batch, flushes and `fsync`s, and resolves the batch it took: every
+//! in a fresh open batch, makes it durable (the sled store: its journal entries written
+//! and `fdatasync`ed), and resolves the batch it took: every
 //! ticket of that batch wakes once, with the outcome. Writes that arrive while an fsync
 //! runs join the next batch, so the batch size follows the load and the cost is one
 //! fsync per batch, not per request.
@@ -76,6 +77,8 @@ impl<T: SyncTarget> SyncTarget for Arc<T> {
 enum Failure {
     Flush(Arc<str>),
     ShuttingDown,
+    /// The tenant's ownership moved on; the write was not made.
+    Fenced(Arc<str>),
 }
 
 /// The writes that one flush covers.
@@ -109,6 +112,8 @@ struct Shared {
     mode: Durability,
     target: Box<dyn SyncTarget>,
     observer: Option<Arc<dyn FlushObserver>>,
+    /// Flushes so far, counted before their batch resolves.
+    flushes: AtomicU64,
 }
 
 impl Shared {
@@ -150,6 +155,7 @@ impl GroupCommit {
             mode,
             target,
             observer,
+            flushes: AtomicU64::new(0),
         });
         let worker = Arc::clone(&shared);
         let join = thread::Builder::new()
@@ -184,6 +190,13 @@ impl GroupCommit {
                 Ok(Durable(Inner::Pending(batch)))
             }
         }
+    }
+
+    /// How many batches this flusher has flushed; a ticket resolves after its batch is
+    /// counted.
+    #[cfg(test)]
+    pub(crate) fn flushes(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
     }
 
     /// Final flush; later writes are refused.
@@ -224,6 +237,7 @@ impl Drop for GroupCommit {
 fn flush(shared: &Shared, batch: &Batch) {
     let started = Instant::now();
     let result = shared.target.sync();
+    shared.flushes.fetch_add(1, Ordering::Relaxed);
     let report = FlushReport {
         batch_size: batch.writes.load(Ordering::Relaxed),
         duration: started.elapsed(),
@@ -328,6 +342,9 @@ impl Durable {
                     Ok(()) => Ok(()),
                     Err(Failure::Flush(e)) => Err(StorageError::FlushFailed(e.to_string())),
                     Err(Failure::ShuttingDown) => Err(StorageError::ShuttingDown),
+                    Err(Failure::Fenced(tenant)) => Err(StorageError::Fenced {
+                        tenant: tenant.to_string(),
+                    }),
                 };
             }
             let mut notified = pin!(batch.done.notified());
@@ -336,6 +353,44 @@ impl Durable {
             if batch.outcome.get().is_none() {
                 notified.await;
             }
+        }
+    }
+}
+
+/// The outcome of one write, for a store whose writers of one batch can fare
+/// differently (the PostgreSQL store fences each tenant's part of a batch on its own).
+/// Settled exactly once; dropping it unsettled answers its ticket
+/// [`StorageError::ShuttingDown`].
+pub(crate) struct Settle(Arc<Batch>);
+
+impl Settle {
+    /// A write not yet settled, and its ticket.
+    pub(crate) fn new() -> (Settle, Durable) {
+        let batch = Arc::new(Batch::default());
+        batch.writes.store(1, Ordering::Relaxed);
+        (Settle(Arc::clone(&batch)), Durable(Inner::Pending(batch)))
+    }
+
+    /// The write is durable.
+    pub(crate) fn durable(self) {
+        self.0.resolve(Ok(()));
+    }
+
+    /// The write was not made: `tenant` is owned under a newer epoch now.
+    pub(crate) fn fenced(self, tenant: &str) {
+        self.0.resolve(Err(Failure::Fenced(tenant.into())));
+    }
+
+    /// The write is not durable, for `reason`.
+    pub(crate) fn failed(self, reason: Arc<str>) {
+        self.0.resolve(Err(Failure::Flush(reason)));
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if self.0.outcome.get().is_none() {
+            self.0.resolve(Err(Failure::ShuttingDown));
         }
     }
 }

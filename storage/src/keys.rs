@@ -1,4 +1,8 @@
-//! Key layout of the `tenant_state` tree: `<tenant_id> 0x00 <kind> <id>`.
+//! Key layout of tenant records: `<tenant_id> 0x00 <kind> <id>`.
+//!
+//! The sled store keys its `tenant_state` tree so; other backends keep the three parts
+//! apart ([`split`]). Ids are built so that byte order is the order readers want
+//! (ledger order, time order within a pool), whatever the backend.
 //!
 //! Tenant ids never contain 0x00, so one tenant's prefix never matches another's
 //! (`acme\0` vs `acme-2\0`).
@@ -13,6 +17,7 @@ pub(crate) const SPEND: u8 = b'M';
 pub(crate) const IDEMPOTENCY: u8 = b'I';
 pub(crate) const USAGE: u8 = b'U';
 pub(crate) const REQUEST: u8 = b'Q';
+pub(crate) const OUTBOX: u8 = b'O';
 pub(crate) const NONCE: u8 = b'N';
 
 /// `<tenant> 0x00`
@@ -37,9 +42,23 @@ pub(crate) fn key(tenant: &TenantId, kind: u8, id: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The kind and id of a key made by [`key`] for `tenant`.
+pub(crate) fn split<'k>(tenant: &TenantId, key: &'k [u8]) -> Option<(u8, &'k [u8])> {
+    let (&kind, id) = key
+        .strip_prefix(tenant.as_str().as_bytes())?
+        .strip_prefix(&[0])?
+        .split_first()?;
+    Some((kind, id))
+}
+
 /// Charges are keyed by big-endian sequence number so that key order is ledger order.
 pub(crate) fn charge(tenant: &TenantId, seq: u64) -> Vec<u8> {
     key(tenant, CHARGE, &seq.to_be_bytes())
+}
+
+/// Outbox events are keyed by big-endian sequence number: key order is delivery order.
+pub(crate) fn outbox(tenant: &TenantId, seq: u64) -> Vec<u8> {
+    key(tenant, OUTBOX, &seq.to_be_bytes())
 }
 
 /// Spend counters: `<product_id> 0x00 <month be>`.
@@ -72,22 +91,41 @@ pub(crate) fn nonce(tenant: &TenantId, vendor_id: &str, nonce: &str) -> Vec<u8> 
     key(tenant, NONCE, &id)
 }
 
-/// Usage events of one pool: `<product_id> 0x00`. Product ids hold no control
-/// characters (checked at the edge), so one pool's prefix never matches another's.
-pub(crate) fn usage_prefix(tenant: &TenantId, product_id: &str) -> Vec<u8> {
-    let mut k = kind_prefix(tenant, USAGE);
-    k.extend_from_slice(product_id.as_bytes());
-    k.push(0);
-    k
-}
-
 /// A usage event: `<product_id> 0x00 <at, sign-flipped be> <seq be>`, so that key
 /// order is time order within a pool and a time window is one range scan.
 pub(crate) fn usage(tenant: &TenantId, product_id: &str, at: Timestamp, seq: u64) -> Vec<u8> {
-    let mut k = usage_prefix(tenant, product_id);
-    k.extend_from_slice(&time_bytes(at));
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
+    key(tenant, USAGE, &usage_id(product_id, at, seq))
+}
+
+/// The ids of one pool's usage events start with `<product_id> 0x00`. Product ids hold
+/// no control characters (checked at the edge), so one pool's prefix never matches
+/// another's.
+pub(crate) fn usage_id_prefix(product_id: &str) -> Vec<u8> {
+    let mut id = Vec::with_capacity(product_id.len() + 17);
+    id.extend_from_slice(product_id.as_bytes());
+    id.push(0);
+    id
+}
+
+/// The id part of [`usage`].
+pub(crate) fn usage_id(product_id: &str, at: Timestamp, seq: u64) -> Vec<u8> {
+    let mut id = usage_id_prefix(product_id);
+    id.extend_from_slice(&time_bytes(at));
+    id.extend_from_slice(&seq.to_be_bytes());
+    id
+}
+
+/// The first id after every id that starts with `prefix` (exclusive range end).
+/// `None` if there is none (the prefix is all 0xff).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// Big-endian with the sign bit flipped: byte order equals numeric order, negatives
@@ -114,7 +152,27 @@ mod tests {
         assert!(usage(&t, "p", at(-5), 9) < usage(&t, "p", at(3), 1));
         assert!(usage(&t, "p", at(3), 1) < usage(&t, "p", at(3), 2));
         assert!(usage(&t, "p", at(255), 7) < usage(&t, "p", at(256), 1));
-        assert!(!usage(&t, "p-2", at(1), 1).starts_with(&usage_prefix(&t, "p")));
+        let other_pool = usage(&t, "p-2", at(1), 1);
+        let (_, id) = split(&t, &other_pool).unwrap();
+        assert!(!id.starts_with(&usage_id_prefix("p")));
+    }
+
+    #[test]
+    fn keys_split_back_into_kind_and_id() {
+        let t = TenantId::parse("acme").unwrap();
+        let k = usage(&t, "p", Timestamp::from_millis(5), 7);
+        let (kind, id) = split(&t, &k).unwrap();
+        assert_eq!(
+            (kind, id),
+            (
+                USAGE,
+                usage_id("p", Timestamp::from_millis(5), 7).as_slice()
+            )
+        );
+        let other = TenantId::parse("acme-2").unwrap();
+        assert_eq!(split(&other, &k), None);
+        assert_eq!(prefix_end(b"ab\xff"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
     }
 
     #[test]

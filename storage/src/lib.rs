@@ -30,17 +30,21 @@
 //!   atomic `apply_batch`. The overage ledger (kind `C`, keyed by a big-endian sequence
 //!   number) is append-only: no code path deletes or rewrites a charge. So is the usage
 //!   history (kind `U`, keyed by pool, time and sequence number). Requests for more
-//!   seats are kind `Q`.
+//!   seats are kind `Q`. The webhook outbox (kind `O`, keyed by a big-endian sequence
+//!   number) is append-only too; its actor deletes events once delivered.
 //! - one tree per platform table ([`backend::Table`]), keyed by `<scope>/<id>` in
 //!   tables listed per tenant or vendor and by `<id>` in the others.
 //! - tree `meta`: the format marker that identifies a permetrix data directory.
 //!
 //! # Invariants
 //!
-//! - A [`Durable`] resolves `Ok` only after the write it belongs to has been flushed
-//!   and the database file has been `fsync`ed (strict mode). sled's own `flush()` uses
-//!   `sync_file_range` on Linux, which does not flush drive caches or metadata, so the
-//!   flusher calls `sync_all` on the database file itself.
+//! - A [`Durable`] resolves `Ok` only after the write it belongs to is on disk
+//!   (strict mode): a tenant write in the journal (`<data-dir>/journal`, made durable
+//!   with one `fdatasync` per group commit and replayed onto sled at open), a platform
+//!   write in sled itself (flushed, then the database file `fsync`ed: sled's own
+//!   `flush()` uses `sync_file_range` on Linux, which does not flush drive caches or
+//!   metadata). sled is flushed and synced at every checkpoint, after which the journal
+//!   entries it holds are dropped.
 //! - Restart rebuilds exactly what was acknowledged: [`Store::load_tenant`] returns every
 //!   record of a tenant, and the ledger head needed to continue its hash chain.
 //! - After a failed flush nothing more is acknowledged from that database: every later
@@ -52,13 +56,17 @@
 
 pub mod backend;
 pub mod codec;
+#[cfg(test)]
+mod conformance;
 mod error;
 pub mod group_commit;
 mod ids;
 mod keys;
+mod layout;
 mod money;
 pub mod ownership;
 mod platform;
+mod postgres_store;
 pub mod records;
 mod resilient;
 mod sled_store;
@@ -66,7 +74,7 @@ pub mod snapshot;
 mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_records;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 mod timestamp;
 
@@ -76,8 +84,11 @@ pub use group_commit::DurableGate;
 pub use group_commit::{Durability, Durable, FlushObserver, FlushReport};
 pub use ids::{BorrowId, CustomHost, IdError, KeyId, MAX_HOST_LEN, PackageId, TenantId, VendorId};
 pub use money::{Money, MoneyError};
-pub use ownership::{Acquisition, Broker, Epoch, Location, Ownership, SoleOwner};
-pub use platform::{KeyUse, Platform, Written};
+pub use ownership::{
+    Acquisition, Broker, Epoch, Location, Ownership, OwnershipCounters, SoleOwner,
+};
+pub use platform::{ImportedKey, ImportedTenant, KeyUse, Platform, Written};
+pub use postgres_store::{PgConfig, PgRestore, PgStore};
 pub use resilient::ResilientStore;
 pub use sled_store::{SledConfig, SledStore};
 pub use store::{Store, TenantMutation, TenantRecords};

@@ -95,8 +95,36 @@ pub trait Ownership: Send + Sync + 'static {
 
     /// Whether this broker may still answer from the state it holds: its lease is
     /// proven within the lease time. Once false, every tenant's state in memory must be
-    /// dropped.
+    /// dropped; it stays false until [`Ownership::rejoin`].
     fn lease_holds(&self) -> bool;
+
+    /// After the lease was lost ([`Ownership::lease_holds`] turned false) and the caller
+    /// dropped every tenant's state: registers this broker again, under a new node id,
+    /// with a fresh lease. Nothing owned under the old registration is owned any more.
+    fn rejoin(&self) -> Result<(), StorageError>;
+
+    /// Graceful shutdown: once every write made so far is durable, releases every
+    /// tenant this broker still owns and ends its lease, so that other brokers acquire
+    /// them at once. [`Ownership::lease_holds`] is false afterwards.
+    fn leave(&self) -> Result<(), StorageError>;
+
+    /// Ownership changes and fenced writes since start, for metrics.
+    fn counters(&self) -> OwnershipCounters {
+        OwnershipCounters::default()
+    }
+}
+
+/// Counts of ownership events since the broker started (monotonic; for metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OwnershipCounters {
+    /// Tenants acquired by this broker.
+    pub acquisitions: u64,
+    /// Tenants released by this broker (passivation, shutdown).
+    pub releases: u64,
+    /// Writes refused because the tenant's ownership had moved on.
+    pub fenced_writes: u64,
+    /// Times this broker's lease lapsed before it could renew it.
+    pub leases_lost: u64,
 }
 
 /// One broker that owns every tenant of its store, under [`Epoch::SOLE`]: the embedded
@@ -130,5 +158,13 @@ impl Ownership for SoleOwner {
 
     fn lease_holds(&self) -> bool {
         true
+    }
+
+    fn rejoin(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn leave(&self) -> Result<(), StorageError> {
+        Ok(())
     }
 }

@@ -9,8 +9,11 @@
 //! of their write: acknowledge only once it resolves.
 //!
 //! By area: vendors, tenants and the package index in `accounts`; the custom-host index
-//! in `hosts`; tenant API keys and their last use in `keys`; portal users and sessions in
-//! `portal`; the operator token here.
+//! in `hosts`; tenant API keys, imported keys and their last use in `keys`; portal users
+//! and sessions in `portal`; vendors' OAuth clients in `oauth`; webhook endpoints, their
+//! cursors and deliveries in `webhooks`; vendors' offline token keys in `offline_keys`;
+//! what an import from the old license server writes in `import`; the operator token
+//! here.
 use std::sync::Arc;
 
 use crate::backend::{PlatformKey, PlatformWrite, Table};
@@ -20,9 +23,14 @@ use crate::{Durable, StorageError, Store};
 
 mod accounts;
 mod hosts;
+mod import;
 mod keys;
+mod oauth;
+mod offline_keys;
 mod portal;
+mod webhooks;
 
+pub use import::{ImportedKey, ImportedTenant};
 pub use keys::KeyUse;
 
 const ADMIN_TOKEN_KEY: &str = "admin_token";
@@ -116,6 +124,13 @@ impl Platform {
         };
         change(&mut record);
         self.apply(&[put(&record)]).map(Some)
+    }
+
+    /// See [`crate::backend::PlatformBackend::credentials_generation`]: while it
+    /// stays the same, API keys, imported keys, tenants and vendors read earlier are
+    /// still what is stored; `None`: they may change elsewhere at any time.
+    pub fn credentials_generation(&self) -> Option<u64> {
+        self.store.credentials_generation()
     }
 
     /// The operator token hash, if one was stored.

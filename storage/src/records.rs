@@ -6,18 +6,19 @@
 //! the old encoding under `storage/tests/fixtures` and add ones of the new version. The
 //! test `storage/tests/record_fixtures` decodes every fixture and fails when a change
 //! would leave stored records unreadable.
-use crate::codec::Record;
+use crate::codec::{CodecError, Record, decode_payload};
 use crate::{BorrowId, Money, Timestamp};
 use serde::{Deserialize, Serialize};
 
 macro_rules! record {
     ($ty:ty, $name:literal, version = $version:literal) => {
-        impl Record for $ty {
+        impl $crate::codec::Record for $ty {
             const NAME: &'static str = $name;
             const VERSION: u8 = $version;
         }
     };
 }
+use record;
 
 /// Whether a platform entity is live or soft-deleted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,8 +248,66 @@ pub struct PackageRecord {
     pub status: PackageStatus,
     /// Creation time.
     pub created_at: Timestamp,
+    /// Longest offline checkout (hours) a borrow may ask for; 0: no offline checkout
+    /// (since V2).
+    pub max_offline_hours: u32,
+    /// Offline checkouts of the pool held at once; 0: none (since V2).
+    pub max_offline_seats: u32,
 }
-record!(PackageRecord, "package", version = 1);
+
+impl Record for PackageRecord {
+    const NAME: &'static str = "package";
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, crate::codec::CodecError> {
+        match version {
+            1 => {
+                let v1: PackageRecordV1 = crate::codec::decode_payload(payload, Self::NAME)?;
+                Ok(PackageRecord {
+                    package_id: v1.package_id,
+                    vendor_id: v1.vendor_id,
+                    product_id: v1.product_id,
+                    product_name: v1.product_name,
+                    total: v1.total,
+                    commit_qty: v1.commit_qty,
+                    max_overage: v1.max_overage,
+                    commit_price: v1.commit_price,
+                    overage_price: v1.overage_price,
+                    crm_opportunity_id: v1.crm_opportunity_id,
+                    valid_from: v1.valid_from,
+                    valid_until: v1.valid_until,
+                    status: v1.status,
+                    created_at: v1.created_at,
+                    max_offline_hours: 0,
+                    max_offline_seats: 0,
+                })
+            }
+            version => Err(crate::codec::CodecError::UnknownVersion {
+                record: Self::NAME,
+                version,
+            }),
+        }
+    }
+}
+
+/// [`PackageRecord`] as version 1 stored it (before offline checkout).
+#[derive(Deserialize)]
+struct PackageRecordV1 {
+    package_id: String,
+    vendor_id: String,
+    product_id: String,
+    product_name: String,
+    total: u32,
+    commit_qty: u32,
+    max_overage: u32,
+    commit_price: Money,
+    overage_price: Money,
+    crm_opportunity_id: Option<String>,
+    valid_from: Option<Timestamp>,
+    valid_until: Option<Timestamp>,
+    status: PackageStatus,
+    created_at: Timestamp,
+}
 
 /// An active borrow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,14 +320,56 @@ pub struct LeaseRecord {
     pub user: String,
     /// When granted.
     pub borrowed_at: Timestamp,
-    /// When it lapses unless heartbeated.
+    /// When it lapses unless heartbeated; for an offline checkout, the end of the
+    /// checkout (the token's `exp`), which no heartbeat moves.
     pub lease_expires_at: Timestamp,
     /// Lease length granted; each heartbeat extends the lease by this much.
     pub lease_seconds: u32,
     /// Whether the seat is beyond the commit.
     pub is_overage: bool,
+    /// An offline checkout: held until `lease_expires_at` or an early return, never
+    /// heartbeated (since V2; version 1 leases are online).
+    pub offline: bool,
 }
-record!(LeaseRecord, "lease", version = 1);
+
+impl Record for LeaseRecord {
+    const NAME: &'static str = "lease";
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, crate::codec::CodecError> {
+        match version {
+            1 => {
+                let v1: LeaseRecordV1 = crate::codec::decode_payload(payload, Self::NAME)?;
+                Ok(LeaseRecord {
+                    id: v1.id,
+                    product_id: v1.product_id,
+                    user: v1.user,
+                    borrowed_at: v1.borrowed_at,
+                    lease_expires_at: v1.lease_expires_at,
+                    lease_seconds: v1.lease_seconds,
+                    is_overage: v1.is_overage,
+                    offline: false,
+                })
+            }
+            version => Err(crate::codec::CodecError::UnknownVersion {
+                record: Self::NAME,
+                version,
+            }),
+        }
+    }
+}
+
+/// [`LeaseRecord`] as version 1 stored it (before offline checkout).
+#[derive(Deserialize)]
+struct LeaseRecordV1 {
+    id: BorrowId,
+    product_id: String,
+    user: String,
+    borrowed_at: Timestamp,
+    lease_expires_at: Timestamp,
+    lease_seconds: u32,
+    is_overage: bool,
+}
 
 /// One booked overage charge. Append-only; `hash` chains it to the previous charge of
 /// the tenant so that either side can detect a rewritten ledger.
@@ -364,20 +465,61 @@ pub enum UserRole {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// Random id of this incarnation of the user: a session names it, so a user
-    /// deleted and created again under the same name does not revive old sessions.
+    /// deleted and created again under the same name (or given a new password by an
+    /// admin) does not revive old sessions.
     pub user_id: String,
     /// Owning tenant.
     pub tenant_id: String,
     /// Login name (lowercase).
     pub username: String,
-    /// argon2id PHC string of the password.
-    pub password_hash: String,
+    /// The password's hash: an argon2id PHC string, or a passlib `pbkdf2_sha256` string
+    /// imported from the old license server (replaced by argon2id at the first login).
+    /// `None` until an admin sets a password: such a user cannot log in.
+    pub password_hash: Option<String>,
     /// Permission.
     pub role: UserRole,
     /// Creation time.
     pub created_at: Timestamp,
 }
-record!(UserRecord, "portal user", version = 1);
+
+impl Record for UserRecord {
+    const NAME: &'static str = "portal user";
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, CodecError> {
+        match version {
+            1 => decode_payload::<UserRecordV1>(payload, Self::NAME).map(UserRecord::from),
+            _ => Err(CodecError::UnknownVersion {
+                record: Self::NAME,
+                version,
+            }),
+        }
+    }
+}
+
+/// [`UserRecord`] as version 1 stored it: every user had an argon2id hash.
+#[derive(Deserialize)]
+struct UserRecordV1 {
+    user_id: String,
+    tenant_id: String,
+    username: String,
+    password_hash: String,
+    role: UserRole,
+    created_at: Timestamp,
+}
+
+impl From<UserRecordV1> for UserRecord {
+    fn from(v1: UserRecordV1) -> Self {
+        UserRecord {
+            user_id: v1.user_id,
+            tenant_id: v1.tenant_id,
+            username: v1.username,
+            password_hash: Some(v1.password_hash),
+            role: v1.role,
+            created_at: v1.created_at,
+        }
+    }
+}
 
 /// Whom a portal session authenticates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -412,6 +554,45 @@ pub struct SessionRecord {
     pub expires_at: Timestamp,
 }
 record!(SessionRecord, "portal session", version = 1);
+
+/// The lookup entry of an API key imported from the old license server, stored under
+/// the hex of the key's digest. The old server kept only the SHA-256 of each whole key
+/// string, so an imported key has no `pmx_t_…` form to find it by: its
+/// [`ApiKeyRecord`] (under its tenant and the file's key id) holds a keyed digest of
+/// that SHA-256, and this entry leads from the key a client sends to that record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyKeyRecord {
+    /// The key's tenant.
+    pub tenant_id: String,
+    /// The key's id (as in the old file, `key_<16 hex>`).
+    pub key_id: String,
+    /// The old server's environment label (`live`, `test`), if it had one.
+    pub environment: Option<String>,
+}
+record!(LegacyKeyRecord, "imported api key", version = 1);
+
+/// An OAuth 2.0 client of a vendor (the client-credentials grant, RFC 6749 §4.4): the
+/// vendor's own programs exchange its id and secret for short-lived access tokens.
+/// Only a keyed digest of the secret is stored; the secret is shown once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClientRecord {
+    /// The client id (carries the vendor id, so that one read finds the record).
+    pub client_id: String,
+    /// Owning vendor.
+    pub vendor_id: String,
+    /// Human label.
+    pub name: String,
+    /// The scopes its tokens may carry, space-separated and in canonical order, as
+    /// OAuth 2.0 writes them (the edge defines the names).
+    pub scope: String,
+    /// Keyed digest of the client secret.
+    pub secret_digest: [u8; 32],
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Revocation time; its tokens stop working at once.
+    pub revoked_at: Option<Timestamp>,
+}
+record!(OAuthClientRecord, "oauth client", version = 1);
 
 /// When a tenant API key was last used. Kept apart from [`ApiKeyRecord`] so that the
 /// periodic write of usage never races with a revocation of the key.
@@ -584,3 +765,116 @@ pub struct MoreRequestRecord {
     pub applied: Option<(u32, u32, u32)>,
 }
 record!(MoreRequestRecord, "request for more seats", version = 1);
+
+/// One entry of the sled store's write-ahead journal: the records one tenant write
+/// changed in the `tenant_state` tree, in the order they were applied. Replaying it
+/// puts or removes each key; an entry the database already holds (its `seq` is not
+/// above the tenant's replay mark) is skipped, so that replaying it cannot undo a
+/// later write the database holds too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntryRecord {
+    /// The tenant that wrote it.
+    pub tenant: String,
+    /// Position among all entries of this store, growing across restarts: a tenant's
+    /// entries have increasing `seq` in the order it wrote them.
+    pub seq: u64,
+    /// `(key, value)`: `Some` puts the value, `None` removes the key.
+    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+record!(JournalEntryRecord, "journal entry", version = 1);
+
+/// One event of a tenant's webhook outbox. Written in the same atomic write as the change
+/// that caused it (coalesced denials: by the tenant actor's timer), read in order by the
+/// delivery worker, deleted by the actor once every endpoint that wants it has it (or
+/// when the outbox is full). Append-only: every insert has a new `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// Position in the tenant's outbox, from 1: the order of delivery.
+    pub seq: u64,
+    /// The event's id, what receivers de-duplicate on (`evt_` and 32 hex digits).
+    pub id: String,
+    /// Event type (`overage.charged`, `borrow.denied`, …).
+    pub kind: String,
+    /// When the event happened.
+    pub created_at: Timestamp,
+    /// The event's `data` object, as compact JSON (its fields depend on the type).
+    pub data: String,
+}
+record!(OutboxRecord, "outbox event", version = 1);
+
+/// A vendor's webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpointRecord {
+    /// Endpoint id (`wh_` and 32 hex digits; unique across vendors).
+    pub id: String,
+    /// The vendor it belongs to.
+    pub vendor_id: String,
+    /// Where events are POSTed (`http` or `https`).
+    pub url: String,
+    /// Event types it receives.
+    pub events: Vec<String>,
+    /// The signing secret, sealed: it is needed to sign every delivery.
+    pub secret: SealedSecret,
+    /// Creation time; the endpoint receives events from then on.
+    pub created_at: Timestamp,
+    /// Set while deliveries are stopped: since when, and why (shown in the portal).
+    pub disabled: Option<(Timestamp, String)>,
+}
+record!(WebhookEndpointRecord, "webhook endpoint", version = 1);
+
+/// How far one endpoint has got in one tenant's outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookCursorRecord {
+    /// Every event of the tenant up to this sequence number was delivered (or was of a
+    /// type the endpoint does not receive).
+    pub delivered_seq: u64,
+}
+record!(WebhookCursorRecord, "webhook cursor", version = 1);
+
+/// Where one delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryStatus {
+    /// Not delivered yet; retried at `next_attempt_at`.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up after failing for the retry period; the endpoint was disabled.
+    Failed,
+}
+
+/// One event's delivery to one endpoint: what the portal shows, and what a resend sends
+/// again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDeliveryRecord {
+    /// Delivery id within its endpoint: `<tenant_id>.<seq>`.
+    pub id: String,
+    /// The tenant whose event it is.
+    pub tenant_id: String,
+    /// The event's position in the tenant's outbox.
+    pub seq: u64,
+    /// The event's id.
+    pub event_id: String,
+    /// The event's type.
+    pub kind: String,
+    /// The JSON body as delivered (a resend sends it again with a new signature).
+    pub body: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts so far (resends included).
+    pub attempts: u32,
+    /// The first attempt: the retry period runs from here.
+    pub first_attempt_at: Timestamp,
+    /// The latest attempt.
+    pub last_attempt_at: Timestamp,
+    /// When it is tried again (pending deliveries only).
+    pub next_attempt_at: Option<Timestamp>,
+    /// HTTP status of the latest answer, if one came.
+    pub response_status: Option<u16>,
+    /// Why the latest attempt failed, if it did.
+    pub error: Option<String>,
+    /// When the receiver first answered 2xx.
+    pub delivered_at: Option<Timestamp>,
+}
+record!(WebhookDeliveryRecord, "webhook delivery", version = 1);
+mod offline_keys;
+pub use offline_keys::{OfflineKeyRecord, OfflineKeySetRecord};

@@ -17,8 +17,8 @@ use arc_swap::ArcSwapOption;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::backend::{PlatformBackend, PlatformKey, PlatformWrite, Table};
-use crate::records::{ChargeRecord, MoreRequestRecord, UsageRecord};
+use crate::backend::{PlatformBackend, PlatformKey, PlatformWrite, Table, touches_credentials};
+use crate::records::{ChargeRecord, MoreRequestRecord, OutboxRecord, UsageRecord};
 use crate::snapshot::SnapshotWriter;
 use crate::store::{Store, TenantMutation, TenantRecords};
 use crate::{
@@ -54,6 +54,10 @@ struct Inner {
     /// Set on the first failure, cleared once a reopened database is in service.
     failed: AtomicBool,
     incarnation: AtomicU64,
+    /// See [`PlatformBackend::credentials_generation`]: moved on by every credential
+    /// write and by every reopen (a reopened database may lack writes that were
+    /// visible but never durable).
+    credentials: AtomicU64,
     last_error: Mutex<String>,
     stopping: AtomicBool,
     /// Wakes the recovery thread (failure or stop).
@@ -104,6 +108,7 @@ impl ResilientStore {
                 current: ArcSwapOption::new(current),
                 failed: AtomicBool::new(false),
                 incarnation: AtomicU64::new(0),
+                credentials: AtomicU64::new(0),
                 last_error: Mutex::new(String::new()),
                 stopping: AtomicBool::new(false),
                 wake: Condvar::new(),
@@ -212,6 +217,7 @@ fn recover(inner: &Inner) {
                 Ok(store) => {
                     inner.current.store(Some(Arc::new(store)));
                     let incarnation = inner.incarnation.fetch_add(1, Ordering::AcqRel) + 1;
+                    inner.credentials.fetch_add(1, Ordering::AcqRel);
                     inner.failed.store(false, Ordering::Release);
                     tracing::warn!(
                         incarnation,
@@ -234,9 +240,11 @@ fn recover(inner: &Inner) {
     }
 }
 
-/// Closes a failed database: stops its flusher, then waits (bounded) for calls still
-/// holding it, so that its file lock is released before the reopen.
+/// Closes a failed database: undoes what never became durable and stops its flusher,
+/// then waits (bounded) for calls still holding it, so that its file lock is released
+/// before the reopen.
 fn retire(old: Arc<SledStore>) {
+    old.abandon();
     if let Err(e) = old.shutdown() {
         tracing::debug!(error = %e, "final flush of the failed store failed, as expected");
     }
@@ -273,7 +281,15 @@ impl PlatformBackend for ResilientStore {
 
     fn platform_apply(&self, writes: &[PlatformWrite<'_>]) -> Result<Durable, StorageError> {
         let store = self.current()?;
-        self.watch(store.platform_apply(writes))
+        let result = store.platform_apply(writes);
+        if touches_credentials(writes) {
+            self.inner.credentials.fetch_add(1, Ordering::AcqRel);
+        }
+        self.watch(result)
+    }
+
+    fn credentials_generation(&self) -> Option<u64> {
+        Some(self.inner.credentials.load(Ordering::Acquire))
     }
 }
 
@@ -323,6 +339,16 @@ impl Store for ResilientStore {
     ) -> Result<Option<UsageRecord>, StorageError> {
         let store = self.current()?;
         self.watch(store.usage_before(tenant, product_id, before))
+    }
+
+    fn outbox(
+        &self,
+        tenant: &TenantId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        let store = self.current()?;
+        self.watch(store.outbox(tenant, after_seq, limit))
     }
 
     fn more_requests(&self, tenant: &TenantId) -> Result<Vec<MoreRequestRecord>, StorageError> {

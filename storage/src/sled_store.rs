@@ -1,14 +1,15 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::backend::Table;
-use crate::codec::{self, Record};
+use crate::codec;
 use crate::group_commit::{GroupCommit, SyncTarget};
 use crate::keys;
+use crate::layout::{self, IdRange, Order, TenantSource, record_of};
 use crate::records::{
-    ChargeRecord, FormatRecord, LeaseRecord, MoreRequestRecord, PackageRecord, UsageRecord,
+    ChargeRecord, FormatRecord, JournalEntryRecord, MoreRequestRecord, OutboxRecord, UsageRecord,
 };
 use crate::store::{Store, TenantMutation, TenantRecords};
 use crate::{Durability, Durable, Epoch, FlushObserver, StorageError, TenantId, Timestamp};
@@ -16,18 +17,27 @@ use crate::{Durability, Durable, Epoch, FlushObserver, StorageError, TenantId, T
 mod backup;
 mod checkpoint;
 mod gate;
+mod journal;
 mod modes;
 mod platform;
 mod seat_change;
 
 use checkpoint::Checkpoints;
 use gate::WriteGate;
+pub(crate) use journal::MARKS_TREE;
+use journal::{Applied, Journal};
 
 /// Identifies a permetrix store; checked at every open.
-const MAGIC: &str = "permetrix";
+pub(crate) const MAGIC: &str = "permetrix";
 /// Layout version of the trees and keys (not of single records: those carry their own).
-const LAYOUT: u32 = 1;
-const FORMAT_KEY: &[u8] = b"format";
+/// Snapshots carry the same trees, so it is the layout of a snapshot's store entries too.
+pub(crate) const LAYOUT: u32 = 1;
+/// The format marker's key in [`META_TREE`].
+pub(crate) const FORMAT_KEY: &[u8] = b"format";
+/// The tree of every tenant's records.
+pub(crate) const TENANT_TREE: &str = "tenant_state";
+/// The tree of the format marker and the checkpoint number.
+pub(crate) const META_TREE: &str = "meta";
 
 /// How to open a [`SledStore`].
 #[derive(Clone)]
@@ -59,8 +69,16 @@ impl SledConfig {
 pub struct SledStore {
     db: sled::Db,
     tenant_state: sled::Tree,
+    /// Each tenant's latest journal entry that sled holds (see the journal's docs).
+    marks: sled::Tree,
+    /// The `seq` of the next journal entry.
+    next_seq: AtomicU64,
     platform: Vec<sled::Tree>,
     commit: GroupCommit,
+    /// Makes writes to tables [`crate::backend::Table::flushed_apart`] durable with
+    /// sled's flush on a thread of its own: a delivery record never makes the tenants'
+    /// group commit wait for sled to write everything since the last checkpoint.
+    apart: GroupCommit,
     durability: Durability,
     sync: Arc<SledSync>,
     /// Writers share their stripe of it; a snapshot takes it whole, so that no write is
@@ -68,21 +86,30 @@ pub struct SledStore {
     /// a flush.
     gate: WriteGate,
     checkpoints: Checkpoints,
+    /// See [`crate::backend::PlatformBackend::credentials_generation`].
+    credentials: AtomicU64,
 }
 
-/// Flush sled's buffers, then fsync its file: sled's `flush()` stops at
-/// `sync_file_range`, which leaves drive caches and file metadata unsynced.
+/// What makes writes durable: the journal for tenant writes, sled's flush + `fsync`
+/// for platform writes and checkpoints. sled's `flush()` stops at `sync_file_range`,
+/// which leaves drive caches and file metadata unsynced, so the database file is
+/// `fsync`ed after it.
 struct SledSync {
     db: sled::Db,
     file: File,
+    journal: Journal,
+    /// A platform write was applied since the last flush: platform records are not
+    /// journaled (rare, and written in sled transactions across trees), so the next
+    /// group commit flushes sled too.
+    platform_dirty: AtomicBool,
     /// Set by the first failed flush. After a failed `fsync` the kernel may have dropped
     /// the dirty pages and cleared the error, so a later `fsync` that succeeds proves
     /// nothing: every later flush of this database fails too, until it is reopened.
     failed: AtomicBool,
 }
 
-impl SyncTarget for SledSync {
-    fn sync(&self) -> Result<(), String> {
+impl SledSync {
+    fn check(&self) -> Result<(), String> {
         if self.failed.load(Ordering::Acquire) {
             return Err(
                 "an earlier flush of this database failed; nothing written since \
@@ -90,19 +117,61 @@ impl SyncTarget for SledSync {
                     .into(),
             );
         }
-        let result = self
-            .db
+        Ok(())
+    }
+
+    fn watch(&self, result: Result<(), String>) -> Result<(), String> {
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn flush_database(&self) -> Result<(), String> {
+        self.db
             .flush()
             .map_err(|e| format!("sled flush: {e}"))
             .and_then(|_| {
                 self.file
                     .sync_all()
                     .map_err(|e| format!("fsync of the database file: {e}"))
+            })
+    }
+
+    /// Makes everything applied so far durable in sled itself (checkpoints, snapshots).
+    fn sync_database(&self) -> Result<(), String> {
+        self.check()?;
+        self.watch(self.flush_database())
+    }
+}
+
+impl SyncTarget for SledSync {
+    /// The group commit: the batch's journal entries with one `fdatasync`; sled's
+    /// flush only if the batch holds a platform write.
+    fn sync(&self) -> Result<(), String> {
+        self.check()?;
+        let result = self
+            .journal
+            .write_pending()
+            .map(drop)
+            .map_err(|e| format!("writing the journal: {e}"))
+            .and_then(|()| {
+                if self.platform_dirty.swap(false, Ordering::AcqRel) {
+                    self.flush_database()
+                } else {
+                    Ok(())
+                }
             });
-        if result.is_err() {
-            self.failed.store(true, Ordering::Release);
-        }
-        result
+        self.watch(result)
+    }
+}
+
+/// The flush of [`SledStore::apart`]: sled's flush + `fsync`, nothing journaled.
+struct DatabaseFlush(Arc<SledSync>);
+
+impl SyncTarget for DatabaseFlush {
+    fn sync(&self) -> Result<(), String> {
+        self.0.sync_database()
     }
 }
 
@@ -130,7 +199,7 @@ impl SledStore {
         modes::make_private(path);
 
         let tenant_state = db
-            .open_tree("tenant_state")
+            .open_tree(TENANT_TREE)
             .map_err(sled_err("opening tree tenant_state"))?;
         let platform = Table::ALL
             .iter()
@@ -140,12 +209,18 @@ impl SledStore {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let marks = db
+            .open_tree(MARKS_TREE)
+            .map_err(sled_err("opening tree journal_marks"))?;
+        let (journal, next_seq) = Journal::open(path, &tenant_state, &marks)?;
         let db_file = path.join("db");
         let file = File::open(&db_file)
             .map_err(|e| StorageError::io(format!("opening {} for fsync", db_file.display()), e))?;
         let sync = Arc::new(SledSync {
             db: db.clone(),
             file,
+            journal,
+            platform_dirty: AtomicBool::new(false),
             failed: AtomicBool::new(false),
         });
         let commit = GroupCommit::start(
@@ -154,55 +229,71 @@ impl SledStore {
             config.observer.clone(),
         )
         .map_err(|e| StorageError::io("starting the flusher thread", e))?;
+        // Its flushes are not the tenants' commits: the flush metrics stay theirs.
+        let apart = GroupCommit::start(
+            config.durability,
+            Box::new(DatabaseFlush(Arc::clone(&sync))),
+            None,
+        )
+        .map_err(|e| StorageError::io("starting the platform flusher thread", e))?;
 
         Ok(SledStore {
             db,
             tenant_state,
+            marks,
+            next_seq: AtomicU64::new(next_seq),
             platform,
             commit,
+            apart,
             durability: config.durability,
             sync,
             gate: WriteGate::new(),
             checkpoints,
+            credentials: AtomicU64::new(0),
         })
     }
 
-    /// The usage event with the highest `seq`: the last one of some pool (events are
-    /// appended with non-decreasing time, so each pool's last key holds its highest seq).
-    fn usage_head(
-        &self,
-        tenant: &TenantId,
-        packages: &[PackageRecord],
-    ) -> Result<Option<UsageRecord>, StorageError> {
-        let mut head: Option<UsageRecord> = None;
-        for p in packages {
-            let last = self
-                .tenant_state
-                .scan_prefix(keys::usage_prefix(tenant, &p.product_id))
-                .next_back()
-                .transpose()
-                .map_err(sled_err(format!("reading the usage head of {tenant}")))?;
-            if let Some((_, v)) = last {
-                let record: UsageRecord = codec::decode(&v)?;
-                if head.as_ref().is_none_or(|h| record.seq > h.seq) {
-                    head = Some(record);
-                }
-            }
-        }
-        Ok(head)
+    /// The tenant tree as the shared readers of [`layout`] see it.
+    fn source(&self) -> SledSource<'_> {
+        SledSource(&self.tenant_state)
     }
 
     /// The raw tenant tree, for the test-only tampering helpers.
-    #[cfg(feature = "test-support")]
+    #[cfg(any(test, feature = "test-support"))]
     pub(crate) fn tenant_tree(&self) -> &sled::Tree {
         &self.tenant_state
+    }
+
+    /// Test-only: journals `mutations` of `tenant` without applying them to sled, as a
+    /// crash after the journal's `fdatasync` and before sled wrote them leaves things.
+    #[cfg(test)]
+    pub(crate) fn journal_only(
+        &self,
+        tenant: &TenantId,
+        mutations: &[TenantMutation],
+    ) -> Result<Durable, StorageError> {
+        let writes = mutations.iter().map(|m| record_of(tenant, m)).collect();
+        self.sync.journal.append(Applied {
+            entry: JournalEntryRecord {
+                tenant: tenant.to_string(),
+                seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+                writes,
+            },
+            replaced: Vec::new(),
+            mark_before: None,
+        });
+        self.commit.register()
     }
 
     /// Makes everything written so far durable and records a checkpoint beside the
     /// database, so that a later open notices if the database loses any of it. Returns
     /// the checkpoint number. Called periodically and at shutdown.
+    /// The journal is rotated first, and its retired part dropped once sled holds it.
     pub fn checkpoint(&self) -> Result<u64, StorageError> {
-        self.checkpoints.write(&self.sync)
+        self.sync.journal.rotate()?;
+        let number = self.checkpoints.write(&self.sync)?;
+        self.sync.journal.drop_retired()?;
+        Ok(number)
     }
 
     /// Whether a flush of this database has failed: it must be reopened before anything
@@ -219,12 +310,161 @@ impl SledStore {
         self.gate.exclusive()
     }
 
-    fn decode_range<R: Record>(&self, prefix: Vec<u8>) -> Result<Vec<R>, StorageError> {
-        self.tenant_state
-            .scan_prefix(prefix)
+    /// Takes the store out of service after a failure, for good: undoes in sled's memory
+    /// every write whose journal entry never became durable (sled flushes its memory
+    /// when it is closed, and a refused write must not reach the disk that way), and
+    /// makes every later write and flush fail. Waits for writes in progress.
+    pub fn abandon(&self) {
+        let _all = self.exclusive_gate();
+        self.sync.failed.store(true, Ordering::Release);
+        let unwritten = self.sync.journal.close();
+        let mut undone = 0usize;
+        for applied in unwritten.iter().rev() {
+            match applied.undo(&self.tenant_state, &self.marks) {
+                Ok(()) => undone += 1,
+                Err(e) => {
+                    tracing::error!(error = %e, tenant = %applied.entry.tenant, "undoing a write that never became durable failed")
+                }
+            }
+        }
+        if !unwritten.is_empty() {
+            tracing::warn!(
+                undone,
+                "undid in memory the writes that never became durable"
+            );
+        }
+    }
+
+    /// Applies one tenant write to sled in memory and queues its journal entry; the
+    /// caller holds the tenant's stripe of the gate. `mutations` are what `writes`
+    /// encode (empty for the store's own repairs).
+    fn write_entry(
+        &self,
+        tenant: &TenantId,
+        mutations: &[TenantMutation],
+        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<Durable, StorageError> {
+        if self.sync.journal.is_closed() {
+            return Err(StorageError::Unavailable(
+                "the store failed and is being reopened from disk; nothing was written, retry \
+                 shortly"
+                    .into(),
+            ));
+        }
+        let mut applied = Applied {
+            entry: JournalEntryRecord {
+                tenant: tenant.to_string(),
+                seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+                writes,
+            },
+            replaced: Vec::with_capacity(mutations.len()),
+            mark_before: None,
+        };
+        let written = self
+            .apply(mutations, &applied.entry.writes, &mut applied.replaced)
+            .and_then(|()| {
+                // After the records: sled recovers a prefix, so the mark never claims a
+                // write it does not hold.
+                let mark = applied.entry.seq.to_be_bytes();
+                self.marks.insert(tenant.as_str().as_bytes(), &mark)
+            });
+        match written {
+            Ok(before) => {
+                applied.mark_before = Some(before);
+                self.sync.journal.append(applied);
+                self.commit.register()
+            }
+            Err(e) => {
+                self.sync.journal.lose(applied);
+                Err(StorageError::io(
+                    format!("writing state of tenant {tenant}"),
+                    e,
+                ))
+            }
+        }
+    }
+
+    /// Applies one tenant write (`writes` are `mutations` as records) to sled in
+    /// memory, without flushing, recording in `replaced` what each write replaced.
+    fn apply(
+        &self,
+        mutations: &[TenantMutation],
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        replaced: &mut Vec<(usize, Option<sled::IVec>)>,
+    ) -> Result<(), sled::Error> {
+        let mut put = |i: usize| -> Result<(), sled::Error> {
+            replaced.push((i, self.put_or_remove(&writes[i])?));
+            Ok(())
+        };
+        if writes.len() == 1 {
+            // One record needs no batch. sled's `apply_batch` takes the database-wide
+            // concurrency-control lock exclusively, pins the log and rolls its IO buffer
+            // before and after so that recovery sees the batch whole; a single insert or
+            // remove is atomic by itself. Heartbeats and settings are single records; plain borrows and
+            // returns are written as ordered pairs (`seat_change`); only the rest
+            // (overage bookings, idempotent borrows) pays for a batch.
+            return put(0);
+        }
+        if let Some(order) = seat_change::seat_change_order(mutations) {
+            return order.into_iter().flatten().try_for_each(put);
+        }
+        // A batch does not say what it replaced: read it first (the tenant's writes are
+        // serialised by its actor, so nothing changes in between).
+        for (i, (key, _)) in writes.iter().enumerate() {
+            replaced.push((i, self.tenant_state.get(key)?));
+        }
+        let mut batch = sled::Batch::default();
+        for (key, value) in writes {
+            match value {
+                Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+                None => batch.remove(key.as_slice()),
+            }
+        }
+        self.tenant_state.apply_batch(batch)
+    }
+
+    /// Returns the value it replaced.
+    fn put_or_remove(
+        &self,
+        (key, value): &(Vec<u8>, Option<Vec<u8>>),
+    ) -> Result<Option<sled::IVec>, sled::Error> {
+        match value {
+            Some(value) => self.tenant_state.insert(key, value.as_slice()),
+            None => self.tenant_state.remove(key),
+        }
+    }
+}
+
+/// Ordered scans of one tenant's records in the `tenant_state` tree.
+struct SledSource<'a>(&'a sled::Tree);
+
+impl TenantSource for SledSource<'_> {
+    fn scan(
+        &mut self,
+        tenant: &TenantId,
+        kind: u8,
+        ids: IdRange<'_>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let start = keys::key(tenant, kind, ids.start);
+        let end = match ids.end {
+            Some(end) => keys::key(tenant, kind, end),
+            None => keys::kind_prefix(tenant, kind + 1),
+        };
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let range = self.0.range(start..end);
+        let items: Box<dyn Iterator<Item = _>> = match order {
+            Order::Forward => Box::new(range),
+            Order::Backward => Box::new(range.rev()),
+        };
+        items
+            .take(limit)
             .map(|item| {
-                let (_, v) = item.map_err(sled_err("scanning tenant state"))?;
-                Ok(codec::decode(&v)?)
+                let (_, v) = item.map_err(sled_err(format!("reading the state of {tenant}")))?;
+                Ok(v.to_vec())
             })
             .collect()
     }
@@ -273,7 +513,7 @@ fn open_error(path: &Path, e: sled::Error) -> StorageError {
         );
     }
     if text.contains("lock") {
-        StorageError::Foreign(format!(
+        StorageError::InUse(format!(
             "the data directory {} is in use by another process (sled: {text}); stop the \
              other permetrix or pass a different --data-dir",
             path.display()
@@ -289,7 +529,7 @@ fn open_error(path: &Path, e: sled::Error) -> StorageError {
 
 fn check_format(db: &sled::Db, path: &Path, fresh: bool) -> Result<(), StorageError> {
     let meta = db
-        .open_tree("meta")
+        .open_tree(META_TREE)
         .map_err(sled_err("opening tree meta"))?;
     match meta
         .get(FORMAT_KEY)
@@ -352,88 +592,15 @@ fn check_format(db: &sled::Db, path: &Path, fresh: bool) -> Result<(), StorageEr
     }
 }
 
-/// The key and value (`None` = remove) a tenant mutation writes.
-fn record_of(tenant: &TenantId, m: &TenantMutation) -> (Vec<u8>, Option<Vec<u8>>) {
-    match m {
-        TenantMutation::PutPackage(p) => (
-            keys::key(tenant, keys::PACKAGE, p.product_id.as_bytes()),
-            Some(codec::encode(p)),
-        ),
-        TenantMutation::PutLease(l) => (
-            keys::key(tenant, keys::LEASE, l.id.as_bytes()),
-            Some(codec::encode(l)),
-        ),
-        TenantMutation::DeleteLease(id) => (keys::key(tenant, keys::LEASE, id.as_bytes()), None),
-        TenantMutation::AppendCharge(c) => (keys::charge(tenant, c.seq), Some(codec::encode(c))),
-        TenantMutation::PutSettings(s) => (
-            keys::key(tenant, keys::SETTINGS, b""),
-            Some(codec::encode(s)),
-        ),
-        TenantMutation::PutRestriction(r) => (
-            keys::key(tenant, keys::RESTRICTION, r.product_id.as_bytes()),
-            Some(codec::encode(r)),
-        ),
-        TenantMutation::PutSpend(s) => (
-            keys::spend(tenant, &s.product_id, s.month),
-            Some(codec::encode(s)),
-        ),
-        TenantMutation::PutIdempotency(r) => (
-            keys::idempotency(tenant, r.operation, &r.key),
-            Some(codec::encode(r)),
-        ),
-        TenantMutation::DeleteIdempotency { operation, key } => {
-            (keys::idempotency(tenant, *operation, key), None)
-        }
-        TenantMutation::AppendUsage(u) => (
-            keys::usage(tenant, &u.product_id, u.at, u.seq),
-            Some(codec::encode(u)),
-        ),
-        TenantMutation::PutMoreRequest(r) => (
-            keys::key(tenant, keys::REQUEST, r.id.as_bytes()),
-            Some(codec::encode(r)),
-        ),
-        TenantMutation::PutNonce(n) => (
-            keys::nonce(tenant, &n.vendor_id, &n.nonce),
-            Some(codec::encode(n)),
-        ),
-        TenantMutation::DeleteNonce { vendor_id, nonce } => {
-            (keys::nonce(tenant, vendor_id, nonce), None)
-        }
-    }
-}
-
 impl Store for SledStore {
     fn load_tenant(&self, tenant: &TenantId) -> Result<TenantRecords, StorageError> {
-        let ledger_head = self
-            .tenant_state
-            .scan_prefix(keys::kind_prefix(tenant, keys::CHARGE))
-            .next_back()
-            .transpose()
-            .map_err(sled_err(format!("reading the ledger head of {tenant}")))?
-            .map(|(_, v)| codec::decode(&v))
-            .transpose()?;
-        let leases: Vec<LeaseRecord> = self.decode_range(keys::kind_prefix(tenant, keys::LEASE))?;
-        let packages: Vec<PackageRecord> =
-            self.decode_range(keys::kind_prefix(tenant, keys::PACKAGE))?;
-        let mut usage_head = self.usage_head(tenant, &packages)?;
-        if let Some(head) = &usage_head
-            && self.roll_back_torn_seat_change(tenant, head, &leases)?
+        let mut records = layout::load(&mut self.source(), tenant)?;
+        if let Some(head) = &records.usage_head
+            && self.roll_back_torn_seat_change(tenant, head, &records.leases)?
         {
-            usage_head = self.usage_head(tenant, &packages)?;
+            records.usage_head = layout::usage_head(&mut self.source(), tenant, &records.packages)?;
         }
-        Ok(TenantRecords {
-            packages,
-            leases,
-            settings: self
-                .decode_range(keys::kind_prefix(tenant, keys::SETTINGS))?
-                .pop(),
-            restrictions: self.decode_range(keys::kind_prefix(tenant, keys::RESTRICTION))?,
-            spend: self.decode_range(keys::kind_prefix(tenant, keys::SPEND))?,
-            ledger_head,
-            idempotency: self.decode_range(keys::kind_prefix(tenant, keys::IDEMPOTENCY))?,
-            usage_head,
-            nonces: self.decode_range(keys::kind_prefix(tenant, keys::NONCE))?,
-        })
+        Ok(records)
     }
 
     /// The embedded store has one owner, this process: every epoch is accepted
@@ -445,35 +612,10 @@ impl Store for SledStore {
         mutations: &[TenantMutation],
     ) -> Result<Durable, StorageError> {
         let _gate = self.write_gate(tenant.as_str().as_bytes());
-        let context = || format!("writing state of tenant {tenant}");
-        if let [single] = mutations {
-            // One record needs no batch. sled's `apply_batch` takes the database-wide
-            // concurrency-control lock exclusively, pins the log and rolls its IO buffer
-            // before and after so that recovery sees the batch whole; a single insert or
-            // remove is atomic by itself. Heartbeats and settings are single records; plain borrows and
-            // returns are written as ordered pairs (`seat_change`); only the rest
-            // (overage bookings, idempotent borrows) pays for a batch.
-            match record_of(tenant, single) {
-                (key, Some(value)) => self.tenant_state.insert(key, value).map(drop),
-                (key, None) => self.tenant_state.remove(key).map(drop),
-            }
-            .map_err(sled_err(context()))?;
-        } else if let Some(change) = seat_change::seat_change(mutations) {
-            self.write_seat_change(tenant, change)
-                .map_err(sled_err(context()))?;
-        } else {
-            let mut batch = sled::Batch::default();
-            for m in mutations {
-                match record_of(tenant, m) {
-                    (key, Some(value)) => batch.insert(key, value),
-                    (key, None) => batch.remove(key),
-                }
-            }
-            self.tenant_state
-                .apply_batch(batch)
-                .map_err(sled_err(context()))?;
-        }
-        self.commit.register()
+        let writes: Vec<_> = mutations.iter().map(|m| record_of(tenant, m)).collect();
+        // Applied first, journaled second: every entry the journal holds is in sled's
+        // memory, so a checkpoint's flush covers all of a retired journal.
+        self.write_entry(tenant, mutations, writes)
     }
 
     fn charges(
@@ -482,16 +624,7 @@ impl Store for SledStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<ChargeRecord>, StorageError> {
-        let start = keys::charge(tenant, after_seq.saturating_add(1));
-        let end = keys::kind_prefix(tenant, keys::CHARGE + 1);
-        self.tenant_state
-            .range(start..end)
-            .take(limit)
-            .map(|item| {
-                let (_, v) = item.map_err(sled_err(format!("reading the ledger of {tenant}")))?;
-                Ok(codec::decode(&v)?)
-            })
-            .collect()
+        layout::charges(&mut self.source(), tenant, after_seq, limit)
     }
 
     fn usage_events(
@@ -502,19 +635,7 @@ impl Store for SledStore {
         end: Timestamp,
         limit: usize,
     ) -> Result<Vec<UsageRecord>, StorageError> {
-        let from = keys::usage(tenant, product_id, start.0, start.1);
-        let until = keys::usage(tenant, product_id, end, 0);
-        if from >= until {
-            return Ok(Vec::new());
-        }
-        self.tenant_state
-            .range(from..until)
-            .take(limit)
-            .map(|item| {
-                let (_, v) = item.map_err(sled_err(format!("reading the usage of {tenant}")))?;
-                Ok(codec::decode(&v)?)
-            })
-            .collect()
+        layout::usage_events(&mut self.source(), tenant, product_id, start, end, limit)
     }
 
     fn usage_before(
@@ -523,19 +644,20 @@ impl Store for SledStore {
         product_id: &str,
         before: Timestamp,
     ) -> Result<Option<UsageRecord>, StorageError> {
-        let from = keys::usage_prefix(tenant, product_id);
-        let until = keys::usage(tenant, product_id, before, 0);
-        self.tenant_state
-            .range(from..until)
-            .next_back()
-            .transpose()
-            .map_err(sled_err(format!("reading the usage of {tenant}")))?
-            .map(|(_, v)| codec::decode(&v).map_err(StorageError::from))
-            .transpose()
+        layout::usage_before(&mut self.source(), tenant, product_id, before)
+    }
+
+    fn outbox(
+        &self,
+        tenant: &TenantId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StorageError> {
+        layout::outbox(&mut self.source(), tenant, after_seq, limit)
     }
 
     fn more_requests(&self, tenant: &TenantId) -> Result<Vec<MoreRequestRecord>, StorageError> {
-        self.decode_range(keys::kind_prefix(tenant, keys::REQUEST))
+        layout::more_requests(&mut self.source(), tenant)
     }
 
     fn more_request(
@@ -543,11 +665,7 @@ impl Store for SledStore {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<MoreRequestRecord>, StorageError> {
-        self.tenant_state
-            .get(keys::key(tenant, keys::REQUEST, id.as_bytes()))
-            .map_err(sled_err(format!("reading request {id} of {tenant}")))?
-            .map(|v| codec::decode(&v).map_err(StorageError::from))
-            .transpose()
+        layout::more_request(&mut self.source(), tenant, id)
     }
 
     fn durability(&self) -> Durability {
@@ -555,7 +673,9 @@ impl Store for SledStore {
     }
 
     fn shutdown(&self) -> Result<(), StorageError> {
+        let apart = self.apart.shutdown();
         self.commit.shutdown()?;
+        apart?;
         self.checkpoint()?;
         self.db.flush().map_err(sled_err("final flush")).map(|_| ())
     }
@@ -575,8 +695,12 @@ impl Store for SledStore {
 }
 
 #[cfg(test)]
+mod journal_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::charge;
     use crate::records::*;
     use crate::test_records::{lease, package};
     use crate::{BorrowId, Money};
@@ -585,19 +709,55 @@ mod tests {
         SledStore::open(SledConfig::new(dir)).unwrap()
     }
 
-    fn charge(seq: u64) -> ChargeRecord {
-        ChargeRecord {
-            seq,
-            id: format!("c{seq}"),
-            product_id: "ecu".into(),
-            product_name: "ECU".into(),
-            borrow_id: BorrowId::random(),
-            user: "dev1".into(),
-            charged_at: Timestamp::from_secs(seq as i64),
-            amount: Money::from_cents(50_000),
-            prev_hash: [0; 32],
-            hash: [seq as u8; 32],
-        }
+    /// A delivery record or cursor is made durable by the flusher apart: the tenants'
+    /// group commit does not flush sled for it. A vendor record still goes with the
+    /// tenants' batch, so that a tenant write after it is never durable without it.
+    #[tokio::test]
+    async fn webhook_progress_is_flushed_apart_from_the_tenants_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path()));
+        let platform = crate::Platform::new(Arc::clone(&store) as Arc<dyn Store>);
+        let acme = TenantId::parse("acme").unwrap();
+        let (tenants, apart) = (store.commit.flushes(), store.apart.flushes());
+        platform
+            .set_webhook_cursor("wh_1", &acme, 7)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(store.commit.flushes(), tenants);
+        assert_eq!(store.apart.flushes(), apart + 1);
+        assert!(!store.sync.platform_dirty.load(Ordering::Acquire));
+
+        platform
+            .create_vendor(&VendorRecord {
+                vendor_id: "vector".into(),
+                vendor_name: "Vector".into(),
+                contact_email: None,
+                api_key_digest: [1; 32],
+                signing_secret: SealedSecret {
+                    nonce: vec![1; 24],
+                    ciphertext: vec![1; 48],
+                },
+                previous_signing_secret: None,
+                password_hash: None,
+                created_at: Timestamp::from_secs(1),
+                lifecycle: Lifecycle::Active,
+            })
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(store.commit.flushes(), tenants + 1);
+        assert_eq!(store.apart.flushes(), apart + 1);
+
+        store.shutdown().unwrap();
+        drop(platform);
+        let store = Arc::try_unwrap(store).ok().unwrap();
+        drop(store);
+        let platform = crate::Platform::new(Arc::new(open(dir.path())));
+        let cursor = platform.webhook_cursor("wh_1", &acme).unwrap().unwrap();
+        assert_eq!(cursor.delivered_seq, 7);
     }
 
     #[tokio::test]
@@ -724,22 +884,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let acme = TenantId::parse("acme").unwrap();
-        let mut request = MoreRequestRecord {
-            id: "acme.01".into(),
-            product_id: "ecu".into(),
-            product_name: "ECU".into(),
-            package_id: "pkg-ecu".into(),
-            vendor_id: "v".into(),
-            requested_total: Some(30),
-            requested_overage: None,
-            message: Some("release crunch".into()),
-            limits_before: (20, 5, 15),
-            created_at: Timestamp::from_secs(1),
-            status: RequestStatus::Pending,
-            decided_at: None,
-            decision_note: None,
-            applied: None,
-        };
+        let mut request = crate::conformance::request("acme.01");
         let put = |r: &MoreRequestRecord| [TenantMutation::PutMoreRequest(r.clone())];
         store
             .append(&acme, Epoch::SOLE, &put(&request))
@@ -833,6 +978,49 @@ mod tests {
         }
         let loaded = open(dir.path()).load_tenant(&acme).unwrap();
         assert_eq!(loaded.nonces, vec![nonce("b")]);
+    }
+
+    /// The backend conformance suite (`crate::conformance`), as the PostgreSQL store
+    /// runs it too.
+    mod conformance {
+        use super::*;
+        use crate::conformance;
+
+        fn fresh() -> (tempfile::TempDir, SledStore) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(dir.path());
+            (dir, store)
+        }
+
+        #[tokio::test]
+        async fn every_mutation_kind_round_trips() {
+            let (_dir, store) = fresh();
+            conformance::every_mutation_kind_round_trips(&store, Epoch::SOLE).await;
+        }
+
+        #[tokio::test]
+        async fn ledger_and_usage_page() {
+            let (_dir, store) = fresh();
+            conformance::ledger_and_usage_page(&store, Epoch::SOLE).await;
+        }
+
+        #[tokio::test]
+        async fn outbox_reads_in_order() {
+            let (_dir, store) = fresh();
+            conformance::outbox_reads_in_order(&store, Epoch::SOLE).await;
+        }
+
+        #[tokio::test]
+        async fn requests_are_found_and_replaced() {
+            let (_dir, store) = fresh();
+            conformance::requests_are_found_and_replaced(&store, Epoch::SOLE).await;
+        }
+
+        #[tokio::test]
+        async fn platform_records_behave() {
+            let (_dir, store) = fresh();
+            conformance::platform_records_behave(&store).await;
+        }
     }
 
     #[test]

@@ -268,8 +268,13 @@ fn not_a_backup() -> io::Error {
     invalid("this file is not a permetrix backup (its header does not match)")
 }
 
+/// A length that runs past the end of the file: the file was cut short, or the length
+/// itself was altered. The stream cannot tell which, so the message names both.
 fn truncated() -> io::Error {
-    invalid("the backup ends early: it was cut short while being written or copied")
+    invalid(
+        "the backup ends early: it was cut short while being written or copied, or a length \
+         in it is corrupt; take the backup again or use another copy",
+    )
 }
 
 fn corrupt() -> io::Error {

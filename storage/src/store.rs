@@ -1,7 +1,8 @@
 use crate::backend::PlatformBackend;
 use crate::records::{
     ChargeRecord, IdempotencyRecord, IdempotentOperation, LeaseRecord, MoreRequestRecord,
-    NonceRecord, PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord, UsageRecord,
+    NonceRecord, OutboxRecord, PackageRecord, RestrictionRecord, SettingsRecord, SpendRecord,
+    UsageRecord,
 };
 use crate::snapshot::SnapshotWriter;
 use crate::{BorrowId, Durability, Durable, Epoch, StorageError, TenantId, Timestamp};
@@ -55,6 +56,17 @@ pub trait Store: PlatformBackend + 'static {
         product_id: &str,
         before: Timestamp,
     ) -> Result<Option<UsageRecord>, StorageError>;
+
+    /// Reads a tenant's webhook outbox in order, starting after sequence number
+    /// `after_seq`, at most `limit` events. Read by the delivery worker without the
+    /// tenant's actor: what it returns may include writes not yet durable (the actor
+    /// says how far they are).
+    fn outbox(
+        &self,
+        tenant: &TenantId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StorageError>;
 
     /// A tenant's requests for more seats, in id order.
     fn more_requests(&self, tenant: &TenantId) -> Result<Vec<MoreRequestRecord>, StorageError>;
@@ -125,6 +137,12 @@ pub enum TenantMutation {
     AppendUsage(UsageRecord),
     /// Create or replace a request for more seats.
     PutMoreRequest(MoreRequestRecord),
+    /// Append an event to the webhook outbox (never overwrites: the sequence number is
+    /// new).
+    AppendOutbox(OutboxRecord),
+    /// Remove an outbox event by sequence number (delivered, or dropped from a full
+    /// outbox).
+    DeleteOutbox(u64),
     /// Remember a v2 signature nonce (with the borrow it signed).
     PutNonce(NonceRecord),
     /// Forget a nonce whose window has passed.
@@ -155,6 +173,10 @@ pub struct TenantRecords {
     pub idempotency: Vec<IdempotencyRecord>,
     /// The latest usage event (highest `seq`), to continue the usage history.
     pub usage_head: Option<UsageRecord>,
+    /// The newest webhook outbox event, to continue the outbox's sequence.
+    pub outbox_head: Option<OutboxRecord>,
+    /// The sequence number of the oldest outbox event still stored.
+    pub outbox_oldest: Option<u64>,
     /// Remembered v2 signature nonces.
     pub nonces: Vec<NonceRecord>,
 }

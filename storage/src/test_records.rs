@@ -17,6 +17,7 @@ pub fn lease(product: &str) -> LeaseRecord {
         lease_expires_at: Timestamp::from_secs(3601),
         lease_seconds: 3600,
         is_overage: false,
+        offline: false,
     }
 }
 
@@ -38,6 +39,8 @@ pub fn package(product: &str, commit: u32, at: Timestamp) -> PackageRecord {
         valid_until: None,
         status: PackageStatus::Active,
         created_at: at,
+        max_offline_hours: 0,
+        max_offline_seats: 0,
     }
 }
 

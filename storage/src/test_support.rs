@@ -1,11 +1,14 @@
-//! Test-only access to stored records (cargo feature `test-support`, enabled by the
-//! test suites only). It rewrites records in place, as someone with write access to the
-//! data directory could, so that tests can prove such changes are detected. No
-//! production code path can reach it.
+//! Test-only helpers (cargo feature `test-support`, enabled by the test suites only): a
+//! real PostgreSQL server to test against ([`postgres`]), and access to stored records
+//! that rewrites them in place, as someone with write access to the data directory
+//! could, so that tests can prove such changes are detected. No production code path
+//! can reach them.
 use crate::codec;
 use crate::keys;
 use crate::records::ChargeRecord;
 use crate::{SledStore, StorageError, TenantId};
+
+pub mod postgres;
 
 /// Rewrites the stored charge `seq` of `tenant` with `change` applied, bypassing the
 /// append-only rule. Returns false if there is no such charge.

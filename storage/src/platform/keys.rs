@@ -1,7 +1,8 @@
-//! Tenant API keys and when they were last used.
-use super::{Keyed, Platform, Stored, Written, insert, put_at};
+//! Tenant API keys, the keys imported from the old license server, and when keys were
+//! last used.
+use super::{Keyed, Platform, Stored, Written, insert, put, put_at};
 use crate::backend::{PlatformKey, Table};
-use crate::records::{ApiKeyRecord, KeyUsageRecord};
+use crate::records::{ApiKeyRecord, KeyUsageRecord, LegacyKeyRecord};
 use crate::{Durable, StorageError, TenantId, Timestamp};
 
 impl Stored for ApiKeyRecord {
@@ -16,6 +17,10 @@ impl Keyed for ApiKeyRecord {
 
 impl Stored for KeyUsageRecord {
     const TABLE: Table = Table::KeyUsage;
+}
+
+impl Stored for LegacyKeyRecord {
+    const TABLE: Table = Table::LegacyKeys;
 }
 
 /// A use of a tenant API key, to record with [`Platform::record_key_use`].
@@ -62,6 +67,28 @@ impl Platform {
             Some(key) if key.revoked_at.is_some() => Ok(Some(Durable::done())),
             found => self.replace(found, |key| key.revoked_at = Some(at)),
         }
+    }
+
+    /// Replaces a key: adds `new` and revokes `old` as of `at`, in one atomic write, so
+    /// that no moment has both or neither. [`StorageError::AlreadyExists`] if the
+    /// tenant has a key with the new id.
+    pub fn rotate_api_key(
+        &self,
+        old: &ApiKeyRecord,
+        new: &ApiKeyRecord,
+        at: Timestamp,
+    ) -> Result<Durable, StorageError> {
+        let revoked = ApiKeyRecord {
+            revoked_at: Some(old.revoked_at.unwrap_or(at)),
+            ..old.clone()
+        };
+        self.apply(&[insert(new), put(&revoked)])
+    }
+
+    /// The imported key whose keyed digest is `digest`, if there is one (one read:
+    /// the digest is the entry's id).
+    pub fn legacy_key(&self, digest: &[u8; 32]) -> Result<Option<LegacyKeyRecord>, StorageError> {
+        self.get(PlatformKey::new(&hex::encode(digest)))
     }
 
     /// When a tenant API key was last used, as last recorded.

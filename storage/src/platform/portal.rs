@@ -39,6 +39,39 @@ impl Platform {
         self.apply(&[insert(user)])
     }
 
+    /// Sets a tenant portal user's password hash (an admin setting a password). The
+    /// user becomes a new incarnation, `new_user_id`, so that every session of theirs
+    /// ends. `None` if the tenant has no such user.
+    pub fn set_user_password(
+        &self,
+        tenant: &TenantId,
+        username: &str,
+        password_hash: String,
+        new_user_id: String,
+    ) -> Result<Option<Durable>, StorageError> {
+        self.replace(self.user(tenant, username)?, |user| {
+            user.password_hash = Some(password_hash);
+            user.user_id = new_user_id;
+        })
+    }
+
+    /// Replaces a user's password hash `from` by `to` (an imported hash upgraded after
+    /// a login that verified it); sessions stay. `None` (and nothing written) if the
+    /// user is gone or their hash is no longer `from`: created again or given another
+    /// password meanwhile, they keep what they have now.
+    pub fn upgrade_user_password(
+        &self,
+        tenant: &TenantId,
+        username: &str,
+        from: &str,
+        to: String,
+    ) -> Result<Option<Durable>, StorageError> {
+        let found = self
+            .user(tenant, username)?
+            .filter(|u| u.password_hash.as_deref() == Some(from));
+        self.replace(found, |user| user.password_hash = Some(to))
+    }
+
     /// Removes a tenant portal user. Their sessions name the user's
     /// [`UserRecord::user_id`], so they die with it even if the name is reused. `None`
     /// if the tenant has no such user.
@@ -106,7 +139,7 @@ mod tests {
             user_id: user_id.into(),
             tenant_id: tenant.into(),
             username: name.into(),
-            password_hash: "phc".into(),
+            password_hash: Some("phc".into()),
             role: UserRole::Viewer,
             created_at: Timestamp::from_secs(1),
         }
@@ -147,6 +180,29 @@ mod tests {
         platform.add_user(&user("acme", "ann", "u5")).unwrap();
         let again = platform.user(&acme, "ann").unwrap().unwrap();
         assert_eq!(again.user_id, "u5");
+
+        // An upgrade keeps the incarnation, and only replaces the hash it verified.
+        let upgraded = platform.upgrade_user_password(&acme, "ann", "phc", "phc2".into());
+        upgraded.unwrap().unwrap();
+        let kept = platform.user(&acme, "ann").unwrap().unwrap();
+        assert_eq!(
+            (kept.password_hash.as_deref(), kept.user_id.as_str()),
+            (Some("phc2"), "u5")
+        );
+        let stale = platform.upgrade_user_password(&acme, "ann", "phc", "phc3".into());
+        assert!(stale.unwrap().is_none());
+        // An admin's new password makes a new incarnation.
+        platform
+            .set_user_password(&acme, "ann", "phc3".into(), "u6".into())
+            .unwrap()
+            .unwrap();
+        let renewed = platform.user(&acme, "ann").unwrap().unwrap();
+        assert_eq!(
+            (renewed.password_hash.as_deref(), renewed.user_id.as_str()),
+            (Some("phc3"), "u6")
+        );
+        let nobody = platform.set_user_password(&acme, "bob", "x".into(), "u7".into());
+        assert!(nobody.unwrap().is_none());
     }
 
     #[tokio::test]

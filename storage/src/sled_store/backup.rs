@@ -4,7 +4,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, Write};
 use std::path::Path;
 
-use super::{LAYOUT, SledStore, SyncTarget, check_format, sled_err};
+use super::{LAYOUT, SledStore, check_format, sled_err};
 use crate::StorageError;
 use crate::snapshot::{self, Item, SnapshotReader, SnapshotStats, SnapshotWriter};
 
@@ -18,10 +18,15 @@ impl SledStore {
         let _gate = self.exclusive_gate();
         // Whatever was applied before the gate closed becomes durable first, so the
         // snapshot never holds a write whose flush could still fail.
-        self.sync.sync().map_err(StorageError::FlushFailed)?;
+        self.sync
+            .sync_database()
+            .map_err(StorageError::FlushFailed)?;
         let write_err = |e| StorageError::io("writing the snapshot", e);
         let mut entries = 0u64;
         let mut names = self.db.tree_names();
+        // The replay marks describe this database's journal, which a snapshot does not
+        // carry.
+        names.retain(|n| n.as_ref() != super::MARKS_TREE.as_bytes());
         names.sort();
         for name in names {
             let tree = self

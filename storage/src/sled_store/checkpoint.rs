@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{SledSync, SyncTarget, sled_err};
+use super::{SledSync, sled_err};
 use crate::StorageError;
 
 /// The file beside the database.
@@ -83,7 +83,7 @@ impl Checkpoints {
         self.meta
             .insert(KEY, &next.to_be_bytes())
             .map_err(sled_err("writing the checkpoint"))?;
-        sync.sync().map_err(StorageError::FlushFailed)?;
+        sync.sync_database().map_err(StorageError::FlushFailed)?;
         let tmp = self.file.with_extension("tmp");
         let recorded = File::create(&tmp)
             .and_then(|mut f| {

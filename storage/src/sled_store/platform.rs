@@ -5,7 +5,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{SledStore, sled_err};
-use crate::backend::{PlatformBackend, PlatformKey, PlatformWrite, Table};
+use std::sync::atomic::Ordering;
+
+use crate::backend::{PlatformBackend, PlatformKey, PlatformWrite, Table, touches_credentials};
 use crate::{Durable, StorageError};
 
 /// The sled key of `key` in `table`.
@@ -51,8 +53,42 @@ impl PlatformBackend for SledStore {
     }
 
     fn platform_apply(&self, writes: &[PlatformWrite<'_>]) -> Result<Durable, StorageError> {
-        // Platform writes (accounts, keys, provisioning) are rare and off the borrow path.
         let _gate = self.write_gate(b"\0platform");
+        let result = if let [single] = writes {
+            // One record is atomic by itself. A sled transaction takes the database-wide
+            // concurrency-control lock exclusively, which every tenant write would wait
+            // for; webhook progress is written once per delivery, so it must not.
+            self.apply_single(single)
+        } else {
+            self.apply_transaction(writes)
+        };
+        if touches_credentials(writes) {
+            // After the write is visible, whatever its outcome: a reader that read
+            // under the old number may have seen the records before it.
+            self.credentials.fetch_add(1, Ordering::AcqRel);
+        }
+        result?;
+        // Platform records are not journalled: sled's flush makes them durable.
+        if writes.iter().all(|w| w.table().flushed_apart()) {
+            return self.apart.register();
+        }
+        // Before joining a batch, so that the batch's flush sees it. In the tenants'
+        // batch, not apart: a tenant write after it (a new tenant's first packages)
+        // must not be durable without it.
+        self.sync.platform_dirty.store(true, Ordering::Release);
+        self.commit.register()
+    }
+
+    /// This process is the only writer of the database.
+    fn credentials_generation(&self) -> Option<u64> {
+        Some(self.credentials.load(Ordering::Acquire))
+    }
+}
+
+impl SledStore {
+    /// Several records (accounts, keys, provisioning) are rare and off the borrow path:
+    /// one transaction.
+    fn apply_transaction(&self, writes: &[PlatformWrite<'_>]) -> Result<(), StorageError> {
         let trees: Vec<&sled::Tree> = self.platform.iter().collect();
         let result = trees.as_slice().transaction(|txs| {
             for write in writes {
@@ -81,10 +117,41 @@ impl PlatformBackend for SledStore {
             Ok(())
         });
         match result {
-            Ok(()) => self.commit.register(),
+            Ok(()) => Ok(()),
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => {
                 Err(StorageError::io("writing platform records", e))
+            }
+        }
+    }
+
+    fn apply_single(&self, write: &PlatformWrite<'_>) -> Result<(), StorageError> {
+        let context =
+            |table: Table, key: PlatformKey<'_>| format!("writing {} '{key}'", table.name());
+        match write {
+            PlatformWrite::Put { table, key, value } => self
+                .tree(*table)
+                .insert(sled_key(*table, *key), value.as_slice())
+                .map(drop)
+                .map_err(sled_err(context(*table, *key))),
+            PlatformWrite::Delete { table, key } => self
+                .tree(*table)
+                .remove(sled_key(*table, *key))
+                .map(drop)
+                .map_err(sled_err(context(*table, *key))),
+            PlatformWrite::Insert { table, key, value } => {
+                let swapped = self
+                    .tree(*table)
+                    .compare_and_swap(
+                        sled_key(*table, *key),
+                        None as Option<&[u8]>,
+                        Some(value.as_slice()),
+                    )
+                    .map_err(sled_err(context(*table, *key)))?;
+                swapped.map_err(|_| StorageError::AlreadyExists {
+                    table: table.name(),
+                    key: key.to_string(),
+                })
             }
         }
     }
@@ -159,5 +226,26 @@ mod tests {
         );
         let stored = store.platform_get(Table::Packages, PlatformKey::new("p1"));
         assert_eq!(stored.unwrap(), Some(b"first".to_vec()));
+        // Alone, too (one record is written without a transaction).
+        let alone = store.platform_apply(&[PlatformWrite::Insert {
+            table: Table::Packages,
+            key: PlatformKey::new("p1"),
+            value: b"second".to_vec(),
+        }]);
+        assert!(matches!(alone, Err(StorageError::AlreadyExists { .. })));
+        let stored = store.platform_get(Table::Packages, PlatformKey::new("p1"));
+        assert_eq!(stored.unwrap(), Some(b"first".to_vec()));
+        store
+            .platform_apply(&[PlatformWrite::Delete {
+                table: Table::Packages,
+                key: PlatformKey::new("p1"),
+            }])
+            .unwrap();
+        assert_eq!(
+            store
+                .platform_get(Table::Packages, PlatformKey::new("p1"))
+                .unwrap(),
+            None
+        );
     }
 }

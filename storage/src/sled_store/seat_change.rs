@@ -20,7 +20,7 @@ use crate::records::{LeaseRecord, UsageKind, UsageRecord};
 use crate::store::TenantMutation;
 use crate::{StorageError, TenantId};
 
-use super::{SledStore, record_of, sled_err};
+use super::SledStore;
 
 /// A plain seat change: its usage event and lease change, and for a signed borrow the
 /// nonce written before them.
@@ -81,22 +81,20 @@ fn is_torn(head: &UsageRecord, leases: &[LeaseRecord]) -> bool {
     }
 }
 
-impl SledStore {
-    /// Writes a [`SeatChange`] as ordered inserts: nonce, usage event, lease change.
-    pub(super) fn write_seat_change(
-        &self,
-        tenant: &TenantId,
-        change: SeatChange<'_>,
-    ) -> Result<(), sled::Error> {
-        for m in change.nonce.into_iter().chain([change.usage, change.lease]) {
-            match record_of(tenant, m) {
-                (key, Some(value)) => self.tenant_state.insert(key, value).map(drop)?,
-                (key, None) => self.tenant_state.remove(key).map(drop)?,
-            }
-        }
-        Ok(())
-    }
+/// The order in which to write the records of `mutations` if they are a
+/// [`SeatChange`]: nonce (if any), usage event, lease change, as positions in
+/// `mutations`. `None`: not a seat change.
+pub(super) fn seat_change_order(mutations: &[TenantMutation]) -> Option<[Option<usize>; 3]> {
+    let change = seat_change(mutations)?;
+    let position = |m: &TenantMutation| mutations.iter().position(|x| std::ptr::eq(x, m));
+    Some([
+        change.nonce.and_then(position),
+        position(change.usage),
+        position(change.lease),
+    ])
+}
 
+impl SledStore {
     /// Removes the tenant's newest usage event if a crash separated it from its lease
     /// change (see the module docs). Returns whether it did. Idempotent; runs before
     /// the tenant's actor writes anything, so nothing can be appended after the event
@@ -111,11 +109,14 @@ impl SledStore {
             return Ok(false);
         }
         let _gate = self.write_gate(tenant.as_str().as_bytes());
-        self.tenant_state
-            .remove(keys::usage(tenant, &head.product_id, head.at, head.seq))
-            .map_err(sled_err(format!(
-                "rolling back an unacknowledged seat change of {tenant}"
-            )))?;
+        // Journaled like any write, so that a crash before the next checkpoint cannot
+        // bring the event back under later writes. Durable before any later write of
+        // the tenant is: the journal keeps its order.
+        let removal = (
+            keys::usage(tenant, &head.product_id, head.at, head.seq),
+            None,
+        );
+        drop(self.write_entry(tenant, &[], vec![removal])?);
         tracing::warn!(
             %tenant,
             borrow_id = %head.borrow_id,

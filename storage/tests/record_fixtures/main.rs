@@ -32,6 +32,7 @@ use std::path::PathBuf;
 use permetrix_storage::codec::{self, Record};
 
 mod values;
+mod webhook_values;
 
 /// One fixture: its file name (without `.bin`) and the value it holds.
 struct Fixture {

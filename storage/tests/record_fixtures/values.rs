@@ -30,6 +30,8 @@ pub(super) fn all() -> Vec<Fixture> {
     let mut all = accounts();
     all.extend(tenant_state());
     all.extend(history());
+    all.push(journal());
+    all.extend(super::webhook_values::all());
     all.sort_by_key(|f| f.name);
     all
 }
@@ -66,6 +68,15 @@ fn accounts() -> Vec<Fixture> {
         created_at: at(1_700_000_300_000),
         revoked_at: Some(at(1_700_000_400_000)),
         expires_at: Some(at(1_700_000_500_000)),
+    };
+    // As version 1 stored it: every user had an argon2id hash.
+    let user = UserRecord {
+        user_id: "u0a1b2c3".into(),
+        tenant_id: "acme".into(),
+        username: "ann".into(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$dXNlcg$cHc".into()),
+        role: UserRole::Admin,
+        created_at: at(1_700_000_900_000),
     };
     let tenant_user = SessionRecord {
         subject: SessionSubject::TenantUser {
@@ -155,15 +166,63 @@ fn accounts() -> Vec<Fixture> {
                 created_at: at(1_700_000_800_000),
             },
         ),
+        fixture("user_v1", user.clone()),
         fixture(
-            "user_v1",
+            "user_v2",
             UserRecord {
-                user_id: "u0a1b2c3".into(),
+                password_hash: Some(
+                    "$pbkdf2-sha256$29000$..................../w$oqCfOxmhYxDRf9M/Kc30wl7iVXn.Kn18YxpeSihhOJo"
+                        .into(),
+                ),
+                role: UserRole::Viewer,
+                ..user.clone()
+            },
+        ),
+        fixture(
+            "user_v2_unset",
+            UserRecord {
+                password_hash: None,
+                ..user
+            },
+        ),
+        fixture(
+            "legacy_key_v1",
+            LegacyKeyRecord {
                 tenant_id: "acme".into(),
-                username: "ann".into(),
-                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$dXNlcg$cHc".into(),
-                role: UserRole::Admin,
-                created_at: at(1_700_000_900_000),
+                key_id: "key_0123456789abcdef".into(),
+                environment: Some("live".into()),
+            },
+        ),
+        fixture(
+            "legacy_key_v1_minimal",
+            LegacyKeyRecord {
+                tenant_id: "acme".into(),
+                key_id: "key_fedcba9876543210".into(),
+                environment: None,
+            },
+        ),
+        fixture(
+            "oauth_client_v1",
+            OAuthClientRecord {
+                client_id: "vector.0123456789abcdef".into(),
+                vendor_id: "vector".into(),
+                name: "CRM sync".into(),
+                scope: "customers:read provision".into(),
+                secret_digest: digest(0x51),
+                created_at: at(1_700_000_500_000),
+                revoked_at: Some(at(1_700_000_600_000)),
+            },
+        ),
+        fixture(
+            "oauth_client_v1_minimal",
+            OAuthClientRecord {
+                client_id: "vector.fedcba9876543210".into(),
+                vendor_id: "vector".into(),
+                name: "pipeline".into(),
+                scope: "customers:read customers:write provision usage:read".into(),
+                secret_digest: digest(0x62),
+                created_at: at(1_700_000_700_000),
+                revoked_at: None,
             },
         ),
         fixture("session_v1", tenant_user.clone()),
@@ -181,6 +240,30 @@ fn accounts() -> Vec<Fixture> {
             "key_usage_v1",
             KeyUsageRecord {
                 last_used_at: at(1_700_001_000_000),
+            },
+        ),
+        fixture(
+            "offline_keys_v1",
+            OfflineKeySetRecord {
+                vendor_id: "vector".into(),
+                keys: vec![
+                    OfflineKeyRecord {
+                        kid: "vector.5d1c7a90e4b3f268".into(),
+                        public_key: digest(8),
+                        private_key: None,
+                        created_at: at(1_700_001_100_000),
+                        retired_at: Some(at(1_700_001_200_000)),
+                        published_until: Some(at(1_700_605_000_000)),
+                    },
+                    OfflineKeyRecord {
+                        kid: "vector.0b9e3f41c2a7d658".into(),
+                        public_key: digest(9),
+                        private_key: Some(sealed(10)),
+                        created_at: at(1_700_001_200_000),
+                        retired_at: None,
+                        published_until: None,
+                    },
+                ],
             },
         ),
     ]
@@ -203,6 +286,18 @@ fn tenant_state() -> Vec<Fixture> {
         valid_until: Some(at(1_731_536_000_000)),
         status: PackageStatus::Revoked,
         created_at: at(1_700_000_010_000),
+        max_offline_hours: 0,
+        max_offline_seats: 0,
+    };
+    let lease = LeaseRecord {
+        id: borrow_id(),
+        product_id: "ecu-dev-suite".into(),
+        user: "dev1".into(),
+        borrowed_at: at(1_700_000_020_000),
+        lease_expires_at: at(1_700_003_620_000),
+        lease_seconds: 3_600,
+        is_overage: true,
+        offline: false,
     };
     let settings = SettingsRecord {
         signature_policy: SignaturePolicy::V2,
@@ -225,19 +320,42 @@ fn tenant_state() -> Vec<Fixture> {
                 valid_from: None,
                 valid_until: None,
                 status: PackageStatus::Active,
-                ..package
+                ..package.clone()
             },
         ),
         fixture(
-            "lease_v1",
+            "package_v2",
+            PackageRecord {
+                max_offline_hours: 168,
+                max_offline_seats: 3,
+                ..package.clone()
+            },
+        ),
+        fixture(
+            "package_v2_minimal",
+            PackageRecord {
+                crm_opportunity_id: None,
+                valid_from: None,
+                valid_until: None,
+                status: PackageStatus::Active,
+                ..package
+            },
+        ),
+        fixture("lease_v1", lease.clone()),
+        fixture(
+            "lease_v2",
             LeaseRecord {
-                id: borrow_id(),
-                product_id: "ecu-dev-suite".into(),
-                user: "dev1".into(),
-                borrowed_at: at(1_700_000_020_000),
-                lease_expires_at: at(1_700_003_620_000),
-                lease_seconds: 3_600,
-                is_overage: true,
+                lease_expires_at: at(1_700_172_820_000),
+                lease_seconds: 172_800,
+                offline: true,
+                ..lease.clone()
+            },
+        ),
+        fixture(
+            "lease_v2_online",
+            LeaseRecord {
+                is_overage: false,
+                ..lease
             },
         ),
         fixture("settings_v1", settings.clone()),
@@ -373,4 +491,19 @@ fn history() -> Vec<Fixture> {
             },
         ),
     ]
+}
+
+/// The sled store's journal entry: a put and a remove.
+fn journal() -> Fixture {
+    fixture(
+        "journal_entry_v1",
+        JournalEntryRecord {
+            tenant: "acme".into(),
+            seq: 42,
+            writes: vec![
+                (b"acme\0L1".to_vec(), Some(vec![1, 2, 3, 250])),
+                (b"acme\0L2".to_vec(), None),
+            ],
+        },
+    )
 }
