@@ -37,6 +37,7 @@ fn lease(i: i64) -> LeaseRecord {
         lease_expires_at: Timestamp::from_millis(i + 3_600_000),
         lease_seconds: 3600,
         is_overage: false,
+        offline: false,
     }
 }
 

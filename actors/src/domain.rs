@@ -12,11 +12,14 @@
 //! The modules build on each other in one direction, from plain values up to the
 //! operations on [`TenantState`]:
 //!
-//! - values: `input` (parsed request fields), `views` (what replies show), `effects`
-//!   (what an operation changed), `borrow` (a borrow asked and granted), `error`;
+//! - values: `input` (parsed request fields), `views` (what replies show),
+//!   `webhook_events` (what vendors are told), `effects` (what an operation changed),
+//!   `borrow` (a borrow asked and granted), `error`;
 //! - the parts of a tenant's memory, each knowing nothing of the state around it:
 //!   `pool`, `ledger`, `usage`, `expiry` (leases by expiry), `idempotency` (remembered
-//!   keys), `nonces` (v2 signature nonces seen), `queue` (waiters per pool);
+//!   keys), `nonces` (v2 signature nonces seen), `queue` (waiters per pool), `outbox`
+//!   (the webhook outbox's ends and the refusals not written yet), `offline` (offline
+//!   checkout: its input and the package's offline limits);
 //! - `state`: [`TenantState`] itself, loading, settings, pools, status;
 //! - operations added to it by topic: `leasing` (borrow, return, heartbeat, expiry),
 //!   `retries` (idempotent borrow and return), `waiting` (the wait queue), `budget`,
@@ -33,6 +36,8 @@ mod leasing;
 mod ledger;
 mod limits;
 mod nonces;
+mod offline;
+mod outbox;
 mod package;
 mod pool;
 mod queue;
@@ -42,6 +47,7 @@ mod state;
 mod usage;
 mod views;
 mod waiting;
+mod webhook_events;
 
 pub use borrow::{BorrowRequest, Grant, Returned};
 pub use calendar::month_of;
@@ -56,6 +62,8 @@ pub use input::{
 pub use ledger::{LedgerHead, chain_hash, verify_chain};
 pub use limits::UserLimit;
 pub use nonces::{MAX_NONCES, SIGNATURE_WINDOW, SignedNonce};
+pub use offline::{MAX_FINGERPRINT, MAX_OFFLINE_HOURS, OfflineCheckout, OfflineHours};
+pub use outbox::{DENIAL_WINDOW, OutboxPolicy, Staged, stage_stored};
 pub use pool::{Limits, Pool};
 pub use queue::{MAX_WAITERS_PER_POOL, QueueEntry, Queued, Served, WaiterId, is_queueable};
 pub use state::{ProvisionRequest, SettingsPatch, TenantState};
@@ -65,6 +73,7 @@ pub use budget::{BudgetLine, Change, RestrictionPatch};
 pub use package::{PackagePatch, SeatLimits, resolve_limits};
 pub use requests::{Decided, Decision, MoreRequest};
 pub use usage::{PoolUsage, UsageHead};
+pub use webhook_events::{DenialSummary, EventMask, Quarantine, WebhookEvent, WebhookEventKind};
 
 #[cfg(test)]
 mod farm_tests;
@@ -72,3 +81,7 @@ mod farm_tests;
 mod tests;
 #[cfg(test)]
 mod tests_commercial;
+#[cfg(test)]
+mod tests_offline;
+#[cfg(test)]
+mod tests_outbox;

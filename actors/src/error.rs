@@ -30,6 +30,18 @@ pub enum TenantError {
     /// (`SCALE-OUT.md`, "Routing"). Nothing was activated here.
     #[error("tenant is owned by another broker ({})", .0.node)]
     Elsewhere(Broker),
+    /// The tenant's actor crashed too often and the tenant is quarantined until an
+    /// operator resumes it (see [`crate::quarantine`]). Nothing was applied.
+    #[error(
+        "tenant is quarantined: its actor crashed {restarts} times within {} s",
+        period.as_secs()
+    )]
+    Quarantined {
+        /// Restarts that triggered the quarantine.
+        restarts: u32,
+        /// The period they happened in.
+        period: Duration,
+    },
     /// The tenant did not answer before the deadline.
     #[error("tenant did not answer within the deadline")]
     Timeout,

@@ -11,6 +11,11 @@
 //! Idle tenants are not activated just to answer a read: their state is read from
 //! storage, on blocking threads spread over the cores, and kept in the registry's idle
 //! cache (`idle_cache`, which says why that is exact) until the tenant is activated.
+//! Leases that lapsed meanwhile are expired in that copy (not in storage) before it
+//! answers, so a view never counts a seat that a lapsed lease no longer holds.
+//! Tenants owned by other brokers of a shared store are read the same way, from
+//! committed state, with no activation and no acquisition, and never cached: their
+//! owner may write them at any time.
 //!
 //! A tenant that does not answer by the deadline is reported as
 //! [`TenantError::Timeout`]; the others still return. A gatherer hands in what it has
@@ -28,13 +33,20 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::TenantError;
-use crate::domain::TenantSnapshot;
+use crate::domain::{TenantSnapshot, TenantState};
 use crate::handling::{TenantCx, TenantMessage};
 use crate::registry::Registry;
 use crate::reply::Reply;
 
 /// One tenant's answer, by its position in the request.
 type Answer = (usize, Result<TenantSnapshot, TenantError>);
+
+/// What one gatherer or storage reader hands in: answers, and the tenants whose actor
+/// stopped before it was asked (passivated meanwhile), to be read from storage.
+struct Gathered {
+    answers: Vec<Answer>,
+    inactive: Vec<(usize, TenantId)>,
+}
 
 /// Fewest idle tenants one blocking storage reader is given: below this, spreading the
 /// reads costs more in thread hand-offs than it saves.
@@ -86,8 +98,11 @@ impl Registry {
             .collect();
         let gather = async {
             while let Some(batch) = pending.next().await {
-                for (i, answer) in batch {
+                for (i, answer) in batch.answers {
                     answers[i].1 = answer;
+                }
+                if !batch.inactive.is_empty() {
+                    pending.push(Either::Right(self.read_idle(batch.inactive, now)));
                 }
             }
         };
@@ -104,8 +119,12 @@ impl Registry {
 
     /// Reads idle tenants into the fan-out cache in the background, on one blocking
     /// thread, so that the first fan-out after a start does not wait for storage.
-    /// Tenants that are active or cached already are skipped.
+    /// Tenants that are active or cached already are skipped; with a store shared by
+    /// several brokers nothing is cached, so nothing is read.
     pub fn warm_idle(&self, tenants: Vec<TenantId>) {
+        if self.shared_store() {
+            return;
+        }
         let registry = self.clone();
         // Detached: if it fails, the first fan-out reads those tenants itself.
         drop(tokio::task::spawn_blocking(move || {
@@ -141,36 +160,40 @@ impl Registry {
         slot: usize,
         batch: Vec<(usize, TenantId)>,
         until: Instant,
-    ) -> Vec<Answer> {
+    ) -> Gathered {
         let positions: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
         let (tx, rx) = oneshot::channel();
         let registry = self.clone();
         let gatherer = async move {
             let sink = Arc::new(Sink::new(batch.len()));
             let mut refused = Vec::new();
+            let mut inactive = Vec::new();
             for (i, tenant) in batch {
                 let ask = SnapshotInto {
                     position: i,
                     sink: Some(Arc::clone(&sink)),
                 };
-                if let Err(e) = registry.post(&tenant, ask) {
-                    refused.push((i, Err(e)));
+                match registry.post(&tenant, ask) {
+                    Ok(true) => {}
+                    Ok(false) => inactive.push((i, tenant)),
+                    Err(e) => refused.push((i, Err(e))),
                 }
             }
             // Hand in what has arrived by the deadline; the rest count as timeouts.
             let _ = tokio::time::timeout_at(until, sink.all_answered()).await;
             let mut answers = sink.take();
-            // A refused ask also left an `Unavailable` in the sink (its message was
-            // dropped): the precise error comes last and wins.
+            // A refused or unsent ask also left an `Unavailable` in the sink (its
+            // message was dropped): the precise error (or the storage read of an
+            // inactive tenant) comes later and wins.
             answers.extend(refused);
-            let _ = tx.send(answers);
+            let _ = tx.send(Gathered { answers, inactive });
         };
         let spawned = self
             .arbiter_pool()
             .handle(slot)
             .is_some_and(|arbiter| arbiter.spawn(gatherer));
         match rx.await {
-            Ok(answers) => answers,
+            Ok(gathered) => gathered,
             Err(_) => {
                 if !spawned {
                     tracing::error!(slot, "fan-out could not reach an arbiter; is it stopped?");
@@ -182,7 +205,7 @@ impl Registry {
 
     /// Snapshots of idle tenants, from the cache or storage, on a blocking thread (the
     /// reads are synchronous and must not stall the caller's event loop).
-    async fn read_idle(&self, batch: Vec<(usize, TenantId)>, now: Timestamp) -> Vec<Answer> {
+    async fn read_idle(&self, batch: Vec<(usize, TenantId)>, now: Timestamp) -> Gathered {
         let registry = self.clone();
         let positions: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
         let read = tokio::task::spawn_blocking(move || {
@@ -192,7 +215,10 @@ impl Registry {
                 .collect()
         });
         match read.await {
-            Ok(answers) => answers,
+            Ok(answers) => Gathered {
+                answers,
+                inactive: Vec::new(),
+            },
             Err(e) => {
                 tracing::error!(error = %e, "fan-out storage reader failed");
                 unavailable(positions, "reading its state from storage failed")
@@ -205,13 +231,33 @@ impl Registry {
         tenant: TenantId,
         now: Timestamp,
     ) -> Result<TenantSnapshot, TenantError> {
-        if let Some(state) = self.idle_cache().get(&tenant) {
-            return Ok(state.snapshot(now));
-        }
+        let shared_store = self.shared_store();
         let epoch = self.idle_cache().epoch();
-        let state = self.idle_state(&tenant)?;
+        // With a shared store another broker may own the tenant and write it at any
+        // time: committed state, read now, never cached.
+        let cached = (!shared_store)
+            .then(|| self.idle_cache().get(&tenant))
+            .flatten();
+        let (state, mut changed) = match cached {
+            Some(state) => (state, false),
+            None => (Arc::new(self.idle_state(&tenant)?), !shared_store),
+        };
+        // Leases of an idle tenant may have lapsed while nobody asked (the server was
+        // down, say): they hold no seat, though storage still has them until the
+        // tenant's actor expires them. Expire them in the copy this view reads (and
+        // caches: expiry only moves forward), never in storage.
+        let state = if state.next_expiry().is_some_and(|at| at <= now) {
+            let mut current = TenantState::clone(&state);
+            let _ = current.expire(now);
+            changed = !shared_store;
+            Arc::new(current)
+        } else {
+            state
+        };
         let snapshot = state.snapshot(now);
-        self.idle_cache().insert(tenant, Arc::new(state), epoch);
+        if changed {
+            self.idle_cache().insert(tenant, state, epoch);
+        }
         Ok(snapshot)
     }
 }
@@ -289,11 +335,14 @@ impl Drop for SnapshotInto {
     }
 }
 
-fn unavailable(positions: Vec<usize>, why: &'static str) -> Vec<Answer> {
-    positions
-        .into_iter()
-        .map(|i| (i, Err(TenantError::Unavailable(why))))
-        .collect()
+fn unavailable(positions: Vec<usize>, why: &'static str) -> Gathered {
+    Gathered {
+        answers: positions
+            .into_iter()
+            .map(|i| (i, Err(TenantError::Unavailable(why))))
+            .collect(),
+        inactive: Vec::new(),
+    }
 }
 
 #[cfg(test)]

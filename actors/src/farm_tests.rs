@@ -38,6 +38,7 @@ async fn fixture(seats: u32) -> Fixture {
             mailbox_capacity: 64,
             tenant_concurrency: crate::DEFAULT_TENANT_CONCURRENCY,
             retry_after: Duration::from_secs(1),
+            ..RegistryConfig::default()
         },
     );
     let tenant = add_tenant(&store, &registry, "acme", START, Pool::commit_only(seats)).await;

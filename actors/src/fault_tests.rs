@@ -1,128 +1,15 @@
 //! Actor-level tests of storage faults: a failed write is not acknowledged and leaves no
 //! trace in memory; a reopened store makes every actor reload.
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use permetrix_storage::backend::{PlatformBackend, PlatformKey, PlatformWrite, Table};
-use permetrix_storage::records::{ChargeRecord, MoreRequestRecord, UsageRecord};
-use permetrix_storage::{
-    Durability, Durable, DurableGate, SledConfig, SledStore, StorageError, Store, TenantId,
-    TenantMutation, TenantRecords, Timestamp,
-};
+use permetrix_storage::{Store, TenantId, TenantMutation, Timestamp};
 
 use crate::messages::{BorrowOutcome, Status};
 use crate::metrics::NoMetrics;
-use crate::test_support::{Pool, add_tenant, borrow, grant};
+use crate::test_support::{Flaky, Pool, add_tenant, borrow, grant, until};
 use crate::{Clock, ManualClock, Registry, RegistryConfig, SystemClock, TenantError};
-
-/// A store whose writes can be made to fail, or to be lost (applied, then never
-/// durable), and whose incarnation can be moved on.
-struct Flaky {
-    inner: SledStore,
-    fail_writes: AtomicBool,
-    lose_writes: AtomicBool,
-    /// Writes are applied, and their durability waits for a gate in `held`.
-    hold_writes: AtomicBool,
-    held: Mutex<Vec<DurableGate>>,
-    incarnation: AtomicU64,
-}
-
-impl Flaky {
-    fn refuse(&self) -> Result<(), StorageError> {
-        if self.fail_writes.load(Ordering::SeqCst) {
-            Err(StorageError::Unavailable("injected write failure".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl PlatformBackend for Flaky {
-    fn platform_get(
-        &self,
-        table: Table,
-        key: PlatformKey<'_>,
-    ) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.platform_get(table, key)
-    }
-    fn platform_scan(
-        &self,
-        t: Table,
-        s: Option<&str>,
-    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        self.inner.platform_scan(t, s)
-    }
-    fn platform_apply(&self, writes: &[PlatformWrite<'_>]) -> Result<Durable, StorageError> {
-        self.refuse()?;
-        self.inner.platform_apply(writes)
-    }
-}
-
-impl Store for Flaky {
-    fn load_tenant(&self, tenant: &TenantId) -> Result<TenantRecords, StorageError> {
-        self.inner.load_tenant(tenant)
-    }
-    fn append(
-        &self,
-        tenant: &TenantId,
-        epoch: permetrix_storage::Epoch,
-        m: &[TenantMutation],
-    ) -> Result<Durable, StorageError> {
-        self.refuse()?;
-        if self.lose_writes.load(Ordering::SeqCst) {
-            // Accepted, then lost with a failed flush: the disk never sees it.
-            return Ok(Durable::failed("injected flush failure"));
-        }
-        let durable = self.inner.append(tenant, epoch, m)?;
-        if self.hold_writes.load(Ordering::SeqCst) {
-            let (ticket, gate) = Durable::gated();
-            self.held.lock().unwrap().push(gate);
-            return Ok(ticket);
-        }
-        Ok(durable)
-    }
-    fn charges(&self, t: &TenantId, a: u64, l: usize) -> Result<Vec<ChargeRecord>, StorageError> {
-        self.inner.charges(t, a, l)
-    }
-    fn usage_events(
-        &self,
-        t: &TenantId,
-        product: &str,
-        start: (Timestamp, u64),
-        end: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<UsageRecord>, StorageError> {
-        self.inner.usage_events(t, product, start, end, limit)
-    }
-    fn usage_before(
-        &self,
-        t: &TenantId,
-        product: &str,
-        before: Timestamp,
-    ) -> Result<Option<UsageRecord>, StorageError> {
-        self.inner.usage_before(t, product, before)
-    }
-    fn more_requests(&self, t: &TenantId) -> Result<Vec<MoreRequestRecord>, StorageError> {
-        self.inner.more_requests(t)
-    }
-    fn more_request(
-        &self,
-        t: &TenantId,
-        id: &str,
-    ) -> Result<Option<MoreRequestRecord>, StorageError> {
-        self.inner.more_request(t, id)
-    }
-    fn durability(&self) -> Durability {
-        self.inner.durability()
-    }
-    fn shutdown(&self) -> Result<(), StorageError> {
-        self.inner.shutdown()
-    }
-    fn incarnation(&self) -> u64 {
-        self.incarnation.load(Ordering::SeqCst)
-    }
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -137,14 +24,7 @@ async fn fixture() -> Fixture {
 
 async fn fixture_with(clock: Arc<dyn Clock>, tenant_concurrency: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Flaky {
-        inner: SledStore::open(SledConfig::new(dir.path())).unwrap(),
-        fail_writes: AtomicBool::new(false),
-        lose_writes: AtomicBool::new(false),
-        hold_writes: AtomicBool::new(false),
-        held: Mutex::new(Vec::new()),
-        incarnation: AtomicU64::new(0),
-    });
+    let store = Arc::new(Flaky::open(dir.path()));
     let dyn_store: Arc<dyn Store> = store.clone();
     let registry = Registry::start(
         Arc::clone(&dyn_store),
@@ -156,6 +36,7 @@ async fn fixture_with(clock: Arc<dyn Clock>, tenant_concurrency: usize) -> Fixtu
             mailbox_capacity: 16,
             tenant_concurrency,
             retry_after: Duration::from_secs(1),
+            ..RegistryConfig::default()
         },
     );
     let pool = Pool {
@@ -230,17 +111,6 @@ async fn a_reopened_store_makes_the_actor_reload() {
     f.store.incarnation.fetch_add(1, Ordering::SeqCst);
     assert_eq!(borrowed(&f).await, 1);
     f.registry.shutdown();
-}
-
-/// Polls `done` until it holds, yielding to the actors in between (no sleeps).
-async fn until(what: &str, done: impl Fn() -> bool) {
-    for _ in 0..100_000 {
-        if done() {
-            return;
-        }
-        actix_rt::task::yield_now().await;
-    }
-    panic!("never happened: {what}");
 }
 
 fn held(f: &Fixture) -> usize {

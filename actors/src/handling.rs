@@ -8,10 +8,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use permetrix_storage::{Store, Timestamp};
+use permetrix_storage::{StorageError, Store, Timestamp};
 
 use crate::TenantError;
-use crate::domain::{Effects, TenantEvent, TenantState};
+use crate::domain::{BorrowRequest, DomainError, Effects, OutboxPolicy, TenantEvent, TenantState};
 use crate::reply::Reply;
 use crate::shared::TenantShared;
 use crate::waiters::{Handoffs, WaiterSlots};
@@ -78,10 +78,20 @@ impl TenantCx<'_> {
         self.shared.publish(event);
     }
 
+    /// A borrow was refused: publishes its live `denied` event and notes it for the
+    /// vendor's `borrow.denied` webhook (written within a second, coalesced; the
+    /// refusal itself waits for no write).
+    pub fn denied(&mut self, req: &BorrowRequest, error: &DomainError) {
+        self.shared.denied(self.state, req, error, self.now);
+    }
+
     /// Persists `effects` and replies `reply` once they are durable, without holding
     /// the mailbox. If the write fails, the state in memory is ahead of the store:
-    /// the actor reloads from storage and the caller gets a storage error.
-    pub fn commit<R>(&mut self, effects: Effects, reply: R) -> Reply<R> {
+    /// the actor reloads from storage and the caller gets a storage error. A fenced
+    /// write (another broker owns the tenant now) stops the actor instead. Webhook
+    /// events the vendor receives go into the outbox in the same write.
+    pub fn commit<R>(&mut self, mut effects: Effects, reply: R) -> Reply<R> {
+        let outbox_head = self.stage_outbox(&mut effects);
         if effects.mutations.is_empty() {
             for e in effects.events {
                 self.shared.publish(e);
@@ -95,12 +105,44 @@ impl TenantCx<'_> {
             &effects.mutations,
         ) {
             Err(e) => {
-                tracing::error!(tenant = %self.shared.tenant(), error = %e, "tenant write failed; reloading state");
-                self.poisoned = true;
+                if matches!(e, StorageError::Fenced { .. }) {
+                    // Not a reload: the state belongs to another broker now.
+                    self.shared.fenced();
+                } else {
+                    tracing::error!(tenant = %self.shared.tenant(), error = %e, "tenant write failed; reloading state");
+                    self.poisoned = true;
+                }
                 Reply::ready(Err(TenantError::Storage(e)))
             }
-            Ok(ticket) => Reply::durable(reply, ticket, effects.events, Arc::clone(self.shared)),
+            Ok(ticket) => Reply::durable(
+                reply,
+                ticket,
+                effects.events,
+                outbox_head,
+                Arc::clone(self.shared),
+            ),
         }
+    }
+
+    /// Adds the outbox records of `effects`' webhook events (and of refusal windows
+    /// that closed) to its write; the newest sequence number written, if any. A write
+    /// without webhook events does not touch the hooks.
+    fn stage_outbox(&mut self, effects: &mut Effects) -> Option<u64> {
+        if !self.state.has_outbox_events(effects, self.now) {
+            return None;
+        }
+        let hooks = &self.shared.outbox;
+        let policy = OutboxPolicy {
+            wanted: hooks.wanted(),
+            delivered_through: hooks.delivered_through(),
+            capacity: hooks.capacity(),
+        };
+        let staged = self.state.stage_outbox(effects, &policy, self.now);
+        if staged.dropped > 0 {
+            tracing::warn!(tenant = %self.shared.tenant(), dropped = staged.dropped, "webhook outbox full; dropped its oldest undelivered events");
+            hooks.dropped(staged.dropped);
+        }
+        staged.head
     }
 
     /// Drops waiters whose client went away, so that no count or listing shows them.

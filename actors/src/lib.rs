@@ -14,8 +14,12 @@
 //!   property-tested; its input types parse request fields at the edge.
 //! - [`overload`] — the overload policy: admission, turns, fairness on an arbiter, held
 //!   early retries.
+//! - [`quarantine`] — crash-loop quarantine: restart intensity and period (Erlang's),
+//!   and the observers told of a quarantine.
+//! - [`outbox`] — the hooks between a tenant's webhook outbox and the delivery worker
+//!   above this crate.
 //! - `shared` — what the registry, the edge and one tenant's actor share (view, events,
-//!   admission, turns, the stale mark).
+//!   outbox hooks, admission, turns, the stale mark).
 //! - `reply` — [`Reply`]: the answer to a message, owed until its write is durable and
 //!   settled by whoever awaits it.
 //! - `waiters` — the reply channels of queued borrows and the hand-over of seats to
@@ -28,8 +32,10 @@
 //! - [`placement`] — which node owns a tenant (always this one today) and which arbiter
 //!   thread hosts it (fixed by hash).
 //! - `idle_cache` — idle tenants' states kept for fan-out reads.
-//! - [`registry`] — tenant id → actor address in a `DashMap`; activation on first use,
-//!   admission and turns before a message is sent.
+//! - [`registry`] — tenant id → actor address in a `DashMap`; activation on first use
+//!   (asynchronous, single-flight, through [`permetrix_storage::Ownership`]), admission
+//!   and turns before a message is sent; passivation of idle actors, eviction of fenced
+//!   ones, and the lease watchdog.
 //! - `fanout` — concurrent snapshots of many tenants with a deadline.
 //! - [`reports`] — usage and ledger reports read back from storage, beside the actors
 //!   (a history can be long; it is never held in an actor's memory).
@@ -43,6 +49,9 @@
 //!   the store was reopened after a failure ([`permetrix_storage::Store::incarnation`]).
 //!   Memory never stays ahead of disk.
 //! - Different tenants never share a lock on the borrow path.
+//! - At most one actor of a tenant runs on this broker, and one acquisition of a tenant
+//!   is in progress at a time. An actor whose write was fenced, or whose broker cannot
+//!   prove its lease, answers nothing more from memory: it drops its state and stops.
 #![warn(missing_docs)]
 
 pub mod clock;
@@ -53,8 +62,10 @@ mod handling;
 mod idle_cache;
 pub mod messages;
 pub mod metrics;
+pub mod outbox;
 pub mod overload;
 pub mod placement;
+pub mod quarantine;
 pub mod registry;
 mod reply;
 pub mod reports;
@@ -66,18 +77,26 @@ mod waiters;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::TenantError;
 pub use handling::{TenantCx, TenantMessage};
+pub use outbox::{NoWebhooks, OutboxHooks, OutboxObserver, TenantOutbox};
 pub use overload::DEFAULT_TENANT_CONCURRENCY;
-pub use registry::{MailboxStats, Registry, RegistryConfig};
+pub use quarantine::{QuarantineEvent, QuarantineObserver, RestartIntensity};
+pub use registry::{LEASE_CHECK_EVERY, MailboxStats, Registry, RegistryConfig, Route};
 pub use reply::Reply;
 pub use view::TenantView;
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod farm_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod quarantine_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_outbox;
 #[cfg(test)]
 mod tests_reports;

@@ -15,6 +15,24 @@ pub trait ActorMetrics: Send + Sync + 'static {
 
     /// The tenant was removed (soft delete): its series must not outlive it.
     fn tenant_removed(&self, _tenant: &TenantId) {}
+
+    /// This broker's ownership of a tenant changed, or its lease was lost.
+    fn ownership(&self, _event: OwnershipEvent) {}
+}
+
+/// A change in what this broker owns (`SCALE-OUT.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnershipEvent {
+    /// A tenant was acquired (on its activation).
+    Acquired,
+    /// A tenant was released (passivation, deletion).
+    Released,
+    /// A write was fenced: another broker owns its tenant now, whose actor stopped.
+    Fenced,
+    /// An idle tenant's actor stopped and freed its memory.
+    Passivated,
+    /// This broker could not prove its lease: every tenant's actor stopped.
+    LeaseLost,
 }
 
 /// One tenant's metric handles.
@@ -26,6 +44,9 @@ pub trait TenantMetrics: Send + Sync + 'static {
     fn restarted(&self);
     /// A message was refused because the mailbox was full.
     fn rejected(&self);
+    /// The tenant was quarantined (`true`) or resumed (`false`); see
+    /// [`crate::quarantine`].
+    fn quarantine_changed(&self, _quarantined: bool) {}
     /// The tenant's pools as they are now: called at activation, after every committed
     /// change and after a reload, so that seat gauges are never stale. Runs on the
     /// actor's thread; keep it cheap.

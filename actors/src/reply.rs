@@ -12,9 +12,13 @@
 //! nobody awaits (a message the actor sent itself, or one whose client went away after
 //! the actor handled it) settles itself on a task of its own when dropped, so no event
 //! and no reload is lost.
+//!
+//! A write that was fenced (another broker owns the tenant now) stops the tenant's actor
+//! instead of marking it for a reload: its memory may no longer be the tenant's.
+use std::ops::Deref;
 use std::sync::Arc;
 
-use permetrix_storage::Durable;
+use permetrix_storage::{Durable, StorageError};
 
 use crate::TenantError;
 use crate::domain::TenantEvent;
@@ -24,12 +28,48 @@ use crate::shared::TenantShared;
 #[must_use = "a reply owes its write's events or a reload until it is settled"]
 pub struct Reply<R> {
     result: Result<R, TenantError>,
-    /// The write the reply waits for, the events it publishes once durable and the
-    /// tenant they belong to; `None` when nothing is owed (any more).
-    owed: Option<(Durable, Vec<TenantEvent>, Arc<TenantShared>)>,
+    /// What the reply owes once its write is settled; `None` when nothing is owed (any
+    /// more).
+    owed: Option<Owed>,
     /// Settling on a task of its own because its first holder dropped it: if this one
     /// is dropped unsettled too (its runtime is shutting down), a reload is assumed.
     orphan: bool,
+}
+
+/// The write a reply waits for, the events it publishes once durable, the newest
+/// webhook outbox event it wrote (the delivery worker may have it once durable), and
+/// the tenant they belong to.
+struct Owed {
+    ticket: Durable,
+    events: Vec<TenantEvent>,
+    outbox_head: Option<u64>,
+    shared: InFlight,
+}
+
+impl Owed {
+    /// The write is settled: publish what it owes if durable, else mark the actor's
+    /// memory stale. Returns the storage error if it is not durable.
+    fn settled(self, durable: Result<(), StorageError>) -> Option<TenantError> {
+        match durable {
+            Ok(()) => {
+                for e in self.events {
+                    self.shared.publish(e);
+                }
+                if let Some(head) = self.outbox_head {
+                    self.shared.outbox.durable(head);
+                }
+                None
+            }
+            Err(e) => {
+                if matches!(e, StorageError::Fenced { .. }) {
+                    self.shared.fenced();
+                } else {
+                    self.shared.mark_stale();
+                }
+                Some(e.into())
+            }
+        }
+    }
 }
 
 impl<R> Reply<R> {
@@ -42,16 +82,23 @@ impl<R> Reply<R> {
         }
     }
 
-    /// `reply` to a write with durability `ticket`, publishing `events` once durable.
+    /// `reply` to a write with durability `ticket`, publishing `events` (and telling
+    /// the outbox's hooks of `outbox_head`) once durable.
     pub(crate) fn durable(
         reply: R,
         ticket: Durable,
         events: Vec<TenantEvent>,
+        outbox_head: Option<u64>,
         shared: Arc<TenantShared>,
     ) -> Self {
         Reply {
             result: Ok(reply),
-            owed: Some((ticket, events, shared)),
+            owed: Some(Owed {
+                ticket,
+                events,
+                outbox_head,
+                shared: InFlight::new(shared),
+            }),
             orphan: false,
         }
     }
@@ -63,20 +110,12 @@ impl<R> Reply<R> {
     /// Cancel-safe: dropped while waiting, the reply is still settled (see the module
     /// docs).
     pub(crate) async fn settle(mut self) -> Result<R, TenantError> {
-        if let Some((ticket, _, _)) = &self.owed {
-            let durable = ticket.wait().await;
-            if let Some((_, events, shared)) = self.owed.take() {
-                match durable {
-                    Ok(()) => {
-                        for e in events {
-                            shared.publish(e);
-                        }
-                    }
-                    Err(e) => {
-                        shared.mark_stale();
-                        self.result = Err(e.into());
-                    }
-                }
+        if let Some(owed) = &self.owed {
+            let durable = owed.ticket.wait().await;
+            if let Some(owed) = self.owed.take()
+                && let Some(e) = owed.settled(durable)
+            {
+                self.result = Err(e);
             }
         }
         // Nothing is owed any more, so the drop of what is left does nothing.
@@ -107,7 +146,31 @@ impl<R> Drop for Reply<R> {
                 });
             }
             // No runtime left to wait on: a reload is always correct, if not needed.
-            _ => owed.2.mark_stale(),
+            _ => owed.shared.mark_stale(),
         }
+    }
+}
+
+/// A write of a tenant handed out and not settled yet: counted from its creation to its
+/// drop, so that passivation can wait for the tenant's last write to be durable.
+struct InFlight(Arc<TenantShared>);
+
+impl InFlight {
+    fn new(shared: Arc<TenantShared>) -> Self {
+        shared.write_started();
+        InFlight(shared)
+    }
+}
+
+impl Deref for InFlight {
+    type Target = TenantShared;
+    fn deref(&self) -> &TenantShared {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.write_settled();
     }
 }

@@ -3,7 +3,13 @@
 //! Message in → domain operation → write (non-blocking) → reply once durable. The
 //! actor is supervised: a panic in a handler is caught at the handler boundary, the
 //! actor stops, and [`Supervised::restarting`] reloads its state from storage. Messages
-//! queued meanwhile stay in the mailbox and are served by the restarted actor.
+//! queued meanwhile stay in the mailbox and are served by the restarted actor. Too
+//! many restarts too fast quarantine the tenant instead (`quarantine`): its actor then
+//! holds no state and refuses every message until an operator resumes it.
+//!
+//! An actor told to stop ([`Stop`], or the stop flag of its [`TenantShared`]: a fenced
+//! write, a lost lease, passivation) drops its state and answers nothing more from
+//! memory; it never reloads again. A tenant activated again gets a new actor.
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,12 +21,15 @@ use permetrix_storage::{StorageError, Store, Timestamp};
 
 use crate::TenantError;
 use crate::clock::Clock;
-use crate::domain::TenantState;
+use crate::domain::{
+    OutboxPolicy, Quarantine, TenantState, WebhookEvent, WebhookEventKind, stage_stored,
+};
 use crate::handling::{TenantCx, TenantMessage};
 use crate::messages::{ExpireDue, Return};
 use crate::overload::{Fairness, Permit};
+use crate::quarantine::QuarantineEvent;
 use crate::reply::Reply;
-use crate::shared::TenantShared;
+use crate::shared::{Stop, TenantShared};
 use crate::waiters::{Handoffs, WaiterSlots};
 
 pub(crate) struct TenantActor {
@@ -38,6 +47,8 @@ pub(crate) struct TenantActor {
     incarnation: u64,
     /// Messages handled since the actor last yielded its arbiter.
     fairness: Fairness,
+    /// Told to stop: the state is gone for good, nothing is reloaded any more.
+    stopping: bool,
 }
 
 impl TenantActor {
@@ -57,7 +68,17 @@ impl TenantActor {
             timer: None,
             incarnation,
             fairness: Fairness::default(),
+            stopping: false,
         }
+    }
+
+    /// Drops the state and everything beside it, for good: this actor answers nothing
+    /// more (see the module docs).
+    fn drop_state(&mut self, ctx: &mut Context<Self>) {
+        self.stopping = true;
+        self.state = None;
+        self.forget_memory(ctx);
+        ctx.stop();
     }
 
     /// Arms the actor's own timer for the next due instant (lease expiry, waiter
@@ -94,6 +115,7 @@ impl TenantActor {
                 let state = TenantState::from_records(tenant, records);
                 self.shared.publish_view(&state);
                 self.shared.metrics.levels(&state);
+                self.shared.outbox.loaded(state.outbox_head());
                 self.state = Some(state);
                 self.incarnation = incarnation;
                 Ok(())
@@ -155,6 +177,70 @@ impl TenantActor {
     }
 }
 
+impl TenantActor {
+    /// Writes `tenant.quarantined` to the tenant's outbox if its vendor receives it, from
+    /// the outbox's ends as stored (the state is not built: that may be what crashes).
+    /// The delivery worker hears of it once it is durable, like any other event.
+    fn write_quarantine_event(&self, q: &QuarantineEvent) {
+        let hooks = &self.shared.outbox;
+        let policy = OutboxPolicy {
+            wanted: hooks.wanted(),
+            delivered_through: hooks.delivered_through(),
+            capacity: hooks.capacity(),
+        };
+        if !policy.wanted.contains(WebhookEventKind::TenantQuarantined) {
+            return;
+        }
+        let tenant = self.shared.tenant();
+        let records = match self.store.load_tenant(tenant) {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!(tenant = %tenant, error = %e, "cannot read the outbox to write tenant.quarantined; its vendor is not told");
+                return;
+            }
+        };
+        let event = WebhookEvent::TenantQuarantined(Quarantine {
+            restarts: q.restarts,
+            reason: format!(
+                "its actor crashed {} times within {} s",
+                q.restarts,
+                q.period.as_secs()
+            ),
+            // Only an operator lifts it.
+            until: None,
+        });
+        let (mutations, staged) = stage_stored(
+            records.outbox_head.as_ref(),
+            records.outbox_oldest,
+            event,
+            &policy,
+            q.at,
+        );
+        let Some(head) = staged.head else {
+            return;
+        };
+        if staged.dropped > 0 {
+            hooks.dropped(staged.dropped);
+        }
+        match self.store.append(tenant, self.shared.epoch(), &mutations) {
+            Ok(ticket) => {
+                let (hooks, tenant) = (Arc::clone(hooks), tenant.clone());
+                actix::spawn(async move {
+                    match ticket.wait().await {
+                        Ok(()) => hooks.durable(head),
+                        Err(e) => {
+                            tracing::error!(tenant = %tenant, error = %e, "writing tenant.quarantined failed; its vendor is not told");
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant, error = %e, "writing tenant.quarantined failed; its vendor is not told");
+            }
+        }
+    }
+}
+
 impl Actor for TenantActor {
     type Context = Context<Self>;
 
@@ -162,17 +248,47 @@ impl Actor for TenantActor {
         // Admission already bounds the queue; actix's own per-sender capacity must
         // never be the one that parks a sender.
         ctx.set_mailbox_capacity(self.shared.admission.capacity() + 1);
+        self.shared
+            .set_stopper(ctx.address().downgrade().recipient::<Stop>());
         self.arm_timer(ctx);
     }
 }
 
 impl Supervised for TenantActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        tracing::warn!(tenant = %self.shared.tenant(), "tenant actor restarting; reloading state from storage");
-        self.shared.metrics.restarted();
+        if self.stopping || self.shared.stopped().is_some() {
+            // Stopped on purpose; the supervisor restarts it only because someone still
+            // holds its address. It stays without state until the last one is dropped.
+            self.stopping = true;
+            self.state = None;
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let tenant = shared.tenant();
+        shared.metrics.restarted();
         // The reloaded state has no queue: waiters' requests fail and may be retried.
         self.waiters.clear();
         self.timer = None;
+        let now = self.clock.now();
+        if let Some(q) = shared.quarantine.restarted(tenant, shared.vendor_id(), now) {
+            tracing::error!(
+                tenant = %tenant,
+                restarts = q.restarts,
+                period_s = q.period.as_secs(),
+                "tenant quarantined: its actor crashed {} times within {} s; its requests are \
+                 refused with 503 tenant_unavailable until an operator resumes it \
+                 (POST /api/admin/tenants/{tenant}/resume)",
+                q.restarts,
+                q.period.as_secs(),
+            );
+            shared.metrics.quarantine_changed(true);
+            // Nothing is loaded while quarantined (the load itself may be what
+            // crashes); the first message after the resume loads the state.
+            self.state = None;
+            self.write_quarantine_event(&q);
+            return;
+        }
+        tracing::warn!(tenant = %tenant, "tenant actor restarting; reloading state from storage");
         // A failure is answered (and retried) by the next message.
         let _ = self.reload();
     }
@@ -187,6 +303,17 @@ pub(crate) struct Admitted<M> {
     pub(crate) permit: Option<Permit>,
 }
 
+impl Handler<Stop> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        if !self.stopping {
+            tracing::debug!(tenant = %self.shared.tenant(), reason = ?self.shared.stopped(), "tenant actor stopping");
+        }
+        self.drop_state(ctx);
+    }
+}
+
 impl<M: TenantMessage> Message for Admitted<M> {
     type Result = Reply<M::Reply>;
 }
@@ -196,6 +323,20 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
 
     fn handle(&mut self, envelope: Admitted<M>, ctx: &mut Self::Context) -> Self::Result {
         drop(envelope.permit);
+        if let Some(why) = self.shared.stopped() {
+            self.drop_state(ctx);
+            return Response::reply(Reply::ready(Err(why.error(self.shared.tenant()))));
+        }
+        if self.stopping {
+            return Response::reply(Reply::ready(Err(TenantError::Unavailable(
+                "its actor stopped",
+            ))));
+        }
+        if self.shared.quarantine.is_on() {
+            // Queued before the quarantine began (or sent by the actor itself): refused
+            // like the requests that admission turns away now.
+            return Response::reply(Reply::ready(Err(self.shared.quarantine.refusal())));
+        }
         self.take_turn(ctx);
         let started = Instant::now();
         if self.needs_reload() {
@@ -252,6 +393,11 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                 if let Some(handoffs) = handoffs {
                     Self::hand_over(handoffs, ctx);
                 }
+                if self.shared.stopped().is_some() {
+                    // Fenced while handling: the state may not be the tenant's any more.
+                    self.drop_state(ctx);
+                    return Response::reply(reply);
+                }
                 if poisoned {
                     // Memory is ahead of the store: reload before the next message.
                     self.state = None;
@@ -260,6 +406,7 @@ impl<M: TenantMessage> Handler<Admitted<M>> for TenantActor {
                     self.shared.publish_view(state);
                 }
                 self.arm_timer(ctx);
+                self.shared.handled(now, self.state.as_ref());
                 // Settled by whoever awaits it (or by its drop), not here.
                 Response::reply(reply)
             }

@@ -54,6 +54,7 @@ fn fixture(capacity: usize) -> Fixture {
             mailbox_capacity: capacity,
             tenant_concurrency: crate::DEFAULT_TENANT_CONCURRENCY,
             retry_after: Duration::from_secs(1),
+            ..RegistryConfig::default()
         },
     );
     Fixture {
@@ -156,21 +157,8 @@ async fn a_panicking_actor_restarts_with_its_stored_state_and_others_do_not_noti
     f.registry.shutdown();
 }
 
-/// Blocks the actor until released (test-only), to fill its mailbox.
-struct Hold(std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>);
-
-impl TenantMessage for Hold {
-    type Reply = ();
-    const KIND: &'static str = "hold";
-    fn handle(self, _: &mut TenantCx<'_>) -> Reply<()> {
-        let _ = self.1.send(());
-        let _ = self.0.recv();
-        Reply::ready(Ok(()))
-    }
-}
-
-/// Sends [`Hold`] to `tenant` and waits (bounded) until its actor, and with it its
-/// arbiter thread, is blocked inside it. Send on the returned channel to release it.
+/// Blocks `tenant`'s actor, and with it its arbiter thread (see [`test_support::hold`]).
+/// Send on the returned channel to release it.
 async fn hold(
     f: &Fixture,
     tenant: &TenantId,
@@ -178,21 +166,8 @@ async fn hold(
     std::sync::mpsc::Sender<()>,
     actix_rt::task::JoinHandle<Result<(), TenantError>>,
 ) {
-    let (release, held) = std::sync::mpsc::channel();
-    let (started_tx, started) = std::sync::mpsc::channel();
-    let reg = f.registry.clone();
-    let t = tenant.clone();
-    let reply = actix_rt::spawn(async move { reg.send(&t, Hold(held, started_tx)).await });
-    let mut inside = false;
-    for _ in 0..100_000 {
-        if started.try_recv().is_ok() {
-            inside = true;
-            break;
-        }
-        actix_rt::task::yield_now().await;
-    }
-    assert!(inside, "the actor never picked up Hold");
-    (release, reply)
+    let held = test_support::hold(&f.registry, tenant).await;
+    (held.release, held.reply)
 }
 
 /// Bounded poll until `tenant`'s mailbox holds `depth` admitted messages.
@@ -248,7 +223,7 @@ async fn a_subscriber_that_joins_after_activation_sees_later_events_only() {
     let acme = add_tenant(&f, "acme", 2).await;
     // Events before any subscription go nowhere (and allocate no channel).
     let first = grant(&f.registry, &acme, "dev1").await;
-    let mut events = f.registry.subscribe(&acme).unwrap();
+    let mut events = f.registry.subscribe(&acme).await.unwrap();
     let second = grant(&f.registry, &acme, "dev2").await;
     f.registry
         .send(&acme, Return::of(first.lease.id))
@@ -288,7 +263,7 @@ async fn a_caller_that_stops_waiting_does_not_take_the_event_with_it() {
     use futures_util::FutureExt;
     let f = fixture(16);
     let acme = add_tenant(&f, "acme", 2).await;
-    let mut events = f.registry.subscribe(&acme).unwrap();
+    let mut events = f.registry.subscribe(&acme).await.unwrap();
     let mut abandoned = Box::pin(f.registry.send(&acme, borrow("gone")));
     assert!((&mut abandoned).now_or_never().is_none(), "in the mailbox");
     // Handled in order: once this answers, the borrow's answer is waiting, unread.
@@ -306,7 +281,7 @@ async fn a_caller_that_stops_waiting_does_not_take_the_event_with_it() {
 async fn a_write_nobody_awaits_still_publishes_its_event() {
     let f = fixture(16);
     let acme = add_tenant(&f, "acme", 2).await;
-    let mut events = f.registry.subscribe(&acme).unwrap();
+    let mut events = f.registry.subscribe(&acme).await.unwrap();
     f.registry.post(&acme, borrow("unawaited")).unwrap();
     let got = next_event(&mut events).await;
     assert_eq!(

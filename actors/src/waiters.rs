@@ -51,7 +51,7 @@ impl WaiterSlots {
         state.retain_waiters(|id| self.is_live(id));
     }
 
-    /// Answers waiters whose wait ran out (publishing their `denied` events), then
+    /// Answers waiters whose wait ran out (with their `denied` events), then
     /// grants free seats to the heads of the queues. Returns the grants' effects, to
     /// be written like any other, and their hand-over; `None` if nobody was granted.
     pub(crate) fn serve(
@@ -65,7 +65,7 @@ impl WaiterSlots {
         }
         for (id, reason, req) in state.time_out_waiters(now) {
             if let Some(tx) = self.take(id) {
-                shared.publish(state.denied_event(&req, reason.code(), now));
+                shared.denied(state, &req, &reason, now);
                 let _ = tx.send(Err(reason.into()));
             }
         }
@@ -76,8 +76,7 @@ impl WaiterSlots {
             let tx = self.take(id);
             match outcome {
                 Served::Granted(grant, e) => {
-                    effects.mutations.extend(e.mutations);
-                    effects.events.extend(e.events);
+                    effects.merge(e);
                     // `serve_waiters` grants only live waiters, so the channel is here.
                     handoffs.0.push((tx, *grant));
                 }

@@ -4,6 +4,7 @@ use permetrix_storage::records::ChargeRecord;
 use super::DomainError;
 use super::input::{LeaseSeconds, ToolName, UserName};
 use super::nonces::SignedNonce;
+use super::offline::OfflineCheckout;
 use super::views::LeaseView;
 
 /// A borrow as the domain sees it: its fields parsed at the edge.
@@ -15,6 +16,8 @@ pub struct BorrowRequest {
     pub user: UserName,
     /// Lease length; `None` = the tenant's default.
     pub lease_seconds: Option<LeaseSeconds>,
+    /// An offline checkout (then `lease_seconds` is `None`).
+    pub offline: Option<OfflineCheckout>,
     /// The nonce of its v2 signature: recorded by the tenant, and written with the
     /// lease if the borrow is granted (now, or later from the queue).
     pub nonce: Option<SignedNonce>,
@@ -30,7 +33,23 @@ impl BorrowRequest {
             lease_seconds: lease_seconds
                 .map(|s| LeaseSeconds::parse("lease_seconds", s))
                 .transpose()?,
+            offline: None,
             nonce: None,
+        })
+    }
+
+    /// Makes this an offline checkout. Its length is `offline_hours`: a lease length
+    /// as well would contradict it, and is refused rather than one of them ignored.
+    pub fn checked_out(self, offline: OfflineCheckout) -> Result<Self, DomainError> {
+        if self.lease_seconds.is_some() {
+            return Err(DomainError::Invalid(
+                "an offline borrow lasts offline_hours and takes no lease_seconds; send one or the other"
+                    .into(),
+            ));
+        }
+        Ok(BorrowRequest {
+            offline: Some(offline),
+            ..self
         })
     }
 }

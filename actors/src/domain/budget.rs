@@ -10,6 +10,7 @@ use super::input::Seats;
 use super::pool::Pool;
 use super::state::TenantState;
 use super::views::ser_money;
+use super::webhook_events::WebhookEvent;
 
 /// A change to one optional setting: leave it, clear it, or set it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -168,10 +169,9 @@ impl TenantState {
             .max_overage
             .map(Seats::get)
             .apply_to(pool.restriction.max_overage);
-        let effects = Effects {
-            mutations: vec![TenantMutation::PutRestriction(pool.restriction.clone())],
-            events: Vec::new(),
-        };
+        let effects = Effects::writes(vec![TenantMutation::PutRestriction(
+            pool.restriction.clone(),
+        )]);
         Ok((budget_line(pool, now), effects))
     }
 
@@ -185,11 +185,16 @@ impl TenantState {
     ) -> Result<(BudgetLine, Effects), DomainError> {
         let index = self.pool_index(tool)?;
         let pool = &mut self.pools[index];
+        let reached_before = WebhookEvent::cap_reached(pool, now).is_some();
         pool.restriction.max_spend = max_spend;
-        let effects = Effects {
-            mutations: vec![TenantMutation::PutRestriction(pool.restriction.clone())],
-            events: Vec::new(),
-        };
+        let mut effects = Effects::writes(vec![TenantMutation::PutRestriction(
+            pool.restriction.clone(),
+        )]);
+        if !reached_before {
+            effects
+                .webhooks
+                .extend(WebhookEvent::cap_reached(pool, now));
+        }
         Ok((budget_line(pool, now), effects))
     }
 }

@@ -3,6 +3,7 @@
 use permetrix_storage::{BorrowId, TenantMutation, Timestamp};
 
 use super::views::LeaseView;
+use super::webhook_events::WebhookEvent;
 
 /// What an operation changed: records to persist and events to publish once they are
 /// durable.
@@ -12,6 +13,26 @@ pub struct Effects {
     pub mutations: Vec<TenantMutation>,
     /// Events for subscribers, published after the write is durable.
     pub events: Vec<TenantEvent>,
+    /// Events for the vendor's webhooks, written to the outbox in the same write (if
+    /// the vendor receives their type).
+    pub webhooks: Vec<WebhookEvent>,
+}
+
+impl Effects {
+    /// Records to write and nothing else.
+    pub fn writes(mutations: Vec<TenantMutation>) -> Self {
+        Effects {
+            mutations,
+            ..Effects::default()
+        }
+    }
+
+    /// Adds `other`'s writes and events after this one's.
+    pub fn merge(&mut self, other: Effects) {
+        self.mutations.extend(other.mutations);
+        self.events.extend(other.events);
+        self.webhooks.extend(other.webhooks);
+    }
 }
 
 /// Kinds of live events (`GET /events`).

@@ -126,6 +126,15 @@ pub enum DomainError {
         /// `approved` or `rejected`.
         status: &'static str,
     },
+    /// An offline checkout beyond the package's offline limits (none allowed, too many
+    /// hours, or every offline seat out).
+    #[error("{why}")]
+    OfflineLimitReached {
+        /// Tool name.
+        tool: String,
+        /// Which limit, in a sentence.
+        why: String,
+    },
     /// A v2 signature nonce this tenant has seen within its window.
     #[error("this X-Nonce was already used; sign every request with a fresh nonce")]
     ReplayedNonce,
@@ -168,6 +177,7 @@ impl DomainError {
             DomainError::UnknownRequest(_) => "unknown_request",
             DomainError::RequestDecided { .. } => "request_decided",
             DomainError::RequestPending { .. } => "request_pending",
+            DomainError::OfflineLimitReached { .. } => "offline_limit_reached",
             DomainError::ReplayedNonce => "replayed_nonce",
             DomainError::StaleSignature => "stale_timestamp",
         }

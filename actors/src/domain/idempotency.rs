@@ -78,15 +78,26 @@ fn fingerprint(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 impl IdempotencyTicket {
-    /// A borrow: tool, user and lease length must match on retry (the wait may differ).
+    /// A borrow: tool, user and lease length (or the offline checkout) must match on
+    /// retry (the wait may differ).
     pub fn borrow(key: IdempotencyKey, req: &BorrowRequest) -> Self {
         let lease = req.lease_seconds.map(|s| s.get().to_be_bytes().to_vec());
-        let fingerprint = fingerprint(&[
+        let mut parts: Vec<&[u8]> = vec![
             b"borrow",
             req.tool.as_str().as_bytes(),
             req.user.as_str().as_bytes(),
             lease.as_deref().unwrap_or(b"default"),
-        ]);
+        ];
+        // Only offline borrows add parts, so that keys remembered before offline
+        // checkout existed still match their retries.
+        let hours = req.offline.as_ref().map(|o| o.hours.get().to_be_bytes());
+        if let (Some(offline), Some(hours)) = (&req.offline, &hours) {
+            parts.extend([b"offline".as_slice(), hours.as_slice()]);
+            if let Some(f) = &offline.fingerprint {
+                parts.push(f.as_bytes());
+            }
+        }
+        let fingerprint = fingerprint(&parts);
         IdempotencyTicket {
             key,
             operation: IdempotentOperation::Borrow,

@@ -9,6 +9,7 @@ use super::input::LeaseSeconds;
 use super::ledger::LedgerHead;
 use super::state::{TenantState, lease_view, lease_view_orphan};
 use super::views::LeaseView;
+use super::webhook_events::WebhookEvent;
 
 impl TenantState {
     /// Checks whether `req` could be granted now, without changing anything.
@@ -21,6 +22,13 @@ impl TenantState {
                 tool: tool.to_owned(),
                 why,
             });
+        }
+        if let Some(refusal) = req
+            .offline
+            .as_ref()
+            .and_then(|o| pool.offline_refusal(o.hours))
+        {
+            return Err(refusal);
         }
         if let Some(max) = pool.restriction.max_per_user
             && pool.held_by(req.user.as_str()) >= max
@@ -66,15 +74,22 @@ impl TenantState {
     }
 
     /// Grants a seat, or says why not. An overage borrow books its charge in the same
-    /// effects as the lease, so the two are durable together.
+    /// effects as the lease, so the two are durable together. An offline checkout is a
+    /// lease of its `offline_hours`.
     pub fn borrow(
         &mut self,
         req: &BorrowRequest,
         now: Timestamp,
     ) -> Result<(Grant, Effects), DomainError> {
-        let lease_seconds = req
-            .lease_seconds
-            .unwrap_or(LeaseSeconds::stored(self.settings.default_lease_seconds));
+        let (length, seconds) = match &req.offline {
+            Some(o) => (o.hours.as_duration(), o.hours.seconds()),
+            None => {
+                let secs = req
+                    .lease_seconds
+                    .unwrap_or(LeaseSeconds::stored(self.settings.default_lease_seconds));
+                (secs.as_duration(), secs.get())
+            }
+        };
         let index = self.check_borrow(req, now)?;
         let pool = &mut self.pools[index];
         let is_overage = pool.borrowed >= pool.package.commit_qty;
@@ -83,11 +98,12 @@ impl TenantState {
             product_id: pool.package.product_id.clone(),
             user: req.user.as_str().to_owned(),
             borrowed_at: now,
-            lease_expires_at: now.plus(lease_seconds.as_duration()),
-            lease_seconds: lease_seconds.get(),
+            lease_expires_at: now.plus(length),
+            lease_seconds: seconds,
             is_overage,
+            offline: req.offline.is_some(),
         };
-        pool.take_seat(req.user.as_str());
+        pool.take_seat(&lease);
         let view = lease_view(pool, &lease);
         let mut effects = Effects::default();
         let amount = if is_overage {
@@ -120,8 +136,18 @@ impl TenantState {
                 .mutations
                 .push(TenantMutation::AppendCharge(record.clone()));
             effects.mutations.push(TenantMutation::PutSpend(spend));
+            effects
+                .webhooks
+                .push(WebhookEvent::OverageCharged(Box::new(record.clone())));
+            // This borrow fitted under the cap; if the next one would not, it was
+            // reached now.
+            effects
+                .webhooks
+                .extend(WebhookEvent::cap_reached(pool, now));
             charge = Some(record);
         }
+        // This borrow found a seat; if none is left, it took the last one.
+        effects.webhooks.extend(WebhookEvent::exhausted(pool));
         effects
             .mutations
             .push(TenantMutation::PutLease(lease.clone()));
@@ -164,7 +190,7 @@ impl TenantState {
         self.expiry.remove(lease.lease_expires_at, id);
         let (view, in_use) = match self.pool_by_id_mut(&lease.product_id) {
             Some(pool) => {
-                pool.free_seat(&lease.user);
+                pool.free_seat(&lease);
                 (lease_view(pool, &lease), pool.borrowed)
             }
             None => (lease_view_orphan(&lease), 0),
@@ -179,11 +205,14 @@ impl TenantState {
         let effects = Effects {
             mutations: vec![TenantMutation::DeleteLease(id), usage],
             events: vec![event(kind, &view, now)],
+            webhooks: Vec::new(),
         };
         Ok((view, effects))
     }
 
-    /// Extends a lease by its lease length from `now`.
+    /// Extends a lease by its lease length from `now`. An offline checkout keeps its
+    /// end: the heartbeat answers it unchanged and writes nothing, so that a client
+    /// which heartbeats every seat it holds does not take the seat for lost.
     pub fn heartbeat(
         &mut self,
         id: BorrowId,
@@ -192,6 +221,10 @@ impl TenantState {
         let Some(lease) = self.leases.get_mut(&id) else {
             return Err(self.gone(&id));
         };
+        if lease.offline {
+            let lease = lease.clone();
+            return Ok((self.view_of(&lease), Effects::default()));
+        }
         let before = lease.lease_expires_at;
         lease.lease_expires_at = now.plus(std::time::Duration::from_secs(u64::from(
             lease.lease_seconds,
@@ -199,21 +232,8 @@ impl TenantState {
         let lease = lease.clone();
         self.expiry.remove(before, id);
         self.expiry.insert(lease.lease_expires_at, id);
-        let view = match self
-            .pools
-            .iter()
-            .find(|p| p.product_id() == lease.product_id)
-        {
-            Some(pool) => lease_view(pool, &lease),
-            None => lease_view_orphan(&lease),
-        };
-        Ok((
-            view,
-            Effects {
-                mutations: vec![TenantMutation::PutLease(lease)],
-                events: Vec::new(),
-            },
-        ))
+        let view = self.view_of(&lease);
+        Ok((view, Effects::writes(vec![TenantMutation::PutLease(lease)])))
     }
 
     /// Frees every lease whose expiry is at or before `now` (each with an `expire`
@@ -224,8 +244,7 @@ impl TenantState {
         for id in self.expiry.due(now) {
             let expires_at = self.leases.get(&id).map(|l| l.lease_expires_at);
             if let Ok((_, e)) = self.release(id, TenantEventKind::Expire, now) {
-                effects.mutations.extend(e.mutations);
-                effects.events.extend(e.events);
+                effects.merge(e);
                 self.expired.remember(id, expires_at.unwrap_or(now));
             }
         }

@@ -52,10 +52,9 @@ impl TenantState {
             product_id: pool.product_id().to_owned(),
             max_per_user,
         };
-        let effects = Effects {
-            mutations: vec![TenantMutation::PutRestriction(pool.restriction.clone())],
-            events: Vec::new(),
-        };
+        let effects = Effects::writes(vec![TenantMutation::PutRestriction(
+            pool.restriction.clone(),
+        )]);
         Ok((limit, effects))
     }
 }

@@ -8,6 +8,7 @@ use super::DomainError;
 use super::budget::Change;
 use super::effects::Effects;
 use super::input::{Seats, check_overage_exposure, check_seat_sum};
+use super::offline::OfflineHours;
 use super::pool::Pool;
 use super::state::TenantState;
 
@@ -32,6 +33,10 @@ pub struct PackagePatch {
     pub status: Option<PackageStatus>,
     /// New CRM reference.
     pub crm_opportunity_id: Change<String>,
+    /// New longest offline checkout (0: none).
+    pub max_offline_hours: Option<OfflineHours>,
+    /// New number of offline checkouts held at once (0: none).
+    pub max_offline_seats: Option<Seats>,
 }
 
 /// `(total, commit_qty, max_overage)`.
@@ -149,10 +154,7 @@ impl TenantState {
 /// Installs `next` as the pool's package and returns the write.
 pub(super) fn replace_package(pool: &mut Pool, next: PackageRecord) -> (PackageRecord, Effects) {
     pool.package = next.clone();
-    let effects = Effects {
-        mutations: vec![TenantMutation::PutPackage(next.clone())],
-        events: Vec::new(),
-    };
+    let effects = Effects::writes(vec![TenantMutation::PutPackage(next.clone())]);
     (next, effects)
 }
 
@@ -193,6 +195,12 @@ pub(super) fn patched(
     next.crm_opportunity_id = patch
         .crm_opportunity_id
         .apply_to(current.crm_opportunity_id.clone());
+    if let Some(hours) = patch.max_offline_hours {
+        next.max_offline_hours = hours.get();
+    }
+    if let Some(seats) = patch.max_offline_seats {
+        next.max_offline_seats = seats.get();
+    }
     Ok(next)
 }
 

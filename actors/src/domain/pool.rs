@@ -1,6 +1,8 @@
 use std::collections::HashMap;
 
-use permetrix_storage::records::{PackageRecord, PackageStatus, RestrictionRecord, SpendRecord};
+use permetrix_storage::records::{
+    LeaseRecord, PackageRecord, PackageStatus, RestrictionRecord, SpendRecord,
+};
 use permetrix_storage::{Money, Timestamp};
 
 use super::calendar::month_of;
@@ -15,6 +17,8 @@ pub struct Pool {
     pub(crate) borrowed: u32,
     /// Seats held per user (only users holding at least one).
     pub(crate) per_user: HashMap<String, u32>,
+    /// Seats held by offline checkouts (counted in `borrowed` too).
+    pub(crate) offline: u32,
     /// Overage spend of the month in `spend.month`.
     pub(crate) spend: SpendRecord,
 }
@@ -47,6 +51,7 @@ impl Pool {
             restriction,
             borrowed: 0,
             per_user: HashMap::new(),
+            offline: 0,
             spend,
         }
     }
@@ -133,18 +138,21 @@ impl Pool {
         self.per_user.get(user).copied().unwrap_or(0)
     }
 
-    pub(crate) fn take_seat(&mut self, user: &str) {
+    pub(crate) fn take_seat(&mut self, lease: &LeaseRecord) {
         self.borrowed += 1;
-        match self.per_user.get_mut(user) {
+        self.offline += u32::from(lease.offline);
+        match self.per_user.get_mut(&lease.user) {
             Some(n) => *n += 1,
             None => {
-                self.per_user.insert(user.to_owned(), 1);
+                self.per_user.insert(lease.user.clone(), 1);
             }
         }
     }
 
-    pub(crate) fn free_seat(&mut self, user: &str) {
+    pub(crate) fn free_seat(&mut self, lease: &LeaseRecord) {
         self.borrowed = self.borrowed.saturating_sub(1);
+        self.offline = self.offline.saturating_sub(u32::from(lease.offline));
+        let user = lease.user.as_str();
         if let Some(n) = self.per_user.get_mut(user) {
             *n -= 1;
             if *n == 0 {

@@ -8,6 +8,7 @@ use super::effects::Effects;
 use super::input::{Seats, ToolName};
 use super::package::{PackagePatch, SeatLimits, patched, replace_package, resolve_limits};
 use super::state::TenantState;
+use super::webhook_events::WebhookEvent;
 
 /// A customer's request (`POST /api/customer/request-more`).
 #[derive(Clone, Debug)]
@@ -98,10 +99,10 @@ impl TenantState {
             decision_note: None,
             applied: None,
         };
-        let effects = Effects {
-            mutations: vec![TenantMutation::PutMoreRequest(record.clone())],
-            events: Vec::new(),
-        };
+        let mut effects = Effects::writes(vec![TenantMutation::PutMoreRequest(record.clone())]);
+        effects
+            .webhooks
+            .push(WebhookEvent::RequestCreated(Box::new(record.clone())));
         Ok((record, effects))
     }
 
@@ -167,7 +168,7 @@ impl TenantState {
                 request.status = RequestStatus::Approved;
                 request.decision_note = note;
                 request.applied = Some((p.total, p.commit_qty, p.max_overage));
-                effects.mutations.extend(e.mutations);
+                effects.merge(e);
                 package = Some(p);
             }
         }

@@ -15,6 +15,7 @@ use super::idempotency::IdempotencyIndex;
 use super::input::{LeaseSeconds, check_overage_exposure, check_seat_sum};
 use super::ledger::LedgerHead;
 use super::nonces::NonceSet;
+use super::outbox::ends::Outbox;
 use super::pool::Pool;
 use super::queue::WaitQueues;
 use super::usage::UsageHead;
@@ -66,6 +67,9 @@ pub struct TenantState {
     pub(super) keys: IdempotencyIndex,
     /// End of the usage history (the history itself stays in storage).
     pub(super) usage: UsageHead,
+    /// Ends of the webhook outbox (the events stay in storage) and refusals not
+    /// written yet.
+    pub(super) outbox: Outbox,
     /// v2 signature nonces seen within their window.
     pub(super) nonces: NonceSet,
 }
@@ -84,6 +88,7 @@ impl TenantState {
             queue: WaitQueues::default(),
             keys: IdempotencyIndex::default(),
             usage: UsageHead::default(),
+            outbox: Outbox::default(),
             nonces: NonceSet::default(),
         }
     }
@@ -110,7 +115,7 @@ impl TenantState {
         }
         for lease in records.leases {
             if let Some(pool) = state.pool_by_id_mut(&lease.product_id) {
-                pool.take_seat(&lease.user);
+                pool.take_seat(&lease);
             }
             state.expiry.insert(lease.lease_expires_at, lease.id);
             state.leases.insert(lease.id, lease);
@@ -124,6 +129,7 @@ impl TenantState {
         if let Some(head) = records.usage_head {
             state.usage = UsageHead::after(&head);
         }
+        state.outbox = Outbox::stored(records.outbox_head.as_ref(), records.outbox_oldest);
         state.nonces = NonceSet::load(records.nonces);
         state
     }
@@ -203,15 +209,15 @@ impl TenantState {
             .filter(|l| user.is_none_or(|u| l.user == u))
             .collect();
         leases.sort_by(|a, b| b.borrowed_at.cmp(&a.borrowed_at).then(b.id.cmp(&a.id)));
-        leases
-            .into_iter()
-            .map(
-                |l| match self.pools.iter().find(|p| p.product_id() == l.product_id) {
-                    Some(pool) => lease_view(pool, l),
-                    None => lease_view_orphan(l),
-                },
-            )
-            .collect()
+        leases.into_iter().map(|l| self.view_of(l)).collect()
+    }
+
+    /// A lease as clients see it.
+    pub(super) fn view_of(&self, l: &LeaseRecord) -> LeaseView {
+        match self.pools.iter().find(|p| p.product_id() == l.product_id) {
+            Some(pool) => lease_view(pool, l),
+            None => lease_view_orphan(l),
+        }
     }
 
     /// Creates a pool from a vendor's package.
@@ -237,10 +243,7 @@ impl TenantState {
         {
             return Err(DomainError::PackageExists(existing.product_id().to_owned()));
         }
-        let effects = Effects {
-            mutations: vec![TenantMutation::PutPackage(p.clone())],
-            events: Vec::new(),
-        };
+        let effects = Effects::writes(vec![TenantMutation::PutPackage(p.clone())]);
         self.pools.push(Pool::new(p.clone()));
         self.sort_pools();
         Ok((p, effects))
@@ -261,10 +264,7 @@ impl TenantState {
         self.settings = next.clone();
         (
             next.clone(),
-            Effects {
-                mutations: vec![TenantMutation::PutSettings(next)],
-                events: Vec::new(),
-            },
+            Effects::writes(vec![TenantMutation::PutSettings(next)]),
         )
     }
 
@@ -318,12 +318,8 @@ impl TenantState {
 
 pub(super) fn lease_view(pool: &Pool, l: &LeaseRecord) -> LeaseView {
     LeaseView {
-        id: l.id,
         tool: pool.name().to_owned(),
-        user: l.user.clone(),
-        borrowed_at: l.borrowed_at,
-        lease_expires_at: l.lease_expires_at,
-        is_overage: l.is_overage,
+        ..lease_view_orphan(l)
     }
 }
 
@@ -332,10 +328,12 @@ pub(super) fn lease_view_orphan(l: &LeaseRecord) -> LeaseView {
     LeaseView {
         id: l.id,
         tool: l.product_id.clone(),
+        product_id: l.product_id.clone(),
         user: l.user.clone(),
         borrowed_at: l.borrowed_at,
         lease_expires_at: l.lease_expires_at,
         is_overage: l.is_overage,
+        offline: l.offline,
     }
 }
 
@@ -367,5 +365,8 @@ pub(super) fn tool_status(pool: &Pool, now: Timestamp) -> ToolStatus {
         status: p.status,
         package_id: p.package_id.clone(),
         vendor_id: p.vendor_id.clone(),
+        offline: pool.offline,
+        max_offline_hours: p.max_offline_hours,
+        max_offline_seats: p.max_offline_seats,
     }
 }

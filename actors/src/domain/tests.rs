@@ -358,6 +358,12 @@ pub(super) fn replay(records: &mut TenantRecords, effects: &Effects) {
                 .retain(|x| !(x.operation == *operation && x.key == *key)),
             TenantMutation::AppendUsage(u) => records.usage_head = Some(u.clone()),
             TenantMutation::PutMoreRequest(_) => {}
+            TenantMutation::AppendOutbox(e) => {
+                records.outbox_oldest.get_or_insert(e.seq);
+                records.outbox_head = Some(e.clone());
+            }
+            // Deletions go from the oldest up.
+            TenantMutation::DeleteOutbox(seq) => records.outbox_oldest = Some(seq + 1),
             TenantMutation::PutNonce(n) => {
                 records
                     .nonces

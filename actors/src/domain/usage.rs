@@ -124,6 +124,7 @@ mod tests {
             lease_expires_at: Timestamp::from_secs(61),
             lease_seconds: 60,
             is_overage: overage,
+            offline: false,
         }
     }
 

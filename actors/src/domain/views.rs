@@ -23,6 +23,10 @@ pub(crate) fn ser_money<S: Serializer>(m: &Money, s: S) -> Result<S::Ok, S::Erro
     s.serialize_f64(m.as_decimal())
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn ser_id<S: Serializer>(id: &BorrowId, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(id)
 }
@@ -43,16 +47,22 @@ pub struct LeaseView {
     pub id: BorrowId,
     /// Tool (product) name.
     pub tool: String,
+    /// Product id (not shown: the edge puts it into offline tokens).
+    #[serde(skip)]
+    pub product_id: String,
     /// Who borrowed.
     pub user: String,
     /// When granted.
     #[serde(serialize_with = "ser_time")]
     pub borrowed_at: Timestamp,
-    /// When it lapses unless heartbeated.
+    /// When it lapses unless heartbeated (an offline checkout: when it ends).
     #[serde(serialize_with = "ser_time")]
     pub lease_expires_at: Timestamp,
     /// Whether the seat is beyond the commit.
     pub is_overage: bool,
+    /// An offline checkout (shown only when true, so online leases look as before).
+    #[serde(skip_serializing_if = "is_false")]
+    pub offline: bool,
 }
 
 /// One pool's status (`GET /licenses/status`).
@@ -99,6 +109,15 @@ pub struct ToolStatus {
     /// Provisioning vendor (fan-out filters by it).
     #[serde(skip)]
     pub vendor_id: String,
+    /// Seats held by offline checkouts (shown to vendors).
+    #[serde(skip)]
+    pub offline: u32,
+    /// The package's longest offline checkout in hours (shown to vendors).
+    #[serde(skip)]
+    pub max_offline_hours: u32,
+    /// The package's offline seats held at once (shown to vendors).
+    #[serde(skip)]
+    pub max_offline_seats: u32,
 }
 
 /// Live seat counts summed over a tenant's pools.

@@ -116,13 +116,15 @@ impl TenantState {
     }
 
     /// The earliest instant at which something is due: a lease expiry, a waiter's
-    /// deadline, or old idempotency keys or nonces to forget.
+    /// deadline, old idempotency keys or nonces to forget, or refusals to write to the
+    /// outbox.
     pub fn next_due(&self) -> Option<Timestamp> {
         [
             self.next_expiry(),
             self.next_waiter_deadline(),
             self.next_key_expiry(),
             self.next_nonce_expiry(),
+            self.outbox.next_flush(),
         ]
         .into_iter()
         .flatten()

@@ -8,8 +8,8 @@ use permetrix_storage::{Durability, SledConfig, SledStore, Store, TenantId, Time
 use crate::domain::TenantState;
 use crate::idle_cache::IdleCache;
 use crate::metrics::NoMetrics;
-use crate::test_support::{Pool, add_tenant, borrow};
-use crate::{Registry, RegistryConfig, Reply, SystemClock, TenantCx, TenantError, TenantMessage};
+use crate::test_support::{Held, Pool, add_tenant, borrow, hold};
+use crate::{Registry, RegistryConfig, SystemClock, TenantError};
 
 fn start(store: &Arc<dyn Store>) -> Registry {
     Registry::start(
@@ -22,6 +22,7 @@ fn start(store: &Arc<dyn Store>) -> Registry {
             mailbox_capacity: 64,
             tenant_concurrency: crate::DEFAULT_TENANT_CONCURRENCY,
             retry_after: Duration::from_secs(1),
+            ..RegistryConfig::default()
         },
     )
 }
@@ -119,19 +120,6 @@ async fn warming_loads_idle_tenants_in_the_background_without_activation() {
     registry.shutdown();
 }
 
-/// Blocks its actor until released (test-only), so that it cannot answer.
-struct Hold(std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>);
-
-impl TenantMessage for Hold {
-    type Reply = ();
-    const KIND: &'static str = "hold";
-    fn handle(self, _: &mut TenantCx<'_>) -> Reply<()> {
-        let _ = self.1.send(());
-        let _ = self.0.recv();
-        Reply::ready(Ok(()))
-    }
-}
-
 #[actix_rt::test]
 async fn a_tenant_that_does_not_answer_in_time_is_a_timeout_and_the_others_return() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,15 +129,10 @@ async fn a_tenant_that_does_not_answer_in_time_is_a_timeout_and_the_others_retur
     // Hold blocks the held tenant's arbiter thread: tenants placed on the same arbiter
     // cannot answer either, those on the other one must.
     let held = ids[5].clone();
-    let (release, gate) = std::sync::mpsc::channel();
-    let (entered_tx, entered) = std::sync::mpsc::channel();
-    let reg = registry.clone();
-    let h = held.clone();
-    let holder = actix_rt::spawn(async move { reg.send(&h, Hold(gate, entered_tx)).await });
-    assert!(
-        eventually(|| entered.try_recv().is_ok()).await,
-        "the actor never picked up Hold"
-    );
+    let Held {
+        release,
+        reply: holder,
+    } = hold(&registry, &held).await;
 
     let answers = registry.snapshots(&ids, Duration::from_millis(200)).await;
     let timed_out: Vec<&TenantId> = answers

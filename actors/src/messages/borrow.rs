@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use crate::TenantError;
 use crate::domain::{
     BorrowRequest, DomainError, Grant, IdempotencyKey, IdempotencyTicket, LeaseView, QueueEntry,
-    WaitSeconds, WaiterId,
+    TenantState, WaitSeconds, WaiterId,
 };
 use crate::handling::{TenantCx, TenantMessage};
 use crate::reply::Reply;
@@ -79,7 +79,13 @@ impl QueuedBorrow {
     }
 }
 
-fn replayed(outcome: IdempotentOutcome) -> Result<LeaseView, DomainError> {
+/// The original grant of a retried borrow. The key's fingerprint covers the offline
+/// checkout, so the retry's request says whether the grant was one.
+fn replayed(
+    outcome: IdempotentOutcome,
+    req: &BorrowRequest,
+    state: &TenantState,
+) -> Result<LeaseView, DomainError> {
     match outcome {
         IdempotentOutcome::Borrowed {
             id,
@@ -90,11 +96,15 @@ fn replayed(outcome: IdempotentOutcome) -> Result<LeaseView, DomainError> {
             is_overage,
         } => Ok(LeaseView {
             id,
+            product_id: state
+                .pool(&tool)
+                .map_or_else(|_| tool.clone(), |p| p.product_id().to_owned()),
             tool,
             user,
             borrowed_at,
             lease_expires_at,
             is_overage,
+            offline: req.offline.is_some(),
         }),
         IdempotentOutcome::Returned { .. } => Err(DomainError::IdempotencyKeyReused),
     }
@@ -116,7 +126,7 @@ impl TenantMessage for Borrow {
                 Err(e) => return Reply::ready(Err(e.into())),
                 Ok(Some(outcome)) => {
                     return Reply::ready(
-                        replayed(outcome)
+                        replayed(outcome, &self.req, cx.state)
                             .map(BorrowOutcome::Replayed)
                             .map_err(Into::into),
                     );
@@ -163,7 +173,7 @@ impl TenantMessage for Borrow {
                         })))
                     }
                     Err(e) => {
-                        cx.publish(cx.state.denied_event(&self.req, e.code(), now));
+                        cx.denied(&self.req, &e);
                         Reply::ready(Err(e.into()))
                     }
                 }
