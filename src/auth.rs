@@ -8,7 +8,10 @@ pub mod api_key;
 pub mod client;
 mod extract;
 pub mod fair_slots;
+pub mod key_cache;
 pub mod key_usage;
+pub mod oauth;
+pub mod offline_keys;
 mod operator;
 pub mod password;
 pub mod secrets;
@@ -26,12 +29,16 @@ pub use operator::{MetricsToken, OperatorToken, TokenSetup};
 
 use actix_web::web;
 use permetrix_actors::Registry;
-use permetrix_storage::records::{Lifecycle, Scope};
+use std::sync::Arc;
+
+use permetrix_storage::records::{ApiKeyRecord, Lifecycle, Scope};
 use permetrix_storage::{Platform, TenantId, Timestamp, VendorId};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::http::error::ApiError;
 use api_key::Token;
+use key_cache::{CachedKey, KeyCache};
 use secrets::ServerSecrets;
 use security::SecurityState;
 
@@ -86,6 +93,15 @@ pub enum Principal {
     },
     /// A vendor API key.
     Vendor(VendorId),
+    /// An OAuth access token of a vendor's client, limited to its scope.
+    VendorClient {
+        /// The client's vendor.
+        vendor: VendorId,
+        /// The client.
+        client_id: String,
+        /// What the token may do.
+        scope: oauth::Scopes,
+    },
     /// The operator token.
     Operator,
 }
@@ -95,16 +111,22 @@ pub fn invalid_key() -> ApiError {
     ApiError::unauthorized("the API key is not valid; check it, or create a new one")
 }
 
-/// Verifies a tenant or vendor key without blocking (a keyed SHA-256 and one store
-/// read). `None` means the token has no key format: it can only be the operator token.
+/// Verifies a tenant or vendor key, or a vendor's OAuth access token, without blocking
+/// (a keyed SHA-256 and one store read; two of each for a key imported from the old
+/// license server or an access token). `None` means the token is no key: it can only be
+/// the operator token.
 pub fn identify_key(state: &impl AuthContext, token: &str) -> Option<Result<Principal, ApiError>> {
-    match api_key::parse(token)? {
-        Token::Tenant {
+    if oauth::is_access_token(token) {
+        return Some(oauth::verify(state, token));
+    }
+    match api_key::parse(token) {
+        Some(Token::Tenant {
             tenant,
             key_id,
             secret,
-        } => Some(verify_tenant_key(state, tenant, key_id, secret)),
-        Token::Vendor { vendor, secret } => Some(verify_vendor_key(state, vendor, secret)),
+        }) => Some(verify_tenant_key(state, tenant, key_id, secret)),
+        Some(Token::Vendor { vendor, secret }) => Some(verify_vendor_key(state, vendor, secret)),
+        None => identify_legacy_key(state, token),
     }
 }
 
@@ -115,36 +137,109 @@ fn verify_tenant_key(
     secret: &str,
 ) -> Result<Principal, ApiError> {
     let tenant = TenantId::parse(tenant).map_err(|_| invalid_key())?;
+    let digest = state.secrets().key_digest(secret);
+    verify_stored_key(state, tenant, key_id, &digest)
+}
+
+/// A key of the old license server (any token without the `pmx_` format), found by the
+/// keyed digest of its SHA-256, the only thing the old server stored. `None` if no
+/// imported key has that digest.
+fn identify_legacy_key(
+    state: &impl AuthContext,
+    token: &str,
+) -> Option<Result<Principal, ApiError>> {
+    let sha256_hex = hex::encode(Sha256::digest(token.as_bytes()));
+    let digest = state.secrets().legacy_key_digest(&sha256_hex);
+    if let Some(CachedKey::Tenant(record)) =
+        state.security().key_cache.get(state.platform(), &digest)
+    {
+        return Some(accept_tenant_key(state, &record));
+    }
+    let generation = KeyCache::generation(state.platform());
+    let found = match state.platform().legacy_key(&digest) {
+        Ok(found) => found?,
+        Err(e) => return Some(Err(e.into())),
+    };
+    let Ok(tenant) = TenantId::parse(&found.tenant_id) else {
+        return Some(Err(invalid_key()));
+    };
+    Some(read_tenant_key(
+        state,
+        generation,
+        &tenant,
+        &found.key_id,
+        &digest,
+    ))
+}
+
+/// Checks a presented key's digest against the stored key `key_id` of `tenant`, then
+/// its revocation and expiry, and notes its use. A key verified before (and unchanged
+/// since) is checked from memory.
+fn verify_stored_key(
+    state: &impl AuthContext,
+    tenant: TenantId,
+    key_id: &str,
+    digest: &[u8; 32],
+) -> Result<Principal, ApiError> {
+    if let Some(CachedKey::Tenant(record)) =
+        state.security().key_cache.get(state.platform(), digest)
+        && record.tenant_id == tenant.as_str()
+        && record.key_id == key_id
+    {
+        return accept_tenant_key(state, &record);
+    }
+    let generation = KeyCache::generation(state.platform());
+    read_tenant_key(state, generation, &tenant, key_id, digest)
+}
+
+/// [`verify_stored_key`] from the store; remembers a key whose digest matched.
+fn read_tenant_key(
+    state: &impl AuthContext,
+    generation: Option<u64>,
+    tenant: &TenantId,
+    key_id: &str,
+    digest: &[u8; 32],
+) -> Result<Principal, ApiError> {
     let record = state
         .platform()
-        .api_key(&tenant, key_id)?
+        .api_key(tenant, key_id)?
         .ok_or_else(invalid_key)?;
-    let digest = state.secrets().key_digest(secret);
-    if !bool::from(record.digest.ct_eq(&digest)) {
+    if !bool::from(record.digest.ct_eq(digest)) {
         return Err(invalid_key());
     }
+    let record = Arc::new(record);
+    state
+        .security()
+        .key_cache
+        .insert(generation, *digest, CachedKey::Tenant(Arc::clone(&record)));
+    accept_tenant_key(state, &record)
+}
+
+/// The checks of a tenant key whose digest matched: revocation, expiry; then notes
+/// its use.
+fn accept_tenant_key(
+    state: &impl AuthContext,
+    record: &ApiKeyRecord,
+) -> Result<Principal, ApiError> {
+    let tenant = TenantId::parse(&record.tenant_id).map_err(|_| invalid_key())?;
     if record.revoked_at.is_some() {
         return Err(ApiError::unauthorized(
             "this API key has been revoked; use another key",
         ));
     }
-    if record
-        .expires_at
-        .is_some_and(|at| state.registry().clock().now() >= at)
-    {
+    let now = state.registry().clock().now();
+    if record.expires_at.is_some_and(|at| now >= at) {
         return Err(ApiError::unauthorized(
             "this API key has expired; create a new one",
         ));
     }
-    state.security().key_usage.touch(
-        &record.digest,
-        &tenant,
-        &record.key_id,
-        state.registry().clock().now(),
-    );
+    state
+        .security()
+        .key_usage
+        .touch(&record.digest, &tenant, &record.key_id, now);
     Ok(Principal::Tenant {
         tenant,
-        key_id: record.key_id,
+        key_id: record.key_id.clone(),
         scope: record.scope,
         expires_at: record.expires_at,
     })
@@ -156,11 +251,19 @@ fn verify_vendor_key(
     secret: &str,
 ) -> Result<Principal, ApiError> {
     let vendor = VendorId::parse(vendor).map_err(|_| invalid_key())?;
-    let record = state.platform().vendor(&vendor)?.ok_or_else(invalid_key)?;
     let digest = state.secrets().key_digest(secret);
+    let cache = &state.security().key_cache;
+    if let Some(CachedKey::Vendor(id)) = cache.get(state.platform(), &digest)
+        && id == vendor
+    {
+        return Ok(Principal::Vendor(vendor));
+    }
+    let generation = KeyCache::generation(state.platform());
+    let record = state.platform().vendor(&vendor)?.ok_or_else(invalid_key)?;
     if !bool::from(record.api_key_digest.ct_eq(&digest)) || record.lifecycle != Lifecycle::Active {
         return Err(invalid_key());
     }
+    cache.insert(generation, digest, CachedKey::Vendor(vendor.clone()));
     Ok(Principal::Vendor(vendor))
 }
 

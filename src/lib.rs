@@ -12,6 +12,7 @@
 //! what handlers take. `scripts/check-module-cycles.py src` finds no import circle.
 //!
 //! - [`metrics`]: Prometheus families and collectors, and the supervision figures.
+//! - [`store_choice`]: which store (`--store`) and connecting to the shared one.
 //! - [`http`]: the edge. Host routing, input parsing, request limits, rate limiting,
 //!   held retries, the request log, and [`http::error::ApiError`], the one error that
 //!   becomes an HTTP answer. Reads the state through [`http::Edge`].
@@ -19,6 +20,8 @@
 //!   request signatures, sealed secrets, login throttles. Reads the state through
 //!   [`auth::AuthContext`].
 //! - [`web`]: the portals' pages and assets.
+//! - [`webhooks`]: vendors' webhook endpoints and the delivery worker that POSTs their
+//!   customers' outbox events to them.
 //! - [`api`]: the JSON API by host: [`api::tenant`], [`api::vendor`],
 //!   [`api::operator`], and what they share (health, portal login, accounts, reports).
 //! - [`ops`]: operator tools. Backup and restore, demo data, start-up checks,
@@ -33,4 +36,6 @@ pub mod http;
 pub mod metrics;
 pub mod ops;
 pub mod server;
+pub mod store_choice;
 pub mod web;
+pub mod webhooks;

@@ -2,9 +2,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use permetrix::cli::{BackupArgs, Cli, Command, RestoreArgs, ServeArgs};
-use permetrix::server::Application;
+use permetrix::cli::{BackupArgs, Cli, Command, ImportSource, RestoreArgs, ServeArgs};
 use permetrix::server::telemetry::LogFormat;
+use permetrix::server::{Application, StoreKind};
 use secrecy::ExposeSecret;
 
 #[global_allocator]
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             permetrix::ops::startup_checks::private_umask();
             _log = permetrix::server::telemetry::init(args.log_format);
             permetrix::server::panic_hook::install_panic_hook();
-            actix_rt::System::new().block_on(serve(args))
+            actix_rt::System::new().block_on(serve(*args))
         }
         Command::Backup(args) => {
             permetrix::ops::startup_checks::private_umask();
@@ -37,6 +37,16 @@ fn main() -> ExitCode {
             restore(&args)
         }
         Command::Load(args) => permetrix_client::load::main(args),
+        Command::Token(args) => {
+            let code = actix_rt::System::new().block_on(permetrix_client::token::main(args));
+            return ExitCode::from(code);
+        }
+        Command::Import(args) => {
+            _log = permetrix::server::telemetry::init(LogFormat::Text);
+            match args.source {
+                ImportSource::Sqlite(args) => import(&args.options()),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,10 +83,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn backup(args: &BackupArgs) -> anyhow::Result<()> {
-    let (stats, source) = permetrix::ops::backup::backup(&args.data_dir, &args.out)?;
+    let store = args.store.kind();
+    let (stats, source) = permetrix::ops::backup::backup(&args.data_dir, &store, &args.out)?;
+    let of = match store {
+        StoreKind::Sled => format!("{source} in {}", args.data_dir.display()),
+        StoreKind::Postgres(_) => source.to_owned(),
+    };
     println!(
-        "backup of {source} in {} written to {}: {} entries, {} file(s), {} bytes",
-        args.data_dir.display(),
+        "backup of {of} written to {}: {} entries, {} file(s), {} bytes",
         args.out.display(),
         stats.entries,
         stats.files,
@@ -86,20 +100,42 @@ fn backup(args: &BackupArgs) -> anyhow::Result<()> {
 }
 
 fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
-    let stats = permetrix::ops::backup::restore(&args.from, &args.data_dir)?;
+    let store = args.store.kind();
+    let restored = permetrix::ops::backup::restore(&args.from, args.data_dir.as_deref(), &store)?;
+    let into = match (&store, &args.data_dir) {
+        (StoreKind::Sled, Some(dir)) => dir.display().to_string(),
+        _ => "the PostgreSQL store".to_owned(),
+    };
     println!(
-        "restored {} into {}: {} entries, {} file(s)",
+        "restored {} into {into}: {} entries, {} file(s)",
         args.from.display(),
-        args.data_dir.display(),
-        stats.entries,
-        stats.files
+        restored.stats.entries,
+        restored.stats.files
     );
-    if stats.files == 0 {
+    if !restored.had_key {
         println!(
-            "warning: the backup holds no server.key; copy the original one into {} before \
-             starting the server, or API keys and vendor signing secrets will not work",
-            args.data_dir.display()
+            "warning: the backup holds no server.key; give the server the original key (the \
+             file in the data directory, or PERMETRIX_SERVER_KEY), or API keys and vendor \
+             signing secrets will not work"
         );
+    } else if !restored.key_in_place {
+        println!(
+            "the backup's server.key was not written to the database: start every broker with \
+             PERMETRIX_SERVER_KEY set to that key's 128 hex characters (the original data \
+             directory's server.key; or restore the backup into a scratch --data-dir and read \
+             it there), or API keys and vendor signing secrets will not work"
+        );
+    }
+    Ok(())
+}
+
+fn import(options: &permetrix::ops::import::Options) -> anyhow::Result<()> {
+    let outcome = permetrix::ops::import::run(options)?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", outcome.report)?;
+    out.flush()?;
+    if outcome.refused {
+        anyhow::bail!("the import was refused; nothing was written (the report above says why)");
     }
     Ok(())
 }

@@ -3,8 +3,10 @@
 //! composes the other rooms. Also the process-wide setup that `permetrix serve` does
 //! before that: logging ([`telemetry`]) and the panic hook ([`panic_hook`]).
 pub mod panic_hook;
+pub mod refresh;
 pub mod shutdown;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 
 use std::net::{SocketAddr, TcpListener};
@@ -16,13 +18,14 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use permetrix_actors::{Clock, DEFAULT_TENANT_CONCURRENCY, Registry, RegistryConfig, SystemClock};
+use permetrix_actors::{
+    Clock, DEFAULT_TENANT_CONCURRENCY, Registry, RegistryConfig, RestartIntensity, SystemClock,
+};
 use permetrix_storage::records::Lifecycle;
-use permetrix_storage::{Durability, Platform, ResilientStore, SledConfig, Store, TenantId};
+use permetrix_storage::{Durability, Platform, Store, TenantId};
 use secrecy::SecretString;
 
 use crate::api::{self, accounts::FANOUT_DEADLINE};
-use crate::auth::secrets::ServerSecrets;
 use crate::auth::security::SecurityState;
 use crate::auth::session::{self, SessionConfig};
 use crate::auth::streams::{StreamLimits, StreamRegistry};
@@ -34,12 +37,23 @@ use crate::http::input;
 use crate::http::limits::{self, Limits};
 use crate::http::request_log::request_log;
 use crate::http::retry_hold;
+use crate::http::routing::{self, Routing, forward::PeerClient};
 use crate::metrics::supervision::SupervisionStats;
 use crate::metrics::{DEFAULT_MAX_TENANTS, Metrics};
 use crate::ops::backup::ControlSocket;
 use crate::ops::demo::{self, DemoCredentials};
+pub use crate::store_choice::StoreKind;
+use crate::webhooks::{WebhookSettings, Webhooks};
 use shutdown::Shutdown;
 use state::{AppState, SigningKeyCache};
+pub use store::OwnershipLayer;
+
+/// The idle keep-alive that existing clients rely on (API.md: "use ≥ 75 s"): they never
+/// retry a POST on a connection the server closed.
+pub const MIN_CLIENT_KEEP_ALIVE: Duration = Duration::from_secs(75);
+
+/// Idle keep-alive by default: well beyond [`MIN_CLIENT_KEEP_ALIVE`].
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(120);
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -85,9 +99,33 @@ pub struct ServeConfig {
     /// Open connections per HTTP worker beyond which no more are accepted (they wait in
     /// the listen backlog): bounds the memory a connection flood can take.
     pub max_connections: usize,
+    /// How long an idle keep-alive connection stays open. Existing clients never retry
+    /// a POST on a closed connection and expect at least [`MIN_CLIENT_KEEP_ALIVE`].
+    pub keep_alive: Duration,
+    /// Restarts of a tenant's actor within a period that quarantine the tenant.
+    pub restart_intensity: RestartIntensity,
     /// Where the actors read the time (`None`: the system clock). Embedders and
     /// in-process tests may pass a manual clock to drive lease expiry.
     pub clock: Option<ClockSource>,
+    /// Webhook delivery.
+    pub webhooks: WebhookSettings,
+    /// The store: the embedded one in `data_dir`, or a database shared by brokers.
+    pub store: StoreKind,
+    /// How long a broker's lease lasts without renewal (shared store).
+    pub lease_ttl: Duration,
+    /// Where other brokers reach this one (`None`: the bound address).
+    pub advertise: Option<String>,
+    /// Off Fly: forward a request for a tenant owned by another broker to it.
+    pub peer_forwarding: bool,
+    /// This machine's Fly id (`FLY_MACHINE_ID`): set, a request for a tenant owned by
+    /// another broker is answered with `fly-replay`.
+    pub fly_machine_id: Option<String>,
+    /// An idle tenant actor stops after this long (`None`: never).
+    pub idle_passivate: Option<Duration>,
+    /// The deployment key (`PERMETRIX_SERVER_KEY`), see `ServerSecrets::load`.
+    pub server_key: Option<SecretString>,
+    /// Wraps the store's ownership (see [`OwnershipLayer`]).
+    pub ownership: Option<OwnershipLayer>,
     /// Open event streams per credential and per tenant.
     pub streams: StreamLimits,
     /// A bearer token that reads `/metrics` (and nothing else) on the public port.
@@ -130,13 +168,35 @@ impl ServeConfig {
             metrics_max_tenants: DEFAULT_MAX_TENANTS,
             fanout_deadline: FANOUT_DEADLINE,
             max_connections: 25_000,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            restart_intensity: RestartIntensity::DEFAULT,
             clock: None,
+            webhooks: WebhookSettings::default(),
+            store: StoreKind::Sled,
+            lease_ttl: DEFAULT_LEASE_TTL,
+            advertise: None,
+            peer_forwarding: false,
+            fly_machine_id: None,
+            idle_passivate: Some(DEFAULT_IDLE_PASSIVATE),
+            server_key: None,
+            ownership: None,
             streams: StreamLimits::default(),
             metrics_token: None,
             metrics_bind: None,
         }
     }
+
+    /// Where other brokers reach this one: `--advertise`, else the bound address.
+    pub fn advertised(&self, bound: SocketAddr) -> String {
+        self.advertise.clone().unwrap_or_else(|| bound.to_string())
+    }
 }
+
+/// A broker's lease time when `--lease-ttl` is not given.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+/// How long an actor stays idle before it is passivated when `--idle-passivate` is not
+/// given.
+pub const DEFAULT_IDLE_PASSIVATE: Duration = Duration::from_secs(300);
 
 /// What start-up produced that an operator must see once.
 #[derive(Default)]
@@ -173,33 +233,47 @@ impl Application {
         // Write errors (a full disk, a file-size limit) must reach the store as errors.
         crate::ops::storage_faults::survive_file_size_limit()
             .context("installing the SIGXFSZ handler")?;
+        // Bound first: other brokers learn this address when the store registers us. Nothing
+        // is accepted before the server runs.
+        let listener = TcpListener::bind(config.bind).with_context(|| {
+            format!(
+                "binding {}; is another server using it? pass --bind",
+                config.bind
+            )
+        })?;
+        let addr = listener.local_addr()?;
         let opening = Instant::now();
         // Crash recovery (sled replaying its log) happens inside `open`: nothing is
         // served before it has finished.
-        let store: Arc<dyn Store> = Arc::new(
-            ResilientStore::open(SledConfig {
-                path: config.data_dir.clone(),
-                durability: config.durability,
-                cache_capacity: config.cache_bytes,
-                observer: Some(metrics.flush_observer()),
-            })
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
-        );
+        let store::Opened {
+            store,
+            ownership,
+            shared,
+            secrets,
+            postgres,
+        } = store::open(&config, &config.advertised(addr), metrics.flush_observer())?;
         tracing::info!(
             elapsed_ms = opening.elapsed().as_millis() as u64,
+            store = ?config.store,
             "store opened and recovered"
         );
         let platform = Platform::new(Arc::clone(&store));
-        crate::ops::startup_checks::require_key_for_existing_data(&config.data_dir, &platform)?;
-        let secrets = Arc::new(ServerSecrets::load_or_create(&config.data_dir)?);
         let supervision = web::Data::new(SupervisionStats::new(metrics.actor_hooks()));
         let clock: Arc<dyn Clock> = match &config.clock {
             Some(ClockSource(c)) => Arc::clone(c),
             None => Arc::new(SystemClock),
         };
+        let webhooks = Webhooks::load(
+            config.webhooks.clone(),
+            platform.clone(),
+            Arc::clone(&secrets),
+            Arc::clone(&clock),
+            metrics.webhooks(),
+        )
+        .context("loading webhook endpoints")?;
         let registry = Registry::start(
             Arc::clone(&store),
-            Arc::new(permetrix_storage::SoleOwner::new(Arc::clone(&store))),
+            ownership,
             clock,
             supervision.clone().into_inner(),
             RegistryConfig {
@@ -207,8 +281,13 @@ impl Application {
                 mailbox_capacity: config.mailbox_capacity,
                 tenant_concurrency: config.tenant_concurrency,
                 retry_after: config.overload_retry_after,
+                restart_intensity: config.restart_intensity,
+                outbox: webhooks.hooks(),
+                idle_passivate: config.idle_passivate,
+                shared_store: shared,
             },
         );
+        registry.spawn_upkeep();
         metrics.watch_mailboxes(registry.clone());
         let custom_hosts = CustomHosts::new(config.max_custom_hosts);
         custom_hosts
@@ -227,10 +306,17 @@ impl Application {
             bases: BaseDomains::new(config.base_domains.clone()),
             custom_hosts,
             signing_keys: SigningKeyCache::default(),
+            offline_keys: Default::default(),
             fanout_deadline: config.fanout_deadline,
             security: SecurityState::new(config.sessions.clone(), config.limits.clone()),
             metrics,
             shutdown: Shutdown::default(),
+            webhooks,
+            routing: Routing {
+                fly_machine_id: config.fly_machine_id.clone(),
+                peer_forwarding: config.peer_forwarding,
+                name: config.advertised(addr),
+            },
             streams: StreamRegistry::new(config.streams),
             metrics_token: config.metrics_token.as_deref().and_then(MetricsToken::new),
         });
@@ -246,23 +332,21 @@ impl Application {
             }
         }
 
-        let control = match ControlSocket::start(&config.data_dir, Arc::clone(&store)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "live backups are unavailable");
-                None
+        // A shared store is backed up from the database itself (`permetrix backup --store`).
+        let control = if shared {
+            None
+        } else {
+            match ControlSocket::start(&config.data_dir, Arc::clone(&store)) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "live backups are unavailable");
+                    None
+                }
             }
         };
         #[cfg(feature = "fault-injection")]
         let faults = web::Data::new(crate::ops::fault_injection::Faults::default());
 
-        let listener = TcpListener::bind(config.bind).with_context(|| {
-            format!(
-                "binding {}; is another server using it? pass --bind",
-                config.bind
-            )
-        })?;
-        let addr = listener.local_addr()?;
         let app_state = state.clone();
         // The same state, as the extractors of `auth` find it.
         let auth_state: web::Data<dyn AuthContext> =
@@ -280,6 +364,8 @@ impl Application {
                 .app_data(input::payload_config())
                 .app_data(input::path_config())
                 .app_data(input::query_config())
+                .app_data(PeerClient::default())
+                .wrap(from_fn(routing::route::<AppState, _>))
                 .wrap(from_fn(retry_hold::hold_early_retries::<AppState>))
                 .wrap(from_fn(host_context::<AppState>))
                 .wrap(from_fn(limits::enforce::<AppState>))
@@ -291,9 +377,7 @@ impl Application {
         .on_connect(retry_hold::on_connect)
         .workers(config.workers.max(1))
         .max_connections(config.max_connections.max(1))
-        // Existing clients never retry a POST on a closed connection: keep idle
-        // connections open well beyond their 75 s expectation.
-        .keep_alive(Duration::from_secs(120))
+        .keep_alive(config.keep_alive)
         // A client that closes its side while its borrow waits in the queue has gone:
         // end the request so that its waiter is dropped (half-closing HTTP/1 clients
         // that still expect an answer are not known among license clients).
@@ -312,6 +396,7 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "listening on {addr}"
         );
+        state.webhooks.start(Arc::clone(&store));
         let metrics_server = match config.metrics_bind {
             Some(bind) => {
                 let (bound, metrics) =
@@ -324,6 +409,9 @@ impl Application {
             None => None,
         };
         spawn_security_upkeep(state.clone());
+        if let Some(postgres) = postgres {
+            refresh::spawn(state.clone(), postgres);
+        }
         warm_fanout_cache(&state);
         if config.handle_signals {
             let state = state.clone();
@@ -361,7 +449,8 @@ impl Application {
     }
 
     /// Serves until stopped (SIGTERM/SIGINT or the handle), then drains in-flight
-    /// requests, stops the actors and flushes storage.
+    /// requests, stops the actors, releases every tenant this broker owns once their
+    /// last writes are durable, and flushes storage.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")?;
         if let Some(metrics) = self.metrics_server {
@@ -380,12 +469,19 @@ impl Application {
         if let Some(control) = self.control {
             control.stop();
         }
+        self.state.webhooks.stop();
+        if let Err(e) = self.state.registry.leave(LEAVE_WITHIN).await {
+            tracing::warn!(error = %e, "releasing this broker's tenants at shutdown failed; other brokers acquire them once its lease lapses");
+        }
         self.state.registry.shutdown();
         self.store.shutdown().context("final storage flush")?;
         tracing::info!("shutdown complete");
         Ok(())
     }
 }
+
+/// How long the shutdown waits for the tenants' last writes before releasing them.
+const LEAVE_WITHIN: Duration = Duration::from_secs(10);
 
 /// Persists API-key usage and purges expired sessions, each on its own interval.
 fn spawn_security_upkeep(state: web::Data<AppState>) {

@@ -85,6 +85,19 @@ async function loadBudget({ rebuild = false } = {}) {
   }
 }
 
+/** A key's name; keys moved in from the old license server say so. */
+function keyName(k) {
+  if (!k.imported) return k.name;
+  return el('span', {}, k.name, ' ', el('span', { class: 'hint' }, 'imported — rotate to a pmx_t_ key'));
+}
+
+/** How a user's password stands, where it needs attention. */
+function userName(u) {
+  const hints = { not_set: 'no password — set one below', imported: 'imported password' };
+  const hint = hints[u.password];
+  return hint ? el('span', {}, u.username, ' ', el('span', { class: 'hint' }, hint)) : u.username;
+}
+
 async function loadKeys() {
   try {
     const reply = await api('GET', '/api/keys');
@@ -98,12 +111,19 @@ async function loadKeys() {
     fill($('keys'), table('API keys', ['Name', 'Scope', 'Created', 'Last used', 'Action'],
       live.map((k) => ({
         attrs: { dataset: { key: k.key_id } },
-        cells: [k.name, k.scope, fmtTime(k.created_at), k.last_used_at ? fmtTime(k.last_used_at) : 'never',
-          confirmButton('Revoke', 'Confirm revoke', async () => {
-            await api('DELETE', `/api/keys/${seg(k.key_id)}`);
-            notice(`Key ${k.name} revoked.`);
-            await loadKeys();
-          }, { region: $('keys-error'), className: 'small danger', ariaLabel: `Revoke key ${k.name}` })],
+        cells: [keyName(k), k.scope, fmtTime(k.created_at), k.last_used_at ? fmtTime(k.last_used_at) : 'never',
+          el('span', { class: 'actions' },
+            // Rotating issues a pmx_t_ key with the same name and scope and revokes this one.
+            confirmButton('Rotate', 'Confirm rotate', async () => {
+              const rotated = await api('POST', `/api/keys/${seg(k.key_id)}/rotate`);
+              showSecret($('new-key'), { name: k.name, key: rotated.api_key });
+              await loadKeys();
+            }, { region: $('keys-error'), className: 'small', ariaLabel: `Rotate key ${k.name}` }),
+            confirmButton('Revoke', 'Confirm revoke', async () => {
+              await api('DELETE', `/api/keys/${seg(k.key_id)}`);
+              notice(`Key ${k.name} revoked.`);
+              await loadKeys();
+            }, { region: $('keys-error'), className: 'small danger', ariaLabel: `Revoke key ${k.name}` }))],
       }))));
   } catch (err) {
     showError($('keys-error'), err);
@@ -116,7 +136,7 @@ async function loadUsers() {
     showError($('users-error'), null);
     const me = $('who').textContent;
     fill($('users'), users.length === 0 ? empty('No users.') : table('Users', ['User', 'Role', 'Created', 'Action'],
-      users.map((u) => [u.username, u.role, fmtTime(u.created_at),
+      users.map((u) => [userName(u), u.role, fmtTime(u.created_at),
         u.username === me ? el('span', { class: 'hint' }, 'you')
           : confirmButton('Remove', 'Confirm remove', async () => {
             await api('DELETE', `/api/users/${seg(u.username)}`);
@@ -141,6 +161,13 @@ export function initAdmin() {
     await api('POST', '/api/users', { username: v.username, password: v.password, role: v.role });
     form.reset();
     notice(`User ${v.username} added.`);
+    await loadUsers();
+  });
+  onSubmit($('password-form'), async (v, form) => {
+    if (!v.username || !v.password) throw new Error('Enter the user name and the new password.');
+    await api('PUT', `/api/users/${seg(v.username)}/password`, { password: v.password });
+    form.reset();
+    notice(`Password of ${v.username} set; their sessions have ended.`);
     await loadUsers();
   });
   // The budget is read by the dashboard's refresh, with the pools.

@@ -1,12 +1,14 @@
 // The vendor portal: customers with live usage and their custom hosts, add a customer,
 // provision a package, suspend/resume packages, pending requests for more seats, the
-// usage report.
+// usage report, webhooks, API clients.
 import { api, logout, seg } from './api.js';
 import {
   el, fill, table, empty, showError, notice, onSubmit, actionButton, showSecret, fmtClock,
   fmtMoney, whole, decimal,
 } from './ui.js';
 import { initUsage } from './usage-chart.js';
+import { loadWebhooks } from './vendor-webhooks.js';
+import { loadClients } from './vendor-oauth.js';
 
 const $ = (id) => document.getElementById(id);
 document.getElementById('logout').addEventListener('click', logout);
@@ -212,11 +214,12 @@ onSubmit($('provision'), async (v, form) => {
   $('p-tenant').value = tenant;
 });
 
-$('refresh').addEventListener('click', () => Promise.all([loadCustomers(), loadRequests()]));
+const loadAll = () => Promise.all([loadCustomers(), loadRequests(), loadWebhooks(), loadClients()]);
+$('refresh').addEventListener('click', loadAll);
 // Back to a tab that was hidden: the counts are read again once.
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible') Promise.all([loadCustomers(), loadRequests()]);
+  if (document.visibilityState === 'visible') loadAll();
 });
 
-await Promise.all([loadCustomers(), loadRequests()]);
+await loadAll();
 initUsage();

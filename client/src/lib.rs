@@ -7,9 +7,17 @@
 //!   histograms.
 //! - [`signing`]: how a client signs a borrow; the server's verifier uses the same
 //!   canonical strings.
+//! - [`offline_token`]: the offline token of an offline checkout (claims, signing,
+//!   JWKS, verification); the server signs with it, [`token`] (`permetrix token
+//!   verify`) checks one without the broker.
+//!
+//! - [`tls`]: the HTTP client's TLS (public roots, plus `--ca-cert`).
 //!
 //! The `permetrix` binary embeds [`run::RunArgs`] and [`load::LoadArgs`] in its command
 //! line and calls [`run::run`] and [`load::main`].
 pub mod load;
+pub mod offline_token;
 pub mod run;
 pub mod signing;
+pub mod tls;
+pub mod token;

@@ -4,9 +4,15 @@
 //! heartbeat every third of the lease, return the seat when the command exits or the
 //! wrapper is interrupted (SIGINT/SIGTERM are forwarded to the command), and exit with
 //! the command's code. No seat: exit 75 (EX_TEMPFAIL) with the reason on stderr.
+//!
+//! With `--offline HOURS` the seat is an offline checkout: its token is stored
+//! (`offline`), the command runs without heartbeats (the broker may be out of reach
+//! meanwhile), and the seat is returned early at the end if the broker answers.
 mod api;
+mod offline;
 
 use std::net::ToSocketAddrs;
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -18,6 +24,9 @@ use tokio::sync::oneshot;
 
 pub use api::key_reference;
 use api::{Api, CallError, Endpoint};
+
+use crate::tls::{ExtraRoots, http_client};
+pub use offline::default_token_path;
 
 /// `permetrix run`.
 #[derive(Debug, Args)]
@@ -37,6 +46,26 @@ pub struct RunArgs {
     /// Lease length in seconds (30-86400; default: the tenant's setting).
     #[arg(long, env = "PERMETRIX_LEASE", value_parser = clap::value_parser!(u32).range(30..=86_400))]
     pub lease: Option<u32>,
+    /// Check the seat out for HOURS (1-8760) and run without heartbeats: the broker
+    /// may be unreachable while the command runs. The seat is returned at the end if
+    /// the broker answers, else it frees itself when the checkout ends.
+    #[arg(long, env = "PERMETRIX_OFFLINE", value_name = "HOURS", conflicts_with = "lease",
+          value_parser = clap::value_parser!(u32).range(1..=8_760))]
+    pub offline: Option<u32>,
+    /// Where to store the offline token (mode 0600; default
+    /// $XDG_STATE_HOME/permetrix/offline/<borrow id>.jwt, with XDG_STATE_HOME defaulting
+    /// to ~/.local/state). The command finds it in $PERMETRIX_OFFLINE_TOKEN_FILE.
+    #[arg(
+        long,
+        env = "PERMETRIX_TOKEN_FILE",
+        value_name = "PATH",
+        requires = "offline"
+    )]
+    pub token_file: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file for https:// (a broker behind a
+    /// private CA); the public roots stay trusted.
+    #[arg(long, env = "PERMETRIX_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
     /// Connect to HOST:PORT instead of the URL's host, keeping the URL's Host header.
     #[arg(long, env = "PERMETRIX_CONNECT")]
     pub connect: Option<String>,
@@ -65,6 +94,8 @@ fn default_user() -> String {
 pub const EXIT_NO_SEAT: u8 = 75;
 /// Exit code for unusable arguments or environment (sysexits.h `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;
+/// Exit code when the offline token cannot be stored (sysexits.h `EX_CANTCREAT`).
+pub const EXIT_CANT_CREATE: u8 = 73;
 
 fn say(line: impl std::fmt::Display) {
     eprintln!("permetrix: {line}");
@@ -120,33 +151,6 @@ fn endpoint(args: &RunArgs) -> Result<Endpoint, String> {
     })
 }
 
-fn client() -> awc::Client {
-    let builder = awc::Client::builder().timeout(Duration::from_secs(30));
-    #[cfg(feature = "tls")]
-    let builder = builder.connector(awc::Connector::new().rustls_0_23(tls_config()));
-    builder.finish()
-}
-
-/// rustls with the ring provider and the Mozilla root set (webpki-roots): no system
-/// certificate store is needed in slim build-agent images.
-#[cfg(feature = "tls")]
-fn tls_config() -> std::sync::Arc<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(b) => b.with_root_certificates(roots).with_no_client_auth(),
-        // ring implements every default protocol version, so this is not reached;
-        // fall back to rustls' own defaults rather than fail.
-        Err(_) => rustls::ClientConfig::builder()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    std::sync::Arc::new(config)
-}
-
 /// Runs `permetrix run`; returns the process exit code.
 pub async fn run(args: RunArgs) -> u8 {
     let endpoint = match endpoint(&args) {
@@ -156,7 +160,14 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let api = Api::new(endpoint, client());
+    let roots = match args.ca_cert.as_deref().map(ExtraRoots::load).transpose() {
+        Ok(roots) => roots.unwrap_or_default(),
+        Err(e) => {
+            say(e);
+            return EXIT_USAGE;
+        }
+    };
+    let api = Api::new(endpoint, http_client(Duration::from_secs(30), &roots));
     let (Ok(mut sigint), Ok(mut sigterm)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -168,7 +179,11 @@ pub async fn run(args: RunArgs) -> u8 {
     // 1. A seat (queueing), interruptible.
     let key = Api::new_key();
     let started = Instant::now();
-    let borrow = api.borrow(&args.tool, &args.user, args.wait, args.lease, &key);
+    let length = match args.offline {
+        Some(hours) => api::Length::Offline(hours),
+        None => api::Length::Lease(args.lease),
+    };
+    let borrow = api.borrow(&args.tool, &args.user, args.wait, length, &key);
     let progress = async {
         if args.wait == 0 {
             return std::future::pending().await;
@@ -199,20 +214,57 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_NO_SEAT;
         }
     };
-    say(format_args!(
-        "holding a seat of '{}' (borrow {}, lease {} s)",
-        seat.tool, seat.id, seat.lease_seconds
-    ));
+    let mut command = Command::new(&args.command[0]);
+    command.args(&args.command[1..]);
+    let token_file = match &seat.offline {
+        None => {
+            say(format_args!(
+                "holding a seat of '{}' (borrow {}, lease {} s)",
+                seat.tool, seat.id, seat.lease_seconds
+            ));
+            None
+        }
+        Some(checkout) => {
+            let Some(path) = args
+                .token_file
+                .clone()
+                .or_else(|| default_token_path(&seat.id))
+            else {
+                say("cannot tell where to store the offline token: set HOME or pass --token-file");
+                give_back(&api, &seat.id).await;
+                return EXIT_CANT_CREATE;
+            };
+            if let Err(e) = offline::store_token(&path, &checkout.token) {
+                say(format_args!(
+                    "cannot store the offline token in {}: {e}",
+                    path.display()
+                ));
+                give_back(&api, &seat.id).await;
+                return EXIT_CANT_CREATE;
+            }
+            say(format_args!(
+                "checked out a seat of '{}' until {} (borrow {}); offline token in {}; \
+                 running without heartbeats",
+                seat.tool,
+                checkout.expires_at,
+                seat.id,
+                path.display()
+            ));
+            command.env(offline::TOKEN_FILE_ENV, &path);
+            Some(path)
+        }
+    };
 
-    // 2. The command, with heartbeats; signals are forwarded to it.
-    let mut child = match Command::new(&args.command[0])
-        .args(&args.command[1..])
-        .spawn()
-    {
+    // 2. The command, with heartbeats (none for an offline checkout); signals are
+    //    forwarded to it.
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             say(format_args!("cannot start '{}': {e}", args.command[0]));
-            give_back(&api, &seat.id).await;
+            match &token_file {
+                Some(path) => offline::finish(&api, &seat, path).await,
+                None => give_back(&api, &seat.id).await,
+            }
             return if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {
@@ -227,7 +279,8 @@ pub async fn run(args: RunArgs) -> u8 {
     });
     let beat = Duration::from_secs((seat.lease_seconds / 3).max(1));
     let mut heartbeat = actix_rt::time::interval_at(actix_rt::time::Instant::now() + beat, beat);
-    let mut lease_lost = false;
+    // An offline checkout is never heartbeated: it lasts until its end.
+    let mut lease_lost = seat.offline.is_some();
     let status = loop {
         tokio::select! {
             s = &mut done => break s,
@@ -245,8 +298,10 @@ pub async fn run(args: RunArgs) -> u8 {
     };
 
     // 3. Give the seat back, then exit like the command.
-    if !lease_lost {
-        give_back(&api, &seat.id).await;
+    match &token_file {
+        Some(path) => offline::finish(&api, &seat, path).await,
+        None if !lease_lost => give_back(&api, &seat.id).await,
+        None => {}
     }
     exit_code(status)
 }

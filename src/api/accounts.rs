@@ -7,7 +7,7 @@ use permetrix_actors::messages::Provision;
 use permetrix_storage::records::{
     ApiKeyRecord, Lifecycle, PackageIndexRecord, PackageRecord, Scope, TenantRecord, VendorRecord,
 };
-use permetrix_storage::{CustomHost, TenantId, VendorId};
+use permetrix_storage::{CustomHost, Location, TenantId, VendorId};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -242,16 +242,68 @@ pub async fn create_expiring_key(
     })
 }
 
+/// A key issued to replace another, which it revoked.
+#[derive(Serialize)]
+pub struct RotatedKey {
+    /// The new key (secret shown once).
+    #[serde(flatten)]
+    pub key: CreatedKey,
+    /// The key it replaces, revoked now.
+    pub replaced_key_id: String,
+}
+
+/// Replaces a working key by a new `pmx_t_…` key with the same name, scope and expiry,
+/// revoking the old one in the same write (how keys imported from the old license
+/// server are moved to the permetrix format, or a leaked key is replaced). 404 for an
+/// unknown key, 409 `key_inactive` for one that no longer works.
+pub async fn rotate_key(state: &AppState, tenant: &TenantId, key_id: &str) -> Result<RotatedKey> {
+    let old = state
+        .platform
+        .api_key(tenant, key_id)?
+        .ok_or_else(|| unknown_key(key_id))?;
+    let at = now(state);
+    if old.revoked_at.is_some() || old.expires_at.is_some_and(|e| at >= e) {
+        return Err(ApiError::Conflict {
+            code: "key_inactive",
+            detail: format!(
+                "key '{key_id}' is revoked or expired; create a new key with POST /api/keys"
+            ),
+        });
+    }
+    let (mut record, key) = new_key_record(state, tenant, old.name.clone(), old.scope);
+    record.expires_at = old.expires_at;
+    state
+        .platform
+        .rotate_api_key(&old, &record, at)?
+        .wait()
+        .await?;
+    state.streams.end_key(tenant, &old.key_id);
+    Ok(RotatedKey {
+        key: CreatedKey {
+            key_id: record.key_id,
+            api_key: key,
+            name: record.name,
+            scope: scope_name(record.scope),
+            expires_at: record.expires_at.map(permetrix_actors::domain::rfc3339),
+        },
+        replaced_key_id: old.key_id,
+    })
+}
+
+fn unknown_key(key_id: &str) -> ApiError {
+    ApiError::NotFound {
+        code: "unknown_key",
+        detail: format!("this tenant has no API key '{key_id}'"),
+    }
+}
+
 /// Revokes a key; effective on the next request (keys are read on every request), and
 /// at once for the event streams it holds open.
 pub async fn revoke_key(state: &AppState, tenant: &TenantId, key_id: &str) -> Result<()> {
     state
         .platform
         .revoke_api_key(tenant, key_id, now(state))?
-        .ok_or_else(|| ApiError::NotFound {
-            code: "unknown_key",
-            detail: format!("this tenant has no API key '{key_id}'"),
-        })?
+        .ok_or_else(|| unknown_key(key_id))?
         .wait()
         .await?;
     state.streams.end_key(tenant, key_id);
@@ -323,9 +375,15 @@ pub async fn set_custom_hosts(
 }
 
 /// Soft-deletes a tenant: its actor stops, its host answers 404, its custom hosts are
-/// released (they route nowhere, and another tenant may claim them), records stay.
+/// released (they route nowhere, and another tenant may claim them), records stay. A
+/// tenant owned by another broker is deleted there, where its actor runs.
 pub async fn delete_tenant(state: &AppState, tenant: &str) -> Result<()> {
     let id = TenantId::parse(tenant).map_err(|e| ApiError::not_found(e.to_string()))?;
+    if !state.registry.is_active(&id)
+        && let Location::Remote(owner) = state.registry.locate(&id).await?
+    {
+        return Err(ApiError::Elsewhere(owner));
+    }
     let delete = || state.platform.soft_delete_tenant(&id);
     let deleted = state
         .custom_hosts
@@ -349,6 +407,8 @@ pub async fn delete_vendor(state: &AppState, vendor: &str) -> Result<()> {
         .wait()
         .await?;
     state.signing_keys.forget(id.as_str());
+    state.webhooks.forget_vendor(&id);
+    state.offline_keys.forget(id.as_str());
     Ok(())
 }
 

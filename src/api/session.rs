@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::client::client_address;
+use crate::auth::password::Verdict;
 use crate::auth::session::{self, Refusal, Session, SessionPrincipal};
 use crate::auth::{Principal, bearer, identify_key, invalid_key, now, wrong_place};
 use crate::http::error::{ApiError, Result};
@@ -43,8 +44,8 @@ fn role_name(role: UserRole) -> &'static str {
 
 /// An account that may log in on this host.
 struct Account {
-    /// argon2id PHC string.
-    hash: String,
+    /// The stored password hash; `None` for a user whose password was never set.
+    hash: Option<String>,
     subject: SessionSubject,
     role: &'static str,
 }
@@ -61,7 +62,7 @@ fn account(state: &AppState, ctx: &HostContext, username: &str) -> Result<Option
                 .vendor(&id)?
                 .filter(|v| v.lifecycle == Lifecycle::Active);
             Ok(vendor.and_then(|v| v.password_hash).map(|hash| Account {
-                hash,
+                hash: Some(hash),
                 subject: SessionSubject::Vendor {
                     vendor_id: id.to_string(),
                 },
@@ -184,12 +185,12 @@ async fn login(
     state.security.admit_login(&throttle_key, addr, at)?;
 
     let account = account(&state, &ctx, &username)?;
-    let hash = account.as_ref().map(|a| a.hash.clone());
-    let verified = state
+    let hash = account.as_ref().and_then(|a| a.hash.clone());
+    let verdict = state
         .security
-        .verify_password(host_key, password, hash)
+        .verify_password(host_key, password.clone(), hash)
         .await?;
-    let Some(account) = account.filter(|_| verified) else {
+    let Some(account) = account.filter(|_| verdict != Verdict::Wrong) else {
         state.security.login_failed(&throttle_key, addr, at);
         return Err(ApiError::Unauthorized {
             code: "invalid_credentials",
@@ -197,6 +198,9 @@ async fn login(
         });
     };
     state.security.login_succeeded(&throttle_key);
+    if verdict == Verdict::RightUpgrade {
+        upgrade_imported_hash(&state, &account, password).await?;
+    }
 
     let (token, record) = session::create(&state, &req, account.subject).await?;
     let mut reply = json!({
@@ -215,6 +219,39 @@ async fn login(
         .json(reply))
 }
 
+/// Replaces the imported hash a login just verified by argon2id, durably, before the
+/// login is answered: the old server's hash is not kept a login longer than needed.
+async fn upgrade_imported_hash(
+    state: &AppState,
+    account: &Account,
+    password: String,
+) -> Result<()> {
+    let (
+        SessionSubject::TenantUser {
+            tenant_id,
+            username,
+            ..
+        },
+        Some(old),
+    ) = (&account.subject, &account.hash)
+    else {
+        return Ok(());
+    };
+    let tenant = TenantId::parse(tenant_id).map_err(ApiError::internal)?;
+    let new = state
+        .security
+        .hash_password(tenant.as_str(), password)
+        .await?;
+    if let Some(written) = state
+        .platform
+        .upgrade_user_password(&tenant, username, old, new)?
+    {
+        written.wait().await?;
+        tracing::info!(tenant = %tenant, user = %username, "imported password hash replaced by argon2id");
+    }
+    Ok(())
+}
+
 /// Who calls `/api/auth/*`: a portal session, or an API key of this host.
 enum Caller {
     Session(Session),
@@ -231,7 +268,10 @@ fn current_caller(state: &AppState, req: &HttpRequest) -> Result<Caller> {
             Some(Ok(p)) => {
                 let here = match (&p, &ctx) {
                     (Principal::Tenant { tenant, .. }, HostContext::Tenant(t)) => tenant == t,
-                    (Principal::Vendor(_), HostContext::Vendor) => true,
+                    (
+                        Principal::Vendor(_) | Principal::VendorClient { .. },
+                        HostContext::Vendor,
+                    ) => true,
                     _ => false,
                 };
                 if here {
@@ -288,6 +328,18 @@ async fn me(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse
                 "tenant_id": tenant.as_str(),
                 "key_id": key_id,
                 "scope": crate::api::accounts::scope_name(scope),
+            })));
+        }
+        Caller::Key(Principal::VendorClient {
+            vendor,
+            client_id,
+            scope,
+        }) => {
+            return Ok(HttpResponse::Ok().json(json!({
+                "kind": "oauth_token",
+                "vendor_id": vendor.as_str(),
+                "client_id": client_id,
+                "scope": scope.to_string(),
             })));
         }
         Caller::Key(principal) => {

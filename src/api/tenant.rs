@@ -7,10 +7,11 @@ mod keys;
 pub(super) mod ledger;
 mod licenses;
 mod limits;
+mod offline;
 mod queue;
 pub(super) mod requests;
 pub(super) mod usage;
-mod users;
+pub mod users;
 
 use actix_web::web;
 

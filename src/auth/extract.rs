@@ -6,6 +6,7 @@ use futures_util::future::{Either, LocalBoxFuture, Ready, ready};
 use permetrix_storage::records::{Scope, UserRole};
 use permetrix_storage::{TenantId, Timestamp, VendorId};
 
+use super::oauth::{self, Scopes};
 use super::session::{self, Refusal, Session, SessionPrincipal};
 use super::streams::Holder;
 use super::{AuthContext, Principal, identify_key, invalid_key};
@@ -284,11 +285,34 @@ impl FromRequest for AnyTenantCaller {
     }
 }
 
-/// A vendor authenticated on the vendor host.
+/// A vendor authenticated on the vendor host: by its API key, a portal session, or an
+/// OAuth access token whose scope covers the route (see [`oauth::required_scope`]).
 #[derive(Clone, Debug)]
 pub struct VendorAuth {
     /// The vendor.
     pub vendor: VendorId,
+}
+
+/// Admits an OAuth access token on this route if its scope covers it: 403
+/// `insufficient_scope` otherwise, naming what is missing.
+fn token_on_route(
+    req: &HttpRequest,
+    vendor: VendorId,
+    scope: Scopes,
+) -> Result<VendorAuth, ApiError> {
+    let pattern = req.match_pattern().unwrap_or_default();
+    match oauth::required_scope(req.method(), &pattern) {
+        Some(needed) => match scope.lacking(needed) {
+            None => Ok(VendorAuth { vendor }),
+            Some(missing) => Err(insufficient_scope(&format!(
+                "this access token's scope ({scope}) lacks '{missing}', which this endpoint needs"
+            ))),
+        },
+        None => Err(insufficient_scope(
+            "this endpoint takes the vendor API key or a portal session, not an OAuth access \
+             token",
+        )),
+    }
 }
 
 impl FromRequest for VendorAuth {
@@ -323,6 +347,9 @@ impl FromRequest for VendorAuth {
             None => refuse_opaque(state, token),
             Some(Err(e)) => now(Err(e)),
             Some(Ok(Principal::Vendor(vendor))) => now(Ok(VendorAuth { vendor })),
+            Some(Ok(Principal::VendorClient { vendor, scope, .. })) => {
+                now(token_on_route(req, vendor, scope))
+            }
             Some(Ok(_)) => now(Err(wrong_place())),
         }
     }

@@ -1,7 +1,11 @@
-//! argon2id for passwords and the operator token, always off the request thread.
+//! Password hashes: argon2id for passwords and the operator token, always off the
+//! request thread; and, for portal users imported from the old license server, passlib's
+//! `pbkdf2_sha256` ([`passlib`]), accepted until the first login replaces it.
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
+
+pub mod passlib;
 
 /// argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane).
 fn hasher() -> Argon2<'static> {
@@ -30,6 +34,36 @@ pub fn verify(secret: &str, phc: Option<&str>) -> bool {
     hasher().verify_password(secret.as_bytes(), &parsed).is_ok()
 }
 
+/// What checking a portal user's password found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Wrong password, unknown user, or a user without a password.
+    Wrong,
+    /// Right, against an argon2id hash.
+    Right,
+    /// Right, against an imported hash that is to be replaced by argon2id now.
+    RightUpgrade,
+}
+
+/// Verifies a portal user's password against the stored hash, whichever kind it is
+/// (blocking: call inside `web::block`). `None` (an unknown user, or one whose password
+/// was never set) costs a dummy argon2id check, as before imported hashes existed.
+pub fn verify_stored(secret: &str, stored: Option<&str>) -> Verdict {
+    match stored.filter(|s| s.starts_with(passlib::PREFIX)) {
+        Some(imported) => match passlib::Pbkdf2Sha256::parse(imported) {
+            Ok(h) if h.verify(secret.as_bytes()) => Verdict::RightUpgrade,
+            Ok(_) => Verdict::Wrong,
+            // Checked at import; unreadable now means damaged: refuse at a known cost.
+            Err(_) => {
+                verify(secret, None);
+                Verdict::Wrong
+            }
+        },
+        None if verify(secret, stored) => Verdict::Right,
+        None => Verdict::Wrong,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +76,20 @@ mod tests {
         assert!(!verify("wrong", Some(&h)));
         assert!(!verify("correct horse", None));
         assert!(!verify("x", Some("not a phc string")));
+    }
+
+    #[test]
+    fn stored_hashes_of_either_kind_verify_and_imported_ones_ask_for_an_upgrade() {
+        let argon = hash("correct horse").unwrap();
+        assert_eq!(verify_stored("correct horse", Some(&argon)), Verdict::Right);
+        assert_eq!(verify_stored("wrong", Some(&argon)), Verdict::Wrong);
+        let imported = passlib::tests::DERIVED;
+        assert_eq!(
+            verify_stored(imported.0, Some(imported.1)),
+            Verdict::RightUpgrade
+        );
+        assert_eq!(verify_stored("wrong", Some(imported.1)), Verdict::Wrong);
+        assert_eq!(verify_stored("x", None), Verdict::Wrong);
+        assert_eq!(verify_stored("x", Some("$pbkdf2-sha256$x")), Verdict::Wrong);
     }
 }

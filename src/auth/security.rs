@@ -6,10 +6,11 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use permetrix_storage::TenantId;
+use permetrix_storage::{TenantId, VendorId};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::fair_slots::{FairSlots, Slot};
+use super::key_cache::KeyCache;
 use super::key_usage::KeyUsage;
 use super::password;
 use super::session::SessionConfig;
@@ -21,6 +22,8 @@ use crate::http::rate_limit::KeyedLimiter;
 /// Locks that make "count, then create" of keys and users one step per tenant (tenants
 /// share a lock when their ids hash alike: fixed memory).
 const CREATION_LOCKS: usize = 64;
+/// Verified API keys kept in memory (~250 bytes each).
+const KEY_CACHE_ENTRIES: usize = 100_000;
 /// Slots of each keyed limiter (8 bytes each) and throttle (24 bytes each).
 const LIMITER_SLOTS: usize = 1 << 16;
 const THROTTLE_SLOTS: usize = 1 << 14;
@@ -47,6 +50,8 @@ pub struct SecurityState {
     address_failures: FailureThrottle,
     /// `last_used_at` of API keys, pending persistence.
     pub key_usage: KeyUsage,
+    /// API keys verified before, so that a request reads no key from the store.
+    pub key_cache: KeyCache,
     argon_slots: FairSlots,
     creation_locks: Box<[Mutex<()>]>,
     creation_hasher: RandomState,
@@ -82,6 +87,7 @@ impl SecurityState {
                 THROTTLE_SLOTS,
             ),
             key_usage: KeyUsage::new(1_000_000),
+            key_cache: KeyCache::new(KEY_CACHE_ENTRIES),
             argon_slots: FairSlots::new(ARGON_SLOTS),
             creation_locks: (0..CREATION_LOCKS).map(|_| Mutex::new(())).collect(),
             creation_hasher: RandomState::new(),
@@ -132,8 +138,20 @@ impl SecurityState {
     /// ([`Limits::max_keys_per_tenant`], [`Limits::max_users_per_tenant`]) are checked
     /// and kept in one step.
     pub async fn creation_lock(&self, tenant: &TenantId) -> MutexGuard<'_, ()> {
-        let stripe = self.creation_hasher.hash_one(tenant.as_str()) as usize % CREATION_LOCKS;
-        self.creation_locks[stripe].lock().await
+        self.creation_stripe(tenant.as_str()).lock().await
+    }
+
+    /// Holds creation of a vendor's OAuth clients to one at a time, so that their cap
+    /// is checked and kept in one step.
+    pub async fn vendor_creation_lock(&self, vendor: &VendorId) -> MutexGuard<'_, ()> {
+        self.creation_stripe(&("vendor", vendor.as_str()))
+            .lock()
+            .await
+    }
+
+    fn creation_stripe(&self, owner: &(impl std::hash::Hash + ?Sized)) -> &Mutex<()> {
+        let stripe = self.creation_hasher.hash_one(owner) as usize % CREATION_LOCKS;
+        &self.creation_locks[stripe]
     }
 
     /// Password hashes (logins, new users) waiting for a slot now.
@@ -197,16 +215,16 @@ impl SecurityState {
     }
 
     /// Verifies a password of `party` (see [`SecurityState::hash_password`]) off the
-    /// request thread; `None` verifies against a dummy hash so that unknown users cost
-    /// as much as known ones.
+    /// request thread against the stored hash of either kind; `None` verifies against a
+    /// dummy hash so that unknown users cost as much as known ones.
     pub async fn verify_password(
         &self,
         party: &str,
         password: String,
         hash: Option<String>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<password::Verdict, ApiError> {
         let _slot = self.argon_slot(party).await?;
-        actix_web::web::block(move || password::verify(&password, hash.as_deref()))
+        actix_web::web::block(move || password::verify_stored(&password, hash.as_deref()))
             .await
             .map_err(ApiError::internal)
     }

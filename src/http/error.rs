@@ -9,7 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use permetrix_actors::TenantError;
 use permetrix_actors::domain::DomainError;
-use permetrix_storage::StorageError;
+use permetrix_storage::{Broker, StorageError};
 use serde::Serialize;
 
 /// Result of a handler.
@@ -103,6 +103,21 @@ pub enum ApiError {
         /// Sentence.
         detail: String,
     },
+    /// An error of the OAuth 2.0 token endpoint (RFC 6749 §5.2): 401 with a `Basic`
+    /// challenge for `invalid_client`, else 400; the body also carries the RFC's
+    /// `error_description`.
+    #[error("{detail}")]
+    OAuth {
+        /// The RFC's error code.
+        code: &'static str,
+        /// Sentence.
+        detail: String,
+    },
+    /// 503 `tenant_elsewhere` with `Retry-After`: another broker owns the tenant. The
+    /// routing middleware sends such a request to the owner where it can
+    /// (`crate::http::routing`); what is left is answered, and the client retries.
+    #[error("this tenant is served by another broker ({}) right now; retry shortly", .0.node)]
+    Elsewhere(Broker),
     /// A rule of the domain refused the operation.
     #[error(transparent)]
     Domain(#[from] DomainError),
@@ -113,6 +128,14 @@ pub enum ApiError {
 
 /// Code of the 503 that refuses a request for a full tenant mailbox.
 const TENANT_OVERLOADED: &str = "tenant_overloaded";
+/// Code of the 503 of a request whose tenant another broker owns.
+const TENANT_ELSEWHERE: &str = "tenant_elsewhere";
+/// How soon a request for a tenant that moved may be retried.
+const MOVED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// `Retry-After` of a quarantined tenant's refusals: only an operator ends a quarantine,
+/// so clients are asked to come back in a minute rather than at once.
+pub const QUARANTINE_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl ApiError {
     /// The `Retry-After` of a refusal for a full tenant mailbox (`None` for any other
@@ -124,6 +147,14 @@ impl ApiError {
                 retry_after,
                 ..
             } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The broker that owns the tenant, for a request that belongs there.
+    pub fn elsewhere(&self) -> Option<&Broker> {
+        match self {
+            ApiError::Elsewhere(broker) => Some(broker),
             _ => None,
         }
     }
@@ -183,8 +214,10 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Unavailable { code, .. }
             | ApiError::TooManyRequests { code, .. }
-            | ApiError::RequestLimit { code, .. } => code,
+            | ApiError::RequestLimit { code, .. }
+            | ApiError::OAuth { code, .. } => code,
             ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::Elsewhere(_) => TENANT_ELSEWHERE,
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Domain(e) => e.code(),
@@ -205,6 +238,7 @@ fn domain_status(e: &DomainError) -> StatusCode {
         DomainError::NoSeats { .. }
         | DomainError::MaxOverageReached { .. }
         | DomainError::UserLimitReached { .. }
+        | DomainError::OfflineLimitReached { .. }
         | DomainError::PackageExists(_) => StatusCode::CONFLICT,
         DomainError::SpendCapReached { .. } | DomainError::PackageInactive { .. } => {
             StatusCode::FORBIDDEN
@@ -222,6 +256,9 @@ fn domain_status(e: &DomainError) -> StatusCode {
 struct Body<'a> {
     error: &'a str,
     detail: String,
+    /// The same sentence under the name OAuth 2.0 clients read (token endpoint only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<String>,
 }
 
 impl ResponseError for ApiError {
@@ -235,9 +272,13 @@ impl ResponseError for ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Elsewhere(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestLimit { status, .. } => *status,
+            ApiError::OAuth { code, .. } if *code == "invalid_client" => StatusCode::UNAUTHORIZED,
+            ApiError::OAuth { .. } => StatusCode::BAD_REQUEST,
             ApiError::Domain(e) => domain_status(e),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -260,17 +301,37 @@ impl ResponseError for ApiError {
                     HeaderValue::from(retry_after.as_secs().max(1)),
                 ));
             }
+            ApiError::Elsewhere(_) => {
+                res.insert_header((
+                    header::RETRY_AFTER,
+                    HeaderValue::from(MOVED_RETRY_AFTER.as_secs()),
+                ));
+            }
             ApiError::Unauthorized { .. } => {
                 res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
             ApiError::MethodNotAllowed { allow } => {
                 res.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
+            ApiError::OAuth { code, .. } => {
+                // RFC 6749 §5.1/§5.2: token responses are never cached; a failed client
+                // authentication is challenged with the scheme the endpoint takes.
+                res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+                res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+                if *code == "invalid_client" {
+                    res.insert_header((
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"permetrix\""),
+                    ));
+                }
+            }
             _ => {}
         }
+        let error_description = matches!(self, ApiError::OAuth { .. }).then(|| detail.clone());
         res.json(Body {
             error: self.code(),
             detail,
+            error_description,
         })
     }
 }
@@ -301,17 +362,18 @@ impl From<TenantError> for ApiError {
                 detail: format!("the tenant is temporarily unavailable: {why}; retry shortly"),
                 retry_after: Duration::from_secs(1),
             },
-            TenantError::Storage(s) => s.into(),
-            // Reached only where routing did not send the request to the owner first
-            // (SCALE-OUT.md, "Routing"): the client retries and lands on the owner.
-            TenantError::Elsewhere(broker) => ApiError::Unavailable {
-                code: "tenant_elsewhere",
+            TenantError::Quarantined { restarts, period } => ApiError::Unavailable {
+                code: "tenant_unavailable",
                 detail: format!(
-                    "this tenant is served by another broker ({}) right now; retry shortly",
-                    broker.node
+                    "this tenant is quarantined: its actor crashed {restarts} times within {} s, \
+                     so its requests are refused until the platform operator resumes it; \
+                     retrying sooner will not help",
+                    period.as_secs()
                 ),
-                retry_after: Duration::from_secs(1),
+                retry_after: QUARANTINE_RETRY_AFTER,
             },
+            TenantError::Storage(s) => s.into(),
+            TenantError::Elsewhere(broker) => ApiError::Elsewhere(broker),
             TenantError::Timeout => ApiError::Unavailable {
                 code: "timeout",
                 detail: "the tenant did not answer in time; retry shortly".into(),
@@ -338,6 +400,15 @@ impl From<StorageError> for ApiError {
             StorageError::AlreadyExists { table, key } => ApiError::Conflict {
                 code: "already_exists",
                 detail: format!("{table} '{key}' already exists"),
+            },
+            // The write was not applied and its actor stopped: a retry reaches the
+            // tenant's new owner.
+            StorageError::Fenced { .. } => ApiError::Unavailable {
+                code: TENANT_ELSEWHERE,
+                detail: "this tenant moved to another broker; the request was not applied, \
+                         retry"
+                    .into(),
+                retry_after: MOVED_RETRY_AFTER,
             },
             other => {
                 tracing::error!(error = %other, "storage error");

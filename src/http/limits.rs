@@ -151,7 +151,8 @@ pub async fn enforce<S: Edge>(
     next.call(req).await.map(|r| r.map_into_left_body())
 }
 
-fn has_body(req: &ServiceRequest) -> bool {
+/// Whether the request announces a body.
+pub fn has_body(req: &ServiceRequest) -> bool {
     let headers = req.headers();
     headers.contains_key(header::TRANSFER_ENCODING)
         || headers

@@ -22,7 +22,7 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::families::{
     ATTEMPTS, BORROW_DURATION, BORROWED, FAILURE, MAILBOX_DEPTH, MESSAGE_DURATION, OVERAGE,
-    OVERAGE_CHECKOUTS, REJECTIONS, RESTARTS, SPECS, SUCCESS, Spec, TOTAL,
+    OVERAGE_CHECKOUTS, QUARANTINED, QUARANTINES, REJECTIONS, RESTARTS, SPECS, SUCCESS, Spec, TOTAL,
 };
 use super::names;
 use super::tenant::{TenantSeries, TenantSeriesMap};
@@ -160,7 +160,8 @@ impl Family {
 }
 
 /// Which tenants keep their own label: all of them up to `max`, else the `max` most
-/// recently active (busy mailboxes first).
+/// recently active (busy mailboxes and quarantined tenants first: an operator must see
+/// those by name).
 fn named_tenants(
     series: &[Arc<TenantSeries>],
     depths: &HashMap<TenantId, usize>,
@@ -169,7 +170,7 @@ fn named_tenants(
     let mut ranked: Vec<(bool, u64, &TenantId)> = series
         .iter()
         .map(|s| {
-            let busy = depths.get(s.tenant()).is_some_and(|&d| d > 0);
+            let busy = s.is_quarantined() || depths.get(s.tenant()).is_some_and(|&d| d > 0);
             (busy, s.last_active(), s.tenant())
         })
         .collect();
@@ -221,6 +222,8 @@ impl Collector for TenantCollector {
         let mut messages = Family::new(&MESSAGE_DURATION);
         let mut restarts = Family::new(&RESTARTS);
         let mut rejections = Family::new(&REJECTIONS);
+        let mut quarantined = Family::new(&QUARANTINED);
+        let mut quarantines = Family::new(&QUARANTINES);
 
         for s in &series {
             let tenant = name_of(s.tenant());
@@ -258,7 +261,12 @@ impl Collector for TenantCollector {
                 vec![tenant.clone()],
                 scalar(s.restarts.load(Ordering::Relaxed)),
             );
-            rejections.add(vec![tenant], scalar(s.rejections.load(Ordering::Relaxed)));
+            rejections.add(
+                vec![tenant.clone()],
+                scalar(s.rejections.load(Ordering::Relaxed)),
+            );
+            quarantined.add(vec![tenant.clone()], scalar(u64::from(s.is_quarantined())));
+            quarantines.add(vec![tenant], scalar(s.quarantines.load(Ordering::Relaxed)));
         }
         // Depth of every running tenant, read now: a tenant that is gone has no entry.
         for (t, depth) in &depths {
@@ -278,6 +286,8 @@ impl Collector for TenantCollector {
             messages,
             restarts,
             rejections,
+            quarantined,
+            quarantines,
         ]
         .into_iter()
         .map(Family::into_proto)

@@ -85,7 +85,20 @@ pub(crate) const REJECTIONS: Spec = Spec {
     labels: &[label::TENANT],
 };
 
-pub(crate) const SPECS: [&Spec; 12] = [
+pub(crate) const QUARANTINED: Spec = Spec {
+    name: names::TENANT_QUARANTINED,
+    help: "1 while the tenant is quarantined after a crash loop (its requests get 503 until an operator resumes it), else 0.",
+    kind: MetricType::GAUGE,
+    labels: &[label::TENANT],
+};
+pub(crate) const QUARANTINES: Spec = Spec {
+    name: names::TENANT_QUARANTINES,
+    help: "Times the tenant was quarantined after a crash loop.",
+    kind: MetricType::COUNTER,
+    labels: &[label::TENANT],
+};
+
+pub(crate) const SPECS: [&Spec; 14] = [
     &ATTEMPTS,
     &SUCCESS,
     &FAILURE,
@@ -98,4 +111,6 @@ pub(crate) const SPECS: [&Spec; 12] = [
     &MESSAGE_DURATION,
     &RESTARTS,
     &REJECTIONS,
+    &QUARANTINED,
+    &QUARANTINES,
 ];

@@ -29,6 +29,10 @@ pub const MESSAGE_DURATION: &str = "permetrix_tenant_message_duration_seconds";
 pub const ACTOR_RESTARTS: &str = "permetrix_tenant_actor_restarts_total";
 /// Messages refused because the tenant's mailbox was full (answered 503).
 pub const MAILBOX_REJECTIONS: &str = "permetrix_tenant_mailbox_rejections_total";
+/// 1 while the tenant is quarantined after a crash loop (its requests get 503), else 0.
+pub const TENANT_QUARANTINED: &str = "permetrix_tenant_quarantined";
+/// Times the tenant was quarantined after a crash loop.
+pub const TENANT_QUARANTINES: &str = "permetrix_tenant_quarantines_total";
 /// Requests held until the `Retry-After` their connection was given with a 503
 /// `tenant_overloaded` (the client retried early).
 pub const EARLY_RETRIES_HELD: &str = "permetrix_early_retries_held_total";
@@ -36,6 +40,15 @@ pub const EARLY_RETRIES_HELD: &str = "permetrix_early_retries_held_total";
 pub const FLUSH_DURATION: &str = "permetrix_storage_flush_duration_seconds";
 /// Writes made durable by one flush.
 pub const FLUSH_BATCH_SIZE: &str = "permetrix_storage_flush_batch_size";
+
+/// Outbox events some active webhook endpoint has not received yet, over all tenants.
+pub const WEBHOOK_OUTBOX_DEPTH: &str = "permetrix_webhook_outbox_depth";
+/// Webhook delivery attempts, by outcome.
+pub const WEBHOOK_DELIVERIES: &str = "permetrix_webhook_deliveries_total";
+/// Events dropped undelivered because a tenant's outbox was full.
+pub const WEBHOOK_EVENTS_DROPPED: &str = "permetrix_webhook_events_dropped_total";
+/// Webhook endpoints disabled after failing for the whole retry period.
+pub const WEBHOOK_ENDPOINTS_DISABLED: &str = "permetrix_webhook_endpoints_disabled_total";
 
 /// Label names. None carries a user name or a borrow id.
 pub mod label {
@@ -53,6 +66,8 @@ pub mod label {
     pub const STATUS_CODE: &str = "status_code";
     /// Message kind handled by a tenant actor.
     pub const MESSAGE: &str = "message";
+    /// How a webhook delivery attempt ended.
+    pub const OUTCOME: &str = "outcome";
 }
 
 /// The `tenant` of series aggregated by the cardinality guard.
@@ -64,3 +79,25 @@ pub const UNKNOWN_TOOL: &str = "_unknown";
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// The `reason` of a borrow whose client went away before the answer.
 pub const CANCELLED: &str = "cancelled";
+
+/// Tenants this broker owns now (their actors run here), read at scrape time.
+pub const TENANTS_OWNED: &str = "permetrix_tenants_owned";
+/// Tenants acquired by this broker (at activation).
+pub const TENANT_ACQUISITIONS: &str = "permetrix_tenant_acquisitions_total";
+/// Tenants released by this broker (passivation, deletion; not the release of every
+/// tenant at shutdown, which is one step of the store).
+pub const TENANT_RELEASES: &str = "permetrix_tenant_releases_total";
+/// Writes refused because another broker owns their tenant now (their actor stops).
+pub const FENCED_WRITES: &str = "permetrix_fenced_writes_total";
+/// Idle tenant actors stopped to free their memory.
+pub const PASSIVATIONS: &str = "permetrix_tenant_passivations_total";
+/// Times this broker could not prove its lease and stopped every tenant's actor.
+pub const LEASE_LOSSES: &str = "permetrix_broker_lease_losses_total";
+/// Requests for a tenant owned by another broker answered with `fly-replay`.
+pub const REQUESTS_REPLAYED: &str = "permetrix_requests_replayed_total";
+/// Requests for a tenant owned by another broker forwarded to it (`--peer-forwarding`).
+pub const REQUESTS_FORWARDED: &str = "permetrix_requests_forwarded_total";
+/// Requests for a tenant owned by another broker that could not be routed there
+/// (answered `503` with `Retry-After`: a replayed or forwarded request that found yet
+/// another owner, no way to reach the owner, or the owner unreachable).
+pub const REQUESTS_UNROUTED: &str = "permetrix_requests_unrouted_total";

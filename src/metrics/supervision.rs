@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use permetrix_actors::domain::TenantState;
-use permetrix_actors::metrics::{ActorMetrics, TenantMetrics};
+use permetrix_actors::metrics::{ActorMetrics, OwnershipEvent, TenantMetrics};
 use permetrix_storage::TenantId;
 
 /// Counts restarts and refusals per tenant, then forwards to the next metrics sink.
@@ -74,6 +74,10 @@ impl ActorMetrics for SupervisionStats {
     fn tenant_removed(&self, tenant: &TenantId) {
         self.next.tenant_removed(tenant);
     }
+
+    fn ownership(&self, event: OwnershipEvent) {
+        self.next.ownership(event);
+    }
 }
 
 // Every hook is forwarded to `next`. A hook added to these traits later must be forwarded
@@ -91,6 +95,10 @@ impl TenantMetrics for TenantCounts {
     fn rejected(&self) {
         self.counts.rejections.fetch_add(1, Ordering::Relaxed);
         self.next.rejected();
+    }
+
+    fn quarantine_changed(&self, quarantined: bool) {
+        self.next.quarantine_changed(quarantined);
     }
 
     fn levels(&self, state: &TenantState) {
@@ -162,6 +170,10 @@ mod tests {
         fn levels(&self, _: &TenantState) {
             self.parent.log(format!("{} levels", self.generation));
         }
+        fn quarantine_changed(&self, on: bool) {
+            self.parent
+                .log(format!("{} quarantined {on}", self.generation));
+        }
     }
 
     #[test]
@@ -174,6 +186,7 @@ mod tests {
         first.restarted();
         first.rejected();
         first.levels(&TenantState::new(acme.clone()));
+        first.quarantine_changed(true);
         stats.tenant_removed(&acme);
         // Activated again: the next sink's series were dropped, so it needs a new handle.
         stats.for_tenant(&acme).restarted();
@@ -184,6 +197,7 @@ mod tests {
                 "0 restarted",
                 "0 rejected",
                 "0 levels",
+                "0 quarantined true",
                 "removed acme",
                 "1 restarted"
             ]

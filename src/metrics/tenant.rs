@@ -6,16 +6,17 @@
 //! series; the edge finds it with one sharded-map lookup and the tool's counters with
 //! a scan of a few entries under that tenant's own lock. No lock is shared between
 //! tenants.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use permetrix_actors::domain::TenantState;
-use permetrix_actors::metrics::{ActorMetrics, NoMetrics, TenantMetrics};
+use permetrix_actors::metrics::{ActorMetrics, NoMetrics, OwnershipEvent, TenantMetrics};
 use permetrix_storage::TenantId;
 use prometheus::{Histogram, HistogramOpts};
 
+use super::cluster::ClusterMetrics;
 use super::names;
 
 /// Borrow latency buckets (seconds): a borrow waits for one group commit.
@@ -72,6 +73,9 @@ pub(crate) struct TenantSeries {
     last_active: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) rejections: AtomicU64,
+    /// Whether the tenant is quarantined now.
+    pub(crate) quarantined: AtomicBool,
+    pub(crate) quarantines: AtomicU64,
     pub(crate) borrow_duration: Histogram,
     messages: Mutex<Vec<(&'static str, Histogram)>>,
     tools: RwLock<Vec<(String, Arc<ToolSeries>)>>,
@@ -86,6 +90,8 @@ impl TenantSeries {
             last_active: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
+            quarantined: AtomicBool::new(false),
+            quarantines: AtomicU64::new(0),
             borrow_duration: histogram(names::BORROW_DURATION, "borrow latency", BORROW_BUCKETS)?,
             messages: Mutex::new(Vec::new()),
             tools: RwLock::new(Vec::new()),
@@ -95,6 +101,10 @@ impl TenantSeries {
 
     pub(crate) fn tenant(&self) -> &TenantId {
         &self.tenant
+    }
+
+    pub(crate) fn is_quarantined(&self) -> bool {
+        self.quarantined.load(Ordering::Relaxed)
     }
 
     pub(crate) fn last_active(&self) -> u64 {
@@ -170,6 +180,14 @@ impl TenantMetrics for TenantSeries {
         self.rejections.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn quarantine_changed(&self, quarantined: bool) {
+        self.touch();
+        if quarantined {
+            self.quarantines.fetch_add(1, Ordering::Relaxed);
+        }
+        self.quarantined.store(quarantined, Ordering::Relaxed);
+    }
+
     fn levels(&self, state: &TenantState) {
         let mut levels = lock(&self.levels);
         let pools = state.pools();
@@ -235,19 +253,27 @@ impl TenantSeriesMap {
 }
 
 /// The actor layer's hooks, backed by the series map.
-pub(crate) struct ActorHooks(pub(crate) Arc<TenantSeriesMap>);
+pub(crate) struct ActorHooks {
+    pub(crate) tenants: Arc<TenantSeriesMap>,
+    pub(crate) cluster: Arc<ClusterMetrics>,
+}
 
 impl ActorMetrics for ActorHooks {
     fn for_tenant(&self, tenant: &TenantId) -> Arc<dyn TenantMetrics> {
-        if let Some(existing) = self.0.get(tenant) {
+        if let Some(existing) = self.tenants.get(tenant) {
             return existing;
         }
-        match TenantSeries::new(tenant.clone(), self.0.origin) {
+        match TenantSeries::new(tenant.clone(), self.tenants.origin) {
             Ok(series) => {
                 let series = Arc::new(series);
                 series.touch();
-                Arc::clone(self.0.map.entry(tenant.clone()).or_insert(series).value())
-                    as Arc<dyn TenantMetrics>
+                Arc::clone(
+                    self.tenants
+                        .map
+                        .entry(tenant.clone())
+                        .or_insert(series)
+                        .value(),
+                ) as Arc<dyn TenantMetrics>
             }
             Err(e) => {
                 // Cannot happen once `probe` passed at start-up; the tenant still works.
@@ -258,7 +284,11 @@ impl ActorMetrics for ActorHooks {
     }
 
     fn tenant_removed(&self, tenant: &TenantId) {
-        self.0.map.remove(tenant);
+        self.tenants.map.remove(tenant);
+    }
+
+    fn ownership(&self, event: OwnershipEvent) {
+        self.cluster.ownership(event);
     }
 }
 

@@ -171,3 +171,31 @@ fn beyond_the_limit_idle_tenants_are_summed_into_other() {
         6.0
     );
 }
+
+#[test]
+fn a_quarantined_tenant_is_a_gauge_and_a_count_and_keeps_its_own_label() {
+    let m = Metrics::new(1).unwrap();
+    let hooks = m.actor_hooks();
+    let (sick, busy) = (tenant("sick"), tenant("busy"));
+    let sick_series = hooks.for_tenant(&sick);
+    hooks.for_tenant(&busy);
+    sick_series.quarantine_changed(true);
+    // `busy` was active last; the quarantined tenant still keeps its name.
+    m.tenants.get(&sick).unwrap().set_last_active(1);
+    m.tenants.get(&busy).unwrap().set_last_active(1_000);
+    let v = parse(&m.render().unwrap());
+    assert_eq!(v[r#"permetrix_tenant_quarantined{tenant="sick"}"#], 1.0);
+    assert_eq!(
+        v[r#"permetrix_tenant_quarantines_total{tenant="sick"}"#],
+        1.0
+    );
+    assert_eq!(v[r#"permetrix_tenant_quarantined{tenant="_other"}"#], 0.0);
+
+    sick_series.quarantine_changed(false);
+    let v = parse(&m.render().unwrap());
+    assert_eq!(v[r#"permetrix_tenant_quarantined{tenant="busy"}"#], 0.0);
+    assert_eq!(
+        v[r#"permetrix_tenant_quarantines_total{tenant="_other"}"#],
+        1.0
+    );
+}

@@ -11,6 +11,11 @@
 //! `server.key` (without it the restored API keys and vendor signing secrets are
 //! useless), so the backup file is written with mode 0600 and is as secret as the data
 //! directory itself.
+//!
+//! A PostgreSQL store is backed up from the database (one consistent read, while
+//! brokers run) and holds no key: the deployment's `PERMETRIX_SERVER_KEY` is kept apart.
+//! A snapshot of either store restores into either store; that is how a single-machine
+//! deployment moves to several brokers.
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -22,9 +27,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use permetrix_storage::snapshot::{self, SnapshotStats, SnapshotWriter};
-use permetrix_storage::{SledConfig, SledStore, Store};
+use permetrix_storage::{Ownership, PgConfig, PgStore, SledConfig, SledStore, Store};
+use secrecy::ExposeSecret;
 
 use crate::auth::secrets::KEY_FILE;
+use crate::store_choice::StoreKind;
+use crate::store_choice::connect_postgres;
 
 /// The control socket's file name inside the data directory.
 pub const CONTROL_SOCKET: &str = "control.sock";
@@ -33,20 +41,25 @@ const PARTIAL: &str = "backup-in-progress.partial";
 const REQUEST: &str = "backup 1";
 /// A client that stops reading for this long is dropped.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// How a backup or restore names itself among the brokers of a PostgreSQL store (it
+/// owns no tenant and serves nothing).
+const TOOL_ADVERTISE: &str = "permetrix-backup:0";
 
-/// Writes a complete snapshot of `store` (and the data directory's key file) to `out`.
+/// Writes a complete snapshot of `store` (and the data directory's key file, if it has
+/// one) to `out`.
 fn write_snapshot(
     store: &dyn Store,
-    data_dir: &Path,
+    data_dir: Option<&Path>,
     out: &mut dyn Write,
 ) -> anyhow::Result<SnapshotStats> {
     let mut w = SnapshotWriter::new(out).context("writing the snapshot header")?;
-    match fs::read(data_dir.join(KEY_FILE)) {
-        Ok(key) => w.file(KEY_FILE, &key).context("writing the server key")?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+    match data_dir.map(|dir| fs::read(dir.join(KEY_FILE))) {
+        None => {}
+        Some(Ok(key)) => w.file(KEY_FILE, &key).context("writing the server key")?,
+        Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => {
             tracing::warn!("the data directory has no {KEY_FILE}; the backup holds none");
         }
-        Err(e) => return Err(e).context(format!("reading {KEY_FILE}")),
+        Some(Err(e)) => return Err(e).context(format!("reading {KEY_FILE}")),
     }
     store.export(&mut w).context("copying the store")?;
     w.finish().context("finishing the snapshot")
@@ -137,7 +150,7 @@ fn serve(stream: UnixStream, store: &dyn Store, data_dir: &Path) {
         .context("creating the snapshot file in the data directory")
         .and_then(|f| {
             let mut w = BufWriter::new(f);
-            let stats = write_snapshot(store, data_dir, &mut w)?;
+            let stats = write_snapshot(store, Some(data_dir), &mut w)?;
             w.into_inner()
                 .map_err(|e| e.into_error())
                 .context("writing the snapshot file")?;
@@ -166,26 +179,20 @@ fn serve(stream: UnixStream, store: &dyn Store, data_dir: &Path) {
     }
 }
 
-/// `permetrix backup`: asks the server running on `data_dir` for a snapshot (or reads
-/// the stopped store) and writes it to `out` atomically (mode 0600).
-pub fn backup(data_dir: &Path, out: &Path) -> anyhow::Result<(SnapshotStats, &'static str)> {
+/// `permetrix backup`: reads the PostgreSQL store, or asks the server running on
+/// `data_dir` for a snapshot (or reads the stopped store), and writes it to `out`
+/// atomically (mode 0600).
+pub fn backup(
+    data_dir: &Path,
+    store: &StoreKind,
+    out: &Path,
+) -> anyhow::Result<(SnapshotStats, &'static str)> {
     let partial = partial_path(out);
     let mut file =
         create_private(&partial).with_context(|| format!("creating {}", partial.display()))?;
-    let result = match UnixStream::connect(data_dir.join(CONTROL_SOCKET)) {
-        Ok(stream) => from_server(stream, &mut file).map(|()| "the running server"),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            from_stopped_store(data_dir, &mut file).map(|()| "the stopped store")
-        }
-        Err(e) => Err(e).context(format!(
-            "connecting to the server's control socket in {}",
-            data_dir.display()
-        )),
+    let result = match store.database_url() {
+        Some(url) => from_database(url, &mut file).map(|()| "the PostgreSQL store"),
+        None => from_data_dir(data_dir, &mut file),
     };
     let finished = result.and_then(|source| {
         file.sync_all().context("syncing the backup file")?;
@@ -199,6 +206,34 @@ pub fn backup(data_dir: &Path, out: &Path) -> anyhow::Result<(SnapshotStats, &'s
         let _ = fs::remove_file(&partial);
     }
     finished
+}
+
+fn from_data_dir(data_dir: &Path, file: &mut File) -> anyhow::Result<&'static str> {
+    match UnixStream::connect(data_dir.join(CONTROL_SOCKET)) {
+        Ok(stream) => from_server(stream, file).map(|()| "the running server"),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            from_stopped_store(data_dir, file).map(|()| "the stopped store")
+        }
+        Err(e) => Err(e).context(format!(
+            "connecting to the server's control socket in {}",
+            data_dir.display()
+        )),
+    }
+}
+
+/// One consistent read of the whole database, while brokers go on writing.
+fn from_database(url: &str, out: &mut File) -> anyhow::Result<()> {
+    let store = connect_postgres(url, PgConfig::new(TOOL_ADVERTISE))?;
+    let mut w = BufWriter::new(out);
+    write_snapshot(store.as_ref(), None, &mut w)?;
+    w.flush().context("writing the backup file")?;
+    store.leave().context("ending the backup's lease")?;
+    Ok(())
 }
 
 fn from_server(stream: UnixStream, out: &mut File) -> anyhow::Result<()> {
@@ -239,15 +274,53 @@ fn from_stopped_store(data_dir: &Path, out: &mut File) -> anyhow::Result<()> {
         )
     })?;
     let mut w = BufWriter::new(out);
-    write_snapshot(&store, data_dir, &mut w)?;
+    write_snapshot(&store, Some(data_dir), &mut w)?;
     w.flush().context("writing the backup file")?;
     store.shutdown().context("closing the store")?;
     Ok(())
 }
 
-/// `permetrix restore`: the snapshot into a new data directory.
-pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<SnapshotStats> {
-    Ok(SledStore::restore(from, data_dir)?)
+/// What `permetrix restore` did.
+pub struct Restored {
+    /// What the snapshot held.
+    pub stats: SnapshotStats,
+    /// Whether the snapshot's `server.key` is in place beside the store: `false` for a
+    /// snapshot without one, and always for a PostgreSQL store, where the key is the
+    /// deployment's `PERMETRIX_SERVER_KEY`.
+    pub key_in_place: bool,
+    /// Whether the snapshot held a `server.key`.
+    pub had_key: bool,
+}
+
+/// `permetrix restore`: the snapshot into a new data directory or an empty PostgreSQL
+/// database.
+pub fn restore(
+    from: &Path,
+    data_dir: Option<&Path>,
+    store: &StoreKind,
+) -> anyhow::Result<Restored> {
+    match store {
+        StoreKind::Sled => {
+            let Some(data_dir) = data_dir else {
+                bail!("say where to restore: --data-dir DIR, or --store postgres://…");
+            };
+            let stats = SledStore::restore(from, data_dir)?;
+            Ok(Restored {
+                had_key: stats.files > 0,
+                key_in_place: stats.files > 0,
+                stats,
+            })
+        }
+        StoreKind::Postgres(url) => {
+            let restored = PgStore::restore(url.expose_secret(), from)
+                .context("restoring into the PostgreSQL store")?;
+            Ok(Restored {
+                had_key: restored.skipped_files.iter().any(|f| f == KEY_FILE),
+                key_in_place: false,
+                stats: restored.stats,
+            })
+        }
+    }
 }
 
 fn partial_path(out: &Path) -> PathBuf {

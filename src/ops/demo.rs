@@ -69,10 +69,12 @@ async fn add_portal_admin(
         user_id: random_hex::<16>(),
         tenant_id: tenant.to_string(),
         username: "admin".into(),
-        password_hash: state
-            .security
-            .hash_password(tenant.as_str(), password.to_owned())
-            .await?,
+        password_hash: Some(
+            state
+                .security
+                .hash_password(tenant.as_str(), password.to_owned())
+                .await?,
+        ),
         role: UserRole::Admin,
         created_at: now(state),
     };
@@ -136,6 +138,9 @@ pub async fn seed_if_empty(state: &AppState) -> anyhow::Result<Option<DemoCreden
                 valid_until: None,
                 status: PackageStatus::Active,
                 created_at: now(state),
+                // A week away from the broker, as FlexNet's default, for one seat.
+                max_offline_hours: 168,
+                max_offline_seats: 1,
             };
             accounts::provision(state, &vendor_id, &tenant_id, package)
                 .await

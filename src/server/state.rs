@@ -10,6 +10,7 @@ use permetrix_storage::records::Lifecycle;
 use permetrix_storage::{Platform, Timestamp, VendorId};
 use secrecy::SecretSlice;
 
+use crate::auth::offline_keys::OfflineKeys;
 use crate::auth::secrets::ServerSecrets;
 use crate::auth::security::SecurityState;
 use crate::auth::streams::StreamRegistry;
@@ -18,8 +19,10 @@ use crate::http::Edge;
 use crate::http::custom_hosts::CustomHosts;
 use crate::http::host::BaseDomains;
 use crate::http::limits::Limits;
+use crate::http::routing::Routing;
 use crate::metrics::Metrics;
 use crate::server::shutdown::Shutdown;
+use crate::webhooks::Webhooks;
 
 /// Everything a handler may need.
 pub struct AppState {
@@ -37,6 +40,8 @@ pub struct AppState {
     pub custom_hosts: CustomHosts,
     /// Unsealed vendor signing secrets.
     pub signing_keys: SigningKeyCache,
+    /// Unsealed keys that sign vendors' offline tokens.
+    pub offline_keys: OfflineKeys,
     /// Deadline of fan-out queries.
     pub fanout_deadline: Duration,
     /// Sessions, limits, rate limiters, login throttles, key usage.
@@ -45,6 +50,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Notice of a graceful shutdown, for live event streams.
     pub shutdown: Shutdown,
+    /// Webhook endpoints and their delivery.
+    pub webhooks: Webhooks,
+    /// How requests reach tenants owned by other brokers.
+    pub routing: Routing,
     /// Open event streams by credential: ended with it, capped.
     pub streams: StreamRegistry,
     /// `PERMETRIX_METRICS_TOKEN`, which reads `/metrics` only.
@@ -73,6 +82,12 @@ impl SigningKeyCache {
     pub fn forget(&self, vendor: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.map.remove(vendor);
+    }
+
+    /// Forgets every vendor's secrets (another broker may have changed any of them).
+    pub fn forget_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.map.clear();
     }
 }
 
@@ -164,5 +179,11 @@ impl Edge for AppState {
     }
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    fn routing(&self) -> &Routing {
+        &self.routing
     }
 }

@@ -41,6 +41,8 @@ static ASSETS: &[Asset] = &[
     asset!("js/ui.js", JS),
     asset!("js/login.js", JS),
     asset!("js/vendor.js", JS),
+    asset!("js/vendor-webhooks.js", JS),
+    asset!("js/vendor-oauth.js", JS),
     asset!("js/usage-chart.js", JS),
     asset!("js/tenant.js", JS),
     asset!("js/tenant-admin.js", JS),

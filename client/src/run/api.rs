@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::signing;
 
+/// The borrow's path (signed in v2).
+const BORROW: &str = "/licenses/borrow";
+
 /// Where and as whom to talk to the broker.
 pub struct Endpoint {
     /// `http` or `https`.
@@ -21,7 +24,7 @@ pub struct Endpoint {
     pub connect: Option<SocketAddr>,
     /// Tenant API key.
     pub api_key: String,
-    /// `(vendor id, signing secret)` for v1 signatures.
+    /// `(vendor id, signing secret)` to sign borrows (v2).
     pub signing: Option<(String, String)>,
 }
 
@@ -90,6 +93,25 @@ pub struct Seat {
     pub tool: String,
     /// Lease length in seconds.
     pub lease_seconds: u64,
+    /// The checkout, if the seat is offline.
+    pub offline: Option<Checkout>,
+}
+
+/// What an offline borrow brings besides the seat.
+pub struct Checkout {
+    /// The signed token.
+    pub token: String,
+    /// When the checkout ends (RFC 3339, as the broker said).
+    pub expires_at: String,
+}
+
+/// How long to hold the seat.
+#[derive(Clone, Copy, Debug)]
+pub enum Length {
+    /// A lease of this many seconds (default: the tenant's), kept by heartbeats.
+    Lease(Option<u32>),
+    /// An offline checkout of this many hours.
+    Offline(u32),
 }
 
 /// A client of one tenant.
@@ -141,7 +163,7 @@ impl Api {
         &self,
         method: awc::http::Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&[u8]>,
         headers: &[(&str, String)],
         timeout: Duration,
     ) -> Result<(StatusCode, Value), CallError> {
@@ -157,7 +179,11 @@ impl Api {
             req = req.insert_header((*name, value.as_str()));
         }
         let sent = match body {
-            Some(b) => req.send_json(b).await,
+            Some(b) => {
+                req.content_type("application/json")
+                    .send_body(b.to_vec())
+                    .await
+            }
             None => req.send().await,
         };
         let mut res = sent.map_err(|e| CallError::Transport(e.to_string()))?;
@@ -184,7 +210,16 @@ impl Api {
         }
     }
 
-    fn signature_headers(&self, tool: &str, user: &str) -> Vec<(&'static str, String)> {
+    /// A JSON body as sent (and as a v2 signature hashes it).
+    fn body_bytes(body: &Value) -> Vec<u8> {
+        // A `Value` always serializes.
+        serde_json::to_vec(body).unwrap_or_default()
+    }
+
+    /// v2 signature headers for a POST of `body` to `path` (v2 is accepted wherever v1
+    /// is, and is the only one a tenant with policy `v2` takes); a fresh nonce and
+    /// timestamp on every call, so a retry is never a replay.
+    fn signature_headers(&self, path: &str, body: &[u8]) -> Vec<(&'static str, String)> {
         let Some((vendor, secret)) = &self.endpoint.signing else {
             return Vec::new();
         };
@@ -192,9 +227,12 @@ impl Api {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
             .to_string();
-        let signed = signing::v1_string(tool, user, &ts, &self.endpoint.api_key);
+        let nonce = random_key();
+        let signed = signing::v2_string("POST", path, &ts, &nonce, body, &self.endpoint.api_key);
         vec![
             ("X-Signature", signing::sign(secret.as_bytes(), &signed)),
+            ("X-Signature-Version", "2".to_owned()),
+            ("X-Nonce", nonce),
             ("X-Timestamp", ts),
             ("X-Vendor-ID", vendor.clone()),
         ]
@@ -208,13 +246,16 @@ impl Api {
         tool: &str,
         user: &str,
         wait: u32,
-        lease: Option<u32>,
+        length: Length,
         key: &str,
     ) -> Result<Seat, CallError> {
         let mut body = json!({"tool": tool, "user": user, "wait_seconds": wait});
-        if let Some(l) = lease {
-            body["lease_seconds"] = json!(l);
+        match length {
+            Length::Lease(Some(l)) => body["lease_seconds"] = json!(l),
+            Length::Lease(None) => {}
+            Length::Offline(hours) => body["offline_hours"] = json!(hours),
         }
+        let body = Self::body_bytes(&body);
         let timeout = Duration::from_secs(u64::from(wait) + 30);
         let mut last = CallError::Transport("no attempt made".into());
         for attempt in 0..4u32 {
@@ -222,11 +263,11 @@ impl Api {
                 actix_rt::time::sleep(Duration::from_secs(u64::from(attempt))).await;
             }
             // Signatures carry a timestamp: sign every attempt afresh.
-            let mut headers = self.signature_headers(tool, user);
+            let mut headers = self.signature_headers(BORROW, &body);
             headers.push(("Idempotency-Key", key.to_owned()));
             let post = awc::http::Method::POST;
             match self
-                .call(post, "/licenses/borrow", Some(&body), &headers, timeout)
+                .call(post, BORROW, Some(&body), &headers, timeout)
                 .await
             {
                 Ok((status, v)) if status == StatusCode::OK => {
@@ -234,10 +275,32 @@ impl Api {
                     if id.is_empty() {
                         return Err(Self::refused(status, &v));
                     }
+                    let offline = match (length, v["offline_token"].as_str()) {
+                        (Length::Lease(_), _) => None,
+                        (Length::Offline(_), Some(token)) => Some(Checkout {
+                            token: token.to_owned(),
+                            expires_at: v["lease_expires_at"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        }),
+                        (Length::Offline(_), None) => {
+                            // A broker without offline checkout granted a plain lease.
+                            let _ = self.give_back(&id).await;
+                            return Err(CallError::Refused {
+                                status: status.as_u16(),
+                                code: "no_offline_token".into(),
+                                detail: "the broker granted a seat without an offline token; \
+                                         it does not support offline checkout"
+                                    .into(),
+                            });
+                        }
+                    };
                     return Ok(Seat {
                         id,
                         tool: v["tool"].as_str().unwrap_or(tool).to_owned(),
                         lease_seconds: lease_length(&v).unwrap_or(3600).max(1),
+                        offline,
                     });
                 }
                 Ok((status, v)) if status == StatusCode::SERVICE_UNAVAILABLE => {
@@ -302,7 +365,7 @@ impl Api {
     /// Returns the seat, retrying transport failures under one `Idempotency-Key`.
     pub async fn give_back(&self, id: &str) -> Result<(), CallError> {
         let key = random_key();
-        let body = json!({"id": id});
+        let body = Self::body_bytes(&json!({"id": id}));
         let mut last = CallError::Transport("no attempt made".into());
         for attempt in 0..4u32 {
             if attempt > 0 {

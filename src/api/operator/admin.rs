@@ -1,8 +1,9 @@
 //! The operator API on the main host.
 use actix_web::{HttpResponse, web};
+use permetrix_actors::TenantError;
 use permetrix_actors::domain::rfc3339;
-use permetrix_storage::VendorId;
 use permetrix_storage::records::Lifecycle;
+use permetrix_storage::{TenantId, VendorId};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
@@ -19,7 +20,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/admin/vendors", web::get().to(list_vendors))
         .route("/api/admin/vendors/{id}", web::delete().to(delete_vendor))
         .route("/api/admin/tenants", web::get().to(list_tenants))
-        .route("/api/admin/tenants/{id}", web::delete().to(delete_tenant));
+        .route("/api/admin/tenants/{id}", web::delete().to(delete_tenant))
+        .route(
+            "/api/admin/tenants/{id}/resume",
+            web::post().to(resume_tenant),
+        );
 }
 
 #[derive(Deserialize)]
@@ -114,6 +119,30 @@ async fn delete_tenant(
 ) -> Result<HttpResponse> {
     accounts::delete_tenant(&state, &path).await?;
     Ok(HttpResponse::Ok().json(json!({"status": "deleted", "tenant_id": path.into_inner()})))
+}
+
+/// Lifts a crash-loop quarantine (`resumed: true`), or confirms there is none
+/// (`resumed: false`): safe to repeat.
+async fn resume_tenant(
+    state: web::Data<AppState>,
+    _: OperatorAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let unknown = || ApiError::NotFound {
+        code: "unknown_tenant",
+        detail: format!("no live tenant '{}'", path.as_str()),
+    };
+    let id = TenantId::parse(&path).map_err(|_| unknown())?;
+    let resumed = match state.registry.resume(&id).await {
+        Ok(resumed) => resumed,
+        Err(TenantError::UnknownTenant) => return Err(unknown()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "tenant_id": id.as_str(),
+        "resumed": resumed,
+        "quarantined": false,
+    })))
 }
 
 async fn delete_vendor(

@@ -31,6 +31,7 @@ async fn actors(
         .map(|m| (m.tenant, (m.depth, m.capacity)))
         .collect();
     let counts = stats.counts();
+    let quarantined = state.registry.quarantined();
     let tenants: Vec<_> = counts
         .iter()
         .map(|(tenant, restarts, rejections)| {
@@ -38,6 +39,7 @@ async fn actors(
             json!({
                 "tenant": tenant.as_str(),
                 "active": mailbox.is_some(),
+                "quarantined": quarantined.contains(tenant),
                 "restarts": restarts,
                 "mailbox_rejections": rejections,
                 "mailbox_depth": mailbox.map_or(0, |m| m.0),
@@ -48,6 +50,7 @@ async fn actors(
     Ok(HttpResponse::Ok().json(json!({
         "restarts_total": counts.iter().map(|c| c.1).sum::<u64>(),
         "mailbox_rejections_total": counts.iter().map(|c| c.2).sum::<u64>(),
+        "quarantined": quarantined.iter().map(TenantId::as_str).collect::<Vec<_>>(),
         "tenants": tenants,
     })))
 }

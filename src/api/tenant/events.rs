@@ -71,7 +71,7 @@ async fn events(
     // between found nothing to end. Checked again now, a revocation from here on finds
     // the stream.
     TenantBorrower::from_request(&req, &mut Payload::None).await?;
-    let events = state.registry.subscribe(&caller.tenant)?;
+    let events = state.registry.subscribe(&caller.tenant).await?;
     let lifetime = caller
         .expires_at
         .map(|at| now(&state).until(at).max(Duration::from_millis(1)));

@@ -14,7 +14,8 @@ use crate::server::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/keys", web::get().to(list))
         .route("/api/keys", web::post().to(create))
-        .route("/api/keys/{key_id}", web::delete().to(revoke));
+        .route("/api/keys/{key_id}", web::delete().to(revoke))
+        .route("/api/keys/{key_id}/rotate", web::post().to(rotate));
 }
 
 /// Takes one request from the caller's and the tenant's key-management allowance (429
@@ -38,6 +39,13 @@ struct KeyInfo {
     expires_at: Option<String>,
     expired: bool,
     last_used_at: Option<String>,
+    /// `true` on a key imported from the old license server (the key its clients
+    /// already have); absent on the others, so the listing of other keys is as before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    imported: bool,
+    /// The old server's environment label of an imported key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<String>,
 }
 
 async fn list(state: web::Data<AppState>, caller: TenantAdmin) -> Result<HttpResponse> {
@@ -51,7 +59,13 @@ async fn list(state: web::Data<AppState>, caller: TenantAdmin) -> Result<HttpRes
             &k.key_id,
             &k.digest,
         )?;
+        let imported = state
+            .platform
+            .legacy_key(&k.digest)?
+            .filter(|l| l.tenant_id == caller.tenant.as_str() && l.key_id == k.key_id);
         keys.push(KeyInfo {
+            imported: imported.is_some(),
+            environment: imported.and_then(|l| l.environment),
             name: k.name,
             scope: scope_name(k.scope),
             created_at: rfc3339(k.created_at),
@@ -130,4 +144,14 @@ async fn revoke(
     accounts::revoke_key(&state, &caller.tenant, &path).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({"status": "revoked", "key_id": path.into_inner()})))
+}
+
+async fn rotate(
+    state: web::Data<AppState>,
+    caller: TenantAdmin,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    rate_limit(&state, &caller)?;
+    let rotated = accounts::rotate_key(&state, &caller.tenant, &path).await?;
+    Ok(HttpResponse::Created().json(rotated))
 }

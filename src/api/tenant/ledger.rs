@@ -128,7 +128,7 @@ pub async fn list(
     let product_id = match q.tool.as_deref().filter(|t| !t.is_empty()) {
         None => None,
         Some(tool) => {
-            let view = state.registry.view(&tenant)?;
+            let view = state.registry.view(&tenant).await?;
             let found = view
                 .tools
                 .iter()

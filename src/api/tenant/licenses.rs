@@ -1,6 +1,7 @@
 //! Borrow, return, heartbeat and status on the tenant host.
 use actix_web::{HttpRequest, HttpResponse, web};
-use permetrix_actors::domain::{BorrowRequest, UserName, WaitSeconds};
+use permetrix_actors::TenantView;
+use permetrix_actors::domain::{BorrowRequest, OfflineCheckout, UserName, WaitSeconds};
 use permetrix_actors::messages::{Heartbeat, ListBorrows, Status};
 use permetrix_storage::{BorrowId, TenantId};
 use serde::Deserialize;
@@ -30,6 +31,25 @@ struct BorrowBody {
     user: String,
     lease_seconds: Option<u32>,
     wait_seconds: Option<u32>,
+    /// Hours of offline checkout (an integer; its range is checked by the domain).
+    offline_hours: Option<i64>,
+    /// The client machine's identifier, for the offline token.
+    fingerprint: Option<String>,
+}
+
+/// The borrow a body asks for: online, or an offline checkout.
+fn borrow_request(input: &BorrowBody) -> Result<BorrowRequest> {
+    let request = BorrowRequest::parse(&input.tool, &input.user, input.lease_seconds)?;
+    match input.offline_hours {
+        Some(hours) => {
+            let checkout = OfflineCheckout::parse(hours, input.fingerprint.as_deref())?;
+            Ok(request.checked_out(checkout)?)
+        }
+        None if input.fingerprint.is_some() => Err(ApiError::invalid(
+            "fingerprint belongs to an offline borrow; send offline_hours with it",
+        )),
+        None => Ok(request),
+    }
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -43,12 +63,12 @@ async fn borrow(
     RawBody(body): RawBody,
 ) -> Result<HttpResponse> {
     let input: BorrowBody = parse_json(&body)?;
-    let mut request = BorrowRequest::parse(&input.tool, &input.user, input.lease_seconds)?;
+    let mut request = borrow_request(&input)?;
     let wait = input
         .wait_seconds
         .map_or(Ok(WaitSeconds::ZERO), WaitSeconds::parse)?;
 
-    let view = state.registry.view(&caller.tenant)?;
+    let view = state.registry.view(&caller.tenant).await?;
     // From here on every request ends in exactly one counted outcome.
     let attempt = state
         .metrics
@@ -85,7 +105,7 @@ async fn borrow(
         Ok(nonce) => {
             // The tenant's actor refuses a nonce it has seen, and stores it with the lease.
             request.nonce = nonce;
-            super::queue::borrow_or_wait(&state, &caller.tenant, &req, request, wait).await
+            grant(&state, &caller.tenant, &req, &view, request, wait).await
         }
         Err(e) => Err(e),
     };
@@ -94,6 +114,51 @@ async fn borrow(
         Err(e) => Err(e.code()),
     });
     Ok(result?.into_response())
+}
+
+/// Borrows (waiting up to `wait`); an offline checkout gets its token.
+async fn grant(
+    state: &AppState,
+    tenant: &TenantId,
+    req: &HttpRequest,
+    view: &TenantView,
+    request: BorrowRequest,
+    wait: WaitSeconds,
+) -> Result<super::queue::Borrowed> {
+    // Online borrows (the hot path) copy nothing.
+    let Some(offline) = request.offline.is_some().then(|| request.clone()) else {
+        return super::queue::borrow_or_wait(state, tenant, req, request, wait).await;
+    };
+    let issuer = super::offline::prepare(state, req, view, &offline, wait).await?;
+    let mut borrowed = super::queue::borrow_or_wait(state, tenant, req, request, wait).await?;
+    let issuer = match issuer {
+        Some(issuer) => Ok(issuer),
+        // The tool was provisioned after the view was read: prepare now.
+        None => match state.registry.view(tenant).await {
+            Ok(fresh) => super::offline::prepare(state, req, &fresh, &offline, WaitSeconds::ZERO)
+                .await
+                .and_then(|i| {
+                    i.ok_or_else(|| ApiError::internal(anyhow::anyhow!("granted an unknown tool")))
+                }),
+            Err(e) => Err(e.into()),
+        },
+    };
+    let token = match issuer {
+        Ok(issuer) => super::offline::token(state, tenant, &issuer, &borrowed.lease).await,
+        Err(e) => Err(e),
+    };
+    match token {
+        Ok(token) => {
+            borrowed.offline_token = Some(token);
+            Ok(borrowed)
+        }
+        Err(e) => {
+            if !borrowed.replayed {
+                super::offline::give_back(state, tenant, &borrowed.lease).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -127,18 +192,24 @@ async fn heartbeat(
 ) -> Result<HttpResponse> {
     let id = BorrowId::parse(&path).map_err(|_| unknown_borrow())?;
     let lease = state.registry.send(&caller.tenant, Heartbeat(id)).await?;
-    Ok(HttpResponse::Ok().json(json!({
+    let mut reply = json!({
         "id": lease.id.to_string(),
         "lease_expires_at": permetrix_actors::domain::rfc3339(lease.lease_expires_at),
-    })))
+    });
+    if lease.offline {
+        // Answered, not refused: the checkout holds until it ends, whatever the client
+        // does; the flag tells it that no heartbeat is needed.
+        reply["offline"] = json!(true);
+    }
+    Ok(HttpResponse::Ok().json(reply))
 }
 
 /// Status may be read without a credential when the tenant allows it.
-fn status_reader(state: &AppState, caller: &AnyTenantCaller) -> Result<TenantId> {
+async fn status_reader(state: &AppState, caller: &AnyTenantCaller) -> Result<TenantId> {
     if caller.auth.is_some() {
         return Ok(caller.tenant.clone());
     }
-    let view = state.registry.view(&caller.tenant)?;
+    let view = state.registry.view(&caller.tenant).await?;
     if view.settings.anonymous_status {
         Ok(caller.tenant.clone())
     } else {
@@ -149,7 +220,7 @@ fn status_reader(state: &AppState, caller: &AnyTenantCaller) -> Result<TenantId>
 }
 
 async fn status_all(state: web::Data<AppState>, caller: AnyTenantCaller) -> Result<HttpResponse> {
-    let tenant = status_reader(&state, &caller)?;
+    let tenant = status_reader(&state, &caller).await?;
     let all = state.registry.send(&tenant, Status(None)).await?;
     Ok(HttpResponse::Ok().json(all))
 }
@@ -159,7 +230,7 @@ async fn status_one(
     caller: AnyTenantCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let tenant = status_reader(&state, &caller)?;
+    let tenant = status_reader(&state, &caller).await?;
     let tool = path.into_inner();
     let mut one = state.registry.send(&tenant, Status(Some(tool))).await?;
     let status = one

@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use permetrix_actors::domain::{BorrowRequest, IdempotencyKey, LeaseView, WaitSeconds};
 use permetrix_actors::messages::{Borrow, BorrowOutcome, QueueOf, Return};
 use permetrix_storage::{BorrowId, TenantId};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::auth::TenantBorrower;
@@ -30,6 +31,17 @@ pub(super) struct Borrowed {
     pub lease: LeaseView,
     /// The outcome of an earlier request with the same `Idempotency-Key`.
     pub replayed: bool,
+    /// The signed token of an offline checkout.
+    pub offline_token: Option<String>,
+}
+
+/// The body of a granted borrow: the lease, and the token of an offline checkout.
+#[derive(Serialize)]
+struct BorrowReply<'a> {
+    #[serde(flatten)]
+    lease: &'a LeaseView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offline_token: Option<&'a str>,
 }
 
 impl Borrowed {
@@ -44,7 +56,10 @@ impl Borrowed {
         if self.replayed {
             res.insert_header((IDEMPOTENT_REPLAYED, "true"));
         }
-        res.json(self.lease)
+        res.json(BorrowReply {
+            lease: &self.lease,
+            offline_token: self.offline_token.as_deref(),
+        })
     }
 }
 
@@ -79,7 +94,11 @@ pub(super) async fn borrow_or_wait(
             (queued.granted().await?.lease, false)
         }
     };
-    Ok(Borrowed { lease, replayed })
+    Ok(Borrowed {
+        lease,
+        replayed,
+        offline_token: None,
+    })
 }
 
 /// Returns a seat; with an `Idempotency-Key`, a retry answers the original outcome.

@@ -112,7 +112,7 @@ async fn tenant_usage(
 ) -> Result<HttpResponse> {
     let format = Format::parse(query.format.as_deref())?;
     let window = window_of(&state, &query)?;
-    let view = state.registry.view(&caller.tenant)?;
+    let view = state.registry.view(&caller.tenant).await?;
     let products = view
         .tools
         .iter()

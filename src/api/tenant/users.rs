@@ -6,6 +6,7 @@ use permetrix_storage::{StorageError, TenantId};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::password;
 use crate::auth::secrets::random_hex;
 use crate::auth::{TenantAdmin, now};
 use crate::http::error::{ApiError, Result};
@@ -16,7 +17,11 @@ use crate::api::session::MAX_PASSWORD;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/users", web::get().to(list))
         .route("/api/users", web::post().to(create))
-        .route("/api/users/{username}", web::delete().to(delete));
+        .route("/api/users/{username}", web::delete().to(delete))
+        .route(
+            "/api/users/{username}/password",
+            web::put().to(set_password),
+        );
 }
 
 /// Shortest password accepted (as for vendor portal passwords).
@@ -25,22 +30,25 @@ const MIN_PASSWORD: usize = 8;
 const MAX_USERNAME: usize = 64;
 
 /// A user name: 1-64 of `a-z 0-9 . _ @ + -`, starting with a letter or digit, folded
-/// to lowercase (so e-mail addresses work, and `/` never reaches a storage key).
-fn username(raw: &str) -> Result<String> {
+/// to lowercase (so e-mail addresses work, and `/` never reaches a storage key). `None`
+/// if `raw` is none.
+pub fn valid_username(raw: &str) -> Option<String> {
     let name = raw.to_lowercase();
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ".@_+-".contains(c);
     let valid = !name.is_empty()
         && name.len() <= MAX_USERNAME
         && name.chars().all(ok_char)
         && name.starts_with(|c: char| c.is_ascii_alphanumeric());
-    if valid {
-        Ok(name)
-    } else {
-        Err(ApiError::invalid(format!(
+    valid.then_some(name)
+}
+
+fn username(raw: &str) -> Result<String> {
+    valid_username(raw).ok_or_else(|| {
+        ApiError::invalid(format!(
             "username must have 1 to {MAX_USERNAME} characters out of a-z, 0-9 and . _ @ + -, \
              starting with a letter or digit"
-        )))
-    }
+        ))
+    })
 }
 
 fn role(raw: &str) -> Result<UserRole> {
@@ -50,6 +58,27 @@ fn role(raw: &str) -> Result<UserRole> {
         other => Err(ApiError::invalid(format!(
             "role '{other}' is not valid; use 'admin' or 'viewer'"
         ))),
+    }
+}
+
+fn check_password(password: &str) -> Result<()> {
+    let length = password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&length) {
+        return Err(ApiError::invalid(format!(
+            "password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// How a user's password is kept, for the listing: `set` (argon2id), `imported` (the
+/// old license server's hash, replaced at the next login), `not_set` (cannot log in
+/// until an admin sets one).
+fn password_state(hash: Option<&str>) -> &'static str {
+    match hash {
+        None => "not_set",
+        Some(h) if h.starts_with(password::passlib::PREFIX) => "imported",
+        Some(_) => "set",
     }
 }
 
@@ -105,12 +134,7 @@ async fn create(
     } = body.into_inner();
     let name = username(&raw)?;
     let role = role(&raw_role)?;
-    let length = password.chars().count();
-    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&length) {
-        return Err(ApiError::invalid(format!(
-            "password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters"
-        )));
-    }
+    check_password(&password)?;
     // Checked before the expensive hash (a full tenant does no argon2 work) and again
     // under the lock, where the count and the creation are one step.
     check_user_cap(&state, &caller.tenant)?;
@@ -124,7 +148,7 @@ async fn create(
         user_id: random_hex::<16>(),
         tenant_id: caller.tenant.to_string(),
         username: name.clone(),
-        password_hash: hash,
+        password_hash: Some(hash),
         role,
         created_at: now(&state),
     };
@@ -158,10 +182,54 @@ async fn list(state: web::Data<AppState>, caller: TenantAdmin) -> Result<HttpRes
                 "username": u.username,
                 "role": role_name(u.role),
                 "created_at": rfc3339(u.created_at),
+                "password": password_state(u.password_hash.as_deref()),
             })
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+/// The tenant has no user called `name`.
+fn unknown_user(name: &str) -> ApiError {
+    ApiError::NotFound {
+        code: "unknown_user",
+        detail: format!("this tenant has no user '{name}'"),
+    }
+}
+
+/// Sets a user's password (one imported without a password, or one who forgot theirs).
+/// The user's sessions end: they log in again with the new password.
+async fn set_password(
+    state: web::Data<AppState>,
+    caller: TenantAdmin,
+    path: web::Path<String>,
+    body: web::Json<NewPassword>,
+) -> Result<HttpResponse> {
+    rate_limit(&state, &caller)?;
+    let unknown = || unknown_user(&path);
+    let name = username(&path).map_err(|_| unknown())?;
+    if state.platform.user(&caller.tenant, &name)?.is_none() {
+        return Err(unknown());
+    }
+    let NewPassword { password } = body.into_inner();
+    check_password(&password)?;
+    let hash = state
+        .security
+        .hash_password(caller.tenant.as_str(), password)
+        .await?;
+    state
+        .platform
+        .set_user_password(&caller.tenant, &name, hash, random_hex::<16>())?
+        .ok_or_else(unknown)?
+        .wait()
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"status": "password_set", "username": name})))
 }
 
 /// Deletes a user; their sessions stop working on the next request, their event
@@ -172,10 +240,7 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     rate_limit(&state, &caller)?;
-    let unknown = || ApiError::NotFound {
-        code: "unknown_user",
-        detail: format!("this tenant has no user '{}'", path.as_str()),
-    };
+    let unknown = || unknown_user(&path);
     let name = username(&path).map_err(|_| unknown())?;
     state
         .platform

@@ -1,7 +1,7 @@
 //! The vendor host: customers, provisioning, live usage.
 use actix_web::{HttpResponse, web};
 use permetrix_actors::domain::{
-    Seats, TenantSnapshot, ToolStatus, UsageTotals, check_seat_sum, rfc3339,
+    OfflineHours, Seats, TenantSnapshot, ToolStatus, UsageTotals, check_seat_sum, rfc3339,
 };
 use permetrix_storage::records::{Lifecycle, PackageRecord, PackageStatus};
 use permetrix_storage::{Money, TenantId};
@@ -74,6 +74,10 @@ struct PackageView {
     commit_price: f64,
     overage_price_per_license: f64,
     month_to_date_overage_cost: f64,
+    max_offline_hours: u32,
+    max_offline_seats: u32,
+    /// Seats checked out offline now.
+    offline: u32,
 }
 
 fn status_name(s: PackageStatus) -> &'static str {
@@ -99,6 +103,9 @@ fn package_view(t: &ToolStatus) -> PackageView {
         commit_price: t.commit_price.as_decimal(),
         overage_price_per_license: t.overage_price_per_license.as_decimal(),
         month_to_date_overage_cost: t.current_overage_cost.as_decimal(),
+        max_offline_hours: t.max_offline_hours,
+        max_offline_seats: t.max_offline_seats,
+        offline: t.offline,
     }
 }
 
@@ -203,6 +210,8 @@ struct ProvisionBody {
     crm_opportunity_id: Option<String>,
     valid_from: Option<String>,
     valid_until: Option<String>,
+    max_offline_hours: Option<i64>,
+    max_offline_seats: Option<i64>,
 }
 
 fn money(field: &str, v: Option<f64>) -> Result<Money> {
@@ -251,6 +260,12 @@ async fn provision(
         valid_until,
         status: PackageStatus::Active,
         created_at: now(&state),
+        max_offline_hours: b.max_offline_hours.map_or(Ok(0), |h| {
+            OfflineHours::parse_limit(h).map(OfflineHours::get)
+        })?,
+        max_offline_seats: b.max_offline_seats.map_or(Ok(0), |n| {
+            Seats::parse("max_offline_seats", n).map(Seats::get)
+        })?,
     };
     let p = accounts::provision(&state, &caller.vendor, &tenant_id, package).await?;
     Ok(HttpResponse::Created().json(package_json(tenant_id.as_str(), &p)))
@@ -272,5 +287,7 @@ pub(super) fn package_json(tenant: &str, p: &PackageRecord) -> serde_json::Value
         "valid_from": p.valid_from.map(rfc3339),
         "valid_until": p.valid_until.map(rfc3339),
         "status": status_name(p.status),
+        "max_offline_hours": p.max_offline_hours,
+        "max_offline_seats": p.max_offline_seats,
     })
 }

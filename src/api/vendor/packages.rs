@@ -3,7 +3,7 @@
 //! answers 404 as if it did not exist. Changes apply to new borrows; leases already
 //! granted run out normally.
 use actix_web::{HttpResponse, web};
-use permetrix_actors::domain::{Change, PackagePatch};
+use permetrix_actors::domain::{Change, OfflineHours, PackagePatch};
 use permetrix_actors::messages::UpdatePackage;
 use permetrix_storage::records::PackageStatus;
 use permetrix_storage::{Money, TenantId, Timestamp};
@@ -39,6 +39,8 @@ struct PatchBody {
     status: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     crm_opportunity_id: Option<Option<String>>,
+    max_offline_hours: Option<i64>,
+    max_offline_seats: Option<i64>,
 }
 
 fn price(field: &str, v: Option<f64>) -> Result<Option<Money>> {
@@ -85,6 +87,11 @@ fn patch_of(b: PatchBody) -> Result<PackagePatch> {
                 None => Change::Clear,
             },
         },
+        max_offline_hours: b
+            .max_offline_hours
+            .map(OfflineHours::parse_limit)
+            .transpose()?,
+        max_offline_seats: seats("max_offline_seats", b.max_offline_seats)?,
     })
 }
 
