@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Output;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -16,34 +15,6 @@ use permetrix_storage::{SledConfig, SledStore, Store, TenantId};
 use crate::helpers::*;
 
 const TOKEN: &str = "backup-test-operator-token";
-
-/// Runs `permetrix ARGS` to completion.
-fn run_cli(args: &[String]) -> Output {
-    permetrix()
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the binary runs")
-}
-
-/// Runs `permetrix ARGS`, which must succeed; its stdout.
-fn cli_ok(args: &[String]) -> String {
-    let out = run_cli(args);
-    assert!(
-        out.status.success(),
-        "permetrix {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `permetrix ARGS`, which must fail; its stderr.
-fn cli_err(args: &[String]) -> String {
-    let out = run_cli(args);
-    assert!(!out.status.success(), "permetrix {args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// `permetrix backup` of the store in `dir` into the file `out`.
 fn backup_args(dir: &Path, out: &Path) -> Vec<String> {

@@ -3,9 +3,10 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[actix_web::test]
-async fn bootstrap_provision_borrow_status_return() {
-    let app = TestApp::builder().spawn().await;
+crate::on_both_stores!(bootstrap_provision_borrow_status_return);
+
+async fn bootstrap_provision_borrow_status_return(store: TestStore) {
+    let app = TestApp::builder().store(&store).spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
 
     // Health answers on the main host.

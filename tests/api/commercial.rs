@@ -5,9 +5,14 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[actix_web::test]
-async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after_return() {
-    let app = TestApp::builder().spawn().await;
+crate::on_both_stores!(
+    the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after_return
+);
+
+async fn the_overage_boundary_books_one_charge_per_borrow_and_charges_stay_after_return(
+    store: TestStore,
+) {
+    let app = TestApp::builder().store(&store).spawn().await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await; // commit 5, overage 15, 500.00
     let mut ids = Vec::new();
     for i in 0..7 {

@@ -2,9 +2,10 @@
 
 use crate::helpers::*;
 
-#[actix_web::test]
-async fn two_hundred_concurrent_borrows_of_ten_seats_grant_exactly_ten() {
-    let app = TestApp::builder().spawn().await;
+crate::on_both_stores!(two_hundred_concurrent_borrows_of_ten_seats_grant_exactly_ten);
+
+async fn two_hundred_concurrent_borrows_of_ten_seats_grant_exactly_ten(store: TestStore) {
+    let app = TestApp::builder().store(&store).spawn().await;
     let tool = Tool {
         name: "CAN Bus Analyzer Pro",
         id: "can-analyzer-pro",

@@ -14,6 +14,9 @@
 //! `PERMETRIX_CRASH_SERVER_ARGS` adds server flags (e.g. `--durability relaxed`: a
 //! SIGKILL does not lose what sled already handed to the kernel, so only a power loss,
 //! which this test cannot cause, tells the two modes apart).
+//!
+//! It runs on both stores. On PostgreSQL the restarted server is a new broker: the
+//! killed one's tenants are served again once its lease lapses (a short `--lease-ttl`).
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -22,7 +25,9 @@ use std::time::Duration;
 
 use awc::http::StatusCode;
 use permetrix_actors::domain::{LedgerHead, month_of, verify_chain};
-use permetrix_storage::{SledConfig, SledStore, Store, TenantId, Timestamp};
+use permetrix_storage::{
+    Ownership, PgConfig, PgStore, SledConfig, SledStore, Store, TenantId, Timestamp,
+};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -215,10 +220,30 @@ struct Stored {
     month_charges: HashMap<String, u64>,
 }
 
+/// The lease time of the PostgreSQL brokers: how long the killed one's tenants wait.
+const LEASE_TTL: &str = "3";
+
 /// Reads every tenant straight from the store of the killed server and checks what
 /// needs no model: limits, an intact ledger, a charge for every overage lease.
-fn read_store(dir: &Path) -> HashMap<&'static str, Stored> {
-    let store = SledStore::open(SledConfig::new(dir)).expect("the store opens after a kill");
+fn read_store(kind: &TestStore, dir: &Path) -> HashMap<&'static str, Stored> {
+    match kind.url() {
+        None => {
+            let store =
+                SledStore::open(SledConfig::new(dir)).expect("the store opens after a kill");
+            let stored = check_store(&store);
+            store.shutdown().unwrap();
+            stored
+        }
+        Some(url) => {
+            let store = PgStore::connect(url, PgConfig::new("crash-reader:0")).unwrap();
+            let stored = check_store(&store);
+            store.leave().unwrap();
+            stored
+        }
+    }
+}
+
+fn check_store(store: &dyn Store) -> HashMap<&'static str, Stored> {
     let month = month_of(Timestamp::now());
     let mut out = HashMap::new();
     for tenant in TENANTS {
@@ -275,7 +300,6 @@ fn read_store(dir: &Path) -> HashMap<&'static str, Stored> {
             },
         );
     }
-    store.shutdown().unwrap();
     out
 }
 
@@ -337,10 +361,18 @@ async fn check_http(
         let host = format!("{tenant}.localhost");
         let key = keys[tenant].as_str();
         let s = &stored[tenant];
-        let status = app
-            .call("GET", &host, "/licenses/status", Some(key), None)
-            .await
-            .expect(200);
+        // On PostgreSQL the tenant is free once the killed broker's lease has lapsed.
+        let status = wait_until(&format!("{tenant} is served again"), || async {
+            let r = app
+                .call("GET", &host, "/licenses/status", Some(key), None)
+                .await;
+            if r.status == StatusCode::OK {
+                Ok(r.body)
+            } else {
+                Err((r.status, r.body))
+            }
+        })
+        .await;
         for st in status.as_array().unwrap() {
             let tool = TOOLS.iter().find(|t| t.id == st["product_id"]).unwrap();
             let held = s.leases.values().filter(|(t, _)| t == tool.id).count() as u64;
@@ -384,15 +416,20 @@ async fn check_http(
     }
 }
 
-#[actix_web::test]
-async fn acknowledged_operations_survive_repeated_sigkill_under_load() {
+crate::on_both_stores!(acknowledged_operations_survive_repeated_sigkill_under_load);
+
+async fn acknowledged_operations_survive_repeated_sigkill_under_load(store: TestStore) {
     let cycles = env_u64("PERMETRIX_CRASH_CYCLES", 3);
     let seed = env_u64("PERMETRIX_CRASH_SEED", 0x5eed_2026);
     let extra = std::env::var("PERMETRIX_CRASH_SERVER_ARGS").unwrap_or_default();
-    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let mut extra: Vec<&str> = extra.split_whitespace().collect();
+    if store.url().is_some() {
+        extra.extend(["--lease-ttl", LEASE_TTL]);
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = TestApp::builder()
         .data_dir(dir.path())
+        .store(&store)
         .token(TOKEN)
         .args(&extra);
     let mut proc = server.process();
@@ -449,7 +486,7 @@ async fn acknowledged_operations_survive_repeated_sigkill_under_load() {
             c.await.expect("a client task panicked");
         }
 
-        let stored = read_store(dir.path());
+        let stored = read_store(&store, dir.path());
         check_and_adopt(&mut model.borrow_mut(), &stored);
 
         proc = server.process();

@@ -1,5 +1,7 @@
 //! Start-up on a damaged, foreign or incomplete data directory fails with a message that
-//! says what is wrong and what to do, instead of serving wrong (older, empty) data.
+//! says what is wrong and what to do, instead of serving wrong (older, empty) data; so
+//! does a server key (`PERMETRIX_SERVER_KEY`) that is malformed or disagrees with the
+//! store's key file.
 use std::fs;
 use std::path::Path;
 
@@ -146,5 +148,64 @@ async fn damaged_foreign_or_incomplete_data_directories_are_refused_with_a_clear
         .await
         .expect(200);
     assert_eq!(borrows.as_array().unwrap().len(), 1);
+    proc.kill9();
+}
+
+#[actix_web::test]
+async fn a_deployment_server_key_must_be_well_formed_and_agree_with_the_key_file() {
+    let refusal = |dir: &Path, key: &str| {
+        TestApp::builder()
+            .data_dir(dir)
+            .token(TOKEN)
+            .env("PERMETRIX_SERVER_KEY", key)
+            .try_process()
+            .err()
+            .unwrap_or_else(|| panic!("started with PERMETRIX_SERVER_KEY={key:?}"))
+            .stderr
+    };
+    let fresh = tempfile::tempdir().unwrap();
+    let stderr = refusal(fresh.path(), "not-a-key");
+    assert!(
+        stderr.contains("PERMETRIX_SERVER_KEY is not a server key"),
+        "{stderr}"
+    );
+
+    // A deployment key alone: nothing is written beside the store, and the key keeps
+    // the credentials working across a restart.
+    let deployment = "5a".repeat(32);
+    let start = || {
+        TestApp::builder()
+            .data_dir(fresh.path())
+            .token(TOKEN)
+            .env("PERMETRIX_SERVER_KEY", &deployment)
+            .process()
+    };
+    let proc = start();
+    let acme = bootstrap(&proc.app(), "vector", "acme", &ECU).await;
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit().0.success());
+    assert!(!fresh.path().join("server.key").exists());
+    let proc = start();
+    proc.app().borrow_ok(&acme, ECU.id, "dev").await;
+    proc.kill9();
+
+    // With a key file, the deployment key must be the same key.
+    let stored = tempfile::tempdir().unwrap();
+    let proc = TestApp::builder()
+        .data_dir(stored.path())
+        .token(TOKEN)
+        .process();
+    let globex = bootstrap(&proc.app(), "vector", "globex", &ECU).await;
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit().0.success());
+    let stderr = refusal(stored.path(), &deployment);
+    assert!(stderr.contains("disagrees with"), "{stderr}");
+    let file = fs::read_to_string(stored.path().join("server.key")).unwrap();
+    let proc = TestApp::builder()
+        .data_dir(stored.path())
+        .token(TOKEN)
+        .env("PERMETRIX_SERVER_KEY", file.trim())
+        .process();
+    proc.app().borrow_ok(&globex, ECU.id, "dev").await;
     proc.kill9();
 }

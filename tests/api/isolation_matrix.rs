@@ -260,6 +260,14 @@ fn endpoints(acme_package: &str) -> Vec<Endpoint> {
             Some(|n| json!({"custom_hosts": [format!("h{n}.acme.example")]})),
             VendorOfAcme,
         ),
+        // Issue 23: webhooks (a public address: nothing is delivered in this test).
+        e("GET", "/api/vendor/webhooks", None, Vendor),
+        e(
+            "POST",
+            "/api/vendor/webhooks",
+            Some(|_| json!({"url": "https://203.0.113.10/hook", "events": ["pool.exhausted"]})),
+            Vendor,
+        ),
         // Issue 8: supervision.
         e("GET", "/api/admin/actors", None, Operator),
         // Issue 6: Prometheus metrics, on the main host only; since issue 22 with the

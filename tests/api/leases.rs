@@ -5,22 +5,22 @@ use std::time::Duration;
 
 use permetrix_actors::domain::TenantEventKind;
 use permetrix_storage::TenantId;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
 
-fn millis(rfc3339: &Value) -> i64 {
-    let t = time::OffsetDateTime::parse(
-        rfc3339.as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
+crate::on_both_stores!(
+    leases_default_to_the_tenant_setting_and_are_range_checked,
+    heartbeats_extend_the_lease_from_now,
+    an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so
+);
 
-#[actix_web::test]
-async fn leases_default_to_the_tenant_setting_and_are_range_checked() {
-    let app = TestApp::builder().manual_clock(START).spawn().await;
+async fn leases_default_to_the_tenant_setting_and_are_range_checked(store: TestStore) {
+    let app = TestApp::builder()
+        .store(&store)
+        .manual_clock(START)
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &ECU).await;
     let b = app.borrow_ok(&t, ECU.id, "dev").await;
     assert_eq!(
@@ -55,9 +55,12 @@ async fn leases_default_to_the_tenant_setting_and_are_range_checked() {
     );
 }
 
-#[actix_web::test]
-async fn heartbeats_extend_the_lease_from_now() {
-    let app = TestApp::builder().manual_clock(START).spawn().await;
+async fn heartbeats_extend_the_lease_from_now(store: TestStore) {
+    let app = TestApp::builder()
+        .store(&store)
+        .manual_clock(START)
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
     let b = app
         .borrow_json(&t, lease_body("bus", "dev", 60))
@@ -82,11 +85,16 @@ async fn heartbeats_extend_the_lease_from_now() {
     app.return_ok(&t.host, id).await;
 }
 
-#[actix_web::test]
-async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so() {
-    let app = TestApp::builder().manual_clock(START).spawn().await;
+async fn an_unrenewed_lease_expires_frees_its_seat_and_late_calls_are_told_so(store: TestStore) {
+    let app = TestApp::builder()
+        .store(&store)
+        .manual_clock(START)
+        .spawn()
+        .await;
     let t = bootstrap(&app, "vector", "acme", &BUS).await;
-    let mut events = app.subscribe_directly(&TenantId::parse("acme").unwrap());
+    let mut events = app
+        .subscribe_directly(&TenantId::parse("acme").unwrap())
+        .await;
     let b = app
         .borrow_json(&t, lease_body("bus", "dev", 30))
         .await

@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
 
+crate::on_both_stores!(both_sides_verify_the_chain_and_exports_recompute_from_the_recipe);
+
 const PAYG: Tool = Tool {
     name: "Model-Based Design Studio",
     id: "mbd-studio",
@@ -77,9 +79,8 @@ async fn vendor_verify(app: &TestApp, t: &Tenant) -> Value {
         .expect(200)
 }
 
-#[actix_web::test]
-async fn both_sides_verify_the_chain_and_exports_recompute_from_the_recipe() {
-    let app = TestApp::builder().spawn().await;
+async fn both_sides_verify_the_chain_and_exports_recompute_from_the_recipe(store: TestStore) {
+    let app = TestApp::builder().store(&store).spawn().await;
     let t = bootstrap(&app, "vector", "acme", &PAYG).await;
     let mut ids = Vec::new();
     for i in 0..5 {

@@ -208,3 +208,61 @@ async fn key_management_is_rate_limited_per_credential() {
     assert_eq!(r.status.as_u16(), 429);
     app.stop().await;
 }
+
+/// Keys that verified once are checked from memory afterwards; a rotation or a soft
+/// delete still refuses them on the very next request.
+#[actix_web::test]
+async fn keys_used_before_stop_working_at_once_after_rotation_and_soft_deletes() {
+    let app = TestApp::builder().spawn().await;
+    let t = bootstrap(&app, "vector", "acme", &ECU).await;
+    let status = |key: String| {
+        let (app, host) = (&app, t.host.clone());
+        async move {
+            app.call("GET", &host, "/licenses/status", Some(&key), None)
+                .await
+                .status
+                .as_u16()
+        }
+    };
+
+    // A rotated key, used twice before (the second use from memory).
+    let farm = add_farm_key(&app, &t).await;
+    let (old, old_id) = (
+        farm["api_key"].as_str().unwrap().to_owned(),
+        farm["key_id"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(status(old.clone()).await, 200);
+    assert_eq!(status(old.clone()).await, 200);
+    let rotated = app
+        .call(
+            "POST",
+            &t.host,
+            &format!("/api/keys/{old_id}/rotate"),
+            Some(&t.admin_key),
+            None,
+        )
+        .await
+        .expect(201);
+    let new = rotated["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(status(old.clone()).await, 401);
+    assert_eq!(status(new.clone()).await, 200);
+
+    // A soft-deleted vendor's key, used before.
+    customers(&app, &t.vendor_key).await;
+    customers(&app, &t.vendor_key).await;
+    app.operator("DELETE", "/api/admin/vendors/vector", None)
+        .await
+        .expect(200);
+    let r = app
+        .vendor(&t.vendor_key, "GET", "/api/vendor/customers", None)
+        .await;
+    assert_eq!(r.status.as_u16(), 401);
+
+    // A soft-deleted tenant's keys, used before: its host is gone.
+    assert_eq!(status(new.clone()).await, 200);
+    app.operator("DELETE", "/api/admin/tenants/acme", None)
+        .await
+        .expect(200);
+    assert_eq!(status(new).await, 404);
+    app.stop().await;
+}

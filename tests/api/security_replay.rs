@@ -5,13 +5,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[actix_web::test]
 async fn a_signed_borrow_is_not_granted_again_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,18 +16,7 @@ async fn a_signed_borrow_is_not_granted_again_after_a_restart() {
         .await
         .expect(200);
     let body = serde_json::to_vec(&borrow_body(ECU.name, "dev1")).unwrap();
-    let signed = |nonce: &str| {
-        v2_headers(
-            &t.signing_secret,
-            "vector",
-            "POST",
-            "/licenses/borrow",
-            &body,
-            unix_now(),
-            nonce,
-            &t.admin_key,
-        )
-    };
+    let signed = |nonce: &str| v2_borrow_headers(&t, "vector", &body, nonce);
     let first = signed("3f1c9a0e5b7d");
     signed_borrow(&app, &t.host, &t.admin_key, &first, &body)
         .await

@@ -277,6 +277,59 @@ describe('permetrix portals', () => {
       .filter({ hasText: '· 5 total' }).waitFor();
   });
 
+  test('the vendor adds a webhook endpoint, sees its secret once, and deletes it', async () => {
+    await vendorPage.getByText('No webhook endpoints yet.').waitFor();
+    await vendorPage.getByLabel('URL', { exact: true }).fill('https://203.0.113.10/permetrix');
+    await vendorPage.getByLabel('request.created').check();
+    await vendorPage.getByRole('button', { name: 'Add endpoint' }).click();
+    const secret = vendorPage.locator('#new-webhook-secret code[data-field="secret"]');
+    await secret.waitFor({ state: 'visible' });
+    const value = (await secret.textContent()).trim();
+    assert.match(value, /^whsec_[0-9a-f]{64}$/);
+    const row = vendorPage.locator('#webhooks tbody tr', { hasText: '203.0.113.10' });
+    await row.waitFor();
+    assert.match(await row.textContent(), /overage\.charged, request\.created/);
+    assert.match(await row.textContent(), /active/);
+    assert.ok(!(await vendorPage.locator('#webhooks').textContent()).includes(value));
+    await vendorPage.locator('#new-webhook-secret').getByRole('button', { name: 'I have saved it' }).click();
+    await secret.waitFor({ state: 'hidden' });
+    await screenshot(vendorPage, 'vendor-webhooks');
+
+    await row.getByRole('button', { name: /^Recent deliveries/ }).click();
+    await vendorPage.getByText('Nothing delivered to this endpoint yet.').waitFor();
+    await row.getByRole('button', { name: /^Delete/ }).click();
+    await row.getByRole('button', { name: /^Really delete/ }).click();
+    await vendorPage.getByText('No webhook endpoints yet.').waitFor();
+  });
+
+  test('the vendor adds an API client, sees its secret once, and revokes it', async () => {
+    await vendorPage.getByText('No API clients yet.').waitFor();
+    await vendorPage.getByLabel('Name', { exact: true }).fill('CRM sync');
+    await vendorPage.getByLabel('customers:write').uncheck();
+    await vendorPage.getByLabel('usage:read').uncheck();
+    await vendorPage.getByRole('button', { name: 'Add client' }).click();
+    const box = vendorPage.locator('#new-client-secret');
+    const secret = box.locator('code[data-field="secret"]');
+    await secret.waitFor({ state: 'visible' });
+    const value = (await secret.textContent()).trim();
+    assert.match(value, /^[0-9a-f]{64}$/);
+    assert.match((await box.locator('code[data-field="client_id"]').textContent()).trim(),
+      /^\S+\.[0-9a-f]{16}$/);
+    const row = vendorPage.locator('#clients tbody tr', { hasText: 'CRM sync' });
+    await row.waitFor();
+    assert.match(await row.textContent(), /customers:read provision/);
+    assert.match(await row.textContent(), /active/);
+    assert.ok(!(await vendorPage.locator('#clients').textContent()).includes(value));
+    await box.getByRole('button', { name: 'I have saved it' }).click();
+    await secret.waitFor({ state: 'hidden' });
+    await screenshot(vendorPage, 'vendor-api-clients');
+
+    await row.getByRole('button', { name: /^Revoke/ }).click();
+    await row.getByRole('button', { name: /^Really revoke/ }).click();
+    await row.filter({ hasText: 'revoked' }).waitFor();
+    assert.equal(await row.getByRole('button', { name: /^Revoke/ }).count(), 0);
+  });
+
   test('every form control of the portals has a label', async () => {
     for (const page of [vendorPage, tenantPage]) {
       const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]

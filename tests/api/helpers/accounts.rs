@@ -42,8 +42,14 @@ pub struct Tenant {
     pub signing_secret: String,
 }
 
-/// Creates a vendor (if needed), a tenant of it with one tool, and turns signatures off.
+/// Creates a vendor, a tenant of it with one tool, and turns signatures off.
 pub async fn bootstrap(app: &TestApp, vendor: &str, tenant: &str, tool: &Tool) -> Tenant {
+    let (vendor_key, signing_secret) = create_vendor(app, vendor).await;
+    add_tenant(app, &vendor_key, &signing_secret, tenant, tool).await
+}
+
+/// Creates vendor `vendor` (must answer 201); its `(api_key, signing_secret)`.
+pub async fn create_vendor(app: &TestApp, vendor: &str) -> (String, String) {
     let v = app
         .operator(
             "POST",
@@ -51,17 +57,31 @@ pub async fn bootstrap(app: &TestApp, vendor: &str, tenant: &str, tool: &Tool) -
             Some(json!({"vendor_id": vendor, "vendor_name": format!("{vendor} GmbH")})),
         )
         .await;
-    let (vendor_key, signing_secret) = match v.status.as_u16() {
+    match v.status.as_u16() {
         201 => (
             v.body["api_key"].as_str().unwrap().to_owned(),
             v.body["signing_secret"].as_str().unwrap().to_owned(),
         ),
         other => panic!("creating vendor {vendor}: {other} {}", v.body),
-    };
-    add_tenant(app, &vendor_key, &signing_secret, tenant, tool).await
+    }
 }
 
-/// Adds a tenant with one tool to an existing vendor.
+/// Creates customer `tenant` of the vendor (must answer 201), with nothing provisioned
+/// and its settings as created; its admin API key.
+pub async fn create_customer(app: &TestApp, vendor_key: &str, tenant: &str) -> String {
+    let created = app
+        .vendor(
+            vendor_key,
+            "POST",
+            "/api/vendor/customers",
+            Some(json!({"tenant_id": tenant, "company_name": format!("{tenant} Inc")})),
+        )
+        .await
+        .expect(201);
+    created["admin_api_key"].as_str().unwrap().to_owned()
+}
+
+/// Adds a tenant with one tool to an existing vendor, signatures off.
 pub async fn add_tenant(
     app: &TestApp,
     vendor_key: &str,
@@ -69,17 +89,7 @@ pub async fn add_tenant(
     tenant: &str,
     tool: &Tool,
 ) -> Tenant {
-    let created = app
-        .call(
-            "POST",
-            "vendor.localhost",
-            "/api/vendor/customers",
-            Some(vendor_key),
-            Some(json!({"tenant_id": tenant, "company_name": format!("{tenant} Inc")})),
-        )
-        .await
-        .expect(201);
-    let admin_key = created["admin_api_key"].as_str().unwrap().to_owned();
+    let admin_key = create_customer(app, vendor_key, tenant).await;
     provision(app, vendor_key, tenant, tool).await;
     let host = format!("{tenant}.localhost");
     app.call(

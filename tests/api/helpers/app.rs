@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::inside::{InProcess, ServeConfig};
 use super::process::{ServerProcess, StartFailure};
+use super::stores::TestStore;
 
 /// A running server and a client for it. Built by [`TestApp::builder`] (a server in this
 /// process, which it owns), [`ServerProcess::app`] or [`TestApp::detached`] (a client
@@ -39,6 +40,7 @@ pub struct TestAppBuilder {
     pub(super) args: Vec<String>,
     pub(super) env: Vec<(String, String)>,
     pub(super) log_file: Option<PathBuf>,
+    pub(super) store: TestStore,
 }
 
 impl TestApp {
@@ -53,11 +55,12 @@ impl TestApp {
             args: Vec::new(),
             env: Vec::new(),
             log_file: None,
+            store: TestStore::Sled,
         }
     }
 
     /// A client of the server at `addr`, owning nothing.
-    pub(super) fn remote(addr: SocketAddr, admin_token: &str) -> Self {
+    pub fn remote(addr: SocketAddr, admin_token: &str) -> Self {
         TestApp {
             addr,
             admin_token: admin_token.to_owned(),
@@ -84,7 +87,13 @@ impl TestApp {
     }
 
     /// A request with the given Host and optional bearer token, not yet sent.
-    fn request(&self, method: &str, host: &str, path: &str, token: Option<&str>) -> ClientRequest {
+    pub fn request(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> ClientRequest {
         let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
         let req = self
             .client
@@ -105,12 +114,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let req = self.request(method, host, path, token);
-        let res = match body {
-            Some(b) => req.send_json(&b).await,
-            None => req.send().await,
-        };
-        read(res.expect("request sent")).await
+        send_request(self.request(method, host, path, token), body).await
     }
 
     /// Sends raw bytes as the body.
@@ -188,6 +192,14 @@ impl TestAppBuilder {
     /// In process: changes the server's configuration before it is built.
     pub fn config(mut self, tweak: impl FnOnce(&mut ServeConfig) + 'static) -> Self {
         self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    /// The store, in process or the binary (default: sled in the data directory). With
+    /// PostgreSQL, the data directory holds nothing of the store's, and a second server
+    /// on the same database is a second broker.
+    pub fn store(mut self, store: &TestStore) -> Self {
+        self.store = store.clone();
         self
     }
 
@@ -280,6 +292,15 @@ impl Reply {
 }
 
 /// Reads a response into a [`Reply`].
+/// Sends a built request with an optional JSON body; the answer read whole.
+pub async fn send_request(req: ClientRequest, body: Option<Value>) -> Reply {
+    let res = match body {
+        Some(b) => req.send_json(&b).await,
+        None => req.send().await,
+    };
+    read(res.expect("request sent")).await
+}
+
 pub async fn read<S>(mut res: awc::ClientResponse<S>) -> Reply
 where
     S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,

@@ -11,7 +11,7 @@ use actix_web::web::Data;
 use permetrix::api::accounts::{self, NewTenant};
 use permetrix::auth::session;
 use permetrix::server::state::AppState;
-use permetrix::server::{Application, ClockSource};
+use permetrix::server::{Application, ClockSource, OwnershipLayer, StoreKind};
 use permetrix_actors::domain::{BorrowRequest, TenantEvent};
 use permetrix_actors::messages::{Borrow, DueReport, ExpireDue};
 use permetrix_actors::{
@@ -24,10 +24,12 @@ use tokio::sync::broadcast;
 pub use permetrix::auth::client::CookieSecurity;
 pub use permetrix::http::host;
 pub use permetrix::server::ServeConfig;
-pub use permetrix_client::signing;
+pub use permetrix_client::{offline_token, signing};
 
 use super::app::{TestApp, TestAppBuilder};
+use super::placement::{Placed, Placement};
 use super::poll::wait_until;
+use super::stores::{TEST_SERVER_KEY, TestStore};
 
 /// What a server in this process owns besides its address.
 pub struct InProcess {
@@ -49,9 +51,16 @@ impl InProcess {
         config.workers = 1;
         config.arbiters = 2;
         config.handle_signals = false;
+        // Passivation only where a test asks for it: the background sweep looks at the
+        // clock, and a manual clock's jumps would make it stop actors at random.
+        config.idle_passivate = None;
         config.admin_token = Some(builder.token);
         if let Some(clock) = &builder.clock {
             config.clock = Some(ClockSource(Arc::new(clock.clone())));
+        }
+        if let TestStore::Postgres { url } = &builder.store {
+            config.store = StoreKind::parse(url).unwrap();
+            config.server_key = Some(TEST_SERVER_KEY.to_owned().into());
         }
         for tweak in builder.tweaks {
             tweak(&mut config);
@@ -76,6 +85,41 @@ impl InProcess {
         // Not graceful: the test client keeps idle keep-alive connections open.
         self.handle.stop(false).await;
     }
+}
+
+impl TestAppBuilder {
+    /// In process: the tenants `placement` places are owned by other brokers.
+    pub fn placement(self, placement: &Arc<Placement>) -> Self {
+        let placement = Arc::clone(placement);
+        self.config(move |c| {
+            c.ownership = Some(OwnershipLayer(Arc::new(move |own| {
+                Arc::new(Placed {
+                    own,
+                    placement: Arc::clone(&placement),
+                })
+            })));
+        })
+    }
+}
+
+/// Restores the backup `from` into the new directory `dir` (`permetrix restore`).
+pub fn restore_backup(from: &std::path::Path, dir: &std::path::Path) {
+    permetrix::ops::backup::restore(from, Some(dir), &StoreKind::Sled).unwrap();
+}
+
+/// Two brokers' stores from one: backs `seed` up, stops it, and restores the backup into
+/// `a` and `b` under the returned directory (which removes them when dropped).
+pub async fn two_copies(
+    seed: TestApp,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dirs = tempfile::tempdir().unwrap();
+    let backup = dirs.path().join("seed.backup");
+    seed.backup_into(&backup);
+    seed.stop().await;
+    let (a, b) = (dirs.path().join("a"), dirs.path().join("b"));
+    restore_backup(&backup, &a);
+    restore_backup(&backup, &b);
+    (dirs, a, b)
 }
 
 /// Blocks its tenant's actor until released, so that messages queue up behind it.
@@ -108,6 +152,11 @@ impl HeldActor {
     }
 }
 
+/// The idle keep-alive a server runs with unless told otherwise.
+pub fn default_keep_alive() -> Duration {
+    ServeConfig::new(std::path::Path::new("unused")).keep_alive
+}
+
 /// Things only a server in this process can be asked.
 impl TestApp {
     fn state(&self) -> &AppState {
@@ -125,14 +174,38 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Stops the tenant's actor, leaving it as a restart does: idle, its state (leases
+    /// included) only in storage until a request activates it again.
+    pub fn make_idle(&self, tenant: &str) {
+        self.state()
+            .registry
+            .deactivate(&TenantId::parse(tenant).unwrap());
+    }
+
     /// The tenant's live events, straight from its actor.
-    pub fn subscribe_directly(&self, tenant: &TenantId) -> broadcast::Receiver<TenantEvent> {
-        self.state().registry.subscribe(tenant).unwrap()
+    pub async fn subscribe_directly(&self, tenant: &TenantId) -> broadcast::Receiver<TenantEvent> {
+        self.state().registry.subscribe(tenant).await.unwrap()
     }
 
     /// The mailboxes of the running tenant actors.
     pub fn mailboxes(&self) -> Vec<MailboxStats> {
         self.state().registry.mailboxes()
+    }
+
+    /// Tenants whose actor runs in this server.
+    pub fn active_tenants(&self) -> usize {
+        self.state().registry.active_count()
+    }
+
+    /// Passivates the idle tenant actors now (the sweep the server runs periodically);
+    /// how many stopped.
+    pub async fn passivate_idle(&self) -> usize {
+        self.state().registry.passivate_idle().await
+    }
+
+    /// Writes a backup of this server's live store to `out` (`permetrix backup`).
+    pub fn backup_into(&self, out: &std::path::Path) {
+        permetrix::ops::backup::backup(self.data_dir(), &StoreKind::Sled, out).unwrap();
     }
 
     /// Blocks `tenant`'s actor from inside until [`HeldActor::release`]; returns once the
@@ -214,6 +287,12 @@ impl TestApp {
     /// Deletes expired portal sessions (the periodic purge); how many.
     pub async fn purge_expired_sessions(&self) -> usize {
         session::purge_expired(self.state()).await.unwrap()
+    }
+
+    /// Makes the webhook worker look at the (manual) clock again: retries that became
+    /// due when the test moved it are attempted.
+    pub fn kick_webhooks(&self) {
+        self.state().webhooks.kick();
     }
 
     /// The start-up text of demo data seeded by this server (credentials included).

@@ -130,6 +130,14 @@ pub fn v1_headers(
     ]
 }
 
+/// The system clock in Unix seconds, as a signing client reads it.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// Headers of a v2-signed request.
 #[allow(clippy::too_many_arguments)]
 pub fn v2_headers(
@@ -154,6 +162,25 @@ pub fn v2_headers(
         ("X-Signature-Version".into(), "2".into()),
         ("X-Nonce".into(), nonce.into()),
     ]
+}
+
+/// Headers of a borrow by `t`'s admin key, v2-signed now with `t`'s vendor secret.
+pub fn v2_borrow_headers(
+    t: &super::accounts::Tenant,
+    vendor: &str,
+    body: &[u8],
+    nonce: &str,
+) -> Vec<(String, String)> {
+    v2_headers(
+        &t.signing_secret,
+        vendor,
+        "POST",
+        "/licenses/borrow",
+        body,
+        unix_now(),
+        nonce,
+        &t.admin_key,
+    )
 }
 
 /// Borrows with a bearer key, extra headers and the exact body bytes that were signed.

@@ -2,11 +2,12 @@
 //! `permetrix run`) as a child process whose stderr is kept line by line, waited on with
 //! bounds, signalled, and killed and reaped when dropped.
 use std::cell::Cell;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output as ProgramOutput, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
@@ -14,12 +15,79 @@ use nix::unistd::Pid;
 
 pub use nix::sys::signal::Signal;
 
+use super::accounts::Tenant;
 use super::app::{TestApp, TestAppBuilder};
 use super::poll::PATIENCE;
 
 /// The binary under test, not started yet.
 pub fn permetrix() -> Command {
     Command::new(env!("CARGO_BIN_EXE_permetrix"))
+}
+
+/// `permetrix run` of `ci-agent` wrapping `sh -c JOB` for a seat of `tool` at `t`
+/// through the server at `addr`, with `t`'s admin key and no signing; its output is
+/// kept.
+pub fn permetrix_run(
+    addr: SocketAddr,
+    t: &Tenant,
+    tool: &str,
+    extra: &[&OsStr],
+    job: &str,
+) -> Process {
+    let url = format!("http://{}:{}", t.host, addr.port());
+    Process::spawn(&mut permetrix_run_command(&url, addr, t, tool, extra, job))
+}
+
+/// The command [`permetrix_run`] starts, for the broker at `url` reached at `connect`,
+/// for a test to change (its environment) first.
+pub fn permetrix_run_command(
+    url: &str,
+    connect: SocketAddr,
+    t: &Tenant,
+    tool: &str,
+    extra: &[&OsStr],
+    job: &str,
+) -> Command {
+    let mut command = permetrix();
+    command
+        .arg("run")
+        .args(["--server", url])
+        .args(["--connect", &connect.to_string()])
+        .args(["--tool", tool, "--user", "ci-agent"])
+        .args(extra)
+        .args(["--", "sh", "-c", job])
+        .env("PERMETRIX_API_KEY", &t.admin_key)
+        .env_remove("PERMETRIX_SIGNING_SECRET")
+        .env_remove("PERMETRIX_VENDOR_ID");
+    command
+}
+
+/// Runs `permetrix ARGS` to completion.
+pub fn run_cli(args: &[String]) -> ProgramOutput {
+    permetrix()
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs `permetrix ARGS`, which must succeed; its stdout.
+pub fn cli_ok(args: &[String]) -> String {
+    let out = run_cli(args);
+    assert!(
+        out.status.success(),
+        "permetrix {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `permetrix ARGS`, which must fail; its stderr.
+pub fn cli_err(args: &[String]) -> String {
+    let out = run_cli(args);
+    assert!(!out.status.success(), "permetrix {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The lines a child wrote, as they arrive.
@@ -274,11 +342,14 @@ impl ServerProcess {
             (Some(dir), _) => dir.as_path(),
             (None, own) => own.as_ref().unwrap().path(),
         };
+        let (store_args, store_env) = b.store.process_args();
         let mut command = permetrix();
         command
             .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
             .args(["--arbiters", "2", "--data-dir"])
             .arg(dir)
+            .args(&store_args)
+            .envs(store_env)
             .args(&b.args)
             .env("PERMETRIX_ADMIN_TOKEN", &b.token)
             .env("RUST_LOG", "info")

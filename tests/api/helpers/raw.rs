@@ -32,6 +32,27 @@ impl RawConn {
         self.0.get_mut().flush().unwrap();
     }
 
+    /// Sends a request with exactly the given headers (and `Host`, `Content-Length`),
+    /// as a client that writes its own HTTP would; the answer is read by
+    /// [`RawConn::answer`].
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) {
+        use std::io::Write;
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        self.0.get_mut().write_all(head.as_bytes()).unwrap();
+        self.0.get_mut().flush().unwrap();
+    }
+
     /// Reads one answer: status, `Retry-After` and the JSON body.
     pub fn answer(&mut self) -> (u16, Option<String>, Value) {
         use std::io::Read;
@@ -54,5 +75,21 @@ impl RawConn {
         let mut body = vec![0; length];
         self.0.read_exact(&mut body).unwrap();
         (status, retry_after, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// Whether the server has closed the connection: a read finds its end (or a reset)
+    /// within `within`. Waits at most `within` when it is still open.
+    pub fn is_closed(&mut self, within: Duration) -> bool {
+        use std::io::ErrorKind;
+        self.0.get_ref().set_read_timeout(Some(within)).unwrap();
+        let closed = match self.0.fill_buf() {
+            Ok(buf) => buf.is_empty(),
+            Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        };
+        self.0
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        closed
     }
 }

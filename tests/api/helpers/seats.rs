@@ -18,6 +18,16 @@ pub fn lease_body(tool: &str, user: &str, secs: u32) -> Value {
     json!({"tool": tool, "user": user, "lease_seconds": secs})
 }
 
+/// Milliseconds since the epoch of an RFC 3339 time in a reply.
+pub fn millis(rfc3339: &Value) -> i64 {
+    let t = time::OffsetDateTime::parse(
+        rfc3339.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 impl TestApp {
     /// Sends `body` to `/licenses/borrow` at `host` with the bearer `key`; the raw reply.
     async fn post_borrow(&self, host: &str, key: &str, body: Value) -> Reply {
