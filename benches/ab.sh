@@ -7,6 +7,8 @@
 set -euo pipefail
 A=$1; B=$2; SERVE=$3; LOADF=$4; REPS=${5:-3}; TOOL=${TOOL:-target/release/permetrix}
 HERE=$(dirname "$0")
+# The servers' operator token, which cpu.sh also reads /metrics with.
+export PERMETRIX_ADMIN_TOKEN=tok
 W=$(mktemp -d "${TMPDIR:-/tmp}/permetrix-ab.XXXX")
 start() { # bin name port flags
   PERMETRIX_ADMIN_TOKEN=tok "$1" serve --bind "127.0.0.1:$3" --data-dir "$W/$2" $4 > "$W/$2.log" 2>&1 &

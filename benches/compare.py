@@ -9,7 +9,9 @@ each repetition so that machine noise hits every figure alike:
     | borrow/return 1 tenant (strict) | borrow/return 100 tenants (relaxed)
 
 followed by open-loop runs at half the measured 100-tenant maximum (strict and
-relaxed). Every load command, the machine load (`/proc/loadavg`) before and after
+relaxed). The disk's bare fdatasync latency (benches/fsync.py, in --out, so on the same
+disk as the data) is measured before and after the load runs, and the strict server's
+mean group-commit cycle is read from its metrics at the end, for target 3. Every load command, the machine load (`/proc/loadavg`) before and after
 each run, and the JSON summaries are kept in --out; a table of ratios is printed.
 
     python3 benches/compare.py --bin target/release/permetrix --out target/bench/run1
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 TOKEN = "bench-operator-token"
 
@@ -69,12 +72,34 @@ class Server:
                     return int(line.split()[1])
         return None
 
+    def flush_cycle(self):
+        """(commits, mean seconds) of the group commit so far, from the metrics."""
+        req = urllib.request.Request(f"http://{self.addr}/metrics",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+        count = total = 0.0
+        for line in urllib.request.urlopen(req).read().decode().splitlines():
+            if line.startswith("permetrix_storage_flush_duration_seconds_count"):
+                count = float(line.split()[1])
+            elif line.startswith("permetrix_storage_flush_duration_seconds_sum"):
+                total = float(line.split()[1])
+        return count, (total / count if count else 0.0)
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def fdatasync_p50(out):
+    """The disk's bare fdatasync p50 in ms (benches/fsync.py on the --out directory)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fsync.py")
+    res = subprocess.run([sys.executable, script, os.path.join(out, "fsync.test"), "300"],
+                         capture_output=True, text=True, check=True)
+    print(res.stdout.strip(), flush=True)
+    line = next(l for l in res.stdout.splitlines() if l.startswith("fdatasync overwrite"))
+    return float(line.split("p50=")[1].split()[0])
 
 
 def load(binary, server, out, label, args, runs):
@@ -121,6 +146,7 @@ def main():
     strict = Server(a.bin, a.out, "strict", extra)
     relaxed = Server(a.bin, a.out, "relaxed", ["--durability", "relaxed"] + extra)
     runs = []
+    fsync_p50 = [fdatasync_p50(a.out)]
     common = ["--duration", a.duration, "--warmup", a.warmup, "--connections", a.connections]
     try:
         for s in (strict, relaxed):
@@ -139,6 +165,8 @@ def main():
                  common + ["--tenants", "100", "--rate", half], runs)
             load(a.bin, relaxed, a.out, f"r{r}-open-relaxed-half",
                  common + ["--tenants", "100", "--rate", half], runs)
+        fsync_p50.append(fdatasync_p50(a.out))
+        commits, cycle = strict.flush_cycle()
     finally:
         rss = {s.name: s.rss_kib() for s in (strict, relaxed)}
         strict.stop()
@@ -166,6 +194,13 @@ def main():
         print(f"T3 {mode} open @ {half}/s: borrow p50 ms {spread([s['borrow']['p50_ms'] for s in o])}, "
               f"p99 ms {spread([s['borrow']['p99_ms'] for s in o])}, "
               f"achieved {spread([s['achieved_rate'] for s in o])}")
+    fs = statistics.mean(fsync_p50)
+    print(f"T3 group-commit cycle (strict, mean of {commits:.0f}) {1e3 * cycle:.2f} ms vs bare "
+          f"fdatasync p50 {fs:.2f} ms (before/after {fsync_p50[0]:.2f}/{fsync_p50[1]:.2f}) = "
+          f"{1e3 * cycle / fs:.2f}x   target <= 2")
+    strict_p50 = statistics.mean(s['borrow']['p50_ms'] for s in by("-open-strict-half"))
+    print(f"T3 strict p50 at half rate {strict_p50:.2f} ms vs fdatasync p50 + 0.5 ms = "
+          f"{fs + 0.5:.2f} ms")
     print(f"RSS at end (KiB): {rss}")
 
 

@@ -13,10 +13,10 @@ prev=; for a in "$@"; do [ "$prev" = --server ] && SERVER=$a; prev=$a; done
 ticks() { awk '{print $14+$15}' "/proc/$PID/stat"; }
 # batch-size sum, flush count, flush seconds (0 0 0 if /metrics is unreachable)
 flushes() {
-  curl -sf -H "Authorization: Bearer ${PERMETRIX_METRICS_TOKEN:-${PERMETRIX_ADMIN_TOKEN:-}}" \
-    "http://$SERVER/metrics" | awk '
+  { curl -sf -H "Authorization: Bearer ${PERMETRIX_METRICS_TOKEN:-${PERMETRIX_ADMIN_TOKEN:-}}" \
+    "http://$SERVER/metrics" || true; } | awk '
     /^permetrix_storage_flush_batch_size_sum/ {w=$2} /^permetrix_storage_flush_batch_size_count/ {n=$2}
-    /^permetrix_storage_flush_duration_seconds_sum/ {s=$2} END {print w+0, n+0, s+0}' || echo 0 0 0
+    /^permetrix_storage_flush_duration_seconds_sum/ {s=$2} END {print w+0, n+0, s+0}'
 }
 J=$(mktemp); a=$(ticks); f1=$(flushes); l1=$(cut -d' ' -f1 /proc/loadavg)
 "$BIN" load --quiet --json "$J" "$@" > /dev/null

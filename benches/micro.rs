@@ -52,6 +52,7 @@ fn records(c: &mut Criterion) {
         lease_expires_at: Timestamp::from_secs(1_800_003_600),
         lease_seconds: 3600,
         is_overage: false,
+        offline: false,
     };
     c.bench_function("record/lease_encode", |b| {
         b.iter(|| codec::encode(black_box(&lease)))

@@ -88,6 +88,7 @@ fn generate(dir: &Path, records: usize, tenants: usize) {
                     lease_expires_at: Timestamp::from_millis(now.millis() + 3_600_000),
                     lease_seconds: 3600,
                     is_overage: false,
+                    offline: false,
                 })
             })
             .collect();

@@ -148,11 +148,13 @@ def cmd_msrv(args: argparse.Namespace) -> None:
     def version(v: str) -> tuple[int, ...]:
         return tuple(int(x) for x in v.split("."))
 
+    # The image's tag names a minor release (rust:1.89 is its newest patch), so a crate
+    # is compared on as many components as the tag has: 1.89.0 and 1.89.3 fit rust:1.89.
     limit = version(rust_version)
     newer = sorted(f"{packages[i]['name']} {packages[i]['version']} (rust-version "
                    f"{packages[i]['rust_version']})" for i in seen
                    if packages[i].get("rust_version")
-                   and version(packages[i]["rust_version"]) > limit)
+                   and version(packages[i]["rust_version"])[:len(limit)] > limit)
     if newer:
         raise RecipeError(f"crates the image compiles need a newer toolchain than "
                           f"{rust_version}: {', '.join(newer)}. Pick versions that "
