@@ -199,13 +199,15 @@ impl Db {
         row.get(0)
     }
 
-    /// Statements of the brokers waiting for a row lock (a batch behind a [`RowLock`]).
-    pub async fn waiting_on_locks(&self) -> i64 {
+    /// Write batches of the brokers waiting for a row lock (behind a [`RowLock`]). Only
+    /// batches: another broker's attempt to take the tenant waits on the same row, and
+    /// counting it would let a test go on before the owner's batch is in flight.
+    pub async fn batches_waiting_on_locks(&self) -> i64 {
         self.client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
                  WHERE datname = current_database() AND wait_event_type = 'Lock'
-                   AND query LIKE '%tenant_owner%'",
+                   AND query LIKE '%WITH fence AS%'",
                 &[],
             )
             .await
