@@ -199,16 +199,16 @@ impl Db {
         row.get(0)
     }
 
-    /// Write batches of the brokers waiting for a row lock (behind a [`RowLock`]). Only
-    /// batches: another broker's attempt to take the tenant waits on the same row, and
-    /// counting it would let a test go on before the owner's batch is in flight.
-    pub async fn batches_waiting_on_locks(&self) -> i64 {
+    /// Write batches of the brokers that wait for `lock` (so: fence its tenant). Only
+    /// those: other statements wait on row locks now and then under load (a batch
+    /// behind another broker's take of some other tenant), and counting them would let
+    /// a test go on before the owner's batch is in flight.
+    pub async fn batches_waiting_for(&self, lock: &RowLock) -> i64 {
         self.client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'
-                   AND query LIKE '%WITH fence AS%'",
-                &[],
+                 WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%WITH fence AS%'",
+                &[&lock.pid],
             )
             .await
             .expect("the activity is read")
@@ -220,6 +220,8 @@ impl Db {
 /// waits in the database until [`RowLock::release`].
 pub struct RowLock {
     client: Client,
+    /// The backend holding the lock.
+    pid: i32,
 }
 
 impl RowLock {
@@ -234,7 +236,12 @@ impl RowLock {
             .await
             .expect("the owner row is locked");
         assert_eq!(held.len(), 1, "{tenant} has an owner row");
-        RowLock { client }
+        let pid = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .expect("the backend's pid")
+            .get(0);
+        RowLock { client, pid }
     }
 
     pub async fn release(self) {

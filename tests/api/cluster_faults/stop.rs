@@ -105,7 +105,7 @@ pub async fn stop_an_owner_past_its_lease(
     let lock = RowLock::take(&c.url, &t.id).await;
     let in_flight = direct_borrow(&direct, t, "stop-1", "stop-1");
     wait_until("a batch of the owner waits on the tenant's row", || async {
-        c.db.batches_waiting_on_locks().await >= 1
+        c.db.batches_waiting_for(&lock).await >= 1
     })
     .await;
     let queued = direct_borrow(&direct, t, "stop-2", "stop-2");
