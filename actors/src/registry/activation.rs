@@ -120,8 +120,9 @@ impl Registry {
     }
 
     /// Makes sure the tenant's actor runs here, or says why not: joins the transition in
-    /// progress, or starts the acquisition on a blocking thread. Returns once the
-    /// transition settled; the caller then looks the actor up again.
+    /// progress, or acquires the tenant (on a blocking thread when that waits on the
+    /// network). Returns once the transition settled; the caller then looks the actor up
+    /// again.
     pub(super) async fn activate(&self, tenant: &TenantId) -> Result<(), TenantError> {
         // Checked here, not on a blocking thread: requests for made-up tenant names must
         // not each take a thread (the platform read is local or cached).
@@ -145,6 +146,10 @@ impl Registry {
             if self.active(tenant)?.is_some() {
                 claim.finish(Settled::Active);
                 return Ok(());
+            }
+            if !self.0.ownership.acquire_waits_on_the_network() {
+                claim.finish(self.acquire_and_start(tenant, vendor_id.clone()));
+                break waiting;
             }
             let registry = self.clone();
             let (id, vendor_id) = (tenant.clone(), vendor_id.clone());
@@ -173,8 +178,8 @@ impl Registry {
             .map_err(|_| TenantError::Unavailable("its tenant record names an invalid vendor id"))
     }
 
-    /// Acquires the live tenant and starts its actor, on a blocking thread: the state
-    /// comes with the acquisition (one step, so no write of a previous owner can be
+    /// Acquires the live tenant and starts its actor (on a blocking thread if the
+    /// acquisition waits on the network): the state comes with the acquisition (one step, so no write of a previous owner can be
     /// missing from it).
     fn acquire_and_start(&self, tenant: &TenantId, vendor_id: VendorId) -> Settled {
         let generation = self.0.lease.generation();
