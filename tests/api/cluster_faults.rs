@@ -177,7 +177,7 @@ async fn brokers_on_postgres_keep_every_promise_through_kill_stop_and_term() {
     let charges = checks::every_promise_kept(&via, &tenants, &POOL, &ledger).await;
     let fenced = total(&c, "permetrix_fenced_writes_total").await;
     let p = c.proxy.counts();
-    eprintln!(
+    let report = format!(
         "cluster faults: kills 1 ({busiest}), stops 1 ({}), terms 1 ({leaving}); fenced writes {fenced} \
          (woken broker {}, its lease losses {}); retries {}; acknowledged borrows {}, returns {}, \
          overage charges {charges}, refused (no seat) {}; status reads {}; proxy requests {}, \
@@ -198,4 +198,13 @@ async fn brokers_on_postgres_keep_every_promise_through_kill_stop_and_term() {
         stopped.recovered_in,
         cluster::TTL,
     );
+    eprintln!("{report}");
+    // Test output is captured; CI shows the counts from here (see .ci/run).
+    if let Some(dir) = std::env::var_os("PERMETRIX_TEST_REPORTS") {
+        std::fs::write(
+            std::path::Path::new(&dir).join("cluster-faults.txt"),
+            report,
+        )
+        .expect("the report is written");
+    }
 }
