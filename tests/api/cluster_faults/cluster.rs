@@ -116,8 +116,15 @@ impl Cluster {
 }
 
 fn start_broker(store: &TestStore, id: &str) -> ServerProcess {
+    // Its connections carry its machine id as their application name, so that the test
+    // can tell one broker's statements from another's in the database.
+    let url = store.url().expect("a PostgreSQL store");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let named = TestStore::Postgres {
+        url: format!("{url}{sep}application_name={id}"),
+    };
     TestApp::builder()
-        .store(store)
+        .store(&named)
         .args(&["--lease-ttl", &TTL.as_secs().to_string()])
         .env("FLY_MACHINE_ID", id)
         .process()
@@ -187,6 +194,21 @@ impl Db {
     }
 
     /// Whether the lease of registration `node` has lapsed on the database's clock.
+    /// Whether every registration of `machine` has lapsed (a broker that lost its lease
+    /// registers again under a new node id, so one node's lapse says little).
+    pub async fn machine_lapsed(&self, machine: &str) -> bool {
+        let row = self
+            .client
+            .query_one(
+                "SELECT coalesce(bool_and(lease_until < now()), true) FROM brokers
+                 WHERE machine_id = $1",
+                &[&machine],
+            )
+            .await
+            .expect("the leases are read");
+        row.get(0)
+    }
+
     pub async fn lapsed(&self, node: &str) -> bool {
         let row = self
             .client
@@ -199,16 +221,16 @@ impl Db {
         row.get(0)
     }
 
-    /// Write batches of the brokers that wait for `lock` (so: fence its tenant). Only
-    /// those: other statements wait on row locks now and then under load (a batch
-    /// behind another broker's take of some other tenant), and counting them would let
-    /// a test go on before the owner's batch is in flight.
-    pub async fn batches_waiting_for(&self, lock: &RowLock) -> i64 {
+    /// Write batches of the broker on `machine` that wait for `lock` (so: fence its
+    /// tenant). Only those: other statements wait on row locks now and then under load,
+    /// and counting them would let a test go on before the owner's batch is in flight.
+    pub async fn batches_waiting_for(&self, lock: &RowLock, machine: &str) -> i64 {
         self.client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%WITH fence AS%'",
-                &[&lock.pid],
+                 WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%WITH fence AS%'
+                   AND application_name = $2",
+                &[&lock.pid, &machine],
             )
             .await
             .expect("the activity is read")

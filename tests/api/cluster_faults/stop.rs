@@ -105,7 +105,7 @@ pub async fn stop_an_owner_past_its_lease(
     let lock = RowLock::take(&c.url, &t.id).await;
     let in_flight = direct_borrow(&direct, t, "stop-1", "stop-1");
     wait_until("a batch of the owner waits on the tenant's row", || async {
-        c.db.batches_waiting_for(&lock).await >= 1
+        c.db.batches_waiting_for(&lock, &owner.machine).await >= 1
     })
     .await;
     let queued = direct_borrow(&direct, t, "stop-2", "stop-2");
@@ -125,14 +125,17 @@ pub async fn stop_an_owner_past_its_lease(
     wait_until(
         "the stopped owner's lease lapsed and another broker acquired the tenant",
         || async {
+            // Another machine under a newer epoch: a comparison of node ids would also
+            // take the stopped broker's own new registration (it may have lost its lease
+            // under load and registered again before the stop) for a move.
             let moved =
                 c.db.owner(&t.id)
                     .await
-                    .is_some_and(|o| o.node != owner.node);
+                    .is_some_and(|o| o.machine != owner.machine && o.epoch > owner.epoch);
             if !moved {
                 let _ = forced(via, &other, "GET", &t.host, &status, key, None).await;
             }
-            moved && c.db.lapsed(&owner.node).await
+            moved && c.db.machine_lapsed(&owner.machine).await
         },
     )
     .await;
