@@ -393,7 +393,9 @@ impl SledStore {
         replaced: &mut Vec<(usize, Option<sled::IVec>)>,
     ) -> Result<(), sled::Error> {
         let mut put = |i: usize| -> Result<(), sled::Error> {
-            replaced.push((i, self.put_or_remove(&writes[i])?));
+            let (key, value) = &writes[i];
+            let before = journal::put_or_remove(&self.tenant_state, key, value.as_deref())?;
+            replaced.push((i, before));
             Ok(())
         };
         if writes.len() == 1 {
@@ -413,25 +415,7 @@ impl SledStore {
         for (i, (key, _)) in writes.iter().enumerate() {
             replaced.push((i, self.tenant_state.get(key)?));
         }
-        let mut batch = sled::Batch::default();
-        for (key, value) in writes {
-            match value {
-                Some(value) => batch.insert(key.as_slice(), value.as_slice()),
-                None => batch.remove(key.as_slice()),
-            }
-        }
-        self.tenant_state.apply_batch(batch)
-    }
-
-    /// Returns the value it replaced.
-    fn put_or_remove(
-        &self,
-        (key, value): &(Vec<u8>, Option<Vec<u8>>),
-    ) -> Result<Option<sled::IVec>, sled::Error> {
-        match value {
-            Some(value) => self.tenant_state.insert(key, value.as_slice()),
-            None => self.tenant_state.remove(key),
-        }
+        self.tenant_state.apply_batch(journal::batch_of(writes))
     }
 }
 

@@ -105,10 +105,31 @@ impl Applied {
 }
 
 fn put_back(tree: &sled::Tree, key: &[u8], value: &Option<sled::IVec>) -> sled::Result<()> {
+    put_or_remove(tree, key, value.as_deref()).map(drop)
+}
+
+/// Puts `value` at `key`, or removes the key when `None`; returns the value it replaced.
+pub(super) fn put_or_remove(
+    tree: &sled::Tree,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> sled::Result<Option<sled::IVec>> {
     match value {
-        Some(v) => tree.insert(key, v.clone()).map(drop),
-        None => tree.remove(key).map(drop),
+        Some(value) => tree.insert(key, value),
+        None => tree.remove(key),
     }
+}
+
+/// `writes` (puts and removes, in order) as one atomic sled batch.
+pub(super) fn batch_of(writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (key, value) in writes {
+        match value {
+            Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+            None => batch.remove(key.as_slice()),
+        }
+    }
+    batch
 }
 
 /// Entries appended since the last write, in order.
@@ -477,15 +498,8 @@ fn replay(
     marks: &sled::Tree,
     entry: &JournalEntryRecord,
 ) -> Result<(), StorageError> {
-    let mut batch = sled::Batch::default();
-    for (key, value) in &entry.writes {
-        match value {
-            Some(value) => batch.insert(key.as_slice(), value.as_slice()),
-            None => batch.remove(key.as_slice()),
-        }
-    }
     let failed = |e| StorageError::io("replaying the journal onto the database", e);
-    state.apply_batch(batch).map_err(failed)?;
+    state.apply_batch(batch_of(&entry.writes)).map_err(failed)?;
     marks
         .insert(entry.tenant.as_bytes(), &entry.seq.to_be_bytes())
         .map(drop)
