@@ -95,17 +95,13 @@ impl Applied {
     /// Puts back, in sled's memory, what this write replaced.
     pub(super) fn undo(&self, state: &sled::Tree, marks: &sled::Tree) -> sled::Result<()> {
         if let Some(mark) = &self.mark_before {
-            put_back(marks, self.entry.tenant.as_bytes(), mark)?;
+            put_or_remove(marks, self.entry.tenant.as_bytes(), mark.as_deref())?;
         }
         for (i, value) in self.replaced.iter().rev() {
-            put_back(state, &self.entry.writes[*i].0, value)?;
+            put_or_remove(state, &self.entry.writes[*i].0, value.as_deref())?;
         }
         Ok(())
     }
-}
-
-fn put_back(tree: &sled::Tree, key: &[u8], value: &Option<sled::IVec>) -> sled::Result<()> {
-    put_or_remove(tree, key, value.as_deref()).map(drop)
 }
 
 /// Puts `value` at `key`, or removes the key when `None`; returns the value it replaced.
